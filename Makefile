@@ -1,0 +1,51 @@
+# Torii: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PYTHON) hack/stack.py
+
+.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds crds-check run demo bench clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create the virtualenv with the operator and dev tools
+
+deps: ## install system packages the stack needs (apt; idempotent)
+	bash hack/install-deps.sh
+
+stack-up: ## build (cached) and start the local stack; idempotent; writes .stack/env
+	$(STACK) up
+
+stack-down: ## stop exactly the processes stack-up started
+	$(STACK) down
+
+stack-status: ## health, ports and memory of the local stack
+	$(STACK) status
+
+lint: venv ## ruff lint + format check
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
+
+typecheck: venv ## mypy (strict) on the operator package
+	$(VENV)/bin/mypy
+
+unit: venv ## fast tests only (no stack)
+	$(VENV)/bin/pytest -m 'not e2e'
+
+e2e: venv ## end-to-end tests against the real local stack (started if needed)
+	$(VENV)/bin/pytest -m e2e
+
+test: venv lint typecheck ## everything: ruff, mypy, unit and end-to-end tests
+	$(VENV)/bin/pytest
+
+clean: stack-down ## stop the stack and remove local state (not the build cache)
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Torii: a Kubernetes operator for API gateways."""

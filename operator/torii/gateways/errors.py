@@ -1,0 +1,49 @@
+"""Typed gateway errors. Their class drives retries: permanent errors are reported and not hammered.
+
+Messages name the gateway, the operation and what the gateway said; never a credential or a header.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class. `reason` becomes the Ready condition's reason."""
+
+    reason = "GatewayError"
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RetryableGatewayError(GatewayError):
+    """5xx, 429, timeouts, refused connections: retried with backoff."""
+
+    reason = "GatewayUnavailable"
+
+
+class AuthenticationError(RetryableGatewayError):
+    """The gateway refused the admin credentials (401/403). Retried slowly: the Secret may be fixed."""
+
+    reason = "GatewayCredentialsRefused"
+
+
+class PermanentGatewayError(GatewayError):
+    """The gateway rejected what we sent (4xx): retrying the same request cannot help."""
+
+    reason = "GatewayRejected"
+    retryable = False
+
+
+class Unsupported(PermanentGatewayError):
+    """The gateway type has no equivalent of a requested feature."""
+
+    reason = "Unsupported"
+
+
+class ConfigurationError(PermanentGatewayError):
+    """Operator configuration is wrong (unknown gateway name, missing credentials)."""
+
+    reason = "GatewayNotConfigured"

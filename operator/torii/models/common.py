@@ -1,0 +1,104 @@
+"""Building blocks shared by Torii's custom resources.
+
+Spec models are the single source of truth for the CRDs (see `torii.crds`): field descriptions become
+`kubectl explain` text, and CEL rules attached with `cel()` become `x-kubernetes-validations`. The CRD carries
+no `default:` values on purpose (server-side defaulting makes GitOps tools report diffs they did not cause);
+defaults live here and are applied when the operator parses an object.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "torii.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# A DNS-1123 label / subdomain, as Kubernetes names are.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry. `message` must name the field the user has to fix."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class CamelModel(BaseModel):
+    """camelCase on the wire (Kubernetes style), snake_case in Python; unknown fields are refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class DeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    ORPHAN = "Orphan"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(CamelModel):
+    """A standard Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(description="Type of the condition, e.g. `Ready`.")
+    status: ConditionStatus = Field(description="`True`, `False` or `Unknown`.")
+    reason: str = Field(description="A CamelCase machine-readable reason; see the README's troubleshooting table.")
+    message: str = Field(default="", description="What happened and, when it failed, what to fix.")
+    observed_generation: int | None = Field(
+        default=None, description="The `metadata.generation` this condition was computed for."
+    )
+    last_transition_time: str = Field(
+        default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        description="When the status last changed (RFC 3339).",
+    )
+
+
+class StatusBase(CamelModel):
+    """Fields every Torii status has."""
+
+    model_config = ConfigDict(extra="ignore")  # tolerate fields written by older versions
+
+    observed_generation: int | None = Field(
+        default=None, description="The `metadata.generation` the operator last reconciled."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Standard conditions; `Ready` says whether the gateway serves it."
+    )
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    def set_condition(self, new: Condition) -> None:
+        """Insert or replace; keep `lastTransitionTime` when the status did not change."""
+        old = self.condition(new.type)
+        if old is not None and old.status == new.status:
+            new.last_transition_time = old.last_transition_time
+        self.conditions = [c for c in self.conditions if c.type != new.type] + [new]
+
+
+class SecretTemplate(CamelModel):
+    """Extra metadata for a generated Secret."""
+
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels to add to the generated Secret.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations to add to the generated Secret.")

@@ -1,0 +1,196 @@
+"""GatewayAPI: an API published on a gateway (a Tyk API definition, an Otoroshi service)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from torii.models.common import (
+    DNS_LABEL,
+    CamelModel,
+    DeletionPolicy,
+    StatusBase,
+    cel,
+    validations,
+)
+
+URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s]*)?$"
+LISTEN_PATH_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/{}-]*$"
+
+# Fields of a Tyk API definition that Torii owns: overriding them would break idempotence or key lookup.
+TYK_OWNED_FIELDS = ("api_id", "org_id", "id")
+# Fields of an Otoroshi service descriptor that Torii owns.
+OTOROSHI_OWNED_FIELDS = ("id",)
+
+
+class AuthMode(StrEnum):
+    KEYLESS = "keyless"
+    KEY = "key"
+    OAUTH2 = "oauth2"
+
+
+class Upstream(CamelModel):
+    """Where the gateway sends traffic: one URL, or several targets to load-balance across."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "has(self.url) != has(self.targets)",
+                "spec.upstream: set exactly one of spec.upstream.url and spec.upstream.targets",
+            ),
+        )
+    }
+
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="Upstream URL (http or https), e.g. `http://orders.shop.svc:8080`.",
+    )
+    targets: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Upstream URLs to load-balance across (round robin). Each must be http(s).",
+        json_schema_extra={"items": {"type": "string", "pattern": URL_PATTERN, "maxLength": 2048}},
+    )
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self.targets) if self.targets else [self.url or ""]
+
+
+class RateLimit(CamelModel):
+    """At most `rate` requests every `per` seconds."""
+
+    rate: int = Field(ge=1, le=1_000_000_000, description="Requests allowed per window.")
+    per: int = Field(ge=1, le=31_536_000, description="Window length in seconds.")
+
+
+class Cors(CamelModel):
+    """Cross-origin resource sharing, answered by the gateway."""
+
+    enabled: bool = Field(default=True, description="Answer CORS preflight requests. Default true.")
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["*"], description='Allowed origins (`*` for any). Default `["*"]`.'
+    )
+    allowed_methods: list[str] = Field(
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        description="Allowed methods.",
+    )
+    allowed_headers: list[str] = Field(
+        default_factory=lambda: ["Origin", "Accept", "Content-Type", "Authorization"],
+        description="Allowed request headers.",
+    )
+    exposed_headers: list[str] = Field(default_factory=list, description="Response headers exposed to browsers.")
+    allow_credentials: bool = Field(default=False, description="Allow cookies and credentials.")
+    max_age: int = Field(default=86400, ge=0, le=604800, description="Preflight cache time in seconds.")
+
+
+class GatewayAPISpec(CamelModel):
+    """The desired state of an API on a gateway."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "has(self.gateway) == has(oldSelf.gateway) && (!has(self.gateway) || self.gateway == oldSelf.gateway)",
+                "spec.gateway is immutable: create a new GatewayAPI to move an API to another gateway",
+                field_path=".gateway",
+            ),
+            cel(
+                "!has(self.tyk) || !has(self.otoroshi)",
+                "spec.tyk and spec.otoroshi are mutually exclusive: an API lives on one gateway",
+            ),
+        )
+    }
+
+    gateway: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="Name of a gateway connection configured for the operator (see `torii check`). "
+        "Default: the operator's default gateway. Immutable.",
+    )
+    listen_path: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=LISTEN_PATH_PATTERN,
+        description="Path prefix the gateway serves this API on, starting with `/`, e.g. `/orders/`.",
+    )
+    upstream: Upstream = Field(description="Where the gateway forwards requests.")
+    strip_listen_path: bool = Field(
+        default=True, description="Remove the listen path before forwarding upstream. Default true."
+    )
+    auth: AuthMode = Field(
+        default=AuthMode.KEYLESS,
+        description="Client authentication: `keyless` (open), `key` (GatewayKey credentials) or `oauth2` "
+        "(OAuthClient; Tyk only). Default `keyless`.",
+    )
+    active: bool = Field(default=True, description="Serve the API. `false` keeps it defined but inactive.")
+    rate_limit: RateLimit | None = Field(
+        default=None, description="Global rate limit for the whole API, across all clients (Tyk)."
+    )
+    cors: Cors | None = Field(default=None, description="CORS handling by the gateway.")
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Tags on the gateway object (Tyk `tags`, Otoroshi `metadata`).",
+        json_schema_extra={"items": {"type": "string", "maxLength": 128}},
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.DELETE,
+        description="`Delete` (default) removes the API from the gateway when this object is deleted; "
+        "`Orphan` leaves it in place.",
+    )
+    tyk: dict[str, Any] | None = Field(
+        default=None,
+        description="Tyk classic API definition fields merged over what Torii generates (full fidelity). "
+        f"Torii owns {', '.join(TYK_OWNED_FIELDS)}: they cannot be set here.",
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            **validations(
+                *(
+                    cel(f"!has(self.{name})", f"spec.tyk.{name} is owned by Torii and cannot be set")
+                    for name in TYK_OWNED_FIELDS
+                )
+            ),
+        },
+    )
+    otoroshi: dict[str, Any] | None = Field(
+        default=None,
+        description="Otoroshi service descriptor fields merged over what Torii generates. "
+        f"Torii owns {', '.join(OTOROSHI_OWNED_FIELDS)}: it cannot be set here.",
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            **validations(
+                *(
+                    cel(f"!has(self.{name})", f"spec.otoroshi.{name} is owned by Torii and cannot be set")
+                    for name in OTOROSHI_OWNED_FIELDS
+                )
+            ),
+        },
+    )
+
+
+class ApiHealth(CamelModel):
+    """Tyk's per-API health figures (`GET /tyk/health/?api_id=`), refreshed with the drift check."""
+
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    throttled_requests_ps: float = Field(default=0, description="Throttled requests per second.")
+    quota_violations_ps: float = Field(default=0, description="Quota violations per second.")
+    key_failures_ps: float = Field(default=0, description="Key failures per second.")
+    average_upstream_latency: float = Field(default=0, description="Average upstream latency (ms).")
+    average_requests_ps: float = Field(default=0, description="Average requests per second.")
+    checked_at: str | None = Field(default=None, description="When the figures were read (RFC 3339).")
+
+
+class GatewayAPIStatus(StatusBase):
+    """What the operator observed."""
+
+    gateway: str | None = Field(default=None, description="The gateway connection actually used.")
+    gateway_id: str | None = Field(default=None, description="The id of the API on the gateway.")
+    listen_path: str | None = Field(default=None, description="The listen path served.")
+    health: ApiHealth | None = Field(default=None, description="Gateway health figures, when available.")

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.stack import STACK_PY, Stack, ensure_stack
+
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything under tests/e2e talks to real processes: mark it so `-m 'not e2e'` stays fast.
+    for item in items:
+        if (TESTS / "e2e") in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = ensure_stack()
+    saved = dict(os.environ)
+    os.environ.update(stack.env)
+    yield stack
+    os.environ.clear()
+    os.environ.update(saved)
+    if stack.started_here and not os.environ.get("TORII_KEEP_STACK"):
+        subprocess.run([sys.executable, str(STACK_PY), "down"], check=False)

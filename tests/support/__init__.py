@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (real stack access, waiting on conditions, a local upstream)."""

@@ -1,0 +1,60 @@
+"""Access to the running local stack described by `.stack/env` (or any cluster named by the environment)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK_PY = ROOT / "hack" / "stack.py"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@dataclass(frozen=True)
+class Stack:
+    env: dict[str, str]
+    started_here: bool
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.env["KUBECONFIG"]
+
+    @property
+    def restricted_kubeconfig(self) -> str:
+        return self.env["TORII_RESTRICTED_KUBECONFIG"]
+
+    def require(self, gateway: str) -> None:
+        """Skip (never pass) a test whose gateway this machine could not build or download."""
+        reason = self.env.get(f"TORII_{gateway.upper()}_UNAVAILABLE")
+        if reason:
+            pytest.skip(f"{gateway} unavailable on this machine: {reason}")
+
+    def stack_command(self, *args: str) -> None:
+        subprocess.run([sys.executable, str(STACK_PY), *args], check=True, env={**os.environ, **self.env})
+
+
+def ensure_stack() -> Stack:
+    """Reuse a healthy running stack; otherwise start one (and remember to stop it)."""
+    stack_dir = Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack"))
+    env_file = stack_dir / "env"
+    running = (
+        env_file.exists()
+        and subprocess.run([sys.executable, str(STACK_PY), "status"], capture_output=True).returncode == 0
+    )
+    if not running:
+        subprocess.run([sys.executable, str(STACK_PY), "up"], check=True)
+    return Stack(read_env_file(env_file), started_here=not running)
