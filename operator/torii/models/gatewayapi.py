@@ -25,6 +25,22 @@ TYK_OWNED_FIELDS = ("api_id", "org_id", "id")
 OTOROSHI_OWNED_FIELDS = ("id",)
 
 
+def escape_hatch(path: str, owned: tuple[str, ...]) -> dict[str, Any]:
+    """Schema of a free-form gateway-native object in which the fields Torii owns are refused.
+
+    The owned fields are declared (CEL cannot test undeclared fields of a preserve-unknown-fields object).
+    """
+    return {
+        "x-kubernetes-preserve-unknown-fields": True,
+        "properties": {
+            name: {"type": "string", "description": f"Owned by Torii: must not be set in {path}."} for name in owned
+        },
+        **validations(
+            *(cel(f"!has(self.{name})", f"{path}.{name} is owned by Torii and cannot be set") for name in owned)
+        ),
+    }
+
+
 class AuthMode(StrEnum):
     KEYLESS = "keyless"
     KEY = "key"
@@ -148,29 +164,13 @@ class GatewayAPISpec(CamelModel):
         default=None,
         description="Tyk classic API definition fields merged over what Torii generates (full fidelity). "
         f"Torii owns {', '.join(TYK_OWNED_FIELDS)}: they cannot be set here.",
-        json_schema_extra={
-            "x-kubernetes-preserve-unknown-fields": True,
-            **validations(
-                *(
-                    cel(f"!has(self.{name})", f"spec.tyk.{name} is owned by Torii and cannot be set")
-                    for name in TYK_OWNED_FIELDS
-                )
-            ),
-        },
+        json_schema_extra=escape_hatch("spec.tyk", TYK_OWNED_FIELDS),
     )
     otoroshi: dict[str, Any] | None = Field(
         default=None,
         description="Otoroshi service descriptor fields merged over what Torii generates. "
         f"Torii owns {', '.join(OTOROSHI_OWNED_FIELDS)}: it cannot be set here.",
-        json_schema_extra={
-            "x-kubernetes-preserve-unknown-fields": True,
-            **validations(
-                *(
-                    cel(f"!has(self.{name})", f"spec.otoroshi.{name} is owned by Torii and cannot be set")
-                    for name in OTOROSHI_OWNED_FIELDS
-                )
-            ),
-        },
+        json_schema_extra=escape_hatch("spec.otoroshi", OTOROSHI_OWNED_FIELDS),
     )
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from torii.cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""The `torii` command: `torii run`, `torii crds`, `torii check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from torii import crds
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    if args.write:
+        for path in crds.write_all(Path(args.write)):
+            print(f"wrote {path}")
+        return 0
+    sys.stdout.write("\n---\n".join(crds.render(r) for r in crds.RESOURCES))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from torii.operator import build_registry
+    from torii.settings import LogFormat, load_settings
+
+    settings = load_settings(Path(args.config) if args.config else None)
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format == LogFormat.JSON else kopf.LogFormat.PLAIN,
+        log_prefix=True,
+    )
+    namespaces = args.namespace or settings.namespaces
+    registry = build_registry(settings)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=args.standalone,
+            priority=args.priority,
+            peering_name=args.peering,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=args.liveness,
+        )
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from torii.check import check_all
+    from torii.settings import load_settings
+
+    try:
+        settings = load_settings(Path(args.config) if args.config else None)
+    except ValueError as exc:
+        print(f"configuration invalid:\n{exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(check_all(settings))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="torii", description="Kubernetes operator for API gateways.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--config", help="operator configuration file (YAML); also TORII_CONFIG_FILE")
+    run.add_argument("--namespace", "-n", action="append", help="watch only these namespaces (repeatable)")
+    run.add_argument("--standalone", action="store_true", help="no peering with other replicas")
+    run.add_argument("--priority", type=int, default=0, help="peering priority (replicas need distinct ones)")
+    run.add_argument("--peering", default="torii", help="peering object name")
+    run.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--verbose", "-v", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    crds_cmd = sub.add_parser("crds", help="print the CRDs (or write them to a directory)")
+    crds_cmd.add_argument("--write", metavar="DIR", help="write one file per CRD into DIR")
+    crds_cmd.set_defaults(func=cmd_crds)
+
+    check = sub.add_parser("check", help="validate the configuration and connect to every gateway")
+    check.add_argument("--config", help="operator configuration file (YAML); also TORII_CONFIG_FILE")
+    check.set_defaults(func=cmd_check)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""kopf handlers: thin adapters from kopf's callbacks to `torii.reconcile`."""

@@ -1,0 +1,95 @@
+"""Reconcile one GatewayAPI with its gateway."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pydantic import ValidationError
+
+from torii.gateways.base import ObjectRef
+from torii.gateways.errors import GatewayError
+from torii.gateways.registry import Gateways
+from torii.models.common import DeletionPolicy
+from torii.models.gatewayapi import GatewayAPISpec, GatewayAPIStatus
+from torii.reconcile.outcome import Cause, Event, Outcome, failed, invalid_spec_message, permanently_failed_at, ready
+
+
+def parse_status(raw: dict[str, Any] | None) -> GatewayAPIStatus:
+    return GatewayAPIStatus.model_validate(raw or {})
+
+
+async def reconcile_api(
+    gateways: Gateways,
+    ref: ObjectRef,
+    raw_spec: dict[str, Any],
+    generation: int,
+    raw_status: dict[str, Any] | None,
+    cause: Cause,
+) -> Outcome:
+    status = parse_status(raw_status)
+    try:
+        spec = GatewayAPISpec.model_validate(raw_spec)
+    except ValidationError as exc:
+        message = invalid_spec_message(exc)
+        ready(status, generation, False, "InvalidSpec", message)
+        return Outcome(status.to_wire(), [Event("Warning", "InvalidSpec", message)], message=message)
+
+    if cause == Cause.DRIFT and permanently_failed_at(status, generation):
+        return Outcome(status.to_wire())  # already reported; a spec change (new generation) retries
+
+    try:
+        driver = gateways.get(spec.gateway)
+        status.gateway = driver.name
+        result = await driver.converge_api(ref, spec)
+    except GatewayError as exc:
+        return failed(status, generation, exc, what="converge")
+
+    was_ready = (c := status.condition("Ready")) is not None and c.status == "True"
+    status.gateway_id = result.gateway_id
+    status.listen_path = spec.listen_path
+    if cause == Cause.DRIFT:
+        with contextlib.suppress(GatewayError):  # health figures are informative; the API itself is served
+            status.health = await driver.api_health(ref)
+    ready(
+        status, generation, True, "Serving", f"gateway {driver.name} serves {spec.listen_path} as {result.gateway_id}"
+    )
+
+    events = []
+    if result.changed:
+        if cause == Cause.DRIFT or (cause == Cause.RESUME and was_ready):
+            reason, what = "DriftRepaired", "restored on" if result.created else "repaired on"
+        elif result.created:
+            reason, what = "Created", "created on"
+        else:
+            reason, what = "Updated", "updated on"
+        events.append(Event("Normal", reason, f"API {result.gateway_id} {what} gateway {driver.name}"))
+    return Outcome(status.to_wire(), events)
+
+
+async def delete_api(
+    gateways: Gateways, ref: ObjectRef, raw_spec: dict[str, Any], generation: int, raw_status: dict[str, Any] | None
+) -> Outcome:
+    """Remove the API from its gateway (unless Orphan). `retry` keeps the finalizer and tries again later."""
+    status = parse_status(raw_status)
+    policy = raw_spec.get("deletionPolicy", DeletionPolicy.DELETE.value)
+    if policy == DeletionPolicy.ORPHAN.value:
+        return Outcome(status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: left on the gateway")])
+    try:
+        driver = gateways.get(raw_spec.get("gateway"))
+    except GatewayError as exc:
+        # The connection is gone from the operator's configuration: nothing we could clean up. Never hang.
+        return Outcome(status.to_wire(), [Event("Warning", "GatewayNotConfigured", f"not cleaned up: {exc.message}")])
+    try:
+        deleted = await driver.delete_api(ref)
+    except GatewayError as exc:
+        hint = " (set spec.deletionPolicy: Orphan to release the object without cleanup)"
+        ready(status, generation, False, "DeleteFailed", exc.message + hint)
+        return Outcome(
+            status.to_wire(),
+            [Event("Warning", "DeleteFailed", exc.message + hint)],
+            retry=True,
+            message=exc.message,
+        )
+    message = f"API removed from gateway {driver.name}" if deleted else f"API already gone from gateway {driver.name}"
+    return Outcome(status.to_wire(), [Event("Normal", "Deleted", message)])

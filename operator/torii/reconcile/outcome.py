@@ -1,0 +1,90 @@
+"""What a reconcile decided: the status to write, the Events to post, whether to retry. No kopf here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from torii.gateways.errors import GatewayError
+from torii.models.common import Condition, ConditionStatus, StatusBase
+
+READY = "Ready"
+
+# Backoff for retryable failures: 5 s, 10 s, 20 s ... capped at 5 minutes.
+BACKOFF_BASE = 5.0
+BACKOFF_CAP = 300.0
+
+
+def backoff(retry: int) -> float:
+    return float(min(BACKOFF_BASE * 2 ** max(retry, 0), BACKOFF_CAP))
+
+
+class Cause(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    RESUME = "resume"
+    DRIFT = "drift"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    retry: bool = False  # a retryable failure: try again with backoff
+    message: str = ""
+
+
+def ready(status: StatusBase, generation: int, ok: bool, reason: str, message: str) -> None:
+    status.observed_generation = generation
+    status.set_condition(
+        Condition(
+            type=READY,
+            status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+        )
+    )
+
+
+def invalid_spec_message(exc: ValidationError) -> str:
+    """A pydantic error as the user would fix it: `spec.<field>: <problem>` (no input values echoed)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+def failed(status: StatusBase, generation: int, exc: GatewayError, *, what: str) -> Outcome:
+    ready(status, generation, False, exc.reason, exc.message)
+    return Outcome(
+        status=status.to_wire(),
+        events=[Event("Warning", exc.reason, f"{what}: {exc.message}")],
+        retry=exc.retryable,
+        message=exc.message,
+    )
+
+
+def permanently_failed_at(status: StatusBase, generation: int) -> bool:
+    """True when this generation already failed for a reason retrying cannot fix (do not hammer the gateway)."""
+    cond = status.condition(READY)
+    return (
+        cond is not None
+        and cond.status == ConditionStatus.FALSE
+        and cond.observed_generation == generation
+        and cond.reason in PERMANENT_REASONS
+    )
+
+
+PERMANENT_REASONS = frozenset({"InvalidSpec", "GatewayRejected", "Unsupported", "GatewayNotConfigured"})

@@ -1,0 +1,134 @@
+"""Operator configuration: a YAML file (Helm renders it into a ConfigMap) overridden by `TORII_*` env vars.
+
+Gateway connections are named here once, and GatewayAPI/GatewayKey/OAuthClient objects refer to them by name.
+Admin credentials are never in this file: each connection names the Kubernetes Secret that holds them.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from torii.models.common import DNS_LABEL, CamelModel
+
+CONFIG_FILE_ENV = "TORII_CONFIG_FILE"
+
+
+class GatewayType(StrEnum):
+    TYK = "tyk"
+    OTOROSHI = "otoroshi"
+
+
+class SecretKeyRef(CamelModel):
+    """One key of a Kubernetes Secret."""
+
+    namespace: str = Field(description="Namespace of the Secret.")
+    name: str = Field(description="Name of the Secret.")
+    key: str = Field(description="Key within the Secret's data.")
+
+
+class GatewayConnection(CamelModel):
+    """How the operator reaches one gateway's admin API."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=63, description="Name resources use in `spec.gateway`.")
+    type: GatewayType = Field(description="`tyk` or `otoroshi`.")
+    url: str = Field(pattern=r"^https?://", description="Admin API base URL, e.g. `http://tyk-gateway:8080`.")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one admin call.")
+    # Tyk
+    secret_ref: SecretKeyRef | None = Field(default=None, description="Tyk: the gateway `secret` (admin API key).")
+    org_id: str = Field(default="torii", description="Tyk: org_id of the APIs and keys Torii creates.")
+    # Otoroshi
+    client_id_ref: SecretKeyRef | None = Field(default=None, description="Otoroshi: admin API key client id.")
+    client_secret_ref: SecretKeyRef | None = Field(default=None, description="Otoroshi: admin API key secret.")
+    api_host: str = Field(default="otoroshi-api.oto.tools", description="Otoroshi: Host of the admin API.")
+    domain: str = Field(default="oto.tools", description="Otoroshi: domain services are published under.")
+    subdomain: str = Field(default="api", description="Otoroshi: subdomain of published services.")
+    group: str = Field(default="default", description="Otoroshi: service group of published services.")
+
+    @model_validator(mode="after")
+    def _credentials_for_type(self) -> GatewayConnection:
+        if self.type == GatewayType.TYK and self.secret_ref is None:
+            raise ValueError(f"gateway {self.name}: a tyk connection needs secretRef")
+        if self.type == GatewayType.OTOROSHI and (self.client_id_ref is None or self.client_secret_ref is None):
+            raise ValueError(f"gateway {self.name}: an otoroshi connection needs clientIdRef and clientSecretRef")
+        return self
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TORII_", env_nested_delimiter="__", populate_by_name=True, extra="forbid"
+    )
+
+    gateways: list[GatewayConnection] = Field(default_factory=list, description="Named gateway connections.")
+    default_gateway: str | None = Field(
+        default=None, alias="defaultGateway", description="Used when spec.gateway is empty (default: the first)."
+    )
+    id_prefix: str = Field(
+        default="torii",
+        alias="idPrefix",
+        pattern=r"^[a-z0-9-]{1,20}$",
+        description="Prefix of gateway ids, so several clusters can share one gateway.",
+    )
+    drift_interval_seconds: float = Field(
+        default=60.0,
+        alias="driftIntervalSeconds",
+        gt=0,
+        description="How often each object is compared with its gateway.",
+    )
+    reload_quiet_seconds: float = Field(default=0.25, alias="reloadQuietSeconds", ge=0)
+    reload_max_delay_seconds: float = Field(default=2.0, alias="reloadMaxDelaySeconds", gt=0)
+    namespaces: list[str] = Field(default_factory=list, description="Watched namespaces; empty = cluster-wide.")
+    log_format: LogFormat = Field(default=LogFormat.TEXT, alias="logFormat")
+    metrics_port: int | None = Field(default=None, alias="metricsPort", description="Prometheus metrics port.")
+
+    @model_validator(mode="after")
+    def _check_gateways(self) -> OperatorSettings:
+        names = [g.name for g in self.gateways]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"gateway names must be unique; duplicated: {', '.join(sorted(duplicates))}")
+        if self.default_gateway is not None and self.default_gateway not in names:
+            raise ValueError(f"defaultGateway {self.default_gateway!r} is not one of the gateways: {names}")
+        return self
+
+    @property
+    def default_gateway_name(self) -> str | None:
+        return self.default_gateway or (self.gateways[0].name if self.gateways else None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> OperatorSettings:
+    if config_file is not None:
+        os.environ[CONFIG_FILE_ENV] = str(config_file)
+    return OperatorSettings(**overrides)

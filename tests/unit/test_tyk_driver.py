@@ -1,0 +1,179 @@
+"""TykDriver logic over httpx.MockTransport (no real gateway here: these pin request shapes and error handling).
+
+The mock follows the verified Tyk semantics: POST /tyk/apis writes a definition file, only a reload loads it,
+GET/DELETE /tyk/apis/{id} see loaded APIs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from torii.gateways.base import ObjectRef
+from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.tyk import TykDriver, render_api_definition
+from torii.models.gatewayapi import GatewayAPISpec
+
+SECRET = "s3cr3t-admin-key"
+REF = ObjectRef("shop", "orders")
+
+
+class TykModel:
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, Any]] = {}
+        self.loaded: dict[str, dict[str, Any]] = {}
+        self.writes = 0
+        self.reloads = 0
+        self.fail_next: tuple[int, dict[str, Any]] | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["X-Tyk-Authorization"] == SECRET
+        if self.fail_next is not None:
+            status, body = self.fail_next
+            self.fail_next = None
+            return httpx.Response(status, json=body)
+        path = request.url.path
+        if path == "/tyk/reload/":
+            assert request.url.params["block"] == "true"
+            self.reloads += 1
+            self.loaded = {k: {**v, "id": "5f0c"} for k, v in self.files.items()}  # Tyk adds server fields
+            return httpx.Response(200, json={"status": "ok"})
+        if path == "/tyk/apis/" and request.method == "POST":
+            body = json.loads(request.content)
+            self.writes += 1
+            self.files[body["api_id"]] = body
+            return httpx.Response(200, json={"key": body["api_id"], "status": "ok", "action": "added"})
+        if path.startswith("/tyk/apis/") and path != "/tyk/apis/":
+            api_id = path.rsplit("/", 1)[1]
+            if api_id not in self.loaded:
+                return httpx.Response(404, json={"status": "error", "message": "API not found"})
+            if request.method == "DELETE":
+                self.files.pop(api_id, None)
+                return httpx.Response(200, json={"key": api_id, "status": "ok", "action": "deleted"})
+            return httpx.Response(200, json=self.loaded[api_id])
+        return httpx.Response(404, json={"message": "not found"})
+
+
+def spec(**overrides: Any) -> GatewayAPISpec:
+    return GatewayAPISpec.model_validate(
+        {"listenPath": "/orders/", "upstream": {"url": "http://orders.shop:8080"}, **overrides}
+    )
+
+
+@pytest.fixture
+def tyk() -> tuple[TykDriver, TykModel]:
+    model = TykModel()
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(model), reload_quiet=0.01)
+    return driver, model
+
+
+async def test_create_then_no_write_when_in_sync(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    first = await driver.converge_api(REF, spec())
+    assert first.changed and first.created and first.gateway_id == "torii.shop.orders"
+    assert (model.writes, model.reloads) == (1, 1)
+    second = await driver.converge_api(REF, spec())
+    assert not second.changed
+    assert (model.writes, model.reloads) == (1, 1)  # no gateway write, no reload
+
+
+async def test_update_rewrites_and_reloads(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    await driver.converge_api(REF, spec())
+    result = await driver.converge_api(REF, spec(upstream={"url": "http://orders-v2.shop:8080"}))
+    assert result.changed and not result.created
+    assert model.loaded["torii.shop.orders"]["proxy"]["target_url"] == "http://orders-v2.shop:8080"
+
+
+async def test_concurrent_converges_share_reloads(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    refs = [ObjectRef("shop", f"api-{i}") for i in range(50)]
+    await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    assert model.writes == 50
+    assert model.reloads <= 5
+
+
+async def test_gateway_restarted_empty_is_repushed(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    await driver.converge_api(REF, spec())
+    model.files.clear()
+    model.loaded.clear()
+    result = await driver.converge_api(REF, spec())
+    assert result.changed and result.created and "torii.shop.orders" in model.loaded
+
+
+async def test_delete_and_already_gone(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    await driver.converge_api(REF, spec())
+    assert await driver.delete_api(REF) is True
+    assert "torii.shop.orders" not in model.loaded
+    assert await driver.delete_api(REF) is False
+
+
+async def test_rejection_is_permanent_with_the_gateways_message(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    model.fail_next = (400, {"status": "error", "message": "Request malformed"})
+    with pytest.raises(PermanentGatewayError) as info:
+        await driver.converge_api(REF, spec())
+    assert "Request malformed" in info.value.message and info.value.status == 400
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+async def test_server_errors_are_retryable(tyk: tuple[TykDriver, TykModel], status: int) -> None:
+    driver, model = tyk
+    model.fail_next = (status, {"message": "boom"})
+    with pytest.raises(RetryableGatewayError):
+        await driver.converge_api(REF, spec())
+
+
+async def test_wrong_secret_is_reported_without_the_secret(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    model.fail_next = (403, {"message": "Attempted administrative access with invalid or missing key!"})
+    with pytest.raises(AuthenticationError) as info:
+        await driver.converge_api(REF, spec())
+    assert "credentials" in info.value.message and SECRET not in info.value.message
+
+
+async def test_timeouts_and_refused_connections_are_retryable() -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    for handler in (timeout, refused):
+        driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(handler))
+        with pytest.raises(RetryableGatewayError) as info:
+            await driver.converge_api(REF, spec())
+        assert "gateway tyk" in info.value.message and SECRET not in info.value.message
+
+
+def test_rendering_neutral_fields_and_escape_hatch() -> None:
+    definition = render_api_definition(
+        REF,
+        spec(
+            auth="key",
+            upstream={"targets": ["http://a:1", "http://b:2"]},
+            rateLimit={"rate": 10, "per": 60},
+            cors={"allowedOrigins": ["https://shop.example"]},
+            tyk={"proxy": {"preserve_host_header": True}, "cache_options": {"enable_cache": True}},
+        ),
+        api_id="torii.shop.orders",
+        org_id="acme",
+    )
+    assert definition["api_id"] == "torii.shop.orders" and definition["org_id"] == "acme"
+    assert definition["use_standard_auth"] and not definition["use_keyless"]
+    assert definition["proxy"]["enable_load_balancing"] and definition["proxy"]["target_list"] == [
+        "http://a:1",
+        "http://b:2",
+    ]
+    assert definition["proxy"]["preserve_host_header"] is True  # merged, not replacing proxy
+    assert definition["proxy"]["listen_path"] == "/orders/"
+    assert definition["global_rate_limit"] == {"rate": 10, "per": 60}
+    assert definition["CORS"]["allowed_origins"] == ["https://shop.example"]
+    assert definition["cache_options"] == {"enable_cache": True}
