@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from support.kube import install_crds
 from support.stack import STACK_PY, Stack, ensure_stack
 
 TESTS = Path(__file__).parent
@@ -30,3 +31,10 @@ def stack() -> Iterator[Stack]:
     os.environ.update(saved)
     if stack.started_here and not os.environ.get("TORII_KEEP_STACK"):
         subprocess.run([sys.executable, str(STACK_PY), "down"], check=False)
+
+
+@pytest.fixture(scope="session")
+def crds(stack: Stack) -> Stack:
+    """The stack with Torii's CRDs installed (from the checked-in crds/ directory)."""
+    install_crds(stack.kubeconfig)
+    return stack

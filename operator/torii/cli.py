@@ -38,7 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             registry=registry,
             standalone=args.standalone,
             priority=args.priority,
-            peering_name=args.peering,
+            # Naming a peering object makes peering mandatory in kopf: only when running with peers.
+            peering_name=None if args.standalone else args.peering,
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness,
@@ -68,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", help="watch only these namespaces (repeatable)")
     run.add_argument("--standalone", action="store_true", help="no peering with other replicas")
     run.add_argument("--priority", type=int, default=0, help="peering priority (replicas need distinct ones)")
-    run.add_argument("--peering", default="torii", help="peering object name")
+    run.add_argument("--peering", default="torii", help="peering object name (replicas > 1: hot standby)")
     run.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=cmd_run)

@@ -26,7 +26,6 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Events come from the handlers themselves (Created, DriftRepaired, ...); kopf's per-handler chatter
     # would drown them, so only its warnings become Events.
     settings.posting.level = logging.WARNING
-    settings.peering.name = "torii"
     # One object's slow gateway call never delays another's: kopf runs one worker per object.
     settings.queueing.worker_limit = None
     settings.watching.server_timeout = 300

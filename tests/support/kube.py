@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
 
 def api_client(kubeconfig: str) -> client.ApiClient:
@@ -41,3 +46,18 @@ def namespace(api: client.ApiClient, prefix: str = "t") -> Iterator[str]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def kubectl(*args: str, stdin: str | None = None, kubeconfig: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real kubectl (as users do) and return the completed process."""
+    env = dict(os.environ)
+    if kubeconfig:
+        env["KUBECONFIG"] = kubeconfig
+    return subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
+def install_crds(kubeconfig: str) -> None:
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR), kubeconfig=kubeconfig)
+    assert done.returncode == 0, done.stderr
+    done = kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR), kubeconfig=kubeconfig)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,109 @@
+"""Bad GatewayAPI manifests are refused by `kubectl apply` itself, with the field to fix named in the message."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from support.kube import api_client, kubectl, namespace
+from support.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def ns(crds: Stack) -> Iterator[str]:
+    api = api_client(crds.kubeconfig)
+    with namespace(api, "valid") as name:
+        yield name
+    api.close()
+
+
+def manifest(ns: str, spec: dict[str, Any], name: str | None = None) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "torii.dev/v1alpha1",
+            "kind": "GatewayAPI",
+            "metadata": {"name": name or f"api-{uuid.uuid4().hex[:6]}", "namespace": ns},
+            "spec": spec,
+        }
+    )
+
+
+VALID = {"listenPath": "/orders/", "upstream": {"url": "http://orders.shop.svc:8080"}}
+
+INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("missing listenPath", {"upstream": {"url": "http://a:80"}}, ["spec.listenPath", "Required value"]),
+    ("relative listenPath", {**VALID, "listenPath": "orders/"}, ["spec.listenPath"]),
+    ("missing upstream", {"listenPath": "/x/"}, ["spec.upstream", "Required value"]),
+    (
+        "url and targets",
+        {**VALID, "upstream": {"url": "http://a:80", "targets": ["http://b:80"]}},
+        ["spec.upstream", "exactly one of spec.upstream.url and spec.upstream.targets"],
+    ),
+    ("empty upstream", {**VALID, "upstream": {}}, ["spec.upstream", "exactly one"]),
+    ("non-http upstream", {**VALID, "upstream": {"url": "ftp://files:21"}}, ["spec.upstream.url"]),
+    ("bad target", {**VALID, "upstream": {"targets": ["http://a:1", "tcp://b"]}}, ["spec.upstream.targets[1]"]),
+    ("unknown auth", {**VALID, "auth": "basic"}, ["spec.auth", "Unsupported value", "keyless"]),
+    ("zero rate", {**VALID, "rateLimit": {"rate": 0, "per": 60}}, ["spec.rateLimit.rate"]),
+    ("rate without per", {**VALID, "rateLimit": {"rate": 5}}, ["spec.rateLimit.per", "Required value"]),
+    ("tyk api_id", {**VALID, "tyk": {"api_id": "mine"}}, ["spec.tyk.api_id is owned by Torii"]),
+    ("tyk org_id", {**VALID, "tyk": {"org_id": "other"}}, ["spec.tyk.org_id is owned by Torii"]),
+    ("otoroshi id", {**VALID, "otoroshi": {"id": "svc"}}, ["spec.otoroshi.id is owned by Torii"]),
+    (
+        "both escape hatches",
+        {**VALID, "tyk": {}, "otoroshi": {}},
+        ["spec.tyk and spec.otoroshi are mutually exclusive"],
+    ),
+    ("bad gateway name", {**VALID, "gateway": "Tyk_Prod"}, ["spec.gateway"]),
+    ("unknown deletionPolicy", {**VALID, "deletionPolicy": "Keep"}, ["spec.deletionPolicy", "Orphan"]),
+    ("typo in a field name", {**VALID, "listenpath": "/x/"}, ["spec.listenpath", "unknown field"]),
+    ("negative CORS max age", {**VALID, "cors": {"maxAge": -1}}, ["spec.cors.maxAge"]),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_manifest_is_rejected_naming_the_field(
+    crds: Stack, ns: str, case: str, spec: dict[str, Any], expected: list[str]
+) -> None:
+    done = kubectl("apply", "-f", "-", stdin=manifest(ns, spec), kubeconfig=crds.kubeconfig)
+    assert done.returncode != 0, f"{case}: accepted but should be refused"
+    for text in expected:
+        assert text in done.stderr, f"{case}: {text!r} not in: {done.stderr}"
+    assert kubectl("get", "gatewayapis", "-n", ns, "-o", "name", kubeconfig=crds.kubeconfig).stdout == ""
+
+
+def test_valid_manifest_is_accepted(crds: Stack, ns: str) -> None:
+    done = kubectl(
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        stdin=manifest(ns, {**VALID, "tyk": {"use_keyless": True}}),
+        kubeconfig=crds.kubeconfig,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_gateway_is_immutable(crds: Stack, ns: str) -> None:
+    name = f"immutable-{uuid.uuid4().hex[:6]}"
+    first = kubectl(
+        "apply", "-f", "-", stdin=manifest(ns, {**VALID, "gateway": "tyk"}, name), kubeconfig=crds.kubeconfig
+    )
+    assert first.returncode == 0, first.stderr
+    moved = kubectl(
+        "apply", "-f", "-", stdin=manifest(ns, {**VALID, "gateway": "otoroshi"}, name), kubeconfig=crds.kubeconfig
+    )
+    assert moved.returncode != 0
+    assert "spec.gateway is immutable" in moved.stderr
+    # Other fields stay editable.
+    edited = kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=manifest(ns, {**VALID, "gateway": "tyk", "active": False}, name),
+        kubeconfig=crds.kubeconfig,
+    )
+    assert edited.returncode == 0, edited.stderr
+    kubectl("delete", "gatewayapi", name, "-n", ns, "--wait=false", kubeconfig=crds.kubeconfig)

@@ -1,0 +1,107 @@
+"""Run the real operator (`python -m torii run`) as a subprocess against the stack's apiserver."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from support.stack import ROOT, Stack
+from support.wait import wait_until
+
+CONFIG_NAMESPACE = "torii-system"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    config_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def put_secret(api: client.ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name),
+        data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    )
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.replace_namespaced_secret(name, namespace, body)
+
+
+@contextmanager
+def running_operator(
+    stack: Stack,
+    api: client.ApiClient,
+    tmp: Path,
+    *,
+    gateways: list[dict[str, Any]],
+    secret_data: dict[str, str],
+    namespaces: list[str],
+    drift_interval: float = 2.0,
+    secret_name: str = "torii-gateways",
+) -> Iterator[Operator]:
+    put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
+    config_path = tmp / "torii.yaml"
+    config_path.write_text(
+        yaml.safe_dump({"gateways": gateways, "driftIntervalSeconds": drift_interval, "namespaces": namespaces})
+    )
+    port = free_port()
+    log_path = tmp / "operator.log"
+    env = {**os.environ, **stack.env, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "torii", "run", "--standalone", "--config", str(config_path),
+             "--liveness", f"http://127.0.0.1:{port}/healthz"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+    operator = Operator(process, log_path, config_path)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"operator exited with {process.returncode}:\n{operator.log()[-3000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, timeout=60, what="operator liveness endpoint")
+        yield operator
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
