@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PYTHON) hack/stack.py
 
-.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds crds-check run demo bench clean
+.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,7 +25,8 @@ deps: ## install system packages the stack needs (apt; idempotent)
 stack-up: ## build (cached) and start the local stack; idempotent; writes .stack/env
 	$(STACK) up
 
-stack-down: ## stop exactly the processes stack-up started
+stack-down: ## stop exactly the processes stack-up started (and the demo's)
+	bash hack/demo.sh stop
 	$(STACK) down
 
 stack-status: ## health, ports and memory of the local stack
@@ -46,6 +47,23 @@ e2e: venv ## end-to-end tests against the real local stack (started if needed)
 
 test: venv lint typecheck ## everything: ruff, mypy, unit and end-to-end tests
 	$(VENV)/bin/pytest
+
+crds: venv ## regenerate crds/ from the pydantic models
+	$(VENV)/bin/torii crds --write crds/
+
+run: venv stack-up ## run the operator in the foreground against the local stack (gateways `tyk`, `otoroshi`)
+	. .stack/env && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+	. .stack/env && $(PY) hack/local_config.py
+	. .stack/env && $(VENV)/bin/torii run --standalone --config .stack/torii.yaml
+
+demo: venv ## stack, CRDs, operator, examples, and a request through each gateway
+	bash hack/demo.sh
+
+demo-stop: ## stop the demo's operator and upstream
+	bash hack/demo.sh stop
+
+bench: venv ## benchmark: N GatewayAPIs to Ready (N=200; make bench N=500)
+	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200}
 
 clean: stack-down ## stop the stack and remove local state (not the build cache)
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

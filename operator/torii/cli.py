@@ -32,6 +32,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_prefix=True,
     )
     namespaces = args.namespace or settings.namespaces
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if metrics_port is not None:
+        from torii import metrics
+
+        metrics.serve(metrics_port, args.metrics_addr)
     registry = build_registry(settings)
     asyncio.run(
         kopf.operator(
@@ -71,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--priority", type=int, default=0, help="peering priority (replicas need distinct ones)")
     run.add_argument("--peering", default="torii", help="peering object name (replicas > 1: hot standby)")
     run.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    run.add_argument("--metrics-addr", default="0.0.0.0", help="metrics bind address (default 0.0.0.0)")
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=cmd_run)
 

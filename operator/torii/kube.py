@@ -9,6 +9,7 @@ import asyncio
 import base64
 from functools import cache
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -22,6 +23,9 @@ def api_client() -> client.ApiClient:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
+    if not client.Configuration.get_default_copy().verify_ssl:
+        # The kubeconfig itself opted out of TLS verification (local stacks): say so once, not per request.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return client.ApiClient()
 
 

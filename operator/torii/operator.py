@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from torii import kube
+from torii import kube, metrics
 from torii.gateways.registry import build_gateways
 from torii.handlers import gatewayapi
 from torii.models.common import GROUP
@@ -42,7 +42,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
-        memo.gateways = await build_gateways(operator_settings, kube.read_secret_key)
+        memo.gateways = await build_gateways(operator_settings, kube.read_secret_key, metrics.observer_for)
         for name, error in memo.gateways.broken.items():
             log.error("gateway %s unusable: %s", name, error.message)
 

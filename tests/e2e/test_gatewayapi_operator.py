@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from support.kube import api_client, gone, namespace
 from support.operator import CONFIG_NAMESPACE, Operator, free_port, running_operator
 from support.stack import Stack
@@ -50,7 +51,8 @@ def operator(
             "clientIdRef": {**secret_ref, "key": "oto-id"}, "clientSecretRef": {**secret_ref, "key": "oto-secret"},
         },
         # Credentials that cannot be read: only the objects using this gateway are affected.
-        {"name": "broken", "type": "tyk", "url": f"http://127.0.0.1:{closed}", "secretRef": {**secret_ref, "key": "nope"}},
+        {"name": "broken", "type": "tyk", "url": f"http://127.0.0.1:{closed}",
+         "secretRef": {**secret_ref, "key": "nope"}},
     ]  # fmt: skip
     with running_operator(
         crds, admin, tmp_path_factory.mktemp("operator"),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from support.kube import api_client, kubectl, namespace
 from support.stack import Stack
 

@@ -70,6 +70,7 @@ def running_operator(
     namespaces: list[str],
     drift_interval: float = 2.0,
     secret_name: str = "torii-gateways",
+    metrics_port: int | None = None,
 ) -> Iterator[Operator]:
     put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
     config_path = tmp / "torii.yaml"
@@ -82,7 +83,8 @@ def running_operator(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "torii", "run", "--standalone", "--config", str(config_path),
-             "--liveness", f"http://127.0.0.1:{port}/healthz"],
+             "--liveness", f"http://127.0.0.1:{port}/healthz",
+             *(["--metrics-port", str(metrics_port), "--metrics-addr", "127.0.0.1"] if metrics_port else [])],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
     operator = Operator(process, log_path, config_path)

@@ -12,6 +12,7 @@ from torii.gateways.tyk import TykDriver
 from torii.settings import GatewayConnection, GatewayType, OperatorSettings, SecretKeyRef
 
 SecretReader = Callable[[SecretKeyRef], Awaitable[str]]
+ObserverFactory = Callable[[str], CallObserver]
 
 
 class Gateways:
@@ -83,12 +84,13 @@ async def build_driver(
 
 
 async def build_gateways(
-    settings: OperatorSettings, read_secret: SecretReader, observer: CallObserver | None = None
+    settings: OperatorSettings, read_secret: SecretReader, observers: ObserverFactory | None = None
 ) -> Gateways:
     drivers: dict[str, GatewayDriver] = {}
     broken: dict[str, GatewayError] = {}
     for conn in settings.gateways:
         try:
+            observer = observers(conn.name) if observers else None
             drivers[conn.name] = await build_driver(conn, settings, read_secret, observer)
         except GatewayError as exc:
             broken[conn.name] = ConfigurationError(f"gateway {conn.name} is misconfigured: {exc.message}")

@@ -6,14 +6,26 @@ from typing import Any
 
 import kopf
 
+from torii import metrics
 from torii.reconcile.outcome import Outcome, backoff
 
 
-def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int) -> None:
-    """Write the outcome's status and events; raise kopf's retry when the failure is retryable."""
+def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, kind: str, cause: str) -> None:
+    """Write the outcome's status, events and metrics; raise kopf's retry when the failure is retryable."""
     patch.setdefault("status", {}).update(outcome.status)
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        if event.reason == "DriftRepaired":
+            metrics.DRIFT_REPAIRS.labels(kind).inc()
+    ready = next((c for c in outcome.status.get("conditions", []) if c.get("type") == "Ready"), None)
+    result = "deleted" if cause == "delete" and not outcome.retry else (ready or {}).get("reason", "unknown")
+    metrics.RECONCILES.labels(kind, cause, result).inc()
+    meta = body.metadata
+    if cause == "delete":
+        if not outcome.retry:
+            metrics.track_ready(kind, str(meta.namespace), str(meta.name), None)
+    elif ready is not None:
+        metrics.track_ready(kind, str(meta.namespace), str(meta.name), str(ready.get("status")))
     if outcome.retry:
         raise kopf.TemporaryError(outcome.message, delay=backoff(retry))
 

@@ -14,6 +14,7 @@ from torii.reconcile.outcome import Cause
 from torii.settings import OperatorSettings
 
 PLURAL = "gatewayapis"
+KIND = "GatewayAPI"
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
@@ -29,7 +30,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             plain(body.status),
             cause,
         )
-        apply(outcome, body, patch, retry)
+        apply(outcome, body, patch, retry, kind=KIND, cause=cause.value)
 
     @kopf.on.create(**resource, id="converge-on-create")
     async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
@@ -60,7 +61,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             Cause.DRIFT,
         )
         outcome.retry = False
-        apply(outcome, body, patch, 0)
+        apply(outcome, body, patch, 0, kind=KIND, cause=Cause.DRIFT.value)
 
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
@@ -71,4 +72,4 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             int(body.metadata.get("generation", 1)),
             plain(body.status),
         )
-        apply(outcome, body, patch, retry)
+        apply(outcome, body, patch, retry, kind=KIND, cause="delete")

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Benchmark: apply N GatewayAPIs on the local stack and measure the operator.
+
+Prints: time until all Ready, p50/p95 per-object time to Ready, gateway admin calls and Tyk reloads made,
+operator peak RSS, and gateway writes during one drift check with everything in sync (must be 0).
+
+    source .stack/env && .venv/bin/python bench/gatewayapi.py --count 200 [--gateway tyk]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.operator import free_port, running_operator  # noqa: E402
+from support.stack import Stack, read_env_file  # noqa: E402
+from support.upstream import upstream  # noqa: E402
+
+GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
+WRITE_OPS = ("write API", "delete API", "create service", "update service", "delete service", "reload")
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def writes(text: str) -> float:
+    return sum(metric_sum(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--gateway", choices=["tyk", "otoroshi"], default="tyk")
+    parser.add_argument("--drift-interval", type=float, default=10.0)
+    args = parser.parse_args()
+
+    env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
+    stack = Stack(env, started_here=False)
+    url_key = "TYK_URL" if args.gateway == "tyk" else "OTOROSHI_URL"
+    if url_key not in env:
+        print(f"{args.gateway} is not running: {env.get(f'TORII_{args.gateway.upper()}_UNAVAILABLE', 'unknown')}")
+        return 2
+    os.environ.update(env)
+    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+                   check=True, capture_output=True)  # fmt: skip
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+
+    ref = {"namespace": "torii-system", "name": "torii-bench"}
+    if args.gateway == "tyk":
+        gateways = [{"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "secretRef": {**ref, "key": "s"}}]
+        secret = {"s": env["TYK_SECRET"]}
+    else:
+        gateways = [{
+            "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"], "apiHost": env["OTOROSHI_API_HOST"],
+            "domain": env["OTOROSHI_DOMAIN"],
+            "clientIdRef": {**ref, "key": "i"}, "clientSecretRef": {**ref, "key": "s"},
+        }]  # fmt: skip
+        secret = {"i": env["OTOROSHI_CLIENT_ID"], "s": env["OTOROSHI_CLIENT_SECRET"]}
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        upstream("bench") as up,
+        running_operator(stack, api, Path(tmp), gateways=gateways, secret_data=secret, namespaces=[ns],
+                         secret_name="torii-bench", drift_interval=args.drift_interval, metrics_port=port) as op,
+    ):  # fmt: skip
+        scrape = lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text  # noqa: E731
+        before = scrape()
+        created: dict[str, float] = {}
+        ready_at: dict[str, float] = {}
+        start = time.monotonic()
+        for i in range(args.count):
+            name = f"bench-{i:04d}"
+            spec = {"gateway": args.gateway, "listenPath": f"/{ns}/{name}/", "upstream": {"url": up.url}}
+            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayAPI", "metadata": {"name": name}, "spec": spec}
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+            created[name] = time.monotonic()
+        applied = time.monotonic() - start
+        deadline = time.monotonic() + 900
+        while len(ready_at) < args.count and time.monotonic() < deadline:
+            for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
+                name = item["metadata"]["name"]
+                conds = item.get("status", {}).get("conditions", [])
+                if name not in ready_at and any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+                    ready_at[name] = time.monotonic()
+            time.sleep(0.2)
+        all_ready = time.monotonic() - start
+        after_ready = scrape()
+        # One full drift check with everything in sync: wait a bit more than one interval, count writes.
+        time.sleep(args.drift_interval * 1.5)
+        after_drift = scrape()
+        per_object = sorted(ready_at[n] - created[n] for n in ready_at)
+        print(f"objects: {args.count} on {args.gateway}; Ready: {len(ready_at)}")
+        print(f"applied in {applied:.1f}s; all Ready after {all_ready:.1f}s")
+        if per_object:
+            p95 = per_object[max(0, int(len(per_object) * 0.95) - 1)]
+            print(f"time to Ready per object: p50 {statistics.median(per_object):.2f}s, p95 {p95:.2f}s")
+        calls = metric_sum(after_ready, "torii_gateway_calls_total") - metric_sum(before, "torii_gateway_calls_total")
+        reloads = metric_sum(after_ready, "torii_tyk_reloads_total") - metric_sum(before, "torii_tyk_reloads_total")
+        print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}")
+        print(f"operator peak RSS: {peak_rss_mib(op.process.pid):.0f} MiB")
+        print(f"gateway writes during an in-sync drift check: {writes(after_drift) - writes(after_ready):.0f}")
+        # Clean up through the operator, so the gateway is left as it was found.
+        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+        while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
+            time.sleep(0.5)
+    core.delete_namespace(ns)
+    return 0 if len(ready_at) == args.count else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make demo`: stack up, CRDs, operator, examples, Ready, and requests through each gateway.
+# `hack/demo.sh stop` stops the demo's operator and upstream (the stack stays up: `make stack-down`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+pids=.stack/demo.pids
+UPSTREAM_PORT=18080
+
+stop() {
+  [[ -f $pids ]] || return 0
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$pids"
+  rm -f "$pids"
+}
+if [[ ${1:-} == stop ]]; then stop; exit 0; fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "local stack"
+python3 hack/stack.py up
+# shellcheck disable=SC1091
+source .stack/env
+
+say "CRDs"
+kubectl apply --server-side --force-conflicts -f crds/
+kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+
+say "operator configuration (gateways from .stack/env, credentials in a Secret)"
+.venv/bin/python hack/local_config.py
+
+stop
+say "demo upstream on 127.0.0.1:$UPSTREAM_PORT"
+python3 hack/demo_upstream.py "$UPSTREAM_PORT" >/dev/null 2>&1 &
+echo $! >>"$pids"
+
+health=$(free_port); metrics=$(free_port)
+say "operator (log: .stack/logs/operator.log, metrics: http://127.0.0.1:$metrics/metrics)"
+.venv/bin/torii run --standalone --config .stack/torii.yaml --liveness "http://127.0.0.1:$health/healthz" \
+  --metrics-port "$metrics" --metrics-addr 127.0.0.1 >.stack/logs/operator.log 2>&1 &
+echo $! >>"$pids"
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$health/healthz" >/dev/null && break; sleep 0.5; done
+curl -sf "http://127.0.0.1:$health/healthz" >/dev/null || { tail -30 .stack/logs/operator.log; exit 1; }
+
+say "examples"
+kubectl apply -f examples/00-namespace.yaml
+kubectl apply -f examples/
+
+served=0
+if [[ -n ${TYK_URL:-} ]]; then
+  say "Tyk"
+  kubectl wait --for=condition=Ready gatewayapi/orders -n torii-demo --timeout=120s
+  echo "\$ curl $TYK_URL/orders/status"
+  curl -sS "$TYK_URL/orders/status"; echo
+  served=$((served + 1))
+fi
+if [[ -n ${OTOROSHI_URL:-} ]]; then
+  say "Otoroshi"
+  kubectl wait --for=condition=Ready gatewayapi/catalog -n torii-demo --timeout=120s
+  echo "\$ curl -H 'Host: api.$OTOROSHI_DOMAIN' $OTOROSHI_URL/catalog/items"
+  curl -sS -H "Host: api.$OTOROSHI_DOMAIN" "$OTOROSHI_URL/catalog/items"; echo
+  served=$((served + 1))
+fi
+
+say "status"
+kubectl get torii -n torii-demo -o wide
+if ((served == 0)); then
+  echo
+  echo "No gateway could be started on this machine, so nothing can be served:"
+  [[ -n ${TORII_TYK_UNAVAILABLE:-} ]] && echo "  tyk: $TORII_TYK_UNAVAILABLE"
+  [[ -n ${TORII_OTOROSHI_UNAVAILABLE:-} ]] && echo "  otoroshi: $TORII_OTOROSHI_UNAVAILABLE"
+  echo "The operator is running and reports this per object (Ready=False, reason GatewayNotConfigured) above."
+  exit 1
+fi
+echo
+echo "Operator still running (hack/demo.sh stop, then make stack-down)."

@@ -1,0 +1,133 @@
+"""OtoroshiDriver logic over httpx.MockTransport: service descriptors, create/update, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from torii.gateways.base import ObjectRef
+from torii.gateways.errors import AuthenticationError, PermanentGatewayError, Unsupported
+from torii.gateways.otoroshi import OtoroshiDriver, render_service
+from torii.models.gatewayapi import GatewayAPISpec
+
+REF = ObjectRef("shop", "catalog")
+CLIENT_ID, CLIENT_SECRET = "admin-id", "admin-secret-value"
+
+
+class OtoroshiModel:
+    def __init__(self) -> None:
+        self.services: dict[str, dict[str, Any]] = {}
+        self.methods: list[str] = []
+        self.exists_on_post = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["Host"] == "otoroshi-api.oto.tools"
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return httpx.Response(401, json={"error": "unauthorized"})
+        self.methods.append(request.method)
+        path = request.url.path
+        if path == "/api/services" and request.method == "POST":
+            body = json.loads(request.content)
+            if self.exists_on_post or body["id"] in self.services:
+                return httpx.Response(400, json={"error": "not_found", "error_description": "Entity already exists"})
+            self.services[body["id"]] = {**body, "sendOtoroshiHeadersBack": True}
+            return httpx.Response(201, json=body)
+        sid = path.rsplit("/", 1)[1]
+        if request.method == "GET":
+            if sid not in self.services:
+                return httpx.Response(404, json={"error": "not_found"})
+            return httpx.Response(200, json=self.services[sid])
+        if request.method == "PUT":
+            self.services[sid] = json.loads(request.content)
+            return httpx.Response(200, json=self.services[sid])
+        if request.method == "DELETE":
+            if self.services.pop(sid, None) is None:
+                return httpx.Response(404, json={"error": "not_found"})
+            return httpx.Response(200, json={"deleted": True})
+        return httpx.Response(405)
+
+
+def spec(**overrides: Any) -> GatewayAPISpec:
+    return GatewayAPISpec.model_validate(
+        {"listenPath": "/catalog/", "upstream": {"url": "http://catalog.shop:8080/v1"}, **overrides}
+    )
+
+
+@pytest.fixture
+def oto() -> tuple[OtoroshiDriver, OtoroshiModel]:
+    model = OtoroshiModel()
+    driver = OtoroshiDriver(
+        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(model)
+    )
+    return driver, model
+
+
+async def test_create_update_and_no_write_in_sync(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
+    driver, model = oto
+    created = await driver.converge_api(REF, spec())
+    assert created.changed and created.created and created.gateway_id == "torii.shop.catalog"
+    service = model.services["torii.shop.catalog"]
+    assert service["targets"] == [{"host": "catalog.shop:8080", "scheme": "http"}]
+    assert service["root"] == "/v1" and service["matchingRoot"] == "/catalog/"
+    assert service["publicPatterns"] == ["/.*"] and service["privatePatterns"] == []
+    model.methods.clear()
+    assert not (await driver.converge_api(REF, spec())).changed
+    assert model.methods == ["GET"]
+    updated = await driver.converge_api(REF, spec(auth="key"))
+    assert updated.changed and not updated.created
+    assert model.services["torii.shop.catalog"]["privatePatterns"] == ["/.*"]
+
+
+async def test_create_race_falls_back_to_update(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
+    driver, model = oto
+    model.exists_on_post = True
+    result = await driver.converge_api(REF, spec())
+    assert result.changed and "PUT" in model.methods
+
+
+async def test_delete_and_already_gone(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
+    driver, _ = oto
+    await driver.converge_api(REF, spec())
+    assert await driver.delete_api(REF) is True
+    assert await driver.delete_api(REF) is False
+
+
+async def test_wrong_credentials() -> None:
+    model = OtoroshiModel()
+    driver = OtoroshiDriver("otoroshi", "http://oto.test", CLIENT_ID, "wrong", transport=httpx.MockTransport(model))
+    with pytest.raises(AuthenticationError) as info:
+        await driver.converge_api(REF, spec())
+    assert "wrong" not in info.value.message
+
+
+def test_unsupported_features_are_named() -> None:
+    with pytest.raises(Unsupported, match=r"spec\.auth"):
+        render_service(REF, spec(auth="oauth2"), service_id="x", domain="d", subdomain="s", group="g")
+    with pytest.raises(Unsupported, match=r"spec\.rateLimit"):
+        render_service(REF, spec(rateLimit={"rate": 1, "per": 1}), service_id="x", domain="d", subdomain="s", group="g")
+
+
+def test_escape_hatch_merges_and_cannot_override_id() -> None:
+    service = render_service(
+        REF, spec(otoroshi={"id": "hijack", "buildMode": True, "cors": {"enabled": True}}),
+        service_id="torii.shop.catalog", domain="oto.tools", subdomain="api", group="default",
+    )  # fmt: skip
+    assert service["id"] == "torii.shop.catalog" and service["buildMode"] is True
+
+
+async def test_rejection_carries_the_gateways_message(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
+    def reject(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(404, json={})
+        return httpx.Response(400, json={"error": "bad_request", "error_description": "targets: invalid host"})
+
+    driver = OtoroshiDriver(
+        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(reject)
+    )
+    with pytest.raises(PermanentGatewayError, match="targets: invalid host"):
+        await driver.converge_api(REF, spec())
