@@ -126,6 +126,16 @@ def pid_alive(pid: int, binary: str) -> bool:
     return any(binary.encode() in part for part in cmdline)
 
 
+# Processes started by this invocation. During start-up their liveness comes from Popen.poll(): right after
+# fork, /proc/<pid>/cmdline still shows this script (not the component) until exec completes.
+STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def started_alive(pid: int) -> bool:
+    proc = STARTED.get(pid)
+    return proc is not None and proc.poll() is None
+
+
 def spawn(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     logfile = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child, closed below
@@ -140,6 +150,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Pa
         start_new_session=True,  # survives the `make` that started it; stopped by PID in `down`
     )
     logfile.close()
+    STARTED[proc.pid] = proc
     return proc.pid
 
 
@@ -300,7 +311,7 @@ def start_control_plane(state: State, pins: dict[str, str]) -> None:
         ],
     )
     state.save()
-    wait_for("etcd", alive["etcd"], lambda: pid_alive(state.pids["etcd"], "etcd"), 60)
+    wait_for("etcd", alive["etcd"], lambda: started_alive(state.pids["etcd"]), 60)
 
     api = f"https://127.0.0.1:{p['kube-apiserver']}"
     state.pids["kube-apiserver"] = spawn(
@@ -329,7 +340,7 @@ def start_control_plane(state: State, pins: dict[str, str]) -> None:
     wait_for(
         "kube-apiserver",
         alive["kube-apiserver"],
-        lambda: pid_alive(state.pids["kube-apiserver"], "kube-apiserver"),
+        lambda: started_alive(state.pids["kube-apiserver"]),
         120,
     )
 
@@ -361,7 +372,7 @@ def start_control_plane(state: State, pins: dict[str, str]) -> None:
     wait_for(
         "kube-controller-manager",
         alive["kube-controller-manager"],
-        lambda: pid_alive(state.pids["kube-controller-manager"], "kube-controller-manager"),
+        lambda: started_alive(state.pids["kube-controller-manager"]),
         120,
     )
 
@@ -389,7 +400,7 @@ def start_redis(state: State) -> None:
         ],
     )
     state.save()
-    wait_for("redis", checks(state)["redis"], lambda: pid_alive(state.pids["redis"], "redis-server"), 30)
+    wait_for("redis", checks(state)["redis"], lambda: started_alive(state.pids["redis"]), 30)
 
 
 def tyk_config(state: State, pins: dict[str, str], app_path: Path) -> Path:
@@ -428,7 +439,7 @@ def start_tyk(state: State, pins: dict[str, str], app_path: Path | None = None) 
     conf = tyk_config(state, pins, app_path)
     state.pids["tyk"] = spawn("tyk", [state.binaries["tyk"], "--conf", str(conf)])
     state.save()
-    wait_for("tyk", checks(state)["tyk"], lambda: pid_alive(state.pids["tyk"], "tyk-v"), 60)
+    wait_for("tyk", checks(state)["tyk"], lambda: started_alive(state.pids["tyk"]), 60)
 
 
 def start_otoroshi(state: State, pins: dict[str, str]) -> None:
@@ -475,7 +486,7 @@ def start_otoroshi(state: State, pins: dict[str, str]) -> None:
         cwd=workdir,
     )
     state.save()
-    wait_for("otoroshi", checks(state)["otoroshi"], lambda: pid_alive(state.pids["otoroshi"], "ProdServerStart"), 240)
+    wait_for("otoroshi", checks(state)["otoroshi"], lambda: started_alive(state.pids["otoroshi"]), 240)
 
 
 def shell_quote(value: str) -> str:
@@ -489,9 +500,11 @@ def write_env(state: State) -> None:
         "TORII_RESTRICTED_KUBECONFIG": str(STACK_DIR / "restricted.kubeconfig"),
         "TORII_STACK_DIR": str(STACK_DIR),
         "TORII_HELM": str(BIN / f"helm-v{versions()['HELM_VERSION']}"),
-        "TORII_ETCD_URL": f"http://127.0.0.1:{p['etcd']}",
-        "TORII_REDIS_URL": f"redis://127.0.0.1:{p['redis']}",
     }
+    if "etcd" in p:
+        env["TORII_ETCD_URL"] = f"http://127.0.0.1:{p['etcd']}"
+    if "redis" in p:
+        env["TORII_REDIS_URL"] = f"redis://127.0.0.1:{p['redis']}"
     if "tyk" in p:
         env |= {"TYK_URL": f"http://127.0.0.1:{p['tyk']}", "TYK_SECRET": s["tyk_secret"]}
     if "otoroshi" in p:
