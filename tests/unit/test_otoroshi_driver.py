@@ -76,8 +76,12 @@ async def test_create_update_and_no_write_in_sync(oto: tuple[OtoroshiDriver, Oto
     assert service["root"] == "/v1" and service["matchingRoot"] == "/catalog/"
     assert service["publicPatterns"] == ["/.*"] and service["privatePatterns"] == []
     model.methods.clear()
+    service["targets"][0] |= {"weight": 1, "protocol": "HTTP/1.1"}  # Otoroshi's defaults are not drift
     assert not (await driver.converge_api(REF, spec())).changed
     assert model.methods == ["GET"]
+    service["enabled"] = False  # a hand edit is
+    assert (await driver.converge_api(REF, spec())).changed
+    assert model.services["torii.shop.catalog"]["enabled"] is True
     updated = await driver.converge_api(REF, spec(auth="key"))
     assert updated.changed and not updated.created
     assert model.services["torii.shop.catalog"]["privatePatterns"] == ["/.*"]

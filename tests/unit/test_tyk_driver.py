@@ -81,6 +81,21 @@ async def test_create_then_no_write_when_in_sync(tyk: tuple[TykDriver, TykModel]
     assert (model.writes, model.reloads) == (1, 1)  # no gateway write, no reload
 
 
+async def test_hand_edits_of_routing_are_repaired_and_defaults_do_not_cause_writes(
+    tyk: tuple[TykDriver, TykModel],
+) -> None:
+    driver, model = tyk
+    await driver.converge_api(REF, spec())
+    # The gateway adding or normalising fields Torii did not choose is not drift.
+    model.loaded["torii.shop.orders"]["proxy"]["check_host_against_uptime_tests"] = False
+    model.loaded["torii.shop.orders"]["tags"] = None
+    assert not (await driver.converge_api(REF, spec())).changed
+    # Somebody points the API elsewhere by hand: repaired.
+    model.loaded["torii.shop.orders"]["proxy"]["target_url"] = "http://evil:80"
+    assert (await driver.converge_api(REF, spec())).changed
+    assert model.loaded["torii.shop.orders"]["proxy"]["target_url"] == "http://orders.shop:8080"
+
+
 async def test_update_rewrites_and_reloads(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
     await driver.converge_api(REF, spec())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,6 +84,22 @@ def is_subset(desired: Any, actual: Any) -> bool:
     if isinstance(desired, float | int) and isinstance(actual, float | int) and not isinstance(desired, bool):
         return float(desired) == float(actual)
     return bool(desired == actual)
+
+
+def fingerprint(desired: dict[str, Any]) -> str:
+    """A stable hash of what Torii sends, stored in the gateway object to recognise "already in sync"."""
+    return hashlib.sha256(json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def pick(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """The values at dotted `paths` (missing ones as None), for comparing the fields that matter most."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        value: Any = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out[path] = value
+    return out
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

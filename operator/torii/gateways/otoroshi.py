@@ -11,10 +11,29 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from torii.gateways.base import ConvergeResult, ObjectRef, deep_merge, is_subset
+from torii.gateways.base import ConvergeResult, ObjectRef, deep_merge, fingerprint, is_subset, pick
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError, Unsupported
 from torii.gateways.http import AdminClient, CallObserver
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
+
+CORE_FIELDS = (
+    "id", "enabled", "domain", "subdomain", "matchingRoot", "stripPath", "root", "targets",
+    "publicPatterns", "privatePatterns", "metadata.torii-fingerprint",
+)  # fmt: skip
+
+
+def with_fingerprint(service: dict[str, Any]) -> dict[str, Any]:
+    # Metadata keys must not contain dots: CORE_FIELDS paths are dotted.
+    return deep_merge(service, {"metadata": {"torii-fingerprint": fingerprint(service)}})
+
+
+def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    if current is None:
+        return False
+    want, have = pick(desired, CORE_FIELDS), pick(current, CORE_FIELDS)
+    # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
+    want_targets, have_targets = want.pop("targets") or [], have.pop("targets") or []
+    return want == have and is_subset(want_targets, have_targets)
 
 
 def _targets(urls: list[str]) -> tuple[list[dict[str, Any]], str]:
@@ -133,11 +152,13 @@ class OtoroshiDriver:
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
         service_id = ref.gateway_id(self.id_prefix)
-        desired = render_service(
-            ref, spec, service_id=service_id, domain=self.domain, subdomain=self.subdomain, group=self.group
+        desired = with_fingerprint(
+            render_service(
+                ref, spec, service_id=service_id, domain=self.domain, subdomain=self.subdomain, group=self.group
+            )
         )
         current = await self.get_service(service_id)
-        if current is not None and is_subset(desired, current):
+        if in_sync(desired, current):
             return ConvergeResult(service_id, changed=False)
         if current is None:
             try:

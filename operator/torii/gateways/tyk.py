@@ -11,13 +11,30 @@ from typing import Any
 
 import httpx
 
-from torii.gateways.base import ConvergeResult, ObjectRef, deep_merge, is_subset
+from torii.gateways.base import ConvergeResult, ObjectRef, deep_merge, fingerprint, pick
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient, CallObserver
 from torii.gateways.reload import ReloadCoalescer
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
 
 ADMIN_HEADER = "X-Tyk-Authorization"
+
+# Compared one by one on every drift check: a hand edit of routing, auth or activation is always repaired.
+# Everything else is covered by the fingerprint Torii stores in config_data (normalisation-proof).
+CORE_FIELDS = (
+    "api_id", "org_id", "active", "use_keyless", "use_standard_auth", "use_oauth2",
+    "proxy.listen_path", "proxy.target_url", "proxy.strip_listen_path", "config_data.torii.fingerprint",
+)  # fmt: skip
+
+
+def with_fingerprint(definition: dict[str, Any]) -> dict[str, Any]:
+    out = deep_merge(definition, {"config_data": {"torii": {"fingerprint": ""}}})
+    out["config_data"]["torii"]["fingerprint"] = fingerprint(definition)
+    return out
+
+
+def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    return current is not None and pick(desired, CORE_FIELDS) == pick(current, CORE_FIELDS)
 
 
 def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, org_id: str) -> dict[str, Any]:
@@ -133,9 +150,9 @@ class TykDriver:
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
         api_id = ref.gateway_id(self.id_prefix)
-        desired = render_api_definition(ref, spec, api_id=api_id, org_id=self.org_id)
+        desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=self.org_id))
         current = await self.get_api(api_id)
-        if current is not None and is_subset(desired, current):
+        if in_sync(desired, current):
             return ConvergeResult(api_id, changed=False)
         # POST is an upsert of the definition file: the same call creates and updates, so a retry after a
         # crash or a network error never creates a duplicate (the id is deterministic).
@@ -144,10 +161,11 @@ class TykDriver:
         loaded = await self.get_api(api_id)
         if loaded is None:
             raise RetryableGatewayError(f"gateway {self.name}: API {api_id} written but not loaded after reload")
-        if not is_subset(desired, loaded):
+        if not in_sync(desired, loaded):
+            sent, got = pick(desired, CORE_FIELDS), pick(loaded, CORE_FIELDS)
+            differing = ", ".join(k for k in CORE_FIELDS if sent[k] != got[k])
             raise PermanentGatewayError(
-                f"gateway {self.name}: API {api_id} loaded with different values than sent: "
-                "Tyk normalised or ignored part of the definition (check spec.tyk)"
+                f"gateway {self.name}: API {api_id} loaded with other values than sent ({differing}); check spec.tyk"
             )
         return ConvergeResult(api_id, changed=True, created=current is None)
 
