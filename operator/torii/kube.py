@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from torii.gateways.errors import ConfigurationError
+from torii.models.common import GROUP, VERSION
 from torii.settings import SecretKeyRef
 
 
@@ -49,3 +52,128 @@ async def read_secret_key(ref: SecretKeyRef) -> str:
         return base64.b64decode(data[ref.key]).decode()
 
     return await asyncio.to_thread(read)
+
+
+# ---------------------------------------------------------------------------------------- generated Secrets
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "torii"}
+# Labels and annotations Argo CD uses to track what it applied: never copied onto a generated Secret.
+ARGO_CD_MARKERS = ("argocd.argoproj.io/", "app.kubernetes.io/instance")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource a generated Secret belongs to (ownerReference: garbage-collected with it)."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
+                "controller": True, "blockOwnerDeletion": False}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SecretView:
+    name: str
+    data: dict[str, str]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    owner_uids: tuple[str, ...]
+
+    def owned_by(self, owner: Owner) -> bool:
+        return self.labels.get("app.kubernetes.io/managed-by") == "torii" and owner.uid in self.owner_uids
+
+    def __repr__(self) -> str:  # data holds credentials
+        return f"SecretView(name={self.name!r}, keys={sorted(self.data)})"
+
+
+def without_argo_markers(values: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in values.items() if not k.startswith(ARGO_CD_MARKERS)}
+
+
+class KubeSecrets:
+    """Generated Secrets through the Kubernetes API (the SecretStore the reconcilers use)."""
+
+    async def get(self, namespace: str, name: str) -> SecretView | None:
+        def read() -> SecretView | None:
+            try:
+                secret = core().read_namespaced_secret(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            meta: Any = secret.metadata
+            return SecretView(
+                name=name,
+                data={k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()},
+                labels=dict(meta.labels or {}),
+                annotations=dict(meta.annotations or {}),
+                owner_uids=tuple(r.uid for r in (meta.owner_references or [])),
+            )
+
+        return await asyncio.to_thread(read)
+
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        owner: Owner,
+        data: dict[str, str],
+        *,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        create: bool,
+    ) -> None:
+        """Create (refusing to replace anything) or update a Torii-owned Secret."""
+        body: Any = {  # the client accepts plain dicts
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {**without_argo_markers(labels), **MANAGED_BY},
+                "annotations": without_argo_markers(annotations),
+                "ownerReferences": [owner.reference()],
+            },
+            "stringData": data,
+        }
+
+        def send() -> None:
+            if create:
+                core().create_namespaced_secret(namespace, body)
+            else:
+                core().patch_namespaced_secret(name, namespace, body)
+
+        await asyncio.to_thread(send)
+
+
+class KubeApis:
+    """Read GatewayAPI objects (what GatewayKey and OAuthClient refer to)."""
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        def read() -> dict[str, Any] | None:
+            try:
+                obj: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "gatewayapis", name
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return dict(obj)
+
+        return await asyncio.to_thread(read)
+
+    async def in_group(self, namespace: str, group: str) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            listing: Any = client.CustomObjectsApi(api_client()).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "gatewayapis"
+            )
+            items: list[dict[str, Any]] = listing["items"]
+            return [i for i in items if (i.get("spec") or {}).get("group") == group]
+
+        return await asyncio.to_thread(read)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
+from torii.models.gatewaykey import GatewayKeySpec, QuotaState
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,54 @@ class ConvergeResult:
     created: bool = False  # the object did not exist on the gateway before
 
 
+def group_id(prefix: str, namespace: str, group: str) -> str:
+    """Gateway id of an API group (an Otoroshi service group)."""
+    return f"{prefix}.{namespace}.group.{group}"
+
+
+@dataclass(frozen=True)
+class ResolvedApi:
+    """A GatewayAPI a key refers to, as the gateway knows it."""
+
+    name: str
+    gateway_id: str
+    versions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a client presents. Tyk: `key`. Otoroshi: `client_id` + `client_secret`. Never logged."""
+
+    key: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+
+    def __repr__(self) -> str:  # never print a credential, even in a traceback
+        return f"Credential(client_id={self.client_id!r}, ...)" if self.client_id else "Credential(...)"
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """Everything a driver needs to converge one key."""
+
+    ref: ObjectRef
+    spec: GatewayKeySpec
+    apis: tuple[ResolvedApi, ...]
+    group_id: str | None
+    credential: Credential
+    next_credential: Credential | None = None  # a rotation in its grace period (Otoroshi: rotation.nextSecret)
+    grace_seconds: int = 0
+    keep_quota_counters: bool = True  # Tyk suppress_reset: keep live counters unless the quota itself changed
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    key_id: str | None  # non-secret id (Tyk key hash, Otoroshi clientId); None when the gateway did not say
+    scope: str | None
+    changed: bool
+    created: bool = False
+
+
 class GatewayDriver(Protocol):
     """One gateway connection. Implementations: `TykDriver`, `OtoroshiDriver`."""
 
@@ -65,10 +114,47 @@ class GatewayDriver(Protocol):
         """Ids of the APIs on the gateway that this operator owns."""
         ...
 
+    async def converge_key(self, request: KeyRequest) -> KeyResult:
+        """Create or update the key with the credential Torii chose; no write when already in sync."""
+        ...
+
+    async def delete_key(self, request: KeyRequest) -> bool:
+        """Revoke the key; False when it was already gone."""
+        ...
+
+    async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
+        """End a rotation's grace period: the previous credential stops working."""
+        ...
+
+    async def key_quota(self, request: KeyRequest) -> QuotaState | None: ...
+
+    async def reset_key_quota(self, request: KeyRequest) -> None: ...
+
+    async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
+        """Create the OAuth client with the id/secret Torii chose; True when a write happened."""
+        ...
+
+    async def delete_oauth_client(self, request: OAuthClientRequest) -> bool: ...
+
     @property
     def admin_calls(self) -> int: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OAuthClientRequest:
+    ref: ObjectRef
+    api_id: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    policy: str | None
+    description: str
+    metadata: dict[str, str]
+
+    def __repr__(self) -> str:
+        return f"OAuthClientRequest(ref={self.ref}, api_id={self.api_id!r}, client_id={self.client_id!r}, ...)"
 
 
 def is_subset(desired: Any, actual: Any) -> bool:

@@ -6,15 +6,30 @@ A GatewayAPI becomes a ServiceDescriptor reached at `<subdomain>.<domain>` (from
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from torii.gateways.base import ConvergeResult, ObjectRef, deep_merge, fingerprint, is_subset, pick
+from torii.gateways.base import (
+    ConvergeResult,
+    Credential,
+    KeyRequest,
+    KeyResult,
+    OAuthClientRequest,
+    ObjectRef,
+    deep_merge,
+    fingerprint,
+    group_id,
+    is_subset,
+    pick,
+)
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError, Unsupported
 from torii.gateways.http import AdminClient, CallObserver
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
+from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, QuotaState
 
 CORE_FIELDS = (
     "id", "enabled", "domain", "subdomain", "matchingRoot", "stripPath", "root", "targets",
@@ -48,7 +63,14 @@ def _targets(urls: list[str]) -> tuple[list[dict[str, Any]], str]:
 
 
 def render_service(
-    ref: ObjectRef, spec: GatewayAPISpec, *, service_id: str, domain: str, subdomain: str, group: str
+    ref: ObjectRef,
+    spec: GatewayAPISpec,
+    *,
+    service_id: str,
+    domain: str,
+    subdomain: str,
+    group: str,
+    api_group: str | None = None,
 ) -> dict[str, Any]:
     """The Otoroshi ServiceDescriptor for a GatewayAPI: neutral fields, then `spec.otoroshi` merged over."""
     if spec.auth == AuthMode.OAUTH2:
@@ -66,7 +88,7 @@ def render_service(
         "env": "prod",
         "domain": domain,
         "subdomain": subdomain,
-        "groups": [group],
+        "groups": [group, *([api_group] if api_group else [])],
         "targets": targets,
         "root": root,
         "matchingRoot": spec.listen_path,
@@ -96,7 +118,149 @@ def render_service(
     return service
 
 
-class OtoroshiDriver:
+# ------------------------------------------------------------------------------------------------------ keys
+
+KEY_CORE_FIELDS = (
+    "clientId", "clientSecret", "enabled", "throttlingQuota", "dailyQuota", "monthlyQuota", "validUntil",
+    "rotation.enabled", "rotation.nextSecret", "metadata.torii-fingerprint",
+)  # fmt: skip
+DEFAULT_QUOTA = 10_000_000  # Otoroshi's own default for throttling, daily and monthly quotas
+
+
+def _epoch_ms(rfc3339: str | None) -> int | None:
+    if not rfc3339:
+        return None
+    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def key_scope(request: KeyRequest) -> str:
+    """Where the key lives in the admin API: under its service group (apiGroup) or its (first) service."""
+    if request.group_id:
+        return f"groups/{request.group_id}"
+    return f"services/{request.apis[0].gateway_id}"
+
+
+def render_apikey(request: KeyRequest) -> dict[str, Any]:
+    spec = request.spec
+    cred = request.credential
+    if request.group_id:
+        entities = [f"group_{request.group_id}"]
+    else:
+        entities = [f"service_{api.gateway_id}" for api in request.apis]
+    throttling = DEFAULT_QUOTA
+    if spec.rate_limit is not None:
+        # Otoroshi throttles per 10-second window.
+        throttling = max(1, math.ceil(spec.rate_limit.rate * 10 / spec.rate_limit.per))
+    body: dict[str, Any] = {
+        "clientId": cred.client_id,
+        "clientSecret": cred.client_secret,
+        "clientName": str(request.ref),
+        "description": f"managed by Torii for GatewayKey {request.ref}",
+        "authorizedEntities": entities,
+        "enabled": spec.enabled,
+        "throttlingQuota": throttling,
+        "dailyQuota": spec.quota.max if spec.quota and spec.quota.period.value == "day" else DEFAULT_QUOTA,
+        "monthlyQuota": spec.quota.max if spec.quota and spec.quota.period.value == "month" else DEFAULT_QUOTA,
+        "tags": list(spec.tags),
+        "metadata": {**spec.metadata, "torii-object": str(request.ref)},
+        "rotation": {
+            # Otoroshi's native rotation: during the grace period both clientSecret and nextSecret are valid.
+            "enabled": request.next_credential is not None,
+            "rotationEvery": 31 * 24,
+            "gracePeriod": max(1, math.ceil(request.grace_seconds / 3600)),
+            "nextSecret": request.next_credential.client_secret if request.next_credential else None,
+        },
+    }
+    valid_until = _epoch_ms(spec.expires)
+    if valid_until is not None:
+        body["validUntil"] = valid_until
+    if spec.otoroshi:
+        body = deep_merge(body, {k: v for k, v in spec.otoroshi.items() if k not in OTOROSHI_KEY_OWNED_FIELDS})
+    body["metadata"]["torii-fingerprint"] = fingerprint(body)
+    return body
+
+
+class OtoroshiKeys:
+    """Key operations of the Otoroshi driver (mixed into OtoroshiDriver)."""
+
+    name: str
+    _http: AdminClient
+
+    async def ensure_group(self, group_id: str, description: str) -> None:
+        response = await self._http.request("GET", f"/api/groups/{group_id}", op="get group", passthrough=(404,))
+        if response.status_code == 404:
+            await self._http.request(
+                "POST", "/api/groups", op="create group",
+                json={"id": group_id, "name": group_id, "description": description}, passthrough=(400,),
+            )  # fmt: skip
+
+    async def _get_key(self, scope: str, client_id: str) -> dict[str, Any] | None:
+        response = await self._http.request(
+            "GET", f"/api/{scope}/apikeys/{client_id}", op="get key", passthrough=(404,)
+        )
+        if response.status_code == 404:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def converge_key(self, request: KeyRequest) -> KeyResult:
+        if not request.apis and not request.group_id:
+            raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
+        scope = key_scope(request)
+        desired = render_apikey(request)
+        current = await self._get_key(scope, request.credential.client_id)
+        if current is not None and pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS):
+            return KeyResult(request.credential.client_id, scope, changed=False)
+        if current is None:
+            await self._http.request("POST", f"/api/{scope}/apikeys", op="create key", json=desired)
+        else:
+            await self._http.request(
+                "PUT", f"/api/{scope}/apikeys/{request.credential.client_id}", op="update key", json=desired
+            )
+        return KeyResult(request.credential.client_id, scope, changed=True, created=current is None)
+
+    async def delete_key(self, request: KeyRequest) -> bool:
+        if not request.apis and not request.group_id:
+            return False
+        response = await self._http.request(
+            "DELETE", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}", op="delete key",
+            passthrough=(404,),
+        )  # fmt: skip
+        return response.status_code != 404
+
+    async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
+        # Same clientId: writing the key with the new clientSecret and no nextSecret ends the old secret's grace.
+        await self.converge_key(request)
+
+    async def key_quota(self, request: KeyRequest) -> QuotaState | None:
+        response = await self._http.request(
+            "GET", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}/quotas", op="get quotas",
+            passthrough=(404,),
+        )  # fmt: skip
+        if response.status_code == 404:
+            return None
+        q = response.json()
+        return QuotaState(
+            max=q.get("authorizedCallsPerDay"),
+            remaining=q.get("remainingCallsPerDay"),
+            remaining_per_day=q.get("remainingCallsPerDay"),
+            remaining_per_month=q.get("remainingCallsPerMonth"),
+            checked_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    async def reset_key_quota(self, request: KeyRequest) -> None:
+        await self._http.request(
+            "DELETE", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}/quotas", op="reset quota"
+        )
+
+    async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
+        raise Unsupported("OAuth clients are not supported on Otoroshi gateways by Torii (Tyk only)")
+
+    async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
+        return False
+
+
+class OtoroshiDriver(OtoroshiKeys):
     type = "otoroshi"
 
     def __init__(
@@ -152,14 +316,18 @@ class OtoroshiDriver:
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
         service_id = ref.gateway_id(self.id_prefix)
+        api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(
             render_service(
-                ref, spec, service_id=service_id, domain=self.domain, subdomain=self.subdomain, group=self.group
+                ref, spec, service_id=service_id, domain=self.domain, subdomain=self.subdomain, group=self.group,
+                api_group=api_group,
             )
-        )
+        )  # fmt: skip
         current = await self.get_service(service_id)
         if in_sync(desired, current):
             return ConvergeResult(service_id, changed=False)
+        if api_group:
+            await self.ensure_group(api_group, f"Torii API group {spec.group} of namespace {ref.namespace}")
         if current is None:
             try:
                 await self._http.request("POST", "/api/services", op="create service", json=desired)

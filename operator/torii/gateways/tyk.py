@@ -11,11 +11,22 @@ from typing import Any
 
 import httpx
 
-from torii.gateways.base import ConvergeResult, ObjectRef, deep_merge, fingerprint, pick
+from torii.gateways.base import (
+    ConvergeResult,
+    Credential,
+    KeyRequest,
+    KeyResult,
+    OAuthClientRequest,
+    ObjectRef,
+    deep_merge,
+    fingerprint,
+    pick,
+)
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient, CallObserver
 from torii.gateways.reload import ReloadCoalescer
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
+from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, QuotaState
 
 ADMIN_HEADER = "X-Tyk-Authorization"
 
@@ -92,7 +103,183 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
     return definition
 
 
-class TykDriver:
+# ------------------------------------------------------------------------------------------------------ keys
+
+# Tyk has no "unlimited" rate: a key without spec.rateLimit gets a rate no client can reach.
+UNLIMITED_RATE = {"rate": 1_000_000_000, "per": 1}
+QUOTA_SECONDS = {"day": 86_400, "month": 2_592_000}
+KEY_CORE_FIELDS = (
+    "org_id", "rate", "per", "quota_max", "quota_renewal_rate", "expires", "is_inactive",
+    "meta_data.torii-fingerprint",
+)  # fmt: skip
+
+
+def _unix(rfc3339: str | None) -> int:
+    if not rfc3339:
+        return 0
+    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp())
+
+
+def render_session(request: KeyRequest, org_id: str) -> dict[str, Any]:
+    """The Tyk session object of a key: access rights from the referenced APIs, limits from the spec."""
+    spec = request.spec
+    rate = {"rate": spec.rate_limit.rate, "per": spec.rate_limit.per} if spec.rate_limit else UNLIMITED_RATE
+    session: dict[str, Any] = {
+        "org_id": org_id,
+        "alias": str(request.ref),
+        **rate,
+        "allowance": rate["rate"],
+        "quota_max": spec.quota.max if spec.quota else -1,
+        "quota_renewal_rate": QUOTA_SECONDS[spec.quota.period.value] if spec.quota else 0,
+        "expires": _unix(spec.expires),
+        "is_inactive": not spec.enabled,
+        "tags": list(spec.tags),
+        "meta_data": {**spec.metadata, "torii-object": str(request.ref)},
+        "access_rights": {
+            api.gateway_id: {
+                "api_id": api.gateway_id,
+                "api_name": api.name,
+                "versions": list(api.versions) or ["Default"],
+                "allowed_urls": [],
+            }
+            for api in request.apis
+        },
+    }
+    if spec.tyk:
+        session = deep_merge(session, {k: v for k, v in spec.tyk.items() if k not in TYK_KEY_OWNED_FIELDS})
+    session["meta_data"]["torii-fingerprint"] = fingerprint(session)
+    return session
+
+
+def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    if current is None:
+        return False
+    return pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS) and set(desired["access_rights"]) == set(
+        current.get("access_rights") or {}
+    )
+
+
+class TykKeys:
+    """Key and OAuth client operations of the Tyk driver (mixed into TykDriver)."""
+
+    name: str
+    org_id: str
+    _http: AdminClient
+
+    async def _get_key(self, key: str, api_id: str) -> dict[str, Any] | None:
+        response = await self._http.request(
+            "GET", f"/tyk/keys/{key}", op="get key", params={"api_id": api_id}, passthrough=(404,)
+        )
+        if response.status_code == 404:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def converge_key(self, request: KeyRequest) -> KeyResult:
+        if not request.apis:
+            raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
+        key = request.credential.key
+        desired = render_session(request, self.org_id)
+        first_api = request.apis[0].gateway_id
+        current = await self._get_key(key, first_api)
+        if _key_in_sync(desired, current):
+            return KeyResult(None, None, changed=False)
+        if current is None:
+            # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
+            response = await self._http.request("POST", f"/tyk/keys/{key}", op="create key", json=desired)
+        else:
+            params = {"suppress_reset": "1"} if request.keep_quota_counters else {}
+            response = await self._http.request("PUT", f"/tyk/keys/{key}", op="update key", json=desired, params=params)
+        body = response.json()
+        return KeyResult(body.get("key_hash") or None, None, changed=True, created=current is None)
+
+    async def delete_key(self, request: KeyRequest) -> bool:
+        if not request.apis:
+            return False
+        response = await self._http.request(
+            "DELETE", f"/tyk/keys/{request.credential.key}", op="delete key",
+            params={"api_id": request.apis[0].gateway_id}, passthrough=(404,),
+        )  # fmt: skip
+        return response.status_code != 404
+
+    async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
+        # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
+        await self._http.request(
+            "DELETE", f"/tyk/keys/{previous.key}", op="delete key",
+            params={"api_id": request.apis[0].gateway_id} if request.apis else {}, passthrough=(404,),
+        )  # fmt: skip
+
+    async def expire_key(self, key: str, api_id: str, at_unix: int) -> None:
+        """Let Tyk itself refuse a rotated-out key after its grace period (even if Torii is down then)."""
+        current = await self._get_key(key, api_id)
+        if current is None:
+            return
+        current["expires"] = at_unix
+        await self._http.request(
+            "PUT", f"/tyk/keys/{key}", op="update key", json=current, params={"suppress_reset": "1"}, passthrough=(404,)
+        )
+
+    async def key_quota(self, request: KeyRequest) -> QuotaState | None:
+        if not request.apis:
+            return None
+        session = await self._get_key(request.credential.key, request.apis[0].gateway_id)
+        if session is None or int(session.get("quota_max", -1)) < 0:
+            return None
+        renews = session.get("quota_renews")
+        return QuotaState(
+            max=session.get("quota_max"),
+            remaining=session.get("quota_remaining"),
+            renews_at=datetime.fromtimestamp(int(renews), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if renews else None,
+            checked_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    async def reset_key_quota(self, request: KeyRequest) -> None:
+        # Tyk resets the live quota when a key is written without suppress_reset.
+        session = render_session(request, self.org_id)
+        await self._http.request("PUT", f"/tyk/keys/{request.credential.key}", op="reset quota", json=session)
+
+    # ------------------------------------------------------------------------------------------- OAuth
+
+    async def _oauth_clients(self, api_id: str) -> list[dict[str, Any]]:
+        response = await self._http.request("GET", f"/tyk/oauth/clients/{api_id}", op="list OAuth clients")
+        return list(response.json() or [])
+
+    async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
+        desired = {
+            "client_id": request.client_id,
+            "secret": request.client_secret,
+            "redirect_uri": request.redirect_uri,
+            "api_id": request.api_id,
+            "description": request.description,
+            "meta_data": {**request.metadata, "torii-object": str(request.ref)},
+        }
+        if request.policy:
+            desired["policy_id"] = request.policy
+        existing = next(
+            (c for c in await self._oauth_clients(request.api_id) if c.get("client_id") == request.client_id), None
+        )
+        if existing is not None:
+            same = (
+                existing.get("redirect_uri") == request.redirect_uri
+                and (existing.get("policy_id") or None) == request.policy
+                and existing.get("description", "") == request.description
+            )
+            if same:
+                return False
+            # The seed's OAuth API has no update: re-create with the same id and secret (the Secret stays valid).
+            await self.delete_oauth_client(request)
+        await self._http.request("POST", "/tyk/oauth/clients/create", op="create OAuth client", json=desired)
+        return True
+
+    async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
+        response = await self._http.request(
+            "DELETE", f"/tyk/oauth/clients/{request.api_id}/{request.client_id}", op="delete OAuth client",
+            passthrough=(404,),
+        )  # fmt: skip
+        return response.status_code != 404
+
+
+class TykDriver(TykKeys):
     type = "tyk"
 
     def __init__(

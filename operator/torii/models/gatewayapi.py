@@ -155,6 +155,13 @@ class GatewayAPISpec(CamelModel):
         description="Tags on the gateway object (Tyk `tags`, Otoroshi `metadata`).",
         json_schema_extra={"items": {"type": "string", "maxLength": 128}},
     )
+    group: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="Name of an API group in this namespace: a GatewayKey with spec.apiGroup gets access to every "
+        "API of the group (Otoroshi: a service group).",
+    )
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.DELETE,
         description="`Delete` (default) removes the API from the gateway when this object is deleted; "

@@ -1,0 +1,355 @@
+"""Reconcile one GatewayKey: resolve the APIs, write the Secret FIRST, then converge the gateway.
+
+Torii chooses every credential. It is stored in the Secret before the gateway ever sees it, so a crash at any
+point leaves either no key or a key whose credential is in the Secret: never a key nobody can see, and a retry
+converges the same credential (no duplicates).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from torii.gateways.base import Credential, GatewayDriver, KeyRequest, ObjectRef, ResolvedApi, group_id
+from torii.gateways.errors import GatewayError
+from torii.gateways.registry import Gateways
+from torii.kube import Owner, SecretView
+from torii.models.common import DeletionPolicy
+from torii.models.gatewayapi import AuthMode
+from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
+from torii.reconcile.outcome import Cause, Event, Outcome, failed, invalid_spec_message, permanently_failed_at, ready
+
+ANN_ROTATION = "torii.dev/rotation-generation"
+ANN_REVOKE_AT = "torii.dev/previous-credential-revoke-at"
+ALPHANUM = string.ascii_letters + string.digits
+
+
+class SecretStore(Protocol):
+    async def get(self, namespace: str, name: str) -> SecretView | None: ...
+
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        owner: Owner,
+        data: dict[str, str],
+        *,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        create: bool,
+    ) -> None: ...
+
+
+class ApiLookup(Protocol):
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def in_group(self, namespace: str, group: str) -> list[dict[str, Any]]: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class KeyEnv:
+    gateways: Gateways
+    secrets: SecretStore
+    apis: ApiLookup
+    id_prefix: str = "torii"
+    now: Callable[[], datetime] = field(default=utcnow)
+
+
+class Blocked(Exception):
+    """The key cannot be converged until the user (or another object) changes something."""
+
+    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry = retry
+
+
+# ------------------------------------------------------------------------------------------- credentials
+
+
+def new_credential(gateway_type: str, client_id: str = "") -> Credential:
+    """A fresh, cryptographically random credential (Otoroshi: keep `client_id` when rotating)."""
+    if gateway_type == "tyk":
+        return Credential(key=secrets.token_hex(24))
+    return Credential(
+        client_id=client_id or "".join(secrets.choice(ALPHANUM) for _ in range(16)),
+        client_secret="".join(secrets.choice(ALPHANUM) for _ in range(64)),
+    )
+
+
+def secret_data(gateway_type: str, cred: Credential, previous: Credential | None = None) -> dict[str, str]:
+    if gateway_type == "tyk":
+        data = {"key": cred.key, "Authorization": cred.key}
+        if previous is not None:
+            data["previousKey"] = previous.key
+        return data
+    basic = base64.b64encode(f"{cred.client_id}:{cred.client_secret}".encode()).decode()
+    data = {"clientId": cred.client_id, "clientSecret": cred.client_secret, "basicAuthHeader": f"Basic {basic}"}
+    if previous is not None:
+        data["previousClientSecret"] = previous.client_secret
+    return data
+
+
+def credentials_in(gateway_type: str, data: dict[str, str]) -> tuple[Credential | None, Credential | None]:
+    """(current, previous-in-grace) from a Secret's data; None when absent or incomplete."""
+    if gateway_type == "tyk":
+        current = Credential(key=data["key"]) if data.get("key") else None
+        previous = Credential(key=data["previousKey"]) if data.get("previousKey") else None
+        return current, previous
+    if not (data.get("clientId") and data.get("clientSecret")):
+        return None, None
+    current = Credential(client_id=data["clientId"], client_secret=data["clientSecret"])
+    previous = None
+    if data.get("previousClientSecret"):
+        previous = Credential(client_id=data["clientId"], client_secret=data["previousClientSecret"])
+    return current, previous
+
+
+# -------------------------------------------------------------------------------------------- references
+
+
+def _api_gateway(obj: dict[str, Any], default: str | None) -> str | None:
+    return (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or default
+
+
+async def resolve_apis(
+    env: KeyEnv, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
+) -> tuple[tuple[ResolvedApi, ...], str | None]:
+    """The APIs a key refers to, checked: same namespace, same gateway, `auth: key`, served."""
+    objects: list[tuple[str, dict[str, Any] | None, list[str]]] = []
+    gid = None
+    if spec.apis is not None:
+        for i, api in enumerate(spec.apis):
+            if api.namespace and api.namespace != ref.namespace:
+                raise Blocked(
+                    "InvalidReference",
+                    f"spec.apis[{i}].namespace: {api.namespace!r} is another namespace; a key may only refer to "
+                    f"GatewayAPIs in its own namespace ({ref.namespace})",
+                    retry=False,
+                )
+            objects.append((api.name, await env.apis.get(ref.namespace, api.name), list(api.versions)))
+    else:
+        assert spec.api_group is not None  # exactly one of apis/apiGroup (CRD rule)
+        members = await env.apis.in_group(ref.namespace, spec.api_group)
+        if not members:
+            raise Blocked(
+                "WaitingForAPI",
+                f"spec.apiGroup: no GatewayAPI in {ref.namespace} has group {spec.api_group!r}",
+                retry=True,
+            )
+        objects = [(m["metadata"]["name"], m, []) for m in members]
+        gid = group_id(env.id_prefix, ref.namespace, spec.api_group)
+
+    resolved = []
+    for name, obj, versions in objects:
+        if obj is None:
+            raise Blocked("WaitingForAPI", f"GatewayAPI {ref.namespace}/{name} does not exist (yet)", retry=True)
+        api_gateway = _api_gateway(obj, env.gateways.default)
+        if api_gateway != driver.name:
+            raise Blocked(
+                "InvalidReference",
+                f"GatewayAPI {name} is on gateway {api_gateway!r} but this key is for gateway {driver.name!r}",
+                retry=False,
+            )
+        auth = (obj.get("spec") or {}).get("auth", AuthMode.KEYLESS.value)
+        if auth != AuthMode.KEY.value:
+            raise Blocked("InvalidReference", f"GatewayAPI {name} has auth {auth!r}; keys need auth: key", retry=False)
+        gateway_id = (obj.get("status") or {}).get("gatewayId")
+        if not gateway_id:
+            raise Blocked("WaitingForAPI", f"GatewayAPI {name} is not served yet", retry=True)
+        resolved.append(ResolvedApi(name, gateway_id, tuple(versions)))
+    return tuple(resolved), gid
+
+
+# --------------------------------------------------------------------------------------------- reconcile
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def reconcile_key(
+    env: KeyEnv,
+    ref: ObjectRef,
+    owner: Owner,
+    raw_spec: dict[str, Any],
+    generation: int,
+    raw_status: dict[str, Any] | None,
+    cause: Cause,
+) -> Outcome:
+    status = GatewayKeyStatus.model_validate(raw_status or {})
+    try:
+        spec = GatewayKeySpec.model_validate(raw_spec)
+    except ValidationError as exc:
+        message = invalid_spec_message(exc)
+        ready(status, generation, False, "InvalidSpec", message)
+        return Outcome(status.to_wire(), [Event("Warning", "InvalidSpec", message)], message=message)
+    if cause == Cause.DRIFT and permanently_failed_at(status, generation):
+        return Outcome(status.to_wire())
+
+    events: list[Event] = []
+    try:
+        driver = env.gateways.get(spec.gateway)
+        status.gateway = driver.name
+        apis, gid = await resolve_apis(env, driver, ref, spec)
+        secret_name = spec.secret_name or ref.name
+        status.secret_name = secret_name
+        view = await env.secrets.get(ref.namespace, secret_name)
+        if view is not None and not view.owned_by(owner):
+            raise Blocked(
+                "SecretConflict",
+                f"Secret {secret_name} already exists and is not managed by this GatewayKey; Torii never overwrites "
+                "it: delete or rename it, or set spec.secretName",
+                retry=False,
+            )
+        template = spec.secret_template
+        labels = dict(template.labels) if template else {}
+        annotations = dict(template.annotations) if template else {}
+        wanted_rotation = spec.rotation.generation if spec.rotation else 0
+        grace = spec.rotation.grace_period_seconds if spec.rotation else 0
+
+        current, previous = credentials_in(driver.type, view.data) if view else (None, None)
+        applied_rotation = int(view.annotations.get(ANN_ROTATION, "0")) if view else wanted_rotation
+        revoke_at = _parse_time(view.annotations.get(ANN_REVOKE_AT)) if view else None
+
+        async def write_secret(cred: Credential, prev: Credential | None, rotation: int, when: datetime | None) -> None:
+            notes = {**annotations, ANN_ROTATION: str(rotation)}
+            if when is not None:
+                notes[ANN_REVOKE_AT] = _fmt(when)
+            await env.secrets.write(
+                ref.namespace, secret_name, owner, secret_data(driver.type, cred, prev),
+                labels=labels, annotations=notes, create=view is None,
+            )  # fmt: skip
+
+        if current is None:
+            # No credential yet (or the Secret lost it): choose one and store it BEFORE the gateway sees it.
+            current = new_credential(driver.type)
+            previous, revoke_at, applied_rotation = None, None, wanted_rotation
+            await write_secret(current, None, wanted_rotation, None)
+        elif wanted_rotation > applied_rotation:
+            # Rotation: the new credential goes into the Secret first; the old one keeps working for `grace`.
+            previous = current
+            current = new_credential(driver.type, client_id=current.client_id)
+            revoke_at = env.now() + timedelta(seconds=grace)
+            applied_rotation = wanted_rotation
+            await write_secret(current, previous, wanted_rotation, revoke_at)
+            events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; previous revoked at "
+                                                     f"{_fmt(revoke_at)}"))  # fmt: skip
+        elif view is not None and (
+            labels.items() - view.labels.items() or annotations.items() - view.annotations.items()
+        ):
+            await write_secret(current, previous, applied_rotation, revoke_at)
+
+        in_grace = previous is not None and revoke_at is not None and env.now() < revoke_at
+        quota_unchanged = status.quota_fingerprint in (None, spec.quota_fingerprint)
+        if driver.type == "otoroshi" and in_grace:
+            assert previous is not None
+            # Native rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
+            request = KeyRequest(ref, spec, apis, gid, previous, current, grace, quota_unchanged)
+        else:
+            request = KeyRequest(ref, spec, apis, gid, current, None, grace, quota_unchanged)
+        result = await driver.converge_key(request)
+        if driver.type == "tyk" and previous is not None and in_grace and revoke_at is not None:
+            # Tyk enforces the grace period itself too: the old key expires even if Torii is down then.
+            expire = getattr(driver, "expire_key", None)
+            if expire is not None:
+                await expire(previous.key, apis[0].gateway_id, int(revoke_at.timestamp()))
+
+        if previous is not None and not in_grace:
+            final = KeyRequest(ref, spec, apis, gid, current, None, grace, True)
+            await driver.revoke_previous(final, previous)
+            await write_secret(current, None, applied_rotation, None)
+            events.append(Event("Normal", "PreviousCredentialRevoked", "the rotated-out credential no longer works"))
+            previous, revoke_at = None, None
+
+        status.key_id = result.key_id or status.key_id or (current.client_id or None)
+        status.scope = result.scope
+        status.api_ids = [a.gateway_id for a in apis]
+        status.quota_fingerprint = spec.quota_fingerprint
+        status.rotation_generation = applied_rotation
+        status.previous_key_revoke_at = _fmt(revoke_at) if revoke_at else None
+
+        wanted_reset = spec.quota_reset_generation or 0
+        if wanted_reset > (status.quota_reset_generation or 0):
+            await driver.reset_key_quota(request)
+            events.append(Event("Normal", "QuotaReset", "live quota counters reset on the gateway"))
+        status.quota_reset_generation = wanted_reset or status.quota_reset_generation
+        with contextlib.suppress(GatewayError):  # quota figures are informative
+            status.quota = await driver.key_quota(request)
+    except Blocked as exc:
+        ready(status, generation, False, exc.reason, exc.message)
+        return Outcome(
+            status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry=exc.retry, message=exc.message
+        )
+    except GatewayError as exc:
+        return failed(status, generation, exc, what="converge key")
+
+    if result.changed:
+        reason = "DriftRepaired" if cause == Cause.DRIFT else ("Created" if result.created else "Updated")
+        events.insert(
+            0, Event("Normal", reason, f"key {status.key_id or ''} {reason.lower()} on gateway {driver.name}")
+        )
+    names = ", ".join(a.name for a in apis)
+    ready(status, generation, True, "Active", f"key active on gateway {driver.name} for {names}; "
+                                              f"credential in Secret {status.secret_name}")  # fmt: skip
+    return Outcome(status.to_wire(), events)
+
+
+async def delete_key(
+    env: KeyEnv,
+    ref: ObjectRef,
+    owner: Owner,
+    raw_spec: dict[str, Any],
+    generation: int,
+    raw_status: dict[str, Any] | None,
+) -> Outcome:
+    """Revoke the key on the gateway. The Secret goes with the GatewayKey (ownerReference)."""
+    status = GatewayKeyStatus.model_validate(raw_status or {})
+    if raw_spec.get("deletionPolicy") == DeletionPolicy.ORPHAN.value:
+        return Outcome(
+            status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: key left on the gateway")]
+        )
+    try:
+        driver = env.gateways.get(raw_spec.get("gateway"))
+    except GatewayError as exc:
+        return Outcome(status.to_wire(), [Event("Warning", "GatewayNotConfigured", f"not revoked: {exc.message}")])
+    secret_name = raw_spec.get("secretName") or ref.name
+    view = await env.secrets.get(ref.namespace, secret_name)
+    current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
+    if current is None or not status.api_ids:
+        return Outcome(status.to_wire(), [Event("Normal", "Deleted", "no credential was issued: nothing to revoke")])
+    apis = tuple(ResolvedApi(i, i) for i in status.api_ids)
+    gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
+    try:
+        spec = GatewayKeySpec.model_validate(raw_spec)
+    except ValidationError:
+        spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
+    request = KeyRequest(ref, spec, apis, gid, current)
+    try:
+        deleted = await driver.delete_key(request)
+        if previous is not None and driver.type == "tyk":
+            await driver.revoke_previous(request, previous)
+    except GatewayError as exc:
+        hint = " (set spec.deletionPolicy: Orphan to release the object without revoking)"
+        ready(status, generation, False, "DeleteFailed", exc.message + hint)
+        return Outcome(status.to_wire(), [Event("Warning", "DeleteFailed", exc.message + hint)], retry=True,
+                       message=exc.message)  # fmt: skip
+    message = f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
+    return Outcome(status.to_wire(), [Event("Normal", "Deleted", message)])
