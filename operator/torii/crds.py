@@ -14,6 +14,8 @@ from pydantic import BaseModel
 
 from torii.models.common import GROUP, VERSION
 from torii.models.gatewayapi import GatewayAPISpec, GatewayAPIStatus
+from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
+from torii.models.oauthclient import OAuthClientSpec, OAuthClientStatus
 
 # JSON-schema keywords a structural CRD schema may carry (everything else pydantic emits is dropped).
 _KEEP = (
@@ -92,7 +94,43 @@ GATEWAY_API = Resource(
     ),
 )
 
-RESOURCES: tuple[Resource, ...] = (GATEWAY_API,)
+GATEWAY_KEY = Resource(
+    kind="GatewayKey",
+    plural="gatewaykeys",
+    short_names=("gwkey",),
+    spec=GatewayKeySpec,
+    status=GatewayKeyStatus,
+    description="An access key for GatewayAPIs. Torii chooses the credential, stores it in a Secret (mount it in "
+    "your application), then creates the key on the gateway.",
+    columns=(
+        {"name": "Gateway", "type": "string", "jsonPath": ".status.gateway"},
+        {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"},
+        {"name": "Key ID", "type": "string", "jsonPath": ".status.keyId", "priority": 1},
+        READY_COLUMN,
+        REASON_COLUMN,
+        AGE_COLUMN,
+    ),
+)
+
+OAUTH_CLIENT = Resource(
+    kind="OAuthClient",
+    plural="oauthclients",
+    short_names=("gwoauth",),
+    spec=OAuthClientSpec,
+    status=OAuthClientStatus,
+    description="An OAuth client of an OAuth-protected GatewayAPI (Tyk). Its client id and secret are delivered in "
+    "a Secret.",
+    columns=(
+        {"name": "API", "type": "string", "jsonPath": ".spec.api"},
+        {"name": "Client ID", "type": "string", "jsonPath": ".status.clientId"},
+        {"name": "Secret", "type": "string", "jsonPath": ".status.secretName", "priority": 1},
+        READY_COLUMN,
+        REASON_COLUMN,
+        AGE_COLUMN,
+    ),
+)
+
+RESOURCES: tuple[Resource, ...] = (GATEWAY_API, GATEWAY_KEY, OAUTH_CLIENT)
 
 
 def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

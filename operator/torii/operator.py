@@ -9,7 +9,7 @@ import kopf
 
 from torii import kube, metrics
 from torii.gateways.registry import build_gateways
-from torii.handlers import gatewayapi
+from torii.handlers import credentials, gatewayapi
 from torii.models.common import GROUP
 from torii.settings import OperatorSettings
 
@@ -54,4 +54,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     operator_settings = settings
     gatewayapi.register(registry, settings)
+    credentials.register(registry, settings)
     return registry

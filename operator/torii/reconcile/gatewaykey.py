@@ -208,7 +208,6 @@ async def reconcile_key(
     try:
         driver = env.gateways.get(spec.gateway)
         status.gateway = driver.name
-        apis, gid = await resolve_apis(env, driver, ref, spec)
         secret_name = spec.secret_name or ref.name
         status.secret_name = secret_name
         view = await env.secrets.get(ref.namespace, secret_name)
@@ -219,6 +218,7 @@ async def reconcile_key(
                 "it: delete or rename it, or set spec.secretName",
                 retry=False,
             )
+        apis, gid = await resolve_apis(env, driver, ref, spec)
         template = spec.secret_template
         labels = dict(template.labels) if template else {}
         annotations = dict(template.annotations) if template else {}

@@ -1,0 +1,142 @@
+"""Reconcile one OAuthClient: Torii chooses client id and secret, stores them in the Secret, then the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from torii.gateways.base import OAuthClientRequest, ObjectRef
+from torii.gateways.errors import GatewayError
+from torii.kube import Owner
+from torii.models.gatewayapi import AuthMode
+from torii.models.oauthclient import OAuthClientSpec, OAuthClientStatus
+from torii.reconcile.gatewaykey import Blocked, KeyEnv, new_credential
+from torii.reconcile.outcome import Cause, Event, Outcome, failed, invalid_spec_message, permanently_failed_at, ready
+
+
+def secret_data(client_id: str, client_secret: str, redirect_uri: str) -> dict[str, str]:
+    return {"clientId": client_id, "clientSecret": client_secret, "redirectUri": redirect_uri}
+
+
+async def _api(env: KeyEnv, ref: ObjectRef, spec: OAuthClientSpec, gateway: str) -> str:
+    obj = await env.apis.get(ref.namespace, spec.api)
+    if obj is None:
+        raise Blocked(
+            "WaitingForAPI", f"spec.api: GatewayAPI {ref.namespace}/{spec.api} does not exist (yet)", retry=True
+        )
+    api_gateway = (
+        (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or env.gateways.default
+    )
+    if api_gateway != gateway:
+        raise Blocked(
+            "InvalidReference",
+            f"spec.api: GatewayAPI {spec.api} is on gateway {api_gateway!r}, not {gateway!r}",
+            retry=False,
+        )
+    auth = (obj.get("spec") or {}).get("auth", AuthMode.KEYLESS.value)
+    if auth != AuthMode.OAUTH2.value:
+        raise Blocked(
+            "InvalidReference", f"spec.api: GatewayAPI {spec.api} has auth {auth!r}; OAuth clients need auth: oauth2",
+            retry=False,
+        )  # fmt: skip
+    gateway_id = (obj.get("status") or {}).get("gatewayId")
+    if not gateway_id:
+        raise Blocked("WaitingForAPI", f"spec.api: GatewayAPI {spec.api} is not served yet", retry=True)
+    return str(gateway_id)
+
+
+async def reconcile_oauth_client(
+    env: KeyEnv,
+    ref: ObjectRef,
+    owner: Owner,
+    raw_spec: dict[str, Any],
+    generation: int,
+    raw_status: dict[str, Any] | None,
+    cause: Cause,
+) -> Outcome:
+    status = OAuthClientStatus.model_validate(raw_status or {})
+    try:
+        spec = OAuthClientSpec.model_validate(raw_spec)
+    except ValidationError as exc:
+        message = invalid_spec_message(exc)
+        ready(status, generation, False, "InvalidSpec", message)
+        return Outcome(status.to_wire(), [Event("Warning", "InvalidSpec", message)], message=message)
+    if cause == Cause.DRIFT and permanently_failed_at(status, generation):
+        return Outcome(status.to_wire())
+    try:
+        driver = env.gateways.get(spec.gateway)
+        status.gateway = driver.name
+        if driver.type != "tyk":
+            raise Blocked(
+                "Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients; use Tyk", retry=False
+            )
+        secret_name = spec.secret_name or ref.name
+        status.secret_name = secret_name
+        view = await env.secrets.get(ref.namespace, secret_name)
+        if view is not None and not view.owned_by(owner):
+            raise Blocked(
+                "SecretConflict",
+                f"Secret {secret_name} already exists and is not managed by this OAuthClient; Torii never overwrites "
+                "it: delete or rename it, or set spec.secretName",
+                retry=False,
+            )
+        api_id = await _api(env, ref, spec, driver.name)
+        client_id = view.data.get("clientId") if view else None
+        client_secret = view.data.get("clientSecret") if view else None
+        if not (client_id and client_secret) or view is None or view.data.get("redirectUri") != spec.redirect_uri:
+            if not (client_id and client_secret):
+                cred = new_credential("otoroshi")  # 16-char id, 64-char secret: the same shape suits OAuth
+                client_id, client_secret = cred.client_id, cred.client_secret
+            template = spec.secret_template
+            await env.secrets.write(
+                ref.namespace, secret_name, owner, secret_data(client_id, client_secret, spec.redirect_uri),
+                labels=dict(template.labels) if template else {},
+                annotations=dict(template.annotations) if template else {},
+                create=view is None,
+            )  # fmt: skip
+        request = OAuthClientRequest(
+            ref, api_id, client_id, client_secret, spec.redirect_uri, spec.policy, spec.description, spec.metadata
+        )
+        changed = await driver.converge_oauth_client(request)
+    except Blocked as exc:
+        ready(status, generation, False, exc.reason, exc.message)
+        return Outcome(
+            status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry=exc.retry, message=exc.message
+        )
+    except GatewayError as exc:
+        return failed(status, generation, exc, what="converge OAuth client")
+    status.client_id = client_id
+    status.api_id = api_id
+    events = []
+    if changed:
+        events.append(Event("Normal", "DriftRepaired" if cause == Cause.DRIFT else "Created",
+                            f"OAuth client {client_id} on gateway {driver.name}"))  # fmt: skip
+    ready(status, generation, True, "Active", f"OAuth client {client_id} of {spec.api} active on gateway {driver.name}")
+    return Outcome(status.to_wire(), events)
+
+
+async def delete_oauth_client(
+    env: KeyEnv,
+    ref: ObjectRef,
+    owner: Owner,
+    raw_spec: dict[str, Any],
+    generation: int,
+    raw_status: dict[str, Any] | None,
+) -> Outcome:
+    status = OAuthClientStatus.model_validate(raw_status or {})
+    if not (status.client_id and status.api_id):
+        return Outcome(status.to_wire(), [Event("Normal", "Deleted", "no client was created: nothing to delete")])
+    try:
+        driver = env.gateways.get(raw_spec.get("gateway"))
+        request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {})
+        deleted = await driver.delete_oauth_client(request)
+    except GatewayError as exc:
+        if exc.reason == "GatewayNotConfigured":
+            return Outcome(status.to_wire(), [Event("Warning", exc.reason, f"not deleted: {exc.message}")])
+        ready(status, generation, False, "DeleteFailed", exc.message)
+        return Outcome(
+            status.to_wire(), [Event("Warning", "DeleteFailed", exc.message)], retry=True, message=exc.message
+        )
+    text = "OAuth client deleted" if deleted else "OAuth client already gone"
+    return Outcome(status.to_wire(), [Event("Normal", "Deleted", f"{text} on gateway {driver.name}")])

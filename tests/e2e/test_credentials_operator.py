@@ -1,0 +1,190 @@
+"""GatewayKey and OAuthClient against the real apiserver, on the paths that need no working gateway:
+schema/CEL validation, reference checks, a foreign Secret left untouched, Unsupported features."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from support.kube import api_client, kubectl, namespace
+from support.operator import CONFIG_NAMESPACE, Operator, free_port, running_operator
+from support.stack import Stack
+from support.wait import wait_until
+
+GROUP, VERSION = "torii.dev", "v1alpha1"
+
+
+@pytest.fixture(scope="module")
+def admin(crds: Stack) -> Iterator[client.ApiClient]:
+    api = api_client(crds.kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def ns(admin: client.ApiClient) -> Iterator[str]:
+    with namespace(admin, "cred") as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def operator(
+    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    closed = free_port()
+    ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-gateways-cred"}
+    gateways = [
+        {"name": "tyk", "type": "tyk", "url": f"http://127.0.0.1:{closed}", "secretRef": {**ref, "key": "tyk"}},
+        {"name": "otoroshi", "type": "otoroshi", "url": f"http://127.0.0.1:{closed}",
+         "clientIdRef": {**ref, "key": "id"}, "clientSecretRef": {**ref, "key": "secret"}},
+    ]  # fmt: skip
+    with running_operator(
+        crds, admin, tmp_path_factory.mktemp("cred"), gateways=gateways,
+        secret_data={"tyk": "t", "id": "i", "secret": "s"}, namespaces=[ns], secret_name="torii-gateways-cred",
+    ) as op:  # fmt: skip
+        yield op
+        custom = client.CustomObjectsApi(admin)
+        for plural in ("gatewaykeys", "oauthclients", "gatewayapis"):
+            for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]:
+                name = item["metadata"]["name"]
+                custom.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, name,
+                                                      {"spec": {"deletionPolicy": "Orphan"}} if plural != "oauthclients"
+                                                      else {"metadata": {"finalizers": None}})  # fmt: skip
+                custom.delete_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
+
+
+def create(admin: client.ApiClient, ns: str, kind: str, spec: dict[str, Any], name: str | None = None) -> str:
+    name = name or f"{kind.lower()}-{uuid.uuid4().hex[:6]}"
+    plural = {"GatewayAPI": "gatewayapis", "GatewayKey": "gatewaykeys", "OAuthClient": "oauthclients"}[kind]
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    client.CustomObjectsApi(admin).create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)
+    return name
+
+
+def condition(admin: client.ApiClient, ns: str, plural: str, name: str, reason: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = client.CustomObjectsApi(admin).get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
+        for cond in obj.get("status", {}).get("conditions", []):
+            if cond["type"] == "Ready" and cond["reason"] == reason:
+                return dict(cond)
+        return None
+
+    return wait_until(check, timeout=60, what=f"{plural}/{name} reason {reason}")
+
+
+API = {"listenPath": "/x/", "upstream": {"url": "http://127.0.0.1:9/"}}
+
+
+def test_key_to_another_namespace_is_refused(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    name = create(admin, ns, "GatewayKey", {"apis": [{"name": "orders", "namespace": "elsewhere"}]})
+    cond = condition(admin, ns, "gatewaykeys", name, "InvalidReference")
+    assert cond["status"] == "False" and "spec.apis[0].namespace" in cond["message"]
+
+
+def test_key_to_an_api_on_another_gateway_is_refused(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "otoroshi", "auth": "key"})
+    name = create(admin, ns, "GatewayKey", {"gateway": "tyk", "apis": [{"name": api}]})
+    cond = condition(admin, ns, "gatewaykeys", name, "InvalidReference")
+    assert "'otoroshi'" in cond["message"] and "'tyk'" in cond["message"]
+
+
+def test_key_to_a_keyless_api_is_refused(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk", "auth": "keyless"})
+    name = create(admin, ns, "GatewayKey", {"apis": [{"name": api}]})
+    assert "auth: key" in condition(admin, ns, "gatewaykeys", name, "InvalidReference")["message"]
+
+
+def test_key_waits_for_a_missing_api(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    name = create(admin, ns, "GatewayKey", {"apis": [{"name": "not-yet"}]})
+    assert "does not exist" in condition(admin, ns, "gatewaykeys", name, "WaitingForAPI")["message"]
+
+
+def test_foreign_secret_is_left_untouched_and_reported(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_secret(ns, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="app-credentials", labels={"team": "payments"}),
+        data={"password": base64.b64encode(b"theirs").decode()},
+    ))  # fmt: skip
+    before = core.read_namespaced_secret("app-credentials", ns)
+    name = create(admin, ns, "GatewayKey", {"apis": [{"name": "orders"}], "secretName": "app-credentials"})
+    cond = condition(admin, ns, "gatewaykeys", name, "SecretConflict")
+    assert "app-credentials" in cond["message"] and "never overwrites" in cond["message"]
+    oauth = create(admin, ns, "OAuthClient", {"api": "orders", "redirectUri": "https://app/cb",
+                                              "secretName": "app-credentials"})  # fmt: skip
+    condition(admin, ns, "oauthclients", oauth, "SecretConflict")
+    after = core.read_namespaced_secret("app-credentials", ns)
+    assert after.data == before.data and after.metadata.labels == before.metadata.labels
+    assert after.metadata.resource_version == before.metadata.resource_version  # not even re-written
+    assert not after.metadata.owner_references
+
+
+def test_oauth_client_on_otoroshi_is_unsupported(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    name = create(admin, ns, "OAuthClient", {"gateway": "otoroshi", "api": "x", "redirectUri": "https://app/cb"})
+    assert "Tyk" in condition(admin, ns, "oauthclients", name, "Unsupported")["message"]
+
+
+def test_oauth_client_needs_an_oauth2_api(operator: Operator, admin: client.ApiClient, ns: str) -> None:
+    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk", "auth": "key"})
+    name = create(admin, ns, "OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
+    assert "auth: oauth2" in condition(admin, ns, "oauthclients", name, "InvalidReference")["message"]
+
+
+def test_kubectl_get_torii_lists_every_kind(operator: Operator, crds: Stack, admin: client.ApiClient, ns: str) -> None:
+    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk"})
+    create(admin, ns, "GatewayKey", {"apis": [{"name": api}]})
+    create(admin, ns, "OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
+    done = kubectl("get", "torii", "-n", ns, "-o", "name", kubeconfig=crds.kubeconfig)
+    kinds = {line.split("/")[0] for line in done.stdout.split()}
+    assert {"gatewayapi.torii.dev", "gatewaykey.torii.dev", "oauthclient.torii.dev"} <= kinds
+    explained = kubectl("explain", "gatewaykey.spec.rotation", kubeconfig=crds.kubeconfig)
+    assert "generation" in explained.stdout and "grace" in explained.stdout.lower()
+
+
+INVALID: list[tuple[str, str, dict[str, Any], str]] = [
+    ("both apis and apiGroup", "GatewayKey", {"apis": [{"name": "a"}], "apiGroup": "g"}, "exactly one of spec.apis"),
+    ("neither apis nor apiGroup", "GatewayKey", {"enabled": True}, "exactly one of spec.apis"),
+    ("empty apis", "GatewayKey", {"apis": []}, "spec.apis"),
+    ("bad quota period", "GatewayKey", {"apis": [{"name": "a"}], "quota": {"max": 5, "period": "week"}},
+     "spec.quota.period"),
+    ("negative grace", "GatewayKey", {"apis": [{"name": "a"}], "rotation": {"generation": 1, "gracePeriodSeconds": -1}},
+     "spec.rotation.gracePeriodSeconds"),
+    ("bad expiry", "GatewayKey", {"apis": [{"name": "a"}], "expires": "next tuesday"}, "spec.expires"),
+    ("tyk access_rights", "GatewayKey", {"apis": [{"name": "a"}], "tyk": {"access_rights": {}}},
+     "spec.tyk.access_rights"),
+    ("otoroshi clientSecret", "GatewayKey", {"apis": [{"name": "a"}], "otoroshi": {"clientSecret": "x"}},
+     "spec.otoroshi.clientSecret"),
+    ("bad redirect", "OAuthClient", {"api": "a", "redirectUri": "not a uri"}, "spec.redirectUri"),
+    ("missing api", "OAuthClient", {"redirectUri": "https://a/cb"}, "spec.api"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "kind", "spec", "text"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_credential_manifests(
+    crds: Stack, ns: str, case: str, kind: str, spec: dict[str, Any], text: str
+) -> None:
+    manifest = yaml.safe_dump({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                               "metadata": {"name": "bad", "namespace": ns}, "spec": spec})  # fmt: skip
+    done = kubectl("apply", "-f", "-", stdin=manifest, kubeconfig=crds.kubeconfig)
+    assert done.returncode != 0 and text in done.stderr, done.stderr
+
+
+def test_secret_name_and_api_are_immutable(crds: Stack, ns: str) -> None:
+    def apply(kind: str, spec: dict[str, Any]) -> Any:
+        manifest = yaml.safe_dump({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                                   "metadata": {"name": "immutable", "namespace": ns}, "spec": spec})  # fmt: skip
+        return kubectl("apply", "-f", "-", stdin=manifest, kubeconfig=crds.kubeconfig)
+
+    assert (
+        apply("GatewayKey", {"apis": [{"name": "a"}], "secretName": "one", "deletionPolicy": "Orphan"}).returncode == 0
+    )
+    moved = apply("GatewayKey", {"apis": [{"name": "a"}], "secretName": "two", "deletionPolicy": "Orphan"})
+    assert moved.returncode != 0 and "spec.secretName is immutable" in moved.stderr
+    assert apply("OAuthClient", {"api": "a", "redirectUri": "https://a/cb"}).returncode == 0
+    moved = apply("OAuthClient", {"api": "b", "redirectUri": "https://a/cb"})
+    assert moved.returncode != 0 and "spec.api is immutable" in moved.stderr
