@@ -16,29 +16,12 @@ import pytest
 from kubernetes import client
 
 from support.kube import api_client, gone, namespace
-from support.operator import CONFIG_NAMESPACE, Operator, free_port, running_operator
+from support.operator import Operator, free_port, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 
 GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
-
-
-def stack_gateways(stack: Stack) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-gateways-live"}
-    gateways: list[dict[str, Any]] = []
-    secret: dict[str, str] = {}
-    if "TYK_URL" in stack.env:
-        gateways.append({"name": "tyk", "type": "tyk", "url": stack.env["TYK_URL"], "secretRef": {**ref, "key": "tyk"}})
-        secret["tyk"] = stack.env["TYK_SECRET"]
-    if "OTOROSHI_URL" in stack.env:
-        gateways.append({
-            "name": "otoroshi", "type": "otoroshi", "url": stack.env["OTOROSHI_URL"],
-            "apiHost": stack.env["OTOROSHI_API_HOST"], "domain": stack.env["OTOROSHI_DOMAIN"], "subdomain": "api",
-            "clientIdRef": {**ref, "key": "oto-id"}, "clientSecretRef": {**ref, "key": "oto-secret"},
-        })  # fmt: skip
-        secret |= {"oto-id": stack.env["OTOROSHI_CLIENT_ID"], "oto-secret": stack.env["OTOROSHI_CLIENT_SECRET"]}
-    return gateways, secret
 
 
 @pytest.fixture(scope="module")

@@ -107,3 +107,23 @@ def running_operator(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def stack_gateways(
+    stack: Stack, secret_name: str = "torii-gateways-live"
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Connections to the gateways the stack runs (named tyk and otoroshi), and their credentials."""
+    ref = {"namespace": CONFIG_NAMESPACE, "name": secret_name}
+    gateways: list[dict[str, Any]] = []
+    secret: dict[str, str] = {}
+    if "TYK_URL" in stack.env:
+        gateways.append({"name": "tyk", "type": "tyk", "url": stack.env["TYK_URL"], "secretRef": {**ref, "key": "tyk"}})
+        secret["tyk"] = stack.env["TYK_SECRET"]
+    if "OTOROSHI_URL" in stack.env:
+        gateways.append({
+            "name": "otoroshi", "type": "otoroshi", "url": stack.env["OTOROSHI_URL"],
+            "apiHost": stack.env["OTOROSHI_API_HOST"], "domain": stack.env["OTOROSHI_DOMAIN"], "subdomain": "api",
+            "clientIdRef": {**ref, "key": "oto-id"}, "clientSecretRef": {**ref, "key": "oto-secret"},
+        })  # fmt: skip
+        secret |= {"oto-id": stack.env["OTOROSHI_CLIENT_ID"], "oto-secret": stack.env["OTOROSHI_CLIENT_SECRET"]}
+    return gateways, secret
