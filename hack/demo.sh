@@ -52,6 +52,14 @@ if [[ -n ${TYK_URL:-} ]]; then
   kubectl wait --for=condition=Ready gatewayapi/orders -n torii-demo --timeout=120s
   echo "\$ curl $TYK_URL/orders/status"
   curl -sS "$TYK_URL/orders/status"; echo
+  kubectl wait --for=condition=Ready gatewaykey/payments-client -n torii-demo --timeout=120s
+  say "a generated key, taken from its Secret"
+  echo '$ KEY=$(kubectl get secret payments-client -n torii-demo -o jsonpath={.data.key} | base64 -d)'
+  KEY=$(kubectl get secret payments-client -n torii-demo -o jsonpath='{.data.key}' | base64 -d)
+  echo "\$ curl -H \"Authorization: \$KEY\" $TYK_URL/payments/charge"
+  curl -sS -H "Authorization: $KEY" "$TYK_URL/payments/charge"; echo
+  echo "\$ curl $TYK_URL/payments/charge    # without the key"
+  curl -sS "$TYK_URL/payments/charge"; echo
   served=$((served + 1))
 fi
 if [[ -n ${OTOROSHI_URL:-} ]]; then

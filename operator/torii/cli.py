@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import os
+import socket
 import sys
 from pathlib import Path
 
 from torii import crds
+
+
+def pod_priority(pod_name: str) -> int:
+    """A stable priority per pod: kopf freezes replicas with equal priorities, so they must differ."""
+    return 1 + int(hashlib.sha256(pod_name.encode()).hexdigest()[:8], 16) % 1_000_000
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
@@ -32,6 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_prefix=True,
     )
     namespaces = args.namespace or settings.namespaces
+    priority = args.priority
+    if args.priority_from_pod_name:
+        priority = pod_priority(os.environ.get("POD_NAME") or socket.gethostname())
     metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     if metrics_port is not None:
         from torii import metrics
@@ -42,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         kopf.operator(
             registry=registry,
             standalone=args.standalone,
-            priority=args.priority,
+            priority=priority,
             # Naming a peering object makes peering mandatory in kopf: only when running with peers.
             peering_name=None if args.standalone else args.peering,
             clusterwide=not namespaces,
@@ -74,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", help="watch only these namespaces (repeatable)")
     run.add_argument("--standalone", action="store_true", help="no peering with other replicas")
     run.add_argument("--priority", type=int, default=0, help="peering priority (replicas need distinct ones)")
+    run.add_argument(
+        "--priority-from-pod-name",
+        action="store_true",
+        help="derive a distinct peering priority from $POD_NAME (replicas of one Deployment)",
+    )
     run.add_argument("--peering", default="torii", help="peering object name (replicas > 1: hot standby)")
     run.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")

@@ -57,6 +57,9 @@ def operator(
                                                       {"spec": {"deletionPolicy": "Orphan"}} if plural != "oauthclients"
                                                       else {"metadata": {"finalizers": None}})  # fmt: skip
                 custom.delete_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
+        for plural in ("gatewaykeys", "oauthclients", "gatewayapis"):
+            wait_until(lambda p=plural: not custom.list_namespaced_custom_object(GROUP, VERSION, ns, p)["items"],
+                       timeout=60, what=f"{plural} released")  # fmt: skip
 
 
 def create(admin: client.ApiClient, ns: str, kind: str, spec: dict[str, Any], name: str | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +109,12 @@ def test_gateway_is_immutable(crds: Stack, ns: str) -> None:
     )
     assert edited.returncode == 0, edited.stderr
     kubectl("delete", "gatewayapi", name, "-n", ns, "--wait=false", kubeconfig=crds.kubeconfig)
+
+
+def test_examples_are_valid(crds: Stack) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    # The namespace must exist for a server-side dry run of namespaced objects.
+    kubectl("apply", "-f", str(examples / "00-namespace.yaml"), kubeconfig=crds.kubeconfig)
+    done = kubectl("apply", "--dry-run=server", "-f", str(examples), kubeconfig=crds.kubeconfig)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(server dry run)") >= 6

@@ -65,24 +65,36 @@ def running_operator(
     api: client.ApiClient,
     tmp: Path,
     *,
-    gateways: list[dict[str, Any]],
-    secret_data: dict[str, str],
-    namespaces: list[str],
+    gateways: list[dict[str, Any]] | None = None,
+    secret_data: dict[str, str] | None = None,
+    namespaces: list[str] | None = None,
     drift_interval: float = 2.0,
     secret_name: str = "torii-gateways",
     metrics_port: int | None = None,
+    config_text: str | None = None,
+    kubeconfig: str | None = None,
+    peering: tuple[str, int] | None = None,
 ) -> Iterator[Operator]:
-    put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
+    """Start `torii run`. `config_text` replaces the generated configuration; `kubeconfig` runs it as another
+    identity; `peering` = (name, priority) runs with peering instead of --standalone."""
+    if secret_data is not None:
+        put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
     config_path = tmp / "torii.yaml"
     config_path.write_text(
-        yaml.safe_dump({"gateways": gateways, "driftIntervalSeconds": drift_interval, "namespaces": namespaces})
+        config_text
+        or yaml.safe_dump(
+            {"gateways": gateways or [], "driftIntervalSeconds": drift_interval, "namespaces": namespaces or []}
+        )
     )
     port = free_port()
     log_path = tmp / "operator.log"
     env = {**os.environ, **stack.env, "PYTHONUNBUFFERED": "1"}
+    if kubeconfig:
+        env["KUBECONFIG"] = kubeconfig
+    mode = ["--peering", peering[0], "--priority", str(peering[1])] if peering else ["--standalone"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "torii", "run", "--standalone", "--config", str(config_path),
+            [sys.executable, "-m", "torii", "run", *mode, "--config", str(config_path),
              "--liveness", f"http://127.0.0.1:{port}/healthz",
              *(["--metrics-port", str(metrics_port), "--metrics-addr", "127.0.0.1"] if metrics_port else [])],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,

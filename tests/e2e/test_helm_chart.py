@@ -1,0 +1,217 @@
+"""The Helm chart against the real apiserver: lint, deterministic rendering, clear errors for bad values, and
+least-privilege RBAC proven by running the operator with the chart's ServiceAccount identity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from support.kube import api_client, kubectl, namespace
+from support.operator import free_port, running_operator
+from support.stack import ROOT, Stack
+from support.wait import wait_until
+
+CHART = ROOT / "helm" / "torii"
+KUBE_VERSION = "v1.32.5"  # `helm template` has no cluster to ask
+GATEWAYS = ["--set", "gateways[0].name=tyk", "--set", "gateways[0].type=tyk",
+            "--set", "gateways[0].url=http://tyk.gateways:8080", "--set", "defaultGateway=tyk"]  # fmt: skip
+
+
+def helm(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"KUBECONFIG": stack.kubeconfig, "HOME": str(Path.home()), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([stack.env["TORII_HELM"], *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def render(stack: Stack, *args: str) -> list[dict[str, Any]]:
+    done = helm(stack, "template", "torii", str(CHART), "-n", "torii-system", "--kube-version", KUBE_VERSION, *args)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def test_lint_and_render_is_deterministic(stack: Stack) -> None:
+    assert helm(stack, "lint", str(CHART), *GATEWAYS).returncode == 0
+    args = [*GATEWAYS, "--set", "credentials.values.tyk-secret=abc", "--set", "replicaCount=2"]
+    first = helm(stack, "template", "torii", str(CHART), "--kube-version", KUBE_VERSION, *args).stdout
+    second = helm(stack, "template", "torii", str(CHART), "--kube-version", KUBE_VERSION, *args).stdout
+    assert first and first == second
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "gateways[0].name=k", "--set", "gateways[0].type=kong", "--set", "gateways[0].url=http://k"],
+         "gateways.0.type"),
+        (["--set", "gateways[0].name=Tyk Prod", "--set", "gateways[0].type=tyk", "--set", "gateways[0].url=http://t"],
+         "gateways.0.name"),
+        (["--set", "gateways[0].name=t", "--set", "gateways[0].type=tyk", "--set", "gateways[0].url=tyk:8080"],
+         "gateways.0.url"),
+        (["--set", "replicaCount=-1"], "replicaCount"),
+        (["--set", "logFormat=xml"], "logFormat"),
+        (["--set", "scope.clusterWide=false"], "scope.namespaces must list at least one namespace"),
+        ([*GATEWAYS[:6], "--set", "defaultGateway=nope"], 'defaultGateway "nope"'),
+        (["--set", "replicas=2"], "replicas"),
+    ],
+)  # fmt: skip
+def test_bad_values_fail_naming_the_value(stack: Stack, args: list[str], message: str) -> None:
+    done = helm(stack, "template", "torii", str(CHART), "--kube-version", KUBE_VERSION, *args)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_deployment_is_locked_down(stack: Stack) -> None:
+    docs = render(stack, *GATEWAYS, "--set", "replicaCount=3")
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+    }  # fmt: skip
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "--priority-from-pod-name" in container["args"] and deploy["spec"]["replicas"] == 3
+    assert any(d["kind"] == "ClusterKopfPeering" for d in docs)
+    assert container["args"][0].startswith("--config=")  # the entrypoint is already `torii run`
+    config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["torii.yaml"])
+    assert config["gateways"][0]["secretRef"] == {
+        "namespace": "torii-system",
+        "name": "torii-credentials",
+        "key": "tyk-secret",
+    }
+
+
+def test_namespaced_scope_grants_nothing_cluster_wide_on_resources(stack: Stack) -> None:
+    docs = render(stack, *GATEWAYS, "--set", "scope.clusterWide=false", "--set", "scope.namespaces={team-a,team-b}")
+    cluster_rules = [r for d in docs if d["kind"] == "ClusterRole" for r in d["rules"]]
+    assert not any("secrets" in r["resources"] or "torii.dev" in r["apiGroups"] for r in cluster_rules)
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role"}
+    assert {("team-a", "torii"), ("team-b", "torii")} <= roles
+    peerings = [d for d in docs if d["kind"] == "KopfPeering"]
+    assert {p["metadata"]["namespace"] for p in peerings} == {"team-a", "team-b"}
+
+
+@pytest.fixture
+def installed(crds: Stack) -> Iterator[tuple[str, str]]:
+    release_ns = f"torii-{uuid.uuid4().hex[:6]}"
+    closed = free_port()
+    done = helm(crds, "install", "torii", str(CHART), "-n", release_ns, "--create-namespace",
+                "--set", "gateways[0].name=tyk", "--set", "gateways[0].type=tyk",
+                "--set", f"gateways[0].url=http://127.0.0.1:{closed}", "--set", "defaultGateway=tyk",
+                "--set", "credentials.values.tyk-secret=not-a-real-secret",
+                "--set", "driftIntervalSeconds=2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    yield release_ns, "torii"
+    helm(crds, "uninstall", "torii", "-n", release_ns)
+    kubectl("delete", "namespace", release_ns, "--wait=false", kubeconfig=crds.kubeconfig)
+
+
+def sa_kubeconfig(stack: Stack, release_ns: str, sa: str, path: Path) -> str:
+    token = kubectl("create", "token", sa, "-n", release_ns, "--duration=1h", kubeconfig=stack.kubeconfig)
+    assert token.returncode == 0, token.stderr
+    admin = yaml.safe_load(Path(stack.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]["server"]
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "sa", "user": {"token": token.stdout.strip()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
+    }))  # fmt: skip
+    return str(path)
+
+
+def can_i(stack: Stack, release_ns: str, sa: str, *args: str) -> bool:
+    done = kubectl("auth", "can-i", *args, f"--as=system:serviceaccount:{release_ns}:{sa}", kubeconfig=stack.kubeconfig)
+    return done.stdout.strip() == "yes"
+
+
+def test_operator_runs_with_the_charts_rbac_and_nothing_more(
+    crds: Stack, installed: tuple[str, str], tmp_path: Path
+) -> None:
+    release_ns, sa = installed
+    admin = api_client(crds.kubeconfig)
+    config_text = client.CoreV1Api(admin).read_namespaced_config_map("torii-config", release_ns).data["torii.yaml"]
+    kubeconfig = sa_kubeconfig(crds, release_ns, sa, tmp_path / "sa.kubeconfig")
+    custom = client.CustomObjectsApi(admin)
+    with (
+        namespace(admin, "rbac-app") as ns,
+        running_operator(
+            crds, admin, tmp_path, config_text=config_text, kubeconfig=kubeconfig, peering=("torii", 10)
+        ) as op,
+    ):
+
+        def make(plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
+            body = {"apiVersion": "torii.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+            custom.create_namespaced_custom_object("torii.dev", "v1alpha1", ns, plural, body)
+
+        def reason(plural: str, name: str) -> str | None:
+            obj = custom.get_namespaced_custom_object("torii.dev", "v1alpha1", ns, plural, name)
+            conds = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+            return conds[0]["reason"] if conds else None
+
+        make("gatewayapis", "GatewayAPI", "api", {"listenPath": "/a/", "upstream": {"url": "http://127.0.0.1:9"},
+                                                  "auth": "key"})  # fmt: skip
+        client.CoreV1Api(admin).create_namespaced_secret(
+            ns, client.V1Secret(metadata=client.V1ObjectMeta(name="taken"))
+        )
+        make("gatewaykeys", "GatewayKey", "key", {"apis": [{"name": "api"}], "secretName": "taken"})
+        make("oauthclients", "OAuthClient", "oauth", {"api": "api", "redirectUri": "https://app/cb"})
+        # Each path reads or writes what it needs: gateway credentials Secret, status, events, finalizers, Secrets.
+        wait_until(lambda: reason("gatewayapis", "api") == "GatewayUnavailable", timeout=60, what="GatewayAPI status")
+        wait_until(lambda: reason("gatewaykeys", "key") == "SecretConflict", timeout=60, what="GatewayKey status")
+        wait_until(lambda: reason("oauthclients", "oauth") == "InvalidReference", timeout=60, what="OAuthClient status")
+        events = client.CoreV1Api(admin)
+        wait_until(lambda: any(e.reason == "GatewayUnavailable" for e in events.list_namespaced_event(ns).items),
+                   what="events posted")  # fmt: skip
+        custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", ns, "gatewayapis", "api",
+                                              {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+        for plural, name in (("gatewayapis", "api"), ("gatewaykeys", "key"), ("oauthclients", "oauth")):
+            custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", ns, plural, name)
+        wait_until(lambda: not custom.list_namespaced_custom_object("torii.dev", "v1alpha1", ns, "gatewayapis")[
+                   "items"], timeout=60, what="finalizer released")  # fmt: skip
+        log = op.log()
+        # An RBAC denial names the identity: `... is forbidden: User "system:serviceaccount:<ns>:<sa>" cannot ...`.
+        denied = [line for line in log.splitlines() if 'User \\"system:serviceaccount:' in line or
+                  'User "system:serviceaccount:' in line]  # fmt: skip
+        assert denied == [], denied[:3]
+        assert "is forbidden: User" not in log.replace('\\"', '"'), log[-3000:]
+        assert "not-a-real-secret" not in log
+
+    # What the chart grants, and only that. Cluster-wide, generated Secrets may live in any namespace: get,
+    # create and patch them, but never list, watch or delete Secrets anywhere.
+    assert can_i(crds, release_ns, sa, "create", "secrets", "-n", "rbac-app")
+    assert can_i(crds, release_ns, sa, "get", "secret/torii-credentials", "-n", release_ns)
+    assert not can_i(crds, release_ns, sa, "list", "secrets", "-n", release_ns)
+    assert not can_i(crds, release_ns, sa, "watch", "secrets", "-n", "rbac-app")
+    assert not can_i(crds, release_ns, sa, "delete", "secrets", "-n", "rbac-app")
+    assert not can_i(crds, release_ns, sa, "list", "secrets", "-n", "kube-system")
+    assert not can_i(crds, release_ns, sa, "create", "pods", "-n", "rbac-app")
+    assert not can_i(crds, release_ns, sa, "delete", "namespaces")
+    assert not can_i(crds, release_ns, sa, "delete", "gatewayapis.torii.dev", "-n", "rbac-app")
+    admin.close()
+
+
+def test_namespaced_install_cannot_touch_other_namespaces(crds: Stack) -> None:
+    release_ns, team, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("torii", "team", "other"))
+    # The chart's Roles go into the watched namespaces: they exist first, as a platform team would have them.
+    assert kubectl("create", "namespace", team, kubeconfig=crds.kubeconfig).returncode == 0
+    done = helm(crds, "install", "scoped", str(CHART), "-n", release_ns, "--create-namespace",
+                "--set", "scope.clusterWide=false", "--set", f"scope.namespaces={{{team}}}",
+                "--set", "credentials.values.tyk-secret=x")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    try:
+        sa = "scoped-torii"
+        assert can_i(crds, release_ns, sa, "create", "secrets", "-n", team)
+        assert can_i(crds, release_ns, sa, "patch", "gatewaykeys.torii.dev/status", "-n", team)
+        assert not can_i(crds, release_ns, sa, "get", "secrets", "-n", other)
+        assert not can_i(crds, release_ns, sa, "get", "gatewayapis.torii.dev", "-n", other)
+        assert not can_i(crds, release_ns, sa, "get", "secret/other", "-n", release_ns)
+    finally:
+        helm(crds, "uninstall", "scoped", "-n", release_ns)
+        for ns in (release_ns, team):
+            kubectl("delete", "namespace", ns, "--wait=false", kubeconfig=crds.kubeconfig)
