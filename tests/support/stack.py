@@ -48,7 +48,19 @@ class Stack:
 
 
 def ensure_stack() -> Stack:
-    """Reuse a healthy running stack; otherwise start one (and remember to stop it)."""
+    """Reuse a healthy running stack; otherwise start one (and remember to stop it).
+
+    `TORII_STACK_ENV=<file>` runs the suite against an existing cluster instead: the file has the same
+    `export` lines as `.stack/env` (at least KUBECONFIG; gateways optional), and nothing is started or stopped.
+    """
+    external = os.environ.get("TORII_STACK_ENV")
+    if external:
+        env = read_env_file(Path(external))
+        for gateway, url in (("tyk", "TYK_URL"), ("otoroshi", "OTOROSHI_URL")):
+            if url not in env:
+                env.setdefault(f"TORII_{gateway.upper()}_UNAVAILABLE", f"{url} not set in {external}")
+        env.setdefault("TORII_RESTRICTED_KUBECONFIG", env["KUBECONFIG"])
+        return Stack(env, started_here=False)
     stack_dir = Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack"))
     env_file = stack_dir / "env"
     running = (
