@@ -8,6 +8,7 @@ not start is left out, with a warning: objects naming it get Ready=False/Gateway
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -64,7 +65,8 @@ def main() -> int:
              "stringData": secret},
         ],
     }  # fmt: skip
-    kube_env = {"KUBECONFIG": env["KUBECONFIG"], "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    # Keep HOME: without it kubectl writes its discovery cache into the working directory.
+    kube_env = {**os.environ, "KUBECONFIG": env["KUBECONFIG"]}
     done = subprocess.run(
         ["kubectl", "apply", "-f", "-"], input=json.dumps(manifests), text=True, capture_output=True, env=kube_env
     )
