@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
-from support.kube import install_crds
+from support.kube import api_client, install_crds, namespace
 from support.stack import STACK_PY, Stack, ensure_stack
 
 TESTS = Path(__file__).parent
@@ -38,3 +39,19 @@ def crds(stack: Stack) -> Stack:
     """The stack with Torii's CRDs installed (from the checked-in crds/ directory)."""
     install_crds(stack.kubeconfig)
     return stack
+
+
+@pytest.fixture(scope="session")
+def admin(crds: Stack) -> Iterator[client.ApiClient]:
+    """An admin client of the stack's apiserver."""
+    api = api_client(crds.kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def ns(admin: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test module, named after it."""
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")[:20]
+    with namespace(admin, prefix) as name:
+        yield name

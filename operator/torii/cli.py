@@ -30,6 +30,7 @@ def cmd_crds(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
+    from torii.logs import secure_logging
     from torii.operator import build_registry
     from torii.settings import LogFormat, load_settings
 
@@ -39,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_format=kopf.LogFormat.JSON if settings.log_format == LogFormat.JSON else kopf.LogFormat.PLAIN,
         log_prefix=True,
     )
+    secure_logging()
     namespaces = args.namespace or settings.namespaces
     priority = args.priority
     if args.priority_from_pod_name:

@@ -15,7 +15,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from torii.gateways.errors import ConfigurationError
+from torii.gateways.errors import ConfigurationError, ConflictError
 from torii.models.common import GROUP, VERSION
 from torii.settings import SecretKeyRef
 
@@ -82,6 +82,7 @@ class SecretView:
     labels: dict[str, str]
     annotations: dict[str, str]
     owner_uids: tuple[str, ...]
+    resource_version: str = ""
 
     def owned_by(self, owner: Owner) -> bool:
         return self.labels.get("app.kubernetes.io/managed-by") == "torii" and owner.uid in self.owner_uids
@@ -112,6 +113,7 @@ class KubeSecrets:
                 labels=dict(meta.labels or {}),
                 annotations=dict(meta.annotations or {}),
                 owner_uids=tuple(r.uid for r in (meta.owner_references or [])),
+                resource_version=str(meta.resource_version or ""),
             )
 
         return await asyncio.to_thread(read)
@@ -126,8 +128,13 @@ class KubeSecrets:
         labels: dict[str, str],
         annotations: dict[str, str],
         create: bool,
-    ) -> None:
-        """Create (refusing to replace anything) or update a Torii-owned Secret."""
+        resource_version: str = "",
+    ) -> str:
+        """Create (refusing to replace anything), or replace a Torii-owned Secret as read at `resource_version`.
+
+        A replace, not a patch: keys and annotations Torii dropped (a rotated-out credential) really go away; and
+        the resourceVersion makes a concurrent change fail instead of being overwritten.
+        """
         body: Any = {  # the client accepts plain dicts
             "apiVersion": "v1",
             "kind": "Secret",
@@ -138,17 +145,26 @@ class KubeSecrets:
                 "labels": {**without_argo_markers(labels), **MANAGED_BY},
                 "annotations": without_argo_markers(annotations),
                 "ownerReferences": [owner.reference()],
+                **({"resourceVersion": resource_version} if resource_version else {}),
             },
             "stringData": data,
         }
 
-        def send() -> None:
-            if create:
-                core().create_namespaced_secret(namespace, body)
-            else:
-                core().patch_namespaced_secret(name, namespace, body)
+        def send() -> str:
+            try:
+                if create:
+                    written: Any = core().create_namespaced_secret(namespace, body)
+                else:
+                    written = core().replace_namespaced_secret(name, namespace, body)
+            except ApiException as exc:
+                if exc.status == 409:
+                    raise ConflictError(
+                        f"Secret {namespace}/{name} changed meanwhile ({exc.reason}); retrying"
+                    ) from None
+                raise
+            return str(written.metadata.resource_version)
 
-        await asyncio.to_thread(send)
+        return await asyncio.to_thread(send)
 
 
 class KubeApis:

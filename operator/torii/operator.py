@@ -9,7 +9,7 @@ import kopf
 
 from torii import kube, metrics
 from torii.gateways.registry import build_gateways
-from torii.handlers import credentials, gatewayapi
+from torii.handlers import kinds
 from torii.models.common import GROUP
 from torii.settings import OperatorSettings
 
@@ -53,6 +53,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             await gateways.aclose()
 
     operator_settings = settings
-    gatewayapi.register(registry, settings)
-    credentials.register(registry, settings)
+    kinds.register(registry, settings)
     return registry

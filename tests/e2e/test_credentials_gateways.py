@@ -19,7 +19,7 @@ import httpx
 import pytest
 from kubernetes import client
 
-from support.kube import api_client, gone, namespace
+from support.kube import gone, namespace
 from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
@@ -27,19 +27,6 @@ from support.wait import wait_until
 
 GROUP, VERSION = "torii.dev", "v1alpha1"
 PLURALS = {"GatewayAPI": "gatewayapis", "GatewayKey": "gatewaykeys", "OAuthClient": "oauthclients"}
-
-
-@pytest.fixture(scope="module")
-def admin(crds: Stack) -> Iterator[client.ApiClient]:
-    api = api_client(crds.kubeconfig)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "keys") as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support.kube import api_client, kubectl, namespace
-from support.operator import CONFIG_NAMESPACE, Operator, free_port, running_operator
+from support.kube import kubectl
+from support.operator import Operator, release_all, running_operator, unreachable_gateways
 from support.stack import Stack
 from support.wait import wait_until
 
@@ -21,45 +21,14 @@ GROUP, VERSION = "torii.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="module")
-def admin(crds: Stack) -> Iterator[client.ApiClient]:
-    api = api_client(crds.kubeconfig)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "cred") as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
 def operator(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    closed = free_port()
-    ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-gateways-cred"}
-    gateways = [
-        {"name": "tyk", "type": "tyk", "url": f"http://127.0.0.1:{closed}", "secretRef": {**ref, "key": "tyk"}},
-        {"name": "otoroshi", "type": "otoroshi", "url": f"http://127.0.0.1:{closed}",
-         "clientIdRef": {**ref, "key": "id"}, "clientSecretRef": {**ref, "key": "secret"}},
-    ]  # fmt: skip
-    with running_operator(
-        crds, admin, tmp_path_factory.mktemp("cred"), gateways=gateways,
-        secret_data={"tyk": "t", "id": "i", "secret": "s"}, namespaces=[ns], secret_name="torii-gateways-cred",
-    ) as op:  # fmt: skip
+    gateways, secrets = unreachable_gateways("torii-gateways-cred", ("tyk", "tyk"), ("otoroshi", "otoroshi"))
+    with running_operator(crds, admin, tmp_path_factory.mktemp("cred"), gateways=gateways, secret_data=secrets,
+                          namespaces=[ns], secret_name="torii-gateways-cred") as op:  # fmt: skip
         yield op
-        custom = client.CustomObjectsApi(admin)
-        for plural in ("gatewaykeys", "oauthclients", "gatewayapis"):
-            for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]:
-                name = item["metadata"]["name"]
-                custom.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, name,
-                                                      {"spec": {"deletionPolicy": "Orphan"}} if plural != "oauthclients"
-                                                      else {"metadata": {"finalizers": None}})  # fmt: skip
-                custom.delete_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
-        for plural in ("gatewaykeys", "oauthclients", "gatewayapis"):
-            wait_until(lambda p=plural: not custom.list_namespaced_custom_object(GROUP, VERSION, ns, p)["items"],
-                       timeout=60, what=f"{plural} released")  # fmt: skip
+        release_all(admin, ns)
 
 
 def create(admin: client.ApiClient, ns: str, kind: str, spec: dict[str, Any], name: str | None = None) -> str:

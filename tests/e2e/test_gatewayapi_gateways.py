@@ -15,26 +15,13 @@ import httpx
 import pytest
 from kubernetes import client
 
-from support.kube import api_client, gone, namespace
+from support.kube import gone
 from support.operator import Operator, free_port, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 
 GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
-
-
-@pytest.fixture(scope="module")
-def admin(crds: Stack) -> Iterator[client.ApiClient]:
-    api = api_client(crds.kubeconfig)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "live") as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

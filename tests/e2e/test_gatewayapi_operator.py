@@ -15,65 +15,27 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from support.kube import api_client, gone, namespace
-from support.operator import CONFIG_NAMESPACE, Operator, free_port, running_operator
+from support.kube import gone
+from support.operator import Operator, release_all, running_operator, unreachable_gateways
 from support.stack import Stack
 from support.wait import wait_until
 
 GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
-TYK_SECRET = f"tyk-admin-{uuid.uuid4().hex}"
-OTO_SECRET = f"oto-admin-{uuid.uuid4().hex}"
-
-
-@pytest.fixture(scope="module")
-def admin(crds: Stack) -> Iterator[client.ApiClient]:
-    api = api_client(crds.kubeconfig)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "op") as name:
-        yield name
+LEAK_WATCH: list[str] = []  # the admin credentials this module's operator holds
 
 
 @pytest.fixture(scope="module")
 def operator(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    closed = free_port()  # nothing listens here: a real "connection refused"
-    secret_ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-gateways-errors"}
-    gateways = [
-        {"name": "tyk", "type": "tyk", "url": f"http://127.0.0.1:{closed}", "secretRef": {**secret_ref, "key": "tyk"}},
-        {
-            "name": "otoroshi", "type": "otoroshi", "url": f"http://127.0.0.1:{closed}",
-            "clientIdRef": {**secret_ref, "key": "oto-id"}, "clientSecretRef": {**secret_ref, "key": "oto-secret"},
-        },
-        # Credentials that cannot be read: only the objects using this gateway are affected.
-        {"name": "broken", "type": "tyk", "url": f"http://127.0.0.1:{closed}",
-         "secretRef": {**secret_ref, "key": "nope"}},
-    ]  # fmt: skip
-    with running_operator(
-        crds, admin, tmp_path_factory.mktemp("operator"),
-        gateways=gateways,
-        secret_data={"tyk": TYK_SECRET, "oto-id": "torii-admin", "oto-secret": OTO_SECRET},
-        namespaces=[ns],
-        secret_name="torii-gateways-errors",
-    ) as op:  # fmt: skip
+    gateways, secrets = unreachable_gateways("torii-gateways-errors", ("tyk", "tyk"), ("otoroshi", "otoroshi"))
+    # Credentials that cannot be read: only the objects using this gateway are affected.
+    gateways.append({**gateways[0], "name": "broken", "secretRef": {**gateways[0]["secretRef"], "key": "nope"}})
+    LEAK_WATCH.extend([secrets["tyk"], secrets["secret"]])  # the client id is not a secret
+    with running_operator(crds, admin, tmp_path_factory.mktemp("operator"), gateways=gateways, secret_data=secrets,
+                          namespaces=[ns], secret_name="torii-gateways-errors") as op:  # fmt: skip
         yield op
-        # Release everything this module created, so the namespace can go away.
-        custom = client.CustomObjectsApi(admin)
-        for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
-            name = item["metadata"]["name"]
-            custom.patch_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, name, {"spec": {"deletionPolicy": "Orphan"}}
-            )
-            custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
-        wait_until(
-            lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"],
-            timeout=60, what="all GatewayAPIs released",
-        )  # fmt: skip
+        release_all(admin, ns)
 
 
 def create(admin: client.ApiClient, ns: str, spec: dict[str, Any]) -> str:
@@ -189,4 +151,4 @@ def test_admin_credentials_never_leak(operator: Operator, admin: client.ApiClien
     everything = str(custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL))
     everything += str(client.CoreV1Api(admin).list_namespaced_event(ns).to_dict())
     everything += operator.log()
-    assert TYK_SECRET not in everything and OTO_SECRET not in everything
+    assert LEAK_WATCH and not [secret for secret in LEAK_WATCH if secret in everything]

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from support.kube import api_client, kubectl, namespace
+from support.kube import kubectl
 from support.stack import Stack
-
-
-@pytest.fixture(scope="module")
-def ns(crds: Stack) -> Iterator[str]:
-    api = api_client(crds.kubeconfig)
-    with namespace(api, "valid") as name:
-        yield name
-    api.close()
 
 
 def manifest(ns: str, spec: dict[str, Any], name: str | None = None) -> str:

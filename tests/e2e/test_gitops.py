@@ -13,8 +13,8 @@ import yaml
 from kubernetes import client
 
 from support.argocd import health
-from support.kube import api_client, kubectl, namespace
-from support.operator import CONFIG_NAMESPACE, Operator, free_port, running_operator
+from support.kube import kubectl, namespace
+from support.operator import Operator, release_all, running_operator, unreachable_gateways
 from support.stack import Stack
 from support.wait import wait_until
 
@@ -22,35 +22,14 @@ GROUP, VERSION = "torii.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="module")
-def admin(crds: Stack) -> Iterator[client.ApiClient]:
-    api = api_client(crds.kubeconfig)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="module")
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "gitops") as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
 def operator(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-gateways-gitops", "key": "tyk"}
-    gateways = [{"name": "tyk", "type": "tyk", "url": f"http://127.0.0.1:{free_port()}", "secretRef": ref}]
-    tmp = tmp_path_factory.mktemp("gitops")
-    with running_operator(crds, admin, tmp, gateways=gateways, secret_data={"tyk": "x"}, namespaces=[ns],
-                          secret_name="torii-gateways-gitops") as op:  # fmt: skip
+    gateways, secrets = unreachable_gateways("torii-gateways-gitops")
+    with running_operator(crds, admin, tmp_path_factory.mktemp("gitops"), gateways=gateways, secret_data=secrets,
+                          namespaces=[ns], secret_name="torii-gateways-gitops") as op:  # fmt: skip
         yield op
-        custom = client.CustomObjectsApi(admin)
-        for plural in ("gatewaykeys", "oauthclients", "gatewayapis"):
-            for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]:
-                custom.delete_namespaced_custom_object(GROUP, VERSION, ns, plural, item["metadata"]["name"])
-        wait_until(lambda: not any(custom.list_namespaced_custom_object(GROUP, VERSION, ns, p)["items"]
-                                   for p in ("gatewaykeys", "oauthclients", "gatewayapis")),
-                   timeout=60, what="objects released")  # fmt: skip
+        release_all(admin, ns)
 
 
 def manifests(ns: str) -> list[dict[str, Any]]:

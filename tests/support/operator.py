@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,3 +140,43 @@ def stack_gateways(
         })  # fmt: skip
         secret |= {"oto-id": stack.env["OTOROSHI_CLIENT_ID"], "oto-secret": stack.env["OTOROSHI_CLIENT_SECRET"]}
     return gateways, secret
+
+
+def unreachable_gateways(
+    secret_name: str, *names_and_types: tuple[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Gateway connections to a closed port (a real "connection refused"), and their credentials."""
+    closed = free_port()
+    ref = {"namespace": CONFIG_NAMESPACE, "name": secret_name}
+    gateways: list[dict[str, Any]] = []
+    for name, kind in names_and_types or (("tyk", "tyk"),):
+        conn: dict[str, Any] = {"name": name, "type": kind, "url": f"http://127.0.0.1:{closed}"}
+        if kind == "tyk":
+            conn["secretRef"] = {**ref, "key": "tyk"}
+        else:
+            conn |= {"clientIdRef": {**ref, "key": "id"}, "clientSecretRef": {**ref, "key": "secret"}}
+        gateways.append(conn)
+    return gateways, {"tyk": f"tyk-admin-{uuid.uuid4().hex}", "id": "torii-admin", "secret": uuid.uuid4().hex}
+
+
+def release_all(api: client.ApiClient, namespace: str, timeout: float = 90) -> None:
+    """Delete every Torii object of a namespace through the running operator (Orphan where a gateway is
+    unreachable), and wait until they are gone, so the namespace can terminate."""
+    custom = client.CustomObjectsApi(api)
+    plurals = ("gatewaykeys", "oauthclients", "gatewayapis")
+    for plural in plurals:
+        for item in custom.list_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural)["items"]:
+            name = item["metadata"]["name"]
+            if plural != "oauthclients":
+                custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name,
+                                                      {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+            custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name)
+    wait_until(
+        lambda: (
+            not any(
+                custom.list_namespaced_custom_object("torii.dev", "v1alpha1", namespace, p)["items"] for p in plurals
+            )
+        ),
+        timeout=timeout,
+        what=f"Torii objects of {namespace} released",
+    )

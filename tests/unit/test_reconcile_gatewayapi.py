@@ -7,7 +7,9 @@ from typing import Any
 from torii.gateways.base import ConvergeResult, ObjectRef
 from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.registry import Gateways
+from torii.kube import Owner
 from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
+from torii.reconcile.context import ReconcileContext
 from torii.reconcile.gatewayapi import delete_api, reconcile_api
 from torii.reconcile.outcome import Cause, backoff
 
@@ -53,8 +55,12 @@ class ScriptedDriver:
         pass
 
 
-def gateways(driver: ScriptedDriver) -> Gateways:
-    return Gateways({driver.name: driver}, driver.name)  # type: ignore[dict-item]
+OWNER = Owner("torii.dev/v1alpha1", "GatewayAPI", "orders", "uid-1")
+
+
+def gateways(driver: ScriptedDriver) -> ReconcileContext:
+    # GatewayAPI reconciles touch only the gateways: no Secrets, no API lookups.
+    return ReconcileContext(Gateways({driver.name: driver}, driver.name), None, None)  # type: ignore[dict-item,arg-type]
 
 
 def ready(outcome_status: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def ready(outcome_status: dict[str, Any]) -> dict[str, Any]:
 async def test_created_then_in_sync() -> None:
     driver = ScriptedDriver()
     driver.results = [ConvergeResult("torii.shop.orders", changed=True, created=True)]
-    out = await reconcile_api(gateways(driver), REF, SPEC, 1, None, Cause.CREATE)
+    out = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 1, None, Cause.CREATE)
     assert ready(out.status) | {"lastTransitionTime": ""} == {
         "type": "Ready", "status": "True", "reason": "Serving", "observedGeneration": 1, "lastTransitionTime": "",
         "message": "gateway tyk serves /orders/ as torii.shop.orders",
@@ -73,7 +79,7 @@ async def test_created_then_in_sync() -> None:
     assert [e.reason for e in out.events] == ["Created"] and not out.retry
 
     driver.results = [ConvergeResult("torii.shop.orders", changed=False)]
-    again = await reconcile_api(gateways(driver), REF, SPEC, 1, out.status, Cause.DRIFT)
+    again = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 1, out.status, Cause.DRIFT)
     assert again.events == [] and ready(again.status)["lastTransitionTime"] == ready(out.status)["lastTransitionTime"]
     assert again.status["health"]["averageRequestsPs"] == 3.5  # health refreshed with the drift check
 
@@ -81,14 +87,14 @@ async def test_created_then_in_sync() -> None:
 async def test_drift_repair_event() -> None:
     driver = ScriptedDriver()
     driver.results = [ConvergeResult("id", changed=True, created=True)]
-    out = await reconcile_api(gateways(driver), REF, SPEC, 1, None, Cause.DRIFT)
+    out = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 1, None, Cause.DRIFT)
     assert [e.reason for e in out.events] == ["DriftRepaired"]
 
 
 async def test_retryable_failure_asks_for_retry() -> None:
     driver = ScriptedDriver()
     driver.results = [RetryableGatewayError("gateway tyk: get API: cannot reach http://x (ConnectError)")]
-    out = await reconcile_api(gateways(driver), REF, SPEC, 4, None, Cause.UPDATE)
+    out = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 4, None, Cause.UPDATE)
     cond = ready(out.status)
     assert (cond["status"], cond["reason"], cond["observedGeneration"]) == ("False", "GatewayUnavailable", 4)
     assert out.retry and out.events[0].type == "Warning"
@@ -97,40 +103,42 @@ async def test_retryable_failure_asks_for_retry() -> None:
 async def test_permanent_failure_is_not_retried_and_not_hammered_by_drift() -> None:
     driver = ScriptedDriver()
     driver.results = [PermanentGatewayError("gateway tyk: write API: HTTP 400: Request malformed", status=400)]
-    out = await reconcile_api(gateways(driver), REF, SPEC, 2, None, Cause.CREATE)
+    out = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 2, None, Cause.CREATE)
     assert not out.retry and ready(out.status)["reason"] == "GatewayRejected"
     assert "Request malformed" in ready(out.status)["message"]
-    drift = await reconcile_api(gateways(driver), REF, SPEC, 2, out.status, Cause.DRIFT)
+    drift = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 2, out.status, Cause.DRIFT)
     assert driver.converges == 1 and drift.events == []  # the same generation is not re-sent
     driver.results = [ConvergeResult("id", changed=True)]
-    fixed = await reconcile_api(gateways(driver), REF, SPEC, 3, out.status, Cause.UPDATE)
+    fixed = await reconcile_api(gateways(driver), REF, OWNER, SPEC, 3, out.status, Cause.UPDATE)
     assert ready(fixed.status)["status"] == "True"  # a new generation is tried again
 
 
 async def test_invalid_spec_names_the_field() -> None:
-    out = await reconcile_api(gateways(ScriptedDriver()), REF, {"listenPath": "/x/"}, 1, None, Cause.CREATE)
+    out = await reconcile_api(gateways(ScriptedDriver()), REF, OWNER, {"listenPath": "/x/"}, 1, None, Cause.CREATE)
     assert ready(out.status)["reason"] == "InvalidSpec" and "spec.upstream" in ready(out.status)["message"]
 
 
 async def test_unknown_gateway() -> None:
-    out = await reconcile_api(gateways(ScriptedDriver()), REF, {**SPEC, "gateway": "kong"}, 1, None, Cause.CREATE)
+    out = await reconcile_api(
+        gateways(ScriptedDriver()), REF, OWNER, {**SPEC, "gateway": "kong"}, 1, None, Cause.CREATE
+    )
     assert ready(out.status)["reason"] == "GatewayNotConfigured" and "'kong'" in ready(out.status)["message"]
     assert not out.retry
 
 
 async def test_delete_paths() -> None:
     driver = ScriptedDriver()
-    out = await delete_api(gateways(driver), REF, SPEC, 1, None)
+    out = await delete_api(gateways(driver), REF, OWNER, SPEC, 1, None)
     assert [e.reason for e in out.events] == ["Deleted"] and not out.retry
     driver.delete_result = False
-    out = await delete_api(gateways(driver), REF, SPEC, 1, None)
+    out = await delete_api(gateways(driver), REF, OWNER, SPEC, 1, None)
     assert "already gone" in out.events[0].message and not out.retry
     driver.delete_result = RetryableGatewayError("gateway tyk: delete API: timed out")
-    out = await delete_api(gateways(driver), REF, SPEC, 1, None)
+    out = await delete_api(gateways(driver), REF, OWNER, SPEC, 1, None)
     assert out.retry and ready(out.status)["reason"] == "DeleteFailed" and "Orphan" in ready(out.status)["message"]
-    out = await delete_api(gateways(driver), REF, {**SPEC, "deletionPolicy": "Orphan"}, 1, None)
+    out = await delete_api(gateways(driver), REF, OWNER, {**SPEC, "deletionPolicy": "Orphan"}, 1, None)
     assert not out.retry and out.events[0].reason == "Orphaned"
-    out = await delete_api(gateways(driver), REF, {**SPEC, "gateway": "gone"}, 1, None)
+    out = await delete_api(gateways(driver), REF, OWNER, {**SPEC, "gateway": "gone"}, 1, None)
     assert not out.retry and out.events[0].reason == "GatewayNotConfigured"  # never hangs
 
 

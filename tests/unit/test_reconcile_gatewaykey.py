@@ -12,7 +12,8 @@ from torii.gateways.errors import RetryableGatewayError
 from torii.gateways.registry import Gateways
 from torii.kube import Owner, SecretView
 from torii.models.gatewaykey import QuotaState
-from torii.reconcile.gatewaykey import KeyEnv, delete_key, reconcile_key
+from torii.reconcile.context import ReconcileContext
+from torii.reconcile.gatewaykey import delete_key, reconcile_key
 from torii.reconcile.outcome import Cause
 
 REF = ObjectRef("shop", "checkout")
@@ -32,11 +33,16 @@ class FakeSecrets:
         return self.items.get(name)
 
     async def write(self, namespace: str, name: str, owner: Owner, data: dict[str, str], *,
-                    labels: dict[str, str], annotations: dict[str, str], create: bool) -> None:  # fmt: skip
+                    labels: dict[str, str], annotations: dict[str, str], create: bool,
+                    resource_version: str = "") -> str:  # fmt: skip
         assert create == (name not in self.items)
+        if not create:  # optimistic concurrency, as the apiserver does
+            assert resource_version == self.items[name].resource_version
         self.journal.append(f"secret:{'create' if create else 'update'}")
+        version = str(int(self.items[name].resource_version) + 1) if name in self.items else "1"
         self.items[name] = SecretView(name, dict(data), {**labels, "app.kubernetes.io/managed-by": "torii"},
-                                      dict(annotations), (owner.uid,))  # fmt: skip
+                                      dict(annotations), (owner.uid,), version)  # fmt: skip
+        return version
 
 
 class FakeApis:
@@ -45,8 +51,11 @@ class FakeApis:
 
     def add(self, name: str, *, gateway: str = "tyk", auth: str = "key", served: bool = True, group: str = "") -> None:
         spec = {"gateway": gateway, "auth": auth, **({"group": group} if group else {})}
-        status = {"gateway": gateway, **({"gatewayId": f"torii.shop.{name}"} if served else {})}
-        self.objects[name] = {"metadata": {"name": name}, "spec": spec, "status": status}
+        status: dict[str, Any] = {"gateway": gateway}
+        if served:
+            status |= {"gatewayId": f"torii.shop.{name}",
+                       "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}  # fmt: skip
+        self.objects[name] = {"metadata": {"name": name, "generation": 1}, "spec": spec, "status": status}
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get(name)
@@ -62,6 +71,7 @@ class KeyDriver:
         self.keys: dict[str, KeyRequest] = {}
         self.fail: Exception | None = None
         self.revoked: list[Credential] = []
+        self.revoked_ids: list[str] = []
         self.resets = 0
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
@@ -75,6 +85,10 @@ class KeyDriver:
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         self.revoked.append(previous)
+        self.keys.pop(previous.key or "", None)
+
+    async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
+        self.revoked_ids.append(key_id)
 
     async def delete_key(self, request: KeyRequest) -> bool:
         return self.keys.pop(request.credential.key or request.credential.client_id, None) is not None
@@ -104,11 +118,11 @@ class Clock:
 
 
 @pytest.fixture
-def world() -> tuple[KeyEnv, FakeSecrets, FakeApis, KeyDriver, Journal, Clock]:
+def world() -> tuple[ReconcileContext, FakeSecrets, FakeApis, KeyDriver, Journal, Clock]:
     journal = Journal()
     secrets, apis, driver, clock = FakeSecrets(journal), FakeApis(), KeyDriver(journal), Clock()
     apis.add("orders")
-    env = KeyEnv(Gateways({"tyk": driver}, "tyk"), secrets, apis, now=clock)  # type: ignore[dict-item]
+    env = ReconcileContext(Gateways({"tyk": driver}, "tyk"), secrets, apis, now=clock)  # type: ignore[dict-item]
     return env, secrets, apis, driver, journal, clock
 
 
@@ -254,3 +268,63 @@ async def test_delete_revokes_and_orphan_leaves(world: Any) -> None:
     orphan = await delete_key(env, ObjectRef("shop", "k2"), Owner("v", "GatewayKey", "k2", "uid-2"),
                               {**SPEC, "deletionPolicy": "Orphan"}, 1, out.status)  # fmt: skip
     assert orphan.events[0].reason == "Orphaned" and len(driver.keys) == 1
+
+
+async def test_a_lost_secret_does_not_leave_the_old_key_alive(world: Any) -> None:
+    env, secrets, _, driver, _, _ = world
+    out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    old_id = out.status["keyId"]
+    del secrets.items["checkout"]  # somebody deleted the Secret
+    out = await reconcile_key(env, REF, OWNER, SPEC, 1, out.status, Cause.DRIFT)
+    assert driver.revoked_ids == [old_id] and out.status["keyId"] != old_id
+
+
+async def test_otoroshi_lost_secret_keeps_the_client_id(world: Any) -> None:
+    env, secrets, apis, _, journal, _ = world
+    driver = KeyDriver(journal, "otoroshi")
+    env.gateways = Gateways({"otoroshi": driver}, "otoroshi")  # type: ignore[dict-item]
+    apis.add("orders", gateway="otoroshi")
+    out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    client_id = secrets.items["checkout"].data["clientId"]
+    del secrets.items["checkout"]
+    await reconcile_key(env, REF, OWNER, SPEC, 1, out.status, Cause.DRIFT)
+    assert secrets.items["checkout"].data["clientId"] == client_id and list(driver.keys) == [client_id]
+
+
+async def test_rotating_again_within_grace_revokes_the_oldest(world: Any) -> None:
+    env, secrets, _, driver, _, _ = world
+    out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    first = secrets.items["checkout"].data["key"]
+    for generation in (1, 2):
+        spec = {**SPEC, "rotation": {"generation": generation, "gracePeriodSeconds": 600}}
+        out = await reconcile_key(env, REF, OWNER, spec, generation + 1, out.status, Cause.UPDATE)
+    assert [c.key for c in driver.revoked] == [first]
+    assert set(driver.keys) == {secrets.items["checkout"].data["key"], secrets.items["checkout"].data["previousKey"]}
+
+
+@pytest.mark.parametrize("change", ["not-ready", "stale", "deleting"])
+async def test_a_key_waits_for_an_api_that_is_not_serving(world: Any, change: str) -> None:
+    env, _, apis, _, journal, _ = world
+    obj = apis.objects["orders"]
+    if change == "not-ready":
+        obj["status"]["conditions"][0]["status"] = "False"
+    elif change == "stale":
+        obj["metadata"]["generation"] = 2
+    else:
+        obj["metadata"]["deletionTimestamp"] = "2026-11-01T00:00:00Z"
+    out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    assert ready(out)["reason"] == "WaitingForAPI" and out.retry and journal == []
+
+
+async def test_delete_without_status_uses_deterministic_ids(world: Any) -> None:
+    env, _, _, driver, _, _ = world
+    await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    out = await delete_key(env, REF, OWNER, SPEC, 1, None)  # status lost (crash before it was written)
+    assert driver.keys == {} and out.events[0].reason == "Deleted"
+
+
+def test_status_patch_removes_fields_that_became_empty() -> None:
+    from torii.models.gatewaykey import GatewayKeyStatus
+
+    wire = GatewayKeyStatus(secret_name="s", previous_key_revoke_at=None).to_wire()
+    assert wire["secretName"] == "s" and "previousKeyRevokeAt" in wire and wire["previousKeyRevokeAt"] is None

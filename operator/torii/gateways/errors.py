@@ -47,3 +47,9 @@ class ConfigurationError(PermanentGatewayError):
     """Operator configuration is wrong (unknown gateway name, missing credentials)."""
 
     reason = "GatewayNotConfigured"
+
+
+class ConflictError(RetryableGatewayError):
+    """A Kubernetes object changed between read and write (optimistic concurrency): retry soon."""
+
+    reason = "Conflict"

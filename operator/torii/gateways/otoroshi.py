@@ -194,10 +194,9 @@ class OtoroshiKeys:
                 json={"id": group_id, "name": group_id, "description": description}, passthrough=(400,),
             )  # fmt: skip
 
-    async def _get_key(self, scope: str, client_id: str) -> dict[str, Any] | None:
-        response = await self._http.request(
-            "GET", f"/api/{scope}/apikeys/{client_id}", op="get key", passthrough=(404,)
-        )
+    async def _get_key(self, client_id: str) -> dict[str, Any] | None:
+        # By clientId, whatever service or group it was created under (spec.apis may have changed since).
+        response = await self._http.request("GET", f"/api/apikeys/{client_id}", op="get key", passthrough=(404,))
         if response.status_code == 404:
             return None
         body: dict[str, Any] = response.json()
@@ -208,29 +207,30 @@ class OtoroshiKeys:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
         scope = key_scope(request)
         desired = render_apikey(request)
-        current = await self._get_key(scope, request.credential.client_id)
+        current = await self._get_key(request.credential.client_id)
         if current is not None and pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS):
             return KeyResult(request.credential.client_id, scope, changed=False)
         if current is None:
             await self._http.request("POST", f"/api/{scope}/apikeys", op="create key", json=desired)
         else:
             await self._http.request(
-                "PUT", f"/api/{scope}/apikeys/{request.credential.client_id}", op="update key", json=desired
+                "PUT", f"/api/apikeys/{request.credential.client_id}", op="update key", json=desired
             )
         return KeyResult(request.credential.client_id, scope, changed=True, created=current is None)
 
     async def delete_key(self, request: KeyRequest) -> bool:
-        if not request.apis and not request.group_id:
-            return False
         response = await self._http.request(
-            "DELETE", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}", op="delete key",
-            passthrough=(404,),
-        )  # fmt: skip
+            "DELETE", f"/api/apikeys/{request.credential.client_id}", op="delete key", passthrough=(404,)
+        )
         return response.status_code != 404
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # Same clientId: writing the key with the new clientSecret and no nextSecret ends the old secret's grace.
         await self.converge_key(request)
+
+    async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
+        if key_id != request.credential.client_id:
+            await self._http.request("DELETE", f"/api/apikeys/{key_id}", op="delete key", passthrough=(404,))
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         response = await self._http.request(

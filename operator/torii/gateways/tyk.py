@@ -209,6 +209,13 @@ class TykKeys:
             params={"api_id": request.apis[0].gateway_id} if request.apis else {}, passthrough=(404,),
         )  # fmt: skip
 
+    async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
+        await self._http.request(
+            "DELETE", f"/tyk/keys/{key_id}", op="delete key",
+            params={"hashed": "1", **({"api_id": request.apis[0].gateway_id} if request.apis else {})},
+            passthrough=(404,),
+        )  # fmt: skip
+
     async def expire_key(self, key: str, api_id: str, at_unix: int) -> None:
         """Let Tyk itself refuse a rotated-out key after its grace period (even if Torii is down then)."""
         current = await self._get_key(key, api_id)
@@ -364,7 +371,13 @@ class TykDriver(TykKeys):
             await self.reloader.reload()
             if await self.get_api(api_id) is None:
                 return False
-        await self._http.request("DELETE", f"/tyk/apis/{api_id}", op="delete API", passthrough=(404,))
+        try:
+            await self._http.request("DELETE", f"/tyk/apis/{api_id}", op="delete API", passthrough=(404,))
+        except RetryableGatewayError as exc:
+            # A 500 here means the file is already gone but the API still loaded (a delete whose reload never
+            # happened): the reload below finishes that delete.
+            if exc.status != 500:
+                raise
         await self.reloader.reload()
         if await self.get_api(api_id) is not None:
             raise RetryableGatewayError(f"gateway {self.name}: API {api_id} still served after delete and reload")

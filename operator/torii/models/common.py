@@ -86,6 +86,15 @@ class StatusBase(CamelModel):
         default_factory=list, description="Standard conditions; `Ready` says whether the gateway serves it."
     )
 
+    def to_wire(self) -> dict[str, Any]:
+        """For a merge patch: top-level fields that are now empty are sent as null, so they are removed."""
+        wire = super().to_wire()
+        for name, info in type(self).model_fields.items():
+            alias = info.alias or name
+            if getattr(self, name) is None:
+                wire[alias] = None
+        return wire
+
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
 

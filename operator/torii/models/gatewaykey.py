@@ -20,8 +20,11 @@ from torii.models.common import (
 from torii.models.gatewayapi import RateLimit, escape_hatch
 
 # Session/ApiKey fields Torii owns: they carry the credential or the access rights derived from spec.apis.
-TYK_KEY_OWNED_FIELDS = ("access_rights", "org_id", "key", "key_id")
-OTOROSHI_KEY_OWNED_FIELDS = ("clientId", "clientSecret", "authorizedEntities", "authorizedGroup")
+# Policies and authorizations could grant APIs of other namespaces: the neutral fields own access.
+TYK_KEY_OWNED_FIELDS = ("access_rights", "org_id", "key", "key_id", "apply_policies", "apply_policy_id")
+OTOROSHI_KEY_OWNED_FIELDS = (
+    "clientId", "clientSecret", "authorizedEntities", "authorizedGroup", "authorizations", "rotation",
+)  # fmt: skip
 
 
 class ApiRef(CamelModel):

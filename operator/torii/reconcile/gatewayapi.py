@@ -5,14 +5,23 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pydantic import ValidationError
-
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import GatewayError
-from torii.gateways.registry import Gateways
+from torii.kube import Owner
 from torii.models.common import DeletionPolicy
 from torii.models.gatewayapi import GatewayAPISpec, GatewayAPIStatus
-from torii.reconcile.outcome import Cause, Event, Outcome, failed, invalid_spec_message, permanently_failed_at, ready
+from torii.reconcile.context import ReconcileContext
+from torii.reconcile.outcome import (
+    Blocked,
+    Cause,
+    Event,
+    Outcome,
+    blocked,
+    failed,
+    parse_spec,
+    permanently_failed_at,
+    ready,
+)
 
 
 def parse_status(raw: dict[str, Any] | None) -> GatewayAPIStatus:
@@ -20,28 +29,24 @@ def parse_status(raw: dict[str, Any] | None) -> GatewayAPIStatus:
 
 
 async def reconcile_api(
-    gateways: Gateways,
+    ctx: ReconcileContext,
     ref: ObjectRef,
+    owner: Owner,
     raw_spec: dict[str, Any],
     generation: int,
     raw_status: dict[str, Any] | None,
     cause: Cause,
 ) -> Outcome:
     status = parse_status(raw_status)
-    try:
-        spec = GatewayAPISpec.model_validate(raw_spec)
-    except ValidationError as exc:
-        message = invalid_spec_message(exc)
-        ready(status, generation, False, "InvalidSpec", message)
-        return Outcome(status.to_wire(), [Event("Warning", "InvalidSpec", message)], message=message)
-
     if cause == Cause.DRIFT and permanently_failed_at(status, generation):
         return Outcome(status.to_wire())  # already reported; a spec change (new generation) retries
-
     try:
-        driver = gateways.get(spec.gateway)
+        spec = parse_spec(GatewayAPISpec, raw_spec)
+        driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
         result = await driver.converge_api(ref, spec)
+    except Blocked as exc:
+        return blocked(status, generation, exc)
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge")
 
@@ -68,7 +73,12 @@ async def reconcile_api(
 
 
 async def delete_api(
-    gateways: Gateways, ref: ObjectRef, raw_spec: dict[str, Any], generation: int, raw_status: dict[str, Any] | None
+    ctx: ReconcileContext,
+    ref: ObjectRef,
+    owner: Owner,
+    raw_spec: dict[str, Any],
+    generation: int,
+    raw_status: dict[str, Any] | None,
 ) -> Outcome:
     """Remove the API from its gateway (unless Orphan). `retry` keeps the finalizer and tries again later."""
     status = parse_status(raw_status)
@@ -76,7 +86,7 @@ async def delete_api(
     if policy == DeletionPolicy.ORPHAN.value:
         return Outcome(status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: left on the gateway")])
     try:
-        driver = gateways.get(raw_spec.get("gateway"))
+        driver = ctx.gateways.get(raw_spec.get("gateway"))
     except GatewayError as exc:
         # The connection is gone from the operator's configuration: nothing we could clean up. Never hang.
         return Outcome(status.to_wire(), [Event("Warning", "GatewayNotConfigured", f"not cleaned up: {exc.message}")])

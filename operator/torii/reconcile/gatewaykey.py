@@ -11,70 +11,32 @@ import base64
 import contextlib
 import secrets
 import string
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from torii.gateways.base import Credential, GatewayDriver, KeyRequest, ObjectRef, ResolvedApi, group_id
 from torii.gateways.errors import GatewayError
-from torii.gateways.registry import Gateways
-from torii.kube import Owner, SecretView
+from torii.kube import Owner
 from torii.models.common import DeletionPolicy
 from torii.models.gatewayapi import AuthMode
 from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
-from torii.reconcile.outcome import Cause, Event, Outcome, failed, invalid_spec_message, permanently_failed_at, ready
+from torii.reconcile.context import ReconcileContext
+from torii.reconcile.outcome import (
+    Blocked,
+    Cause,
+    Event,
+    Outcome,
+    failed,
+    parse_spec,
+    permanently_failed_at,
+    ready,
+)
 
 ANN_ROTATION = "torii.dev/rotation-generation"
 ANN_REVOKE_AT = "torii.dev/previous-credential-revoke-at"
 ALPHANUM = string.ascii_letters + string.digits
-
-
-class SecretStore(Protocol):
-    async def get(self, namespace: str, name: str) -> SecretView | None: ...
-
-    async def write(
-        self,
-        namespace: str,
-        name: str,
-        owner: Owner,
-        data: dict[str, str],
-        *,
-        labels: dict[str, str],
-        annotations: dict[str, str],
-        create: bool,
-    ) -> None: ...
-
-
-class ApiLookup(Protocol):
-    async def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-
-    async def in_group(self, namespace: str, group: str) -> list[dict[str, Any]]: ...
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class KeyEnv:
-    gateways: Gateways
-    secrets: SecretStore
-    apis: ApiLookup
-    id_prefix: str = "torii"
-    now: Callable[[], datetime] = field(default=utcnow)
-
-
-class Blocked(Exception):
-    """The key cannot be converged until the user (or another object) changes something."""
-
-    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retry = retry
 
 
 # ------------------------------------------------------------------------------------------- credentials
@@ -121,12 +83,23 @@ def credentials_in(gateway_type: str, data: dict[str, str]) -> tuple[Credential 
 # -------------------------------------------------------------------------------------------- references
 
 
+def api_serving(obj: dict[str, Any]) -> bool:
+    """Ready=True for the API's current generation, and not being deleted: a key is only as good as its API."""
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    generation = (obj.get("metadata") or {}).get("generation")
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" and c.get("observedGeneration") == generation
+        for c in (obj.get("status") or {}).get("conditions", [])
+    )
+
+
 def _api_gateway(obj: dict[str, Any], default: str | None) -> str | None:
     return (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or default
 
 
 async def resolve_apis(
-    env: KeyEnv, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
+    ctx: ReconcileContext, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
 ) -> tuple[tuple[ResolvedApi, ...], str | None]:
     """The APIs a key refers to, checked: same namespace, same gateway, `auth: key`, served."""
     objects: list[tuple[str, dict[str, Any] | None, list[str]]] = []
@@ -140,10 +113,10 @@ async def resolve_apis(
                     f"GatewayAPIs in its own namespace ({ref.namespace})",
                     retry=False,
                 )
-            objects.append((api.name, await env.apis.get(ref.namespace, api.name), list(api.versions)))
+            objects.append((api.name, await ctx.apis.get(ref.namespace, api.name), list(api.versions)))
     else:
         assert spec.api_group is not None  # exactly one of apis/apiGroup (CRD rule)
-        members = await env.apis.in_group(ref.namespace, spec.api_group)
+        members = await ctx.apis.in_group(ref.namespace, spec.api_group)
         if not members:
             raise Blocked(
                 "WaitingForAPI",
@@ -151,13 +124,13 @@ async def resolve_apis(
                 retry=True,
             )
         objects = [(m["metadata"]["name"], m, []) for m in members]
-        gid = group_id(env.id_prefix, ref.namespace, spec.api_group)
+        gid = group_id(ctx.id_prefix, ref.namespace, spec.api_group)
 
     resolved = []
     for name, obj, versions in objects:
         if obj is None:
             raise Blocked("WaitingForAPI", f"GatewayAPI {ref.namespace}/{name} does not exist (yet)", retry=True)
-        api_gateway = _api_gateway(obj, env.gateways.default)
+        api_gateway = _api_gateway(obj, ctx.gateways.default)
         if api_gateway != driver.name:
             raise Blocked(
                 "InvalidReference",
@@ -168,8 +141,8 @@ async def resolve_apis(
         if auth != AuthMode.KEY.value:
             raise Blocked("InvalidReference", f"GatewayAPI {name} has auth {auth!r}; keys need auth: key", retry=False)
         gateway_id = (obj.get("status") or {}).get("gatewayId")
-        if not gateway_id:
-            raise Blocked("WaitingForAPI", f"GatewayAPI {name} is not served yet", retry=True)
+        if not gateway_id or not api_serving(obj):
+            raise Blocked("WaitingForAPI", f"GatewayAPI {name} is not served (not Ready, or being deleted)", retry=True)
         resolved.append(ResolvedApi(name, gateway_id, tuple(versions)))
     return tuple(resolved), gid
 
@@ -186,7 +159,7 @@ def _fmt(moment: datetime) -> str:
 
 
 async def reconcile_key(
-    env: KeyEnv,
+    ctx: ReconcileContext,
     ref: ObjectRef,
     owner: Owner,
     raw_spec: dict[str, Any],
@@ -195,30 +168,17 @@ async def reconcile_key(
     cause: Cause,
 ) -> Outcome:
     status = GatewayKeyStatus.model_validate(raw_status or {})
-    try:
-        spec = GatewayKeySpec.model_validate(raw_spec)
-    except ValidationError as exc:
-        message = invalid_spec_message(exc)
-        ready(status, generation, False, "InvalidSpec", message)
-        return Outcome(status.to_wire(), [Event("Warning", "InvalidSpec", message)], message=message)
     if cause == Cause.DRIFT and permanently_failed_at(status, generation):
         return Outcome(status.to_wire())
-
     events: list[Event] = []
     try:
-        driver = env.gateways.get(spec.gateway)
+        spec = parse_spec(GatewayKeySpec, raw_spec)
+        driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
         secret_name = spec.secret_name or ref.name
         status.secret_name = secret_name
-        view = await env.secrets.get(ref.namespace, secret_name)
-        if view is not None and not view.owned_by(owner):
-            raise Blocked(
-                "SecretConflict",
-                f"Secret {secret_name} already exists and is not managed by this GatewayKey; Torii never overwrites "
-                "it: delete or rename it, or set spec.secretName",
-                retry=False,
-            )
-        apis, gid = await resolve_apis(env, driver, ref, spec)
+        view = await ctx.owned_secret(ref, owner, secret_name)
+        apis, gid = await resolve_apis(ctx, driver, ref, spec)
         template = spec.secret_template
         labels = dict(template.labels) if template else {}
         annotations = dict(template.annotations) if template else {}
@@ -229,25 +189,37 @@ async def reconcile_key(
         applied_rotation = int(view.annotations.get(ANN_ROTATION, "0")) if view else wanted_rotation
         revoke_at = _parse_time(view.annotations.get(ANN_REVOKE_AT)) if view else None
 
+        secret_state = {"exists": view is not None, "version": view.resource_version if view else ""}
+
         async def write_secret(cred: Credential, prev: Credential | None, rotation: int, when: datetime | None) -> None:
             notes = {**annotations, ANN_ROTATION: str(rotation)}
             if when is not None:
                 notes[ANN_REVOKE_AT] = _fmt(when)
-            await env.secrets.write(
+            secret_state["version"] = await ctx.secrets.write(
                 ref.namespace, secret_name, owner, secret_data(driver.type, cred, prev),
-                labels=labels, annotations=notes, create=view is None,
+                labels=labels, annotations=notes, create=not secret_state["exists"],
+                resource_version=str(secret_state["version"]),
             )  # fmt: skip
+            secret_state["exists"] = True
 
+        lost_key_id = None
         if current is None:
             # No credential yet (or the Secret lost it): choose one and store it BEFORE the gateway sees it.
-            current = new_credential(driver.type)
+            # A credential issued before (status.keyId) must not stay alive unseen: Otoroshi keeps the clientId
+            # (the update replaces the secret); a Tyk key is revoked by its hash once the new one exists.
+            reuse = status.key_id if driver.type == "otoroshi" and status.key_id else ""
+            lost_key_id = status.key_id if driver.type == "tyk" else None
+            current = new_credential(driver.type, client_id=reuse)
             previous, revoke_at, applied_rotation = None, None, wanted_rotation
             await write_secret(current, None, wanted_rotation, None)
         elif wanted_rotation > applied_rotation:
             # Rotation: the new credential goes into the Secret first; the old one keeps working for `grace`.
+            if previous is not None:
+                # Rotated again before the last grace period ended: that older credential goes now.
+                await driver.revoke_previous(KeyRequest(ref, spec, apis, gid, current), previous)
             previous = current
             current = new_credential(driver.type, client_id=current.client_id)
-            revoke_at = env.now() + timedelta(seconds=grace)
+            revoke_at = ctx.now() + timedelta(seconds=grace)
             applied_rotation = wanted_rotation
             await write_secret(current, previous, wanted_rotation, revoke_at)
             events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; previous revoked at "
@@ -257,7 +229,7 @@ async def reconcile_key(
         ):
             await write_secret(current, previous, applied_rotation, revoke_at)
 
-        in_grace = previous is not None and revoke_at is not None and env.now() < revoke_at
+        in_grace = previous is not None and revoke_at is not None and ctx.now() < revoke_at
         quota_unchanged = status.quota_fingerprint in (None, spec.quota_fingerprint)
         if driver.type == "otoroshi" and in_grace:
             assert previous is not None
@@ -266,6 +238,8 @@ async def reconcile_key(
         else:
             request = KeyRequest(ref, spec, apis, gid, current, None, grace, quota_unchanged)
         result = await driver.converge_key(request)
+        if lost_key_id and lost_key_id != result.key_id:
+            await driver.revoke_by_id(request, lost_key_id)
         if driver.type == "tyk" and previous is not None and in_grace and revoke_at is not None:
             # Tyk enforces the grace period itself too: the old key expires even if Torii is down then.
             expire = getattr(driver, "expire_key", None)
@@ -313,7 +287,7 @@ async def reconcile_key(
 
 
 async def delete_key(
-    env: KeyEnv,
+    ctx: ReconcileContext,
     ref: ObjectRef,
     owner: Owner,
     raw_spec: dict[str, Any],
@@ -327,20 +301,28 @@ async def delete_key(
             status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: key left on the gateway")]
         )
     try:
-        driver = env.gateways.get(raw_spec.get("gateway"))
+        driver = ctx.gateways.get(raw_spec.get("gateway"))
     except GatewayError as exc:
         return Outcome(status.to_wire(), [Event("Warning", "GatewayNotConfigured", f"not revoked: {exc.message}")])
     secret_name = raw_spec.get("secretName") or ref.name
-    view = await env.secrets.get(ref.namespace, secret_name)
+    view = await ctx.secrets.get(ref.namespace, secret_name)
     current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
-    if current is None or not status.api_ids:
+    if current is None:
         return Outcome(status.to_wire(), [Event("Normal", "Deleted", "no credential was issued: nothing to revoke")])
-    apis = tuple(ResolvedApi(i, i) for i in status.api_ids)
+    # Ids are deterministic: even when a crash kept them out of status, the spec names them.
+    api_ids = status.api_ids or [
+        ObjectRef(ref.namespace, a["name"]).gateway_id(ctx.id_prefix) for a in raw_spec.get("apis") or []
+    ]
+    apis = tuple(ResolvedApi(i, i) for i in api_ids)
     gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
+    if gid is None and raw_spec.get("apiGroup"):
+        gid = group_id(ctx.id_prefix, ref.namespace, raw_spec["apiGroup"])
     try:
         spec = GatewayKeySpec.model_validate(raw_spec)
     except ValidationError:
         spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
+    if not apis and gid is None:
+        return Outcome(status.to_wire(), [Event("Normal", "Deleted", "the key referred to no API: nothing to revoke")])
     request = KeyRequest(ref, spec, apis, gid, current)
     try:
         deleted = await driver.delete_key(request)

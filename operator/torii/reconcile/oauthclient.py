@@ -4,29 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from torii.gateways.base import OAuthClientRequest, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner
 from torii.models.gatewayapi import AuthMode
 from torii.models.oauthclient import OAuthClientSpec, OAuthClientStatus
-from torii.reconcile.gatewaykey import Blocked, KeyEnv, new_credential
-from torii.reconcile.outcome import Cause, Event, Outcome, failed, invalid_spec_message, permanently_failed_at, ready
+from torii.reconcile.context import ReconcileContext
+from torii.reconcile.gatewaykey import new_credential
+from torii.reconcile.outcome import (
+    Blocked,
+    Cause,
+    Event,
+    Outcome,
+    failed,
+    parse_spec,
+    permanently_failed_at,
+    ready,
+)
 
 
 def secret_data(client_id: str, client_secret: str, redirect_uri: str) -> dict[str, str]:
     return {"clientId": client_id, "clientSecret": client_secret, "redirectUri": redirect_uri}
 
 
-async def _api(env: KeyEnv, ref: ObjectRef, spec: OAuthClientSpec, gateway: str) -> str:
-    obj = await env.apis.get(ref.namespace, spec.api)
+async def _api(ctx: ReconcileContext, ref: ObjectRef, spec: OAuthClientSpec, gateway: str) -> str:
+    obj = await ctx.apis.get(ref.namespace, spec.api)
     if obj is None:
         raise Blocked(
             "WaitingForAPI", f"spec.api: GatewayAPI {ref.namespace}/{spec.api} does not exist (yet)", retry=True
         )
     api_gateway = (
-        (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or env.gateways.default
+        (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or ctx.gateways.default
     )
     if api_gateway != gateway:
         raise Blocked(
@@ -47,7 +55,7 @@ async def _api(env: KeyEnv, ref: ObjectRef, spec: OAuthClientSpec, gateway: str)
 
 
 async def reconcile_oauth_client(
-    env: KeyEnv,
+    ctx: ReconcileContext,
     ref: ObjectRef,
     owner: Owner,
     raw_spec: dict[str, Any],
@@ -56,16 +64,11 @@ async def reconcile_oauth_client(
     cause: Cause,
 ) -> Outcome:
     status = OAuthClientStatus.model_validate(raw_status or {})
-    try:
-        spec = OAuthClientSpec.model_validate(raw_spec)
-    except ValidationError as exc:
-        message = invalid_spec_message(exc)
-        ready(status, generation, False, "InvalidSpec", message)
-        return Outcome(status.to_wire(), [Event("Warning", "InvalidSpec", message)], message=message)
     if cause == Cause.DRIFT and permanently_failed_at(status, generation):
         return Outcome(status.to_wire())
     try:
-        driver = env.gateways.get(spec.gateway)
+        spec = parse_spec(OAuthClientSpec, raw_spec)
+        driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
         if driver.type != "tyk":
             raise Blocked(
@@ -73,15 +76,8 @@ async def reconcile_oauth_client(
             )
         secret_name = spec.secret_name or ref.name
         status.secret_name = secret_name
-        view = await env.secrets.get(ref.namespace, secret_name)
-        if view is not None and not view.owned_by(owner):
-            raise Blocked(
-                "SecretConflict",
-                f"Secret {secret_name} already exists and is not managed by this OAuthClient; Torii never overwrites "
-                "it: delete or rename it, or set spec.secretName",
-                retry=False,
-            )
-        api_id = await _api(env, ref, spec, driver.name)
+        view = await ctx.owned_secret(ref, owner, secret_name)
+        api_id = await _api(ctx, ref, spec, driver.name)
         client_id = view.data.get("clientId") if view else None
         client_secret = view.data.get("clientSecret") if view else None
         if not (client_id and client_secret) or view is None or view.data.get("redirectUri") != spec.redirect_uri:
@@ -89,11 +85,12 @@ async def reconcile_oauth_client(
                 cred = new_credential("otoroshi")  # 16-char id, 64-char secret: the same shape suits OAuth
                 client_id, client_secret = cred.client_id, cred.client_secret
             template = spec.secret_template
-            await env.secrets.write(
+            await ctx.secrets.write(
                 ref.namespace, secret_name, owner, secret_data(client_id, client_secret, spec.redirect_uri),
                 labels=dict(template.labels) if template else {},
                 annotations=dict(template.annotations) if template else {},
                 create=view is None,
+                resource_version=view.resource_version if view else "",
             )  # fmt: skip
         request = OAuthClientRequest(
             ref, api_id, client_id, client_secret, spec.redirect_uri, spec.policy, spec.description, spec.metadata
@@ -117,7 +114,7 @@ async def reconcile_oauth_client(
 
 
 async def delete_oauth_client(
-    env: KeyEnv,
+    ctx: ReconcileContext,
     ref: ObjectRef,
     owner: Owner,
     raw_spec: dict[str, Any],
@@ -128,7 +125,7 @@ async def delete_oauth_client(
     if not (status.client_id and status.api_id):
         return Outcome(status.to_wire(), [Event("Normal", "Deleted", "no client was created: nothing to delete")])
     try:
-        driver = env.gateways.get(raw_spec.get("gateway"))
+        driver = ctx.gateways.get(raw_spec.get("gateway"))
         request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {})
         deleted = await driver.delete_oauth_client(request)
     except GatewayError as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from torii.gateways.errors import GatewayError
 from torii.models.common import Condition, ConditionStatus, StatusBase
+
+M = TypeVar("M", bound=BaseModel)
 
 READY = "Ready"
 
@@ -88,3 +90,26 @@ def permanently_failed_at(status: StatusBase, generation: int) -> bool:
 
 
 PERMANENT_REASONS = frozenset({"InvalidSpec", "GatewayRejected", "Unsupported", "GatewayNotConfigured"})
+
+
+class Blocked(Exception):
+    """The object cannot converge until the user (or another object) changes something."""
+
+    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry = retry
+
+
+def blocked(status: StatusBase, generation: int, exc: Blocked) -> Outcome:
+    ready(status, generation, False, exc.reason, exc.message)
+    return Outcome(status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry=exc.retry, message=exc.message)
+
+
+def parse_spec(model: type[M], raw_spec: dict[str, Any]) -> M:
+    """The validated spec, or Blocked(InvalidSpec) naming the fields (the CRD normally refuses these first)."""
+    try:
+        return model.model_validate(raw_spec)
+    except ValidationError as exc:
+        raise Blocked("InvalidSpec", invalid_spec_message(exc), retry=False) from None
