@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -25,7 +26,8 @@ def api_client() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        # Explicitly: the client reads $KUBECONFIG into a constant at import time, which may be too early.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     if not client.Configuration.get_default_copy().verify_ssl:
         # The kubeconfig itself opted out of TLS verification (local stacks): say so once, not per request.
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

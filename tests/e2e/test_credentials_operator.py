@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,14 +108,18 @@ def test_oauth_client_needs_an_oauth2_api(operator: Operator, admin: client.ApiC
     assert "auth: oauth2" in condition(admin, ns, "oauthclients", name, "InvalidReference")["message"]
 
 
-def test_kubectl_get_torii_lists_every_kind(operator: Operator, crds: Stack, admin: client.ApiClient, ns: str) -> None:
+def test_kubectl_get_torii_lists_every_kind(
+    operator: Operator, crds: Stack, admin: client.ApiClient, ns: str, tmp_path: Path
+) -> None:
     api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk"})
     create(admin, ns, "GatewayKey", {"apis": [{"name": api}]})
     create(admin, ns, "OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
-    done = kubectl("get", "torii", "-n", ns, "-o", "name", kubeconfig=crds.kubeconfig)
+    # A fresh discovery cache: kubectl may have cached discovery before the CRDs existed (categories come from it).
+    done = kubectl("get", "torii", "-n", ns, "-o", "name", f"--cache-dir={tmp_path}", kubeconfig=crds.kubeconfig)
+    assert done.returncode == 0, done.stderr
     kinds = {line.split("/")[0] for line in done.stdout.split()}
     assert {"gatewayapi.torii.dev", "gatewaykey.torii.dev", "oauthclient.torii.dev"} <= kinds
-    explained = kubectl("explain", "gatewaykey.spec.rotation", kubeconfig=crds.kubeconfig)
+    explained = kubectl("explain", "gatewaykey.spec.rotation", f"--cache-dir={tmp_path}", kubeconfig=crds.kubeconfig)
     assert "generation" in explained.stdout and "grace" in explained.stdout.lower()
 
 
