@@ -44,9 +44,6 @@ class ScriptedDriver:
     async def check(self) -> str:
         return "ok"
 
-    async def list_api_ids(self) -> set[str]:
-        return set()
-
     @property
     def admin_calls(self) -> int:
         return 0

@@ -110,10 +110,6 @@ class GatewayDriver(Protocol):
         """Gateway health figures for the API, or None where the gateway has none."""
         ...
 
-    async def list_api_ids(self) -> set[str]:
-        """Ids of the APIs on the gateway that this operator owns."""
-        ...
-
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         """Create or update the key with the credential Torii chose; no write when already in sync."""
         ...

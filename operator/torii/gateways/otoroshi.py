@@ -353,10 +353,5 @@ class OtoroshiDriver(OtoroshiKeys):
         )
         return response.status_code != 404
 
-    async def list_api_ids(self) -> set[str]:
-        response = await self._http.request("GET", "/api/services", op="list services")
-        prefix = f"{self.id_prefix}."
-        return {s["id"] for s in response.json() or [] if str(s.get("id", "")).startswith(prefix)}
-
     async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
         return None

@@ -383,11 +383,6 @@ class TykDriver(TykKeys):
             raise RetryableGatewayError(f"gateway {self.name}: API {api_id} still served after delete and reload")
         return True
 
-    async def list_api_ids(self) -> set[str]:
-        response = await self._http.request("GET", "/tyk/apis/", op="list APIs")
-        prefix = f"{self.id_prefix}."
-        return {a["api_id"] for a in response.json() or [] if str(a.get("api_id", "")).startswith(prefix)}
-
     async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
         api_id = ref.gateway_id(self.id_prefix)
         response = await self._http.request(
