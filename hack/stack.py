@@ -422,6 +422,8 @@ def tyk_config(state: State, pins: dict[str, str], app_path: Path) -> Path:
         "enable_hashed_keys_listing": True,
         "health_check": {"enable_health_checks": True, "health_check_value_timeouts": 60},
         "reload_interval": 1,
+        # Default /var/run/tyk-gateway.pid would be shared by two stacks on one machine.
+        "pid_file_location": str(STACK_DIR / "tyk.pid"),
     }
     path = STACK_DIR / "tyk.conf"
     path.write_text(json.dumps(conf, indent=2))
