@@ -15,8 +15,9 @@ mkdir -p "$cache/bin" "$home"
 
 module=github.com/TykTechnologies/tyk
 if ! info=$(go list -m -json "$module@$TYK_MODULE_VERSION" 2>&1); then
-  echo "$info"
-  echo "the Go module proxy refuses $module@$TYK_MODULE_VERSION: $(echo "$info" | tr '\n' ' ' | sed 's/  */ /g')"
+  # The registry's answer, without its address (URLs are elided from what gets recorded and printed).
+  answer=$(echo "$info" | tr '\n\t' '  ' | sed -E 's#https?://[^ ]*#<proxy URL>#g; s/  +/ /g')
+  echo "the Go module proxy refuses $module@$TYK_MODULE_VERSION: $answer"
   exit 3
 fi
 pseudo=$(echo "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')

@@ -10,7 +10,7 @@ if [[ -f $home/lib/.complete ]]; then exit 0; fi
 src=$cache/src/otoroshi-$OTOROSHI_VERSION
 mkdir -p "$src"
 cat >"$src/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
+<project>
   <modelVersion>4.0.0</modelVersion>
   <groupId>dev.torii</groupId>
   <artifactId>otoroshi-classpath</artifactId>
@@ -27,7 +27,6 @@ log=$src/mvn.log
 rm -rf "$home/lib.tmp"
 if ! mvn -B -U -f "$src/pom.xml" dependency:copy-dependencies -DoutputDirectory="$home/lib.tmp" -DincludeScope=runtime >"$log" 2>&1; then
   if grep -qE 'Could not (find|resolve) .*fr\.maif:otoroshi|fr\.maif:otoroshi_2\.12:(jar|pom):[0-9.]+ (was not found|is missing)' "$log"; then
-    grep -E 'ERROR' "$log" | head -3
     echo "Maven Central does not serve fr.maif:otoroshi_2.12:$OTOROSHI_VERSION: $(grep -oE 'Could not find artifact [^ ]+|[^ ]+ was not found in [^ ]+' "$log" | head -1)"
     exit 3
   fi
