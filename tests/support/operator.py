@@ -168,9 +168,8 @@ def release_all(api: client.ApiClient, namespace: str, timeout: float = 90) -> N
     for plural in plurals:
         for item in custom.list_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural)["items"]:
             name = item["metadata"]["name"]
-            if plural != "oauthclients":
-                custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name,
-                                                      {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+            custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name,
+                                                  {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
             custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name)
 
     def remaining() -> list[str]:

@@ -328,3 +328,21 @@ def test_status_patch_removes_fields_that_became_empty() -> None:
 
     wire = GatewayKeyStatus(secret_name="s", previous_key_revoke_at=None).to_wire()
     assert wire["secretName"] == "s" and "previousKeyRevokeAt" in wire and wire["previousKeyRevokeAt"] is None
+
+
+async def test_oauth_client_delete_keeps_finalizer_until_orphaned(world: Any) -> None:
+    from torii.reconcile.oauthclient import delete_oauth_client
+
+    env, _, _, driver, _, _ = world
+    status = {"clientId": "c1", "apiId": "torii.shop.orders"}
+
+    async def unreachable(request: Any) -> bool:
+        raise RetryableGatewayError("gateway tyk: delete OAuth client: cannot reach http://x (ConnectError)")
+
+    driver.delete_oauth_client = unreachable
+    stuck = await delete_oauth_client(env, REF, OWNER, {"api": "orders"}, 1, status)
+    assert (
+        stuck.retry and ready(stuck)["reason"] == "DeleteFailed" and "deletionPolicy: Orphan" in ready(stuck)["message"]
+    )
+    released = await delete_oauth_client(env, REF, OWNER, {"api": "orders", "deletionPolicy": "Orphan"}, 1, status)
+    assert not released.retry and released.events[0].reason == "Orphaned"

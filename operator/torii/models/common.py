@@ -34,6 +34,44 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     return entry
 
 
+def immutable_once_set(field: str, hint: str = "") -> dict[str, str]:
+    """CEL: an optional field may not be added, removed or changed after creation."""
+    return cel(
+        f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        f"spec.{field} is immutable{hint}",
+        field_path=f".{field}",
+    )
+
+
+def gateway_field() -> Any:
+    """`spec.gateway` of every kind: the name of one of the operator's gateway connections."""
+    return Field(
+        default=None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="Name of a gateway connection configured for the operator (see `torii check`). "
+        "Default: the operator's default gateway. Immutable.",
+    )
+
+
+def secret_name_field(what: str) -> Any:
+    """`spec.secretName` of the kinds that deliver a credential."""
+    return Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description=f"Secret that receives {what} (default: this object's name). Immutable.",
+    )
+
+
+def deletion_policy_field(what: str) -> Any:
+    return Field(
+        default=DeletionPolicy.DELETE,
+        description=f"`Delete` (default) removes {what} from the gateway when this object is deleted; `Orphan` "
+        "leaves it (and releases the object at once, even while the gateway is unreachable).",
+    )
+
+
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
 

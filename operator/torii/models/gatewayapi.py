@@ -13,6 +13,9 @@ from torii.models.common import (
     DeletionPolicy,
     StatusBase,
     cel,
+    deletion_policy_field,
+    gateway_field,
+    immutable_once_set,
     validations,
 )
 
@@ -110,11 +113,7 @@ class GatewayAPISpec(CamelModel):
 
     model_config = CamelModel.model_config | {
         "json_schema_extra": validations(
-            cel(
-                "has(self.gateway) == has(oldSelf.gateway) && (!has(self.gateway) || self.gateway == oldSelf.gateway)",
-                "spec.gateway is immutable: create a new GatewayAPI to move an API to another gateway",
-                field_path=".gateway",
-            ),
+            immutable_once_set("gateway", ": create a new GatewayAPI to move an API to another gateway"),
             cel(
                 "!has(self.tyk) || !has(self.otoroshi)",
                 "spec.tyk and spec.otoroshi are mutually exclusive: an API lives on one gateway",
@@ -122,13 +121,7 @@ class GatewayAPISpec(CamelModel):
         )
     }
 
-    gateway: str | None = Field(
-        default=None,
-        max_length=63,
-        pattern=DNS_LABEL,
-        description="Name of a gateway connection configured for the operator (see `torii check`). "
-        "Default: the operator's default gateway. Immutable.",
-    )
+    gateway: str | None = gateway_field()
     listen_path: str = Field(
         min_length=1,
         max_length=512,
@@ -162,11 +155,7 @@ class GatewayAPISpec(CamelModel):
         description="Name of an API group in this namespace: a GatewayKey with spec.apiGroup gets access to every "
         "API of the group (Otoroshi: a service group).",
     )
-    deletion_policy: DeletionPolicy = Field(
-        default=DeletionPolicy.DELETE,
-        description="`Delete` (default) removes the API from the gateway when this object is deleted; "
-        "`Orphan` leaves it in place.",
-    )
+    deletion_policy: DeletionPolicy = deletion_policy_field("the API")
     tyk: dict[str, Any] | None = Field(
         default=None,
         description="Tyk classic API definition fields merged over what Torii generates (full fidelity). "

@@ -15,6 +15,10 @@ from torii.models.common import (
     SecretTemplate,
     StatusBase,
     cel,
+    deletion_policy_field,
+    gateway_field,
+    immutable_once_set,
+    secret_name_field,
     validations,
 )
 from torii.models.gatewayapi import RateLimit, escape_hatch
@@ -74,17 +78,8 @@ class GatewayKeySpec(CamelModel):
 
     model_config = CamelModel.model_config | {
         "json_schema_extra": validations(
-            cel(
-                "has(self.gateway) == has(oldSelf.gateway) && (!has(self.gateway) || self.gateway == oldSelf.gateway)",
-                "spec.gateway is immutable",
-                field_path=".gateway",
-            ),
-            cel(
-                "has(self.secretName) == has(oldSelf.secretName) && "
-                "(!has(self.secretName) || self.secretName == oldSelf.secretName)",
-                "spec.secretName is immutable",
-                field_path=".secretName",
-            ),
+            immutable_once_set("gateway"),
+            immutable_once_set("secretName"),
             cel(
                 "has(self.apis) != has(self.apiGroup)",
                 "spec: set exactly one of spec.apis and spec.apiGroup",
@@ -96,13 +91,7 @@ class GatewayKeySpec(CamelModel):
         )
     }
 
-    gateway: str | None = Field(
-        default=None,
-        max_length=63,
-        pattern=DNS_LABEL,
-        description="Gateway connection name (default: the operator's default). Must be the gateway of every "
-        "referenced API. Immutable.",
-    )
+    gateway: str | None = gateway_field()
     apis: list[ApiRef] | None = Field(
         default=None, min_length=1, max_length=32, description="GatewayAPIs (same namespace) the key gives access to."
     )
@@ -128,22 +117,13 @@ class GatewayKeySpec(CamelModel):
         json_schema_extra={"items": {"type": "string", "maxLength": 128}},
     )
     metadata: dict[str, str] = Field(default_factory=dict, description="Metadata on the gateway key.")
-    secret_name: str | None = Field(
-        default=None,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
-        description="Secret that receives the credential (default: this object's name). Immutable.",
-    )
+    secret_name: str | None = secret_name_field("the credential")
     secret_template: SecretTemplate | None = Field(default=None, description="Labels/annotations for the Secret.")
     rotation: Rotation | None = Field(default=None, description="Declarative rotation of the credential.")
     quota_reset_generation: int | None = Field(
         default=None, ge=0, le=1_000_000, description="Increase to reset the key's live quota counters on the gateway."
     )
-    deletion_policy: DeletionPolicy = Field(
-        default=DeletionPolicy.DELETE,
-        description="`Delete` (default) revokes the key on the gateway when this object is deleted; "
-        "`Orphan` leaves it.",
-    )
+    deletion_policy: DeletionPolicy = deletion_policy_field("the key")
     tyk: dict[str, Any] | None = Field(
         default=None,
         description="Tyk session fields merged over what Torii generates. "

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from torii.models.common import DNS_LABEL, DNS_SUBDOMAIN, CamelModel, SecretTemplate, StatusBase, cel, validations
+from torii.models.common import (
+    DNS_SUBDOMAIN,
+    CamelModel,
+    DeletionPolicy,
+    SecretTemplate,
+    StatusBase,
+    cel,
+    deletion_policy_field,
+    gateway_field,
+    immutable_once_set,
+    secret_name_field,
+    validations,
+)
 
 
 class OAuthClientSpec(CamelModel):
@@ -12,24 +24,13 @@ class OAuthClientSpec(CamelModel):
 
     model_config = CamelModel.model_config | {
         "json_schema_extra": validations(
-            cel(
-                "has(self.gateway) == has(oldSelf.gateway) && (!has(self.gateway) || self.gateway == oldSelf.gateway)",
-                "spec.gateway is immutable",
-                field_path=".gateway",
-            ),
+            immutable_once_set("gateway"),
             cel("self.api == oldSelf.api", "spec.api is immutable: create a new OAuthClient", field_path=".api"),
-            cel(
-                "has(self.secretName) == has(oldSelf.secretName) && "
-                "(!has(self.secretName) || self.secretName == oldSelf.secretName)",
-                "spec.secretName is immutable",
-                field_path=".secretName",
-            ),
+            immutable_once_set("secretName"),
         )
     }
 
-    gateway: str | None = Field(
-        default=None, max_length=63, pattern=DNS_LABEL, description="Gateway connection name. Immutable."
-    )
+    gateway: str | None = gateway_field()
     api: str = Field(
         max_length=253,
         pattern=DNS_SUBDOMAIN,
@@ -43,12 +44,8 @@ class OAuthClientSpec(CamelModel):
     policy: str | None = Field(default=None, max_length=253, description="Tyk policy id the client's tokens get.")
     description: str = Field(default="", max_length=1024, description="Human-readable description.")
     metadata: dict[str, str] = Field(default_factory=dict, description="Metadata on the gateway's client.")
-    secret_name: str | None = Field(
-        default=None,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
-        description="Secret receiving clientId/clientSecret/redirectUri (default: this object's name). Immutable.",
-    )
+    secret_name: str | None = secret_name_field("clientId, clientSecret and redirectUri")
+    deletion_policy: DeletionPolicy = deletion_policy_field("the OAuth client")
     secret_template: SecretTemplate | None = Field(default=None, description="Labels/annotations for the Secret.")
 
 

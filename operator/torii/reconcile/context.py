@@ -5,15 +5,19 @@ Injected, so reconcilers run in unit tests with in-memory stand-ins and in the o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from torii.gateways.base import ObjectRef
+from torii.gateways.base import GatewayDriver, ObjectRef
+from torii.gateways.errors import GatewayError
 from torii.gateways.registry import Gateways
 from torii.kube import Owner, SecretView
-from torii.reconcile.outcome import Blocked
+from torii.models.common import DeletionPolicy, StatusBase
+from torii.reconcile.outcome import Blocked, Event, Outcome, ready
+
+ORPHAN_HINT = " (set spec.deletionPolicy: Orphan to release the object without cleanup)"
 
 
 class SecretStore(Protocol):
@@ -64,3 +68,33 @@ class ReconcileContext:
                 retry=False,
             )
         return view
+
+    async def cleanup(
+        self,
+        raw_spec: dict[str, Any],
+        status: StatusBase,
+        generation: int,
+        remove: Callable[[GatewayDriver], Awaitable[str]],
+    ) -> Outcome:
+        """The shape every delete shares. `Orphan` releases at once; a connection gone from the configuration
+        releases with a warning (deletion never hangs on it); a gateway failure keeps the finalizer, says how to
+        let go, and retries. `remove` does the kind's gateway work and says what it did."""
+        if raw_spec.get("deletionPolicy") == DeletionPolicy.ORPHAN.value:
+            return Outcome(
+                status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: left on the gateway")]
+            )
+        try:
+            driver = self.gateways.get(raw_spec.get("gateway"))
+        except GatewayError as exc:
+            return Outcome(status.to_wire(), [Event("Warning", exc.reason, f"not cleaned up: {exc.message}")])
+        try:
+            message = await remove(driver)
+        except GatewayError as exc:
+            ready(status, generation, False, "DeleteFailed", exc.message + ORPHAN_HINT)
+            return Outcome(
+                status.to_wire(),
+                [Event("Warning", "DeleteFailed", exc.message + ORPHAN_HINT)],
+                retry=True,
+                message=exc.message,
+            )
+        return Outcome(status.to_wire(), [Event("Normal", "Deleted", message)])

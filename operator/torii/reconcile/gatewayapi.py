@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from torii.gateways.base import ObjectRef
+from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner
-from torii.models.common import DeletionPolicy
 from torii.models.gatewayapi import GatewayAPISpec, GatewayAPIStatus
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.outcome import (
@@ -81,25 +80,10 @@ async def delete_api(
     raw_status: dict[str, Any] | None,
 ) -> Outcome:
     """Remove the API from its gateway (unless Orphan). `retry` keeps the finalizer and tries again later."""
-    status = parse_status(raw_status)
-    policy = raw_spec.get("deletionPolicy", DeletionPolicy.DELETE.value)
-    if policy == DeletionPolicy.ORPHAN.value:
-        return Outcome(status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: left on the gateway")])
-    try:
-        driver = ctx.gateways.get(raw_spec.get("gateway"))
-    except GatewayError as exc:
-        # The connection is gone from the operator's configuration: nothing we could clean up. Never hang.
-        return Outcome(status.to_wire(), [Event("Warning", "GatewayNotConfigured", f"not cleaned up: {exc.message}")])
-    try:
-        deleted = await driver.delete_api(ref)
-    except GatewayError as exc:
-        hint = " (set spec.deletionPolicy: Orphan to release the object without cleanup)"
-        ready(status, generation, False, "DeleteFailed", exc.message + hint)
-        return Outcome(
-            status.to_wire(),
-            [Event("Warning", "DeleteFailed", exc.message + hint)],
-            retry=True,
-            message=exc.message,
-        )
-    message = f"API removed from gateway {driver.name}" if deleted else f"API already gone from gateway {driver.name}"
-    return Outcome(status.to_wire(), [Event("Normal", "Deleted", message)])
+
+    async def remove(driver: GatewayDriver) -> str:
+        if await driver.delete_api(ref):
+            return f"API removed from gateway {driver.name}"
+        return f"API already gone from gateway {driver.name}"
+
+    return await ctx.cleanup(raw_spec, parse_status(raw_status), generation, remove)

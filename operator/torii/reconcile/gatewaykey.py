@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from torii.gateways.base import Credential, GatewayDriver, KeyRequest, ObjectRef, ResolvedApi, group_id
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner
-from torii.models.common import DeletionPolicy
 from torii.models.gatewayapi import AuthMode
 from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
 from torii.reconcile.context import ReconcileContext
@@ -28,11 +27,13 @@ from torii.reconcile.outcome import (
     Cause,
     Event,
     Outcome,
+    blocked,
     failed,
     parse_spec,
     permanently_failed_at,
     ready,
 )
+from torii.reconcile.references import usable_api
 
 ANN_ROTATION = "torii.dev/rotation-generation"
 ANN_REVOKE_AT = "torii.dev/previous-credential-revoke-at"
@@ -83,21 +84,6 @@ def credentials_in(gateway_type: str, data: dict[str, str]) -> tuple[Credential 
 # -------------------------------------------------------------------------------------------- references
 
 
-def api_serving(obj: dict[str, Any]) -> bool:
-    """Ready=True for the API's current generation, and not being deleted: a key is only as good as its API."""
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    generation = (obj.get("metadata") or {}).get("generation")
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True" and c.get("observedGeneration") == generation
-        for c in (obj.get("status") or {}).get("conditions", [])
-    )
-
-
-def _api_gateway(obj: dict[str, Any], default: str | None) -> str | None:
-    return (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or default
-
-
 async def resolve_apis(
     ctx: ReconcileContext, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
 ) -> tuple[tuple[ResolvedApi, ...], str | None]:
@@ -126,24 +112,16 @@ async def resolve_apis(
         objects = [(m["metadata"]["name"], m, []) for m in members]
         gid = group_id(ctx.id_prefix, ref.namespace, spec.api_group)
 
-    resolved = []
-    for name, obj, versions in objects:
-        if obj is None:
-            raise Blocked("WaitingForAPI", f"GatewayAPI {ref.namespace}/{name} does not exist (yet)", retry=True)
-        api_gateway = _api_gateway(obj, ctx.gateways.default)
-        if api_gateway != driver.name:
-            raise Blocked(
-                "InvalidReference",
-                f"GatewayAPI {name} is on gateway {api_gateway!r} but this key is for gateway {driver.name!r}",
-                retry=False,
-            )
-        auth = (obj.get("spec") or {}).get("auth", AuthMode.KEYLESS.value)
-        if auth != AuthMode.KEY.value:
-            raise Blocked("InvalidReference", f"GatewayAPI {name} has auth {auth!r}; keys need auth: key", retry=False)
-        gateway_id = (obj.get("status") or {}).get("gatewayId")
-        if not gateway_id or not api_serving(obj):
-            raise Blocked("WaitingForAPI", f"GatewayAPI {name} is not served (not Ready, or being deleted)", retry=True)
-        resolved.append(ResolvedApi(name, gateway_id, tuple(versions)))
+    resolved = [
+        ResolvedApi(
+            name,
+            usable_api(
+                ref.namespace, name, obj, gateway=driver.name, default_gateway=ctx.gateways.default, auth=AuthMode.KEY
+            ),
+            tuple(versions),
+        )
+        for name, obj, versions in objects
+    ]
     return tuple(resolved), gid
 
 
@@ -268,10 +246,7 @@ async def reconcile_key(
         with contextlib.suppress(GatewayError):  # quota figures are informative
             status.quota = await driver.key_quota(request)
     except Blocked as exc:
-        ready(status, generation, False, exc.reason, exc.message)
-        return Outcome(
-            status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry=exc.retry, message=exc.message
-        )
+        return blocked(status, generation, exc)
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge key")
 
@@ -296,42 +271,30 @@ async def delete_key(
 ) -> Outcome:
     """Revoke the key on the gateway. The Secret goes with the GatewayKey (ownerReference)."""
     status = GatewayKeyStatus.model_validate(raw_status or {})
-    if raw_spec.get("deletionPolicy") == DeletionPolicy.ORPHAN.value:
-        return Outcome(
-            status.to_wire(), [Event("Normal", "Orphaned", "deletionPolicy Orphan: key left on the gateway")]
-        )
-    try:
-        driver = ctx.gateways.get(raw_spec.get("gateway"))
-    except GatewayError as exc:
-        return Outcome(status.to_wire(), [Event("Warning", "GatewayNotConfigured", f"not revoked: {exc.message}")])
-    secret_name = raw_spec.get("secretName") or ref.name
-    view = await ctx.secrets.get(ref.namespace, secret_name)
-    current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
-    if current is None:
-        return Outcome(status.to_wire(), [Event("Normal", "Deleted", "no credential was issued: nothing to revoke")])
-    # Ids are deterministic: even when a crash kept them out of status, the spec names them.
-    api_ids = status.api_ids or [
-        ObjectRef(ref.namespace, a["name"]).gateway_id(ctx.id_prefix) for a in raw_spec.get("apis") or []
-    ]
-    apis = tuple(ResolvedApi(i, i) for i in api_ids)
-    gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
-    if gid is None and raw_spec.get("apiGroup"):
-        gid = group_id(ctx.id_prefix, ref.namespace, raw_spec["apiGroup"])
-    try:
-        spec = GatewayKeySpec.model_validate(raw_spec)
-    except ValidationError:
-        spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
-    if not apis and gid is None:
-        return Outcome(status.to_wire(), [Event("Normal", "Deleted", "the key referred to no API: nothing to revoke")])
-    request = KeyRequest(ref, spec, apis, gid, current)
-    try:
+
+    async def revoke(driver: GatewayDriver) -> str:
+        view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
+        current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
+        if current is None:
+            return "no credential was issued: nothing to revoke"
+        # Ids are deterministic: even when a crash kept them out of status, the spec names them.
+        api_ids = status.api_ids or [
+            ObjectRef(ref.namespace, a["name"]).gateway_id(ctx.id_prefix) for a in raw_spec.get("apis") or []
+        ]
+        apis = tuple(ResolvedApi(i, i) for i in api_ids)
+        gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
+        if gid is None and raw_spec.get("apiGroup"):
+            gid = group_id(ctx.id_prefix, ref.namespace, raw_spec["apiGroup"])
+        if not apis and gid is None:
+            return "the key referred to no API: nothing to revoke"
+        try:
+            spec = GatewayKeySpec.model_validate(raw_spec)
+        except ValidationError:
+            spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
+        request = KeyRequest(ref, spec, apis, gid, current)
         deleted = await driver.delete_key(request)
         if previous is not None and driver.type == "tyk":
             await driver.revoke_previous(request, previous)
-    except GatewayError as exc:
-        hint = " (set spec.deletionPolicy: Orphan to release the object without revoking)"
-        ready(status, generation, False, "DeleteFailed", exc.message + hint)
-        return Outcome(status.to_wire(), [Event("Warning", "DeleteFailed", exc.message + hint)], retry=True,
-                       message=exc.message)  # fmt: skip
-    message = f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
-    return Outcome(status.to_wire(), [Event("Normal", "Deleted", message)])
+        return f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
+
+    return await ctx.cleanup(raw_spec, status, generation, revoke)

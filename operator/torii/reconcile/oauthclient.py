@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torii.gateways.base import OAuthClientRequest, ObjectRef
+from torii.gateways.base import GatewayDriver, OAuthClientRequest, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner
 from torii.models.gatewayapi import AuthMode
@@ -16,42 +16,17 @@ from torii.reconcile.outcome import (
     Cause,
     Event,
     Outcome,
+    blocked,
     failed,
     parse_spec,
     permanently_failed_at,
     ready,
 )
+from torii.reconcile.references import usable_api
 
 
 def secret_data(client_id: str, client_secret: str, redirect_uri: str) -> dict[str, str]:
     return {"clientId": client_id, "clientSecret": client_secret, "redirectUri": redirect_uri}
-
-
-async def _api(ctx: ReconcileContext, ref: ObjectRef, spec: OAuthClientSpec, gateway: str) -> str:
-    obj = await ctx.apis.get(ref.namespace, spec.api)
-    if obj is None:
-        raise Blocked(
-            "WaitingForAPI", f"spec.api: GatewayAPI {ref.namespace}/{spec.api} does not exist (yet)", retry=True
-        )
-    api_gateway = (
-        (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or ctx.gateways.default
-    )
-    if api_gateway != gateway:
-        raise Blocked(
-            "InvalidReference",
-            f"spec.api: GatewayAPI {spec.api} is on gateway {api_gateway!r}, not {gateway!r}",
-            retry=False,
-        )
-    auth = (obj.get("spec") or {}).get("auth", AuthMode.KEYLESS.value)
-    if auth != AuthMode.OAUTH2.value:
-        raise Blocked(
-            "InvalidReference", f"spec.api: GatewayAPI {spec.api} has auth {auth!r}; OAuth clients need auth: oauth2",
-            retry=False,
-        )  # fmt: skip
-    gateway_id = (obj.get("status") or {}).get("gatewayId")
-    if not gateway_id:
-        raise Blocked("WaitingForAPI", f"spec.api: GatewayAPI {spec.api} is not served yet", retry=True)
-    return str(gateway_id)
 
 
 async def reconcile_oauth_client(
@@ -77,7 +52,10 @@ async def reconcile_oauth_client(
         secret_name = spec.secret_name or ref.name
         status.secret_name = secret_name
         view = await ctx.owned_secret(ref, owner, secret_name)
-        api_id = await _api(ctx, ref, spec, driver.name)
+        api_id = usable_api(
+            ref.namespace, spec.api, await ctx.apis.get(ref.namespace, spec.api), gateway=driver.name,
+            default_gateway=ctx.gateways.default, auth=AuthMode.OAUTH2, field="spec.api: ",
+        )  # fmt: skip
         client_id = view.data.get("clientId") if view else None
         client_secret = view.data.get("clientSecret") if view else None
         if not (client_id and client_secret) or view is None or view.data.get("redirectUri") != spec.redirect_uri:
@@ -97,10 +75,7 @@ async def reconcile_oauth_client(
         )
         changed = await driver.converge_oauth_client(request)
     except Blocked as exc:
-        ready(status, generation, False, exc.reason, exc.message)
-        return Outcome(
-            status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry=exc.retry, message=exc.message
-        )
+        return blocked(status, generation, exc)
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge OAuth client")
     status.client_id = client_id
@@ -122,18 +97,12 @@ async def delete_oauth_client(
     raw_status: dict[str, Any] | None,
 ) -> Outcome:
     status = OAuthClientStatus.model_validate(raw_status or {})
-    if not (status.client_id and status.api_id):
-        return Outcome(status.to_wire(), [Event("Normal", "Deleted", "no client was created: nothing to delete")])
-    try:
-        driver = ctx.gateways.get(raw_spec.get("gateway"))
+
+    async def remove(driver: GatewayDriver) -> str:
+        if not (status.client_id and status.api_id):
+            return "no client was created: nothing to delete"
         request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {})
-        deleted = await driver.delete_oauth_client(request)
-    except GatewayError as exc:
-        if exc.reason == "GatewayNotConfigured":
-            return Outcome(status.to_wire(), [Event("Warning", exc.reason, f"not deleted: {exc.message}")])
-        ready(status, generation, False, "DeleteFailed", exc.message)
-        return Outcome(
-            status.to_wire(), [Event("Warning", "DeleteFailed", exc.message)], retry=True, message=exc.message
-        )
-    text = "OAuth client deleted" if deleted else "OAuth client already gone"
-    return Outcome(status.to_wire(), [Event("Normal", "Deleted", f"{text} on gateway {driver.name}")])
+        gone = "deleted" if await driver.delete_oauth_client(request) else "already gone"
+        return f"OAuth client {gone} on gateway {driver.name}"
+
+    return await ctx.cleanup(raw_spec, status, generation, remove)
