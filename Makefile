@@ -6,6 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PYTHON) hack/stack.py
 
+# Where the gateways' code comes from when the registries refuse it: the team's mirrors beside the checkout.
+# A user whose own GOPROXY serves Tyk, or whose Maven repositories serve Otoroshi, needs neither.
+SHARED := $(abspath $(CURDIR)/../shared)
+ifneq ($(wildcard $(SHARED)/goproxy),)
+export TORII_GOPROXY ?= file://$(SHARED)/goproxy
+endif
+ifneq ($(wildcard $(SHARED)/maven),)
+export TORII_MAVEN_REPO ?= $(SHARED)/maven
+endif
+
 .PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench clean
 
 help: ## list targets

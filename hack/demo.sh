@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 pids=.stack/demo.pids
-UPSTREAM_PORT=18080
+# The examples name the upstream as 127.0.0.1:18080; the demo runs its own on a free port and applies the
+# examples with that port, so it never shows another program's answer as its own.
+EXAMPLE_UPSTREAM=127.0.0.1:18080
 
 stop() {
   [[ -f $pids ]] || return 0
@@ -30,9 +32,32 @@ say "operator configuration (gateways from .stack/env, credentials in a Secret)"
 .venv/bin/python hack/local_config.py
 
 stop
-say "demo upstream on 127.0.0.1:$UPSTREAM_PORT"
-python3 hack/demo_upstream.py "$UPSTREAM_PORT" >/dev/null 2>&1 &
+run_id=$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+port_file=.stack/demo-upstream.port
+rm -f "$port_file"
+python3 hack/demo_upstream.py "$port_file" "$run_id" >.stack/logs/demo-upstream.log 2>&1 &
 echo $! >>"$pids"
+for _ in $(seq 1 100); do [[ -s $port_file ]] && break; sleep 0.1; done
+[[ -s $port_file ]] || { echo "demo upstream did not start; see .stack/logs/demo-upstream.log" >&2; exit 1; }
+UPSTREAM="127.0.0.1:$(cat "$port_file")"
+say "demo upstream on $UPSTREAM (run $run_id)"
+
+# Shows a request and its answer; fails unless the answer came from this run's upstream with the given status.
+request() {
+  local want=$1; shift
+  local shown="$*"
+  [[ -n ${KEY:-} ]] && shown=${shown//$KEY/\$KEY}   # the demo shows where the key goes, not the key
+  echo "\$ curl $shown"
+  local out code
+  out=$(curl -sS -w '\n%{http_code}' "$@")
+  code=${out##*$'\n'}; out=${out%$'\n'*}
+  echo "$out"
+  echo "(HTTP $code)"
+  if [[ $code != "$want" ]]; then echo "demo: expected HTTP $want" >&2; exit 1; fi
+  if [[ $want == 200 && $out != *"\"run\": \"$run_id\""* ]]; then
+    echo "demo: that answer did not come from the demo's upstream" >&2; exit 1
+  fi
+}
 
 health=$(free_port); metrics=$(free_port)
 say "operator (log: .stack/logs/operator.log, metrics: http://127.0.0.1:$metrics/metrics)"
@@ -44,29 +69,26 @@ curl -sf "http://127.0.0.1:$health/healthz" >/dev/null || { tail -30 .stack/logs
 
 say "examples"
 kubectl apply -f examples/00-namespace.yaml
-kubectl apply -f examples/
+for f in examples/*.yaml; do sed "s/$EXAMPLE_UPSTREAM/$UPSTREAM/g" "$f"; echo "---"; done | kubectl apply -f -
 
 served=0
 if [[ -n ${TYK_URL:-} ]]; then
   say "Tyk"
   kubectl wait --for=condition=Ready gatewayapi/orders -n torii-demo --timeout=120s
-  echo "\$ curl $TYK_URL/orders/status"
-  curl -sS "$TYK_URL/orders/status"; echo
+  request 200 "$TYK_URL/orders/status"
   kubectl wait --for=condition=Ready gatewaykey/payments-client -n torii-demo --timeout=120s
   say "a generated key, taken from its Secret"
   echo '$ KEY=$(kubectl get secret payments-client -n torii-demo -o jsonpath={.data.key} | base64 -d)'
   KEY=$(kubectl get secret payments-client -n torii-demo -o jsonpath='{.data.key}' | base64 -d)
-  echo "\$ curl -H \"Authorization: \$KEY\" $TYK_URL/payments/charge"
-  curl -sS -H "Authorization: $KEY" "$TYK_URL/payments/charge"; echo
-  echo "\$ curl $TYK_URL/payments/charge    # without the key"
-  curl -sS "$TYK_URL/payments/charge"; echo
+  request 200 -H "Authorization: $KEY" "$TYK_URL/payments/charge"
+  say "without the key"
+  request 401 "$TYK_URL/payments/charge"
   served=$((served + 1))
 fi
 if [[ -n ${OTOROSHI_URL:-} ]]; then
   say "Otoroshi"
   kubectl wait --for=condition=Ready gatewayapi/catalog -n torii-demo --timeout=120s
-  echo "\$ curl -H 'Host: api.$OTOROSHI_DOMAIN' $OTOROSHI_URL/catalog/items"
-  curl -sS -H "Host: api.$OTOROSHI_DOMAIN" "$OTOROSHI_URL/catalog/items"; echo
+  request 200 -H "Host: api.$OTOROSHI_DOMAIN" "$OTOROSHI_URL/catalog/items"
   served=$((served + 1))
 fi
 

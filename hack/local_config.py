@@ -44,6 +44,7 @@ def main() -> int:
         gateways.append({
             "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"],
             "apiHost": env["OTOROSHI_API_HOST"], "domain": env["OTOROSHI_DOMAIN"], "subdomain": "api",
+            "stateSyncSeconds": float(env["OTOROSHI_STATE_SYNC_SECONDS"]),
             "clientIdRef": {**ref, "key": "otoroshi-client-id"},
             "clientSecretRef": {**ref, "key": "otoroshi-client-secret"},
         })  # fmt: skip

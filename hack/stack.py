@@ -20,6 +20,7 @@ exact answer) instead of failing the whole stack; tests that need it are skipped
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -207,7 +208,7 @@ def checks(state: State) -> dict[str, Callable[[], bool]]:
     if "tyk" in p:
         result["tyk"] = lambda: http_ok(f"http://127.0.0.1:{p['tyk']}/hello")
     if "otoroshi" in p:
-        result["otoroshi"] = lambda: http_ok(f"http://127.0.0.1:{p['otoroshi']}/ready")
+        result["otoroshi"] = lambda: otoroshi_admin_ok(state)
     return result
 
 
@@ -444,41 +445,55 @@ def start_tyk(state: State, pins: dict[str, str], app_path: Path | None = None) 
     wait_for("tyk", checks(state)["tyk"], lambda: started_alive(state.pids["tyk"]), 60)
 
 
+def otoroshi_admin_ok(state: State) -> bool:
+    """Otoroshi is up when its admin API answers an authenticated call (the gateway itself is up then too)."""
+    creds = f"{state.secrets['otoroshi_client_id']}:{state.secrets['otoroshi_client_secret']}"
+    return http_ok(
+        f"http://127.0.0.1:{state.ports['otoroshi']}/api/groups",
+        {"Host": OTOROSHI_API_HOST, "Authorization": "Basic " + base64.b64encode(creds.encode()).decode()},
+    )
+
+
+# Admin writes reach Otoroshi's proxy at its next state sync (10 s by default): 1 s keeps "Ready means serving"
+# quick in tests and demos. Production users keep Otoroshi's own setting; Torii waits for serving either way.
+OTOROSHI_STATE_SYNC_MS = 1000
+
+
 def start_otoroshi(state: State, pins: dict[str, str]) -> None:
-    lib = CACHE / f"otoroshi-{pins['OTOROSHI_VERSION']}" / "lib"
-    state.ports["otoroshi"] = free_port()
-    state.ports["otoroshi-https"] = free_port()
+    home = CACHE / f"otoroshi-{pins['OTOROSHI_VERSION']}"
+    state.ports.setdefault("otoroshi", free_port())
     state.secrets.setdefault("otoroshi_client_id", "torii-" + secrets.token_hex(6))
     state.secrets.setdefault("otoroshi_client_secret", secrets.token_urlsafe(32))
     java = shutil.which("java") or "java"
     state.binaries["otoroshi"] = "ProdServerStart"
     workdir = STACK_DIR / "otoroshi"
     workdir.mkdir(parents=True, exist_ok=True)
+    # sbt's exact classpath order (lib/* would be unspecified, and a few classes exist twice).
+    classpath = (home / "cp.txt").read_text().strip()
     state.pids["otoroshi"] = spawn(
         "otoroshi",
         [
             java,
             "-Xms256m",
             "-Xmx1g",
-            "--add-opens",
-            "java.base/javax.net.ssl=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/jdk.internal.misc=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/sun.net.www.protocol.file=ALL-UNNAMED",
-            "--add-exports",
-            "java.base/sun.security.x509=ALL-UNNAMED",
-            "--add-opens",
-            "java.base/sun.security.ssl=ALL-UNNAMED",
+            "--add-opens=java.base/javax.net.ssl=ALL-UNNAMED",
+            "--add-opens=java.base/jdk.internal.misc=ALL-UNNAMED",
+            "--add-opens=java.base/sun.net.www.protocol.file=ALL-UNNAMED",
+            "--add-exports=java.base/sun.security.x509=ALL-UNNAMED",
+            "--add-opens=java.base/sun.security.ssl=ALL-UNNAMED",
             "-Dlog4j2.formatMsgNoLookups=true",
+            "-Dapp.storage=inmemory",
+            f"-Dapp.domain={OTOROSHI_DOMAIN}",
             f"-Dhttp.port={state.ports['otoroshi']}",
-            f"-Dhttps.port={state.ports['otoroshi-https']}",
-            "-Dhttp.address=127.0.0.1",
-            "-Dotoroshi.storage=inmemory",
-            f"-Dotoroshi.domain={OTOROSHI_DOMAIN}",
-            "-Dplay.server.pidfile.path=/dev/null",
+            "-Dhttps.port=disabled",
+            "-Dplay.server.http.address=127.0.0.1",
+            # No outside connections: no update check, no anonymous reporting.
+            "-Dapp.checkForUpdates=false",
+            "-Dotoroshi.anonymous-reporting.enabled=false",
+            f"-Dotoroshi.next.state-sync-interval={OTOROSHI_STATE_SYNC_MS}",
+            "-Dpidfile.path=/dev/null",
             "-cp",
-            f"{lib}/*",
+            classpath,
             "play.core.server.ProdServerStart",
         ],
         env={
@@ -516,6 +531,7 @@ def write_env(state: State) -> None:
             "OTOROSHI_DOMAIN": OTOROSHI_DOMAIN,
             "OTOROSHI_CLIENT_ID": s["otoroshi_client_id"],
             "OTOROSHI_CLIENT_SECRET": s["otoroshi_client_secret"],
+            "OTOROSHI_STATE_SYNC_SECONDS": str(OTOROSHI_STATE_SYNC_MS / 1000),
         }
     for name, reason in state.unavailable.items():
         env[f"TORII_{name.upper()}_UNAVAILABLE"] = reason
@@ -587,6 +603,23 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
+def describe(state: State, name: str) -> str:
+    """What a healthy component says it is (the version it reports itself where it does)."""
+    pins = versions()
+    if name == "tyk":
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{state.ports['tyk']}/hello", timeout=2) as resp:
+                return f"Tyk Gateway {json.loads(resp.read()).get('version', '?')}"
+        except (urllib.error.URLError, OSError, ValueError):
+            return "Tyk Gateway (version unknown)"
+    return {
+        "otoroshi": f"Otoroshi {pins['OTOROSHI_VERSION']} (state sync {OTOROSHI_STATE_SYNC_MS} ms)",
+        "kube-apiserver": f"v{pins['K8S_VERSION']}",
+        "kube-controller-manager": f"v{pins['K8S_VERSION']}",
+        "etcd": f"v{pins['ETCD_VERSION']}",
+    }.get(name, "")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state = State.load()
     if state is None:
@@ -595,7 +628,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     health = healthy(state)
     for name, ok in health.items():
         port = state.ports.get(name)
-        print(f"{name:<24} {'healthy' if ok else 'DOWN':<8} pid={state.pids.get(name)} 127.0.0.1:{port}")
+        what = describe(state, name) if ok else ""
+        print(f"{name:<24} {'healthy' if ok else 'DOWN':<8} pid={state.pids.get(name)} 127.0.0.1:{port}  {what}")
     for name, reason in state.unavailable.items():
         print(f"{name:<24} UNAVAILABLE  {reason}")
     rss = 0

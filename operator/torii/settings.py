@@ -54,6 +54,18 @@ class GatewayConnection(CamelModel):
     domain: str = Field(default="oto.tools", description="Otoroshi: domain services are published under.")
     subdomain: str = Field(default="api", description="Otoroshi: subdomain of published services.")
     group: str = Field(default="default", description="Otoroshi: service group of published services.")
+    proxy_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Otoroshi: where its proxy takes traffic, to confirm a service is served (default: `url`).",
+    )
+    state_sync_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Otoroshi: its `otoroshi.next.state-sync-interval` in seconds. Admin writes reach the proxy at "
+        "the next state sync, so Ready waits at least this long after a change.",
+    )
 
     @model_validator(mode="after")
     def _credentials_for_type(self) -> GatewayConnection:

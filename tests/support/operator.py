@@ -137,6 +137,7 @@ def stack_gateways(
         gateways.append({
             "name": "otoroshi", "type": "otoroshi", "url": stack.env["OTOROSHI_URL"],
             "apiHost": stack.env["OTOROSHI_API_HOST"], "domain": stack.env["OTOROSHI_DOMAIN"], "subdomain": "api",
+            "stateSyncSeconds": float(stack.env.get("OTOROSHI_STATE_SYNC_SECONDS", "10")),
             "clientIdRef": {**ref, "key": "oto-id"}, "clientSecretRef": {**ref, "key": "oto-secret"},
         })  # fmt: skip
         secret |= {"oto-id": stack.env["OTOROSHI_CLIENT_ID"], "oto-secret": stack.env["OTOROSHI_CLIENT_SECRET"]}

@@ -40,13 +40,33 @@ class Stack:
         return self.env["TORII_RESTRICTED_KUBECONFIG"]
 
     def require(self, gateway: str) -> None:
-        """Skip (never pass) a test whose gateway this machine could not build or download."""
+        """Skip (never pass) a test whose gateway this machine could not build or download; where the gateway
+        is required (`TORII_REQUIRE_GATEWAYS=tyk,otoroshi`, set by CI) that skip is a failure instead."""
         reason = self.env.get(f"TORII_{gateway.upper()}_UNAVAILABLE")
+        if not reason and gateway.upper() + "_URL" not in self.env:
+            reason = f"{gateway.upper()}_URL is not set for this cluster"
         if reason:
-            pytest.skip(f"{gateway} unavailable on this machine: {reason}")
+            message = f"{gateway} unavailable on this machine: {reason}"
+            if gateway in required_gateways():
+                pytest.fail(f"{message} (and TORII_REQUIRE_GATEWAYS requires it)", pytrace=False)
+            pytest.skip(message)
+
+    def require_any(self) -> None:
+        """For fixtures that serve tests of either gateway: fail for a required one that is missing, skip when
+        this machine has none at all."""
+        for gateway in sorted(required_gateways()):
+            self.require(gateway)
+        if not any(f"{g}_URL" in self.env for g in ("TYK", "OTOROSHI")):
+            pytest.skip("no gateway runs on this machine: " + "; ".join(
+                f"{g}: {self.env.get(f'TORII_{g.upper()}_UNAVAILABLE', '?')}" for g in ("tyk", "otoroshi")
+            ))  # fmt: skip
 
     def stack_command(self, *args: str) -> None:
         subprocess.run([sys.executable, str(STACK_PY), *args], check=True, env={**os.environ, **self.env})
+
+
+def required_gateways() -> set[str]:
+    return {g.strip() for g in os.environ.get("TORII_REQUIRE_GATEWAYS", "").split(",") if g.strip()}
 
 
 def ensure_stack() -> Stack:

@@ -23,8 +23,11 @@ class OtoroshiModel:
         self.services: dict[str, dict[str, Any]] = {}
         self.methods: list[str] = []
         self.exists_on_post = False
+        self.proxied: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.headers["Host"] == "api.oto.tools":
+            return self.proxy(request)
         assert request.headers["Host"] == "otoroshi-api.oto.tools"
         expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
@@ -51,6 +54,14 @@ class OtoroshiModel:
             return httpx.Response(200, json={"deleted": True})
         return httpx.Response(405)
 
+    def proxy(self, request: httpx.Request) -> httpx.Response:
+        """Client traffic: routed to an enabled service by path prefix, else Otoroshi's own "no route"."""
+        self.proxied.append(request.url.path)
+        for service in self.services.values():
+            if service["enabled"] and request.url.path.startswith(service["matchingRoot"]):
+                return httpx.Response(200, json={"served": service["id"]})
+        return httpx.Response(404, headers={"Otoroshi-Error-Msg": "no route found !"}, json={})
+
 
 def spec(**overrides: Any) -> GatewayAPISpec:
     return GatewayAPISpec.model_validate(
@@ -62,8 +73,9 @@ def spec(**overrides: Any) -> GatewayAPISpec:
 def oto() -> tuple[OtoroshiDriver, OtoroshiModel]:
     model = OtoroshiModel()
     driver = OtoroshiDriver(
-        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(model)
-    )
+        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(model),
+        state_sync_seconds=0,
+    )  # fmt: skip
     return driver, model
 
 

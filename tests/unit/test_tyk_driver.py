@@ -192,3 +192,57 @@ def test_rendering_neutral_fields_and_escape_hatch() -> None:
     assert definition["global_rate_limit"] == {"rate": 10, "per": 60}
     assert definition["CORS"]["allowed_origins"] == ["https://shop.example"]
     assert definition["cache_options"] == {"enable_cache": True}
+
+
+# ------------------------------------------------------------------------------------------------------ keys
+
+
+def key_request() -> Any:
+    from torii.gateways.base import Credential, KeyRequest, ResolvedApi
+    from torii.models.gatewaykey import GatewayKeySpec
+
+    spec = GatewayKeySpec.model_validate({"apis": [{"name": "orders"}]})
+    return KeyRequest(REF, spec, (ResolvedApi("orders", "torii.shop.orders"),), None, Credential(key="k" * 48))
+
+
+async def test_revoke_names_the_org_and_refuses_a_404_for_a_key_still_known() -> None:
+    """Tyk 5.10 answers DELETE without org_id with 404 for a key it still accepts: the driver must notice."""
+    seen: list[httpx.Request] = []
+
+    def tyk_that_keeps_the_key(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "DELETE":
+            return httpx.Response(404, json={"status": "error", "message": "There is no such key found"})
+        return httpx.Response(200, json={"org_id": "torii", "access_rights": {}})  # GET: still there
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk_that_keeps_the_key))
+    with pytest.raises(RetryableGatewayError, match="still known"):
+        await driver.delete_key(key_request())
+    assert all(r.url.params["org_id"] == "torii" for r in seen)
+
+
+async def test_lost_plain_key_is_found_by_its_digest_and_revoked() -> None:
+    """With hash_keys off Tyk has no key hash: the id is a digest of the stored name, matched in the org's list."""
+    stored = "torii" + "k" * 48
+    keys = {stored}
+
+    def tyk(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.removeprefix("/tyk/keys/")
+        if request.method == "POST":
+            keys.add("torii" + name)
+            return httpx.Response(200, json={"key": "torii" + name, "status": "ok", "action": "added"})
+        if name == "":
+            assert request.url.params["filter"] == "torii"
+            return httpx.Response(200, json={"keys": sorted(keys)})
+        if request.method == "DELETE":
+            keys.discard(name)
+            return httpx.Response(200, json={"status": "ok", "action": "deleted"})
+        return httpx.Response(200, json={}) if name in keys else httpx.Response(404, json={"message": "Key not found"})
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk))
+    from torii.gateways.tyk import _key_id
+
+    old_id = _key_id({"key": stored})
+    assert old_id is not None and "k" * 48 not in old_id
+    await driver.revoke_by_id(key_request(), old_id)
+    assert stored not in keys

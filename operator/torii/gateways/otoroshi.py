@@ -1,12 +1,19 @@
 """Otoroshi driver (admin API reached through Otoroshi's own proxy with `Host: <api host>`, basic auth).
 
 A GatewayAPI becomes a ServiceDescriptor reached at `<subdomain>.<domain>` (from the gateway connection) under
-`matchingRoot` = the listen path. Otoroshi applies changes immediately: no reload step.
+`matchingRoot` = the listen path.
+
+Verified on Otoroshi 17.17: an admin write is stored at once, but the proxy serves it only after its next state
+sync (`otoroshi.next.state-sync-interval`, 10 s by default). So after writing a service the driver waits one
+sync interval and then asks the proxy itself: a route Otoroshi does not know answers 404 with the header
+`Otoroshi-Error-Msg: no route found !`. Ready therefore means "the proxy routes it", not "the admin API stored it".
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -275,6 +282,9 @@ class OtoroshiDriver(OtoroshiKeys):
         subdomain: str = "api",
         group: str = "default",
         id_prefix: str = "torii",
+        proxy_url: str | None = None,
+        state_sync_seconds: float = 10.0,
+        serve_timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         observer: CallObserver | None = None,
     ) -> None:
@@ -283,6 +293,8 @@ class OtoroshiDriver(OtoroshiKeys):
         self.subdomain = subdomain
         self.group = group
         self.id_prefix = id_prefix
+        self.state_sync_seconds = state_sync_seconds
+        self.serve_timeout = serve_timeout
         self._http = AdminClient(
             name,
             url,
@@ -291,6 +303,11 @@ class OtoroshiDriver(OtoroshiKeys):
             transport=transport,
             observer=observer,
         )
+        # Client traffic, to confirm what the proxy serves (never with admin credentials).
+        self._proxy = httpx.AsyncClient(
+            base_url=(proxy_url or url).rstrip("/"), headers={"Host": self.public_host}, timeout=10.0,
+            transport=transport,
+        )  # fmt: skip
 
     @property
     def admin_calls(self) -> int:
@@ -302,6 +319,30 @@ class OtoroshiDriver(OtoroshiKeys):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._proxy.aclose()
+
+    async def routed(self, listen_path: str) -> bool:
+        """Does the proxy route `listen_path` to a service? (Any answer but Otoroshi's own "no route".)"""
+        try:
+            response = await self._proxy.get(listen_path)
+        except httpx.HTTPError:
+            return False
+        return not (response.status_code == 404 and "no route" in response.headers.get("Otoroshi-Error-Msg", ""))
+
+    async def await_proxy(self, listen_path: str, *, routed: bool, written_at: float) -> None:
+        """Wait for the state sync after a write at `written_at`, then until the proxy (un)routes the path."""
+        await asyncio.sleep(max(0.0, written_at + self.state_sync_seconds - time.monotonic()))
+        deadline = time.monotonic() + self.serve_timeout
+        delay = 0.1
+        while await self.routed(listen_path) != routed:
+            if time.monotonic() > deadline:
+                state = "serve" if routed else "stop serving"
+                raise RetryableGatewayError(
+                    f"gateway {self.name}: the proxy did not {state} {listen_path} within "
+                    f"{self.state_sync_seconds + self.serve_timeout:.0f}s of the admin write"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def check(self) -> str:
         await self._http.request("GET", "/api/groups", op="list groups")
@@ -338,9 +379,12 @@ class OtoroshiDriver(OtoroshiKeys):
                 await self._put(service_id, desired)
         else:
             await self._put(service_id, desired)
-        served = await self.get_service(service_id)
-        if served is None:
-            raise RetryableGatewayError(f"gateway {self.name}: service {service_id} not found right after writing it")
+        written_at = time.monotonic()
+        stored = await self.get_service(service_id)
+        if not in_sync(desired, stored):
+            raise RetryableGatewayError(f"gateway {self.name}: service {service_id} not stored as sent")
+        # An inactive service is served by nobody: only the sync is awaited for it.
+        await self.await_proxy(spec.listen_path, routed=spec.active, written_at=written_at)
         return ConvergeResult(service_id, changed=True, created=current is None)
 
     async def _put(self, service_id: str, desired: dict[str, Any]) -> None:
@@ -348,9 +392,16 @@ class OtoroshiDriver(OtoroshiKeys):
 
     async def delete_api(self, ref: ObjectRef) -> bool:
         service_id = ref.gateway_id(self.id_prefix)
+        current = await self.get_service(service_id)
+        if current is None:
+            return False
         response = await self._http.request(
             "DELETE", f"/api/services/{service_id}", op="delete service", passthrough=(404,)
         )
+        listen_path = current.get("matchingRoot")
+        if isinstance(listen_path, str) and listen_path and current.get("enabled", True):
+            # Deleted means no longer served: wait until the proxy has dropped the route.
+            await self.await_proxy(listen_path, routed=False, written_at=time.monotonic())
         return response.status_code != 404
 
     async def api_health(self, ref: ObjectRef) -> ApiHealth | None:

@@ -78,6 +78,8 @@ async def build_driver(
         domain=conn.domain,
         subdomain=conn.subdomain,
         group=conn.group,
+        proxy_url=conn.proxy_url,
+        state_sync_seconds=conn.state_sync_seconds,
         id_prefix=settings.id_prefix,
         observer=observer,
     )

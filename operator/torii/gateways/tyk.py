@@ -6,6 +6,7 @@ does not load it; `GET/PUT/DELETE /tyk/apis/{id}` only see loaded APIs; a reload
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,6 +152,27 @@ def render_session(request: KeyRequest, org_id: str) -> dict[str, Any]:
     return session
 
 
+PLAIN_ID_PREFIX = "sha256:"
+
+
+def _digest(stored_key: str) -> str:
+    return PLAIN_ID_PREFIX + hashlib.sha256(stored_key.encode()).hexdigest()
+
+
+def _key_id(answer: dict[str, Any]) -> str | None:
+    """A non-secret id of a key from Tyk's write answer: Tyk's `key_hash` when the gateway hashes keys, else a
+    SHA-256 of the stored key name, so a key whose Secret was lost can still be found and revoked."""
+    if answer.get("key_hash"):
+        return str(answer["key_hash"])
+    return _digest(str(answer["key"])) if answer.get("key") else None
+
+
+def _key_hash(session: dict[str, Any] | None) -> str | None:
+    """Tyk's non-secret key hash from a session read back (`key_hash`), when the gateway hashes keys."""
+    value = (session or {}).get("key_hash")
+    return str(value) if value else None
+
+
 def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     if current is None:
         return False
@@ -160,20 +182,41 @@ def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> boo
 
 
 class TykKeys:
-    """Key and OAuth client operations of the Tyk driver (mixed into TykDriver)."""
+    """Key and OAuth client operations of the Tyk driver (mixed into TykDriver).
+
+    Verified on Tyk 5.10.2: a key created with a chosen value under an org is stored as `<org_id><value>` (the
+    create answer's `key` says so). Reads resolve the org from `api_id`, but DELETE takes the org only from the
+    `org_id` query parameter: without it Tyk looks for the bare value, answers 404 "There is no such key found"
+    and the key keeps working. So every key call names the org, and a revoke is confirmed by reading the key back.
+    """
 
     name: str
     org_id: str
     _http: AdminClient
 
-    async def _get_key(self, key: str, api_id: str) -> dict[str, Any] | None:
-        response = await self._http.request(
-            "GET", f"/tyk/keys/{key}", op="get key", params={"api_id": api_id}, passthrough=(404,)
-        )
+    def _key_params(self, api_id: str | None = None, **extra: str) -> dict[str, str]:
+        return {"org_id": self.org_id, **({"api_id": api_id} if api_id else {}), **extra}
+
+    async def _get_key(self, key: str, api_id: str | None = None, *, hashed: bool = False) -> dict[str, Any] | None:
+        params = self._key_params(api_id, **({"hashed": "1"} if hashed else {}))
+        response = await self._http.request("GET", f"/tyk/keys/{key}", op="get key", params=params, passthrough=(404,))
         if response.status_code == 404:
             return None
         body: dict[str, Any] = response.json()
         return body
+
+    async def _revoke(self, key: str, api_id: str | None, *, hashed: bool = False) -> bool:
+        """Delete a key and make sure Tyk no longer knows it. True when it existed."""
+        extra = {"hashed": "1"} if hashed else {}
+        response = await self._http.request(
+            "DELETE", f"/tyk/keys/{key}", op="delete key", params=self._key_params(api_id, **extra),
+            passthrough=(404,),
+        )  # fmt: skip
+        # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the
+        # defect this check exists for).
+        if await self._get_key(key, api_id, hashed=hashed) is not None:
+            raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
+        return response.status_code != 404
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis:
@@ -183,38 +226,36 @@ class TykKeys:
         first_api = request.apis[0].gateway_id
         current = await self._get_key(key, first_api)
         if _key_in_sync(desired, current):
-            return KeyResult(None, None, changed=False)
+            return KeyResult(_key_hash(current), None, changed=False)
         if current is None:
             # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
-            response = await self._http.request("POST", f"/tyk/keys/{key}", op="create key", json=desired)
+            response = await self._http.request(
+                "POST", f"/tyk/keys/{key}", op="create key", json=desired, params=self._key_params()
+            )
         else:
-            params = {"suppress_reset": "1"} if request.keep_quota_counters else {}
+            params = self._key_params(suppress_reset="1") if request.keep_quota_counters else self._key_params()
             response = await self._http.request("PUT", f"/tyk/keys/{key}", op="update key", json=desired, params=params)
-        body = response.json()
-        return KeyResult(body.get("key_hash") or None, None, changed=True, created=current is None)
+        return KeyResult(_key_id(response.json()), None, changed=True, created=current is None)
 
     async def delete_key(self, request: KeyRequest) -> bool:
-        if not request.apis:
-            return False
-        response = await self._http.request(
-            "DELETE", f"/tyk/keys/{request.credential.key}", op="delete key",
-            params={"api_id": request.apis[0].gateway_id}, passthrough=(404,),
-        )  # fmt: skip
-        return response.status_code != 404
+        return await self._revoke(request.credential.key, request.apis[0].gateway_id if request.apis else None)
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
-        await self._http.request(
-            "DELETE", f"/tyk/keys/{previous.key}", op="delete key",
-            params={"api_id": request.apis[0].gateway_id} if request.apis else {}, passthrough=(404,),
-        )  # fmt: skip
+        await self._revoke(previous.key, request.apis[0].gateway_id if request.apis else None)
 
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
-        await self._http.request(
-            "DELETE", f"/tyk/keys/{key_id}", op="delete key",
-            params={"hashed": "1", **({"api_id": request.apis[0].gateway_id} if request.apis else {})},
-            passthrough=(404,),
-        )  # fmt: skip
+        api_id = request.apis[0].gateway_id if request.apis else None
+        if not key_id.startswith(PLAIN_ID_PREFIX):
+            await self._revoke(key_id, api_id, hashed=True)  # Tyk's own key hash
+            return
+        # Tyk does not hash keys: find the stored key whose digest this is among the org's keys.
+        response = await self._http.request(
+            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, filter=self.org_id)
+        )
+        for stored in response.json().get("keys") or []:
+            if _digest(stored) == key_id:
+                await self._revoke(stored, api_id)
 
     async def expire_key(self, key: str, api_id: str, at_unix: int) -> None:
         """Let Tyk itself refuse a rotated-out key after its grace period (even if Torii is down then)."""
@@ -223,8 +264,9 @@ class TykKeys:
             return
         current["expires"] = at_unix
         await self._http.request(
-            "PUT", f"/tyk/keys/{key}", op="update key", json=current, params={"suppress_reset": "1"}, passthrough=(404,)
-        )
+            "PUT", f"/tyk/keys/{key}", op="update key", json=current, params=self._key_params(suppress_reset="1"),
+            passthrough=(404,),
+        )  # fmt: skip
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         if not request.apis:
@@ -243,7 +285,9 @@ class TykKeys:
     async def reset_key_quota(self, request: KeyRequest) -> None:
         # Tyk resets the live quota when a key is written without suppress_reset.
         session = render_session(request, self.org_id)
-        await self._http.request("PUT", f"/tyk/keys/{request.credential.key}", op="reset quota", json=session)
+        await self._http.request(
+            "PUT", f"/tyk/keys/{request.credential.key}", op="reset quota", json=session, params=self._key_params()
+        )
 
     # ------------------------------------------------------------------------------------------- OAuth
 
