@@ -89,6 +89,13 @@ if [[ -n ${OTOROSHI_URL:-} ]]; then
   say "Otoroshi"
   kubectl wait --for=condition=Ready gatewayapi/catalog -n torii-demo --timeout=120s
   request 200 -H "Host: api.$OTOROSHI_DOMAIN" "$OTOROSHI_URL/catalog/items"
+  kubectl wait --for=condition=Ready gatewayapi/inventory gatewaykey/inventory-client -n torii-demo --timeout=120s
+  say "a generated Otoroshi key, taken from its Secret"
+  echo '$ KEY=$(kubectl get secret inventory-client -n torii-demo -o jsonpath={.data.basicAuthHeader} | base64 -d)'
+  KEY=$(kubectl get secret inventory-client -n torii-demo -o jsonpath='{.data.basicAuthHeader}' | base64 -d)
+  request 200 -H "Host: api.$OTOROSHI_DOMAIN" -H "Authorization: $KEY" "$OTOROSHI_URL/inventory/items"
+  say "without the key"
+  request 400 -H "Host: api.$OTOROSHI_DOMAIN" "$OTOROSHI_URL/inventory/items"
   served=$((served + 1))
 fi
 

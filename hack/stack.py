@@ -523,7 +523,13 @@ def write_env(state: State) -> None:
     if "redis" in p:
         env["TORII_REDIS_URL"] = f"redis://127.0.0.1:{p['redis']}"
     if "tyk" in p:
-        env |= {"TYK_URL": f"http://127.0.0.1:{p['tyk']}", "TYK_SECRET": s["tyk_secret"]}
+        env |= {
+            "TYK_URL": f"http://127.0.0.1:{p['tyk']}",
+            "TYK_SECRET": s["tyk_secret"],
+            # For tests that start a second, differently configured Tyk (e.g. hash_keys off) on the same Redis.
+            "TORII_TYK_CONF": str(STACK_DIR / "tyk.conf"),
+            "TORII_TYK_BIN": state.binaries["tyk"],
+        }
     if "otoroshi" in p:
         env |= {
             "OTOROSHI_URL": f"http://127.0.0.1:{p['otoroshi']}",

@@ -28,6 +28,10 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = logging.WARNING
     # One object's slow gateway call never delays another's: kopf runs one worker per object.
     settings.queueing.worker_limit = None
+    # A drift timer caught mid-run by a deletion is re-checked every `cancellation_polling` seconds, and the
+    # finalizer stays until it has exited: kopf's 60 s default made such deletions take minutes (the teardown
+    # flake of the first round). The timer itself returns at once for an object being deleted.
+    settings.background.cancellation_polling = 1.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 

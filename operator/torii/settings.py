@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -27,6 +27,9 @@ CONFIG_FILE_ENV = "TORII_CONFIG_FILE"
 class GatewayType(StrEnum):
     TYK = "tyk"
     OTOROSHI = "otoroshi"
+
+
+TykReloadScope = Literal["node", "group"]
 
 
 class SecretKeyRef(CamelModel):
@@ -47,6 +50,18 @@ class GatewayConnection(CamelModel):
     # Tyk
     secret_ref: SecretKeyRef | None = Field(default=None, description="Tyk: the gateway `secret` (admin API key).")
     org_id: str = Field(default="torii", description="Tyk: org_id of the APIs and keys Torii creates.")
+    session_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Tyk: how long its nodes cache a key's session (10 s in Tyk; 0 when tyk.conf sets "
+        "`local_session_cache.disable_cached_session_state`). A revoked key is reported revoked after this.",
+    )
+    reload_scope: TykReloadScope = Field(
+        default="node",
+        description="Tyk: `node` reloads the node behind `url` and waits for it (`/tyk/reload/?block=true`); "
+        "`group` reloads every node of the cluster (`/tyk/reload/group`) and confirms on this node.",
+    )
     # Otoroshi
     client_id_ref: SecretKeyRef | None = Field(default=None, description="Otoroshi: admin API key client id.")
     client_secret_ref: SecretKeyRef | None = Field(default=None, description="Otoroshi: admin API key secret.")

@@ -24,9 +24,7 @@ from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
-
-GROUP, VERSION = "torii.dev", "v1alpha1"
-PLURALS = {"GatewayAPI": "gatewayapis", "GatewayKey": "gatewaykeys", "OAuthClient": "oauthclients"}
+from support.world import GROUP, VERSION, World
 
 
 @pytest.fixture(scope="module")
@@ -36,44 +34,6 @@ def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest
     with running_operator(crds, admin, tmp_path_factory.mktemp("keys"), gateways=gateways, secret_data=secret,
                           namespaces=[ns], secret_name="torii-gateways-keys", drift_interval=2.0) as op:  # fmt: skip
         yield op
-
-
-class World:
-    def __init__(self, api: client.ApiClient, ns: str, stack: Stack) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
-        self.ns = ns
-        self.stack = stack
-
-    def apply(self, kind: str, name: str, spec: dict[str, Any]) -> None:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-        try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURALS[kind], body)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURALS[kind], name, {"spec": spec})
-
-    def ready(self, kind: str, name: str, timeout: float = 90) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURALS[kind], name)
-            conds = obj.get("status", {}).get("conditions", [])
-            gen = obj["metadata"]["generation"]
-            ok = any(
-                c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == gen for c in conds
-            )
-            return obj if ok else None
-
-        return wait_until(check, timeout=timeout, what=f"{kind} {name} Ready")
-
-    def secret(self, name: str) -> dict[str, str]:
-        data = self.core.read_namespaced_secret(name, self.ns).data or {}
-        return {k: base64.b64decode(v).decode() for k, v in data.items()}
-
-    def delete(self, kind: str, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, PLURALS[kind], name)
-        wait_until(lambda: gone(self.custom.get_namespaced_custom_object, GROUP, VERSION, self.ns, PLURALS[kind], name),
-                   timeout=90, what=f"{kind} {name} deleted")  # fmt: skip
 
 
 @pytest.fixture
@@ -251,7 +211,6 @@ def test_crash_safety_fifty_keys(stack: Stack, crds: Stack, admin: client.ApiCli
                 w.apply("GatewayKey", f"k{i:02d}", {"gateway": "tyk", "apis": [{"name": "api"}]})
             wait_until(lambda: len(w.core.list_namespaced_secret(ns).items) >= 10, timeout=60, what="some Secrets")
             os.kill(op.process.pid, signal.SIGKILL)
-        (tmp_path / "b").mkdir(parents=True, exist_ok=True)
         with running_operator(crds, admin, tmp_path / "b", gateways=gateways, secret_data=secret, namespaces=[ns],
                               secret_name="torii-gateways-crash"):  # fmt: skip
             for i in range(50):
@@ -263,8 +222,16 @@ def test_crash_safety_fifty_keys(stack: Stack, crds: Stack, admin: client.ApiCli
             admin_http = httpx.Client(
                 base_url=stack.env["TYK_URL"], headers={"X-Tyk-Authorization": stack.env["TYK_SECRET"]}
             )
-            listed = admin_http.get("/tyk/keys/", params={"api_id": api_id, "filter": "torii"}).json()["keys"]
-            assert len(listed) == 50  # no orphans, no duplicates
+            # With hash_keys on, Tyk lists every key of the gateway by hash (it ignores `filter`): attribute each
+            # to its GatewayKey through the session Torii wrote.
+            listed = admin_http.get("/tyk/keys/", params={"api_id": api_id}).json()["keys"]
+            owners = []
+            for key_hash in listed:
+                session = admin_http.get(f"/tyk/keys/{key_hash}", params={"hashed": "1", "api_id": api_id})
+                if session.status_code == 200:
+                    owners.append(session.json().get("meta_data", {}).get("torii-object", ""))
+            ours = sorted(o for o in owners if o.startswith(f"{ns}/"))
+            assert ours == sorted(f"{ns}/k{i:02d}" for i in range(50))  # no orphans, no duplicates
             for i in range(50):
                 w.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys", f"k{i:02d}")
             w.delete("GatewayAPI", "api")

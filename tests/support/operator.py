@@ -81,6 +81,7 @@ def running_operator(
     identity; `peering` = (name, priority) runs with peering instead of --standalone."""
     if secret_data is not None:
         put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
+    tmp.mkdir(parents=True, exist_ok=True)
     config_path = tmp / "torii.yaml"
     config_path.write_text(
         config_text

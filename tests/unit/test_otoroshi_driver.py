@@ -147,3 +147,14 @@ async def test_rejection_carries_the_gateways_message(oto: tuple[OtoroshiDriver,
     )
     with pytest.raises(PermanentGatewayError, match="targets: invalid host"):
         await driver.converge_api(REF, spec())
+
+
+def test_json_patch_replaces_only_what_differs_and_ignores_otoroshi_defaults() -> None:
+    from torii.gateways.otoroshi import json_patch
+
+    current = {"enabled": True, "dailyQuota": 10, "metadata": {"a": "1"}, "rotation": {"enabled": False, "x": 1}}
+    desired = {"enabled": True, "dailyQuota": 5, "metadata": {"a": "1"}, "rotation": {"enabled": False}, "tags": []}
+    assert json_patch(desired, current) == [
+        {"op": "replace", "path": "/dailyQuota", "value": 5},
+        {"op": "add", "path": "/tags", "value": []},
+    ]

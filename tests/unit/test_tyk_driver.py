@@ -239,10 +239,26 @@ async def test_lost_plain_key_is_found_by_its_digest_and_revoked() -> None:
             return httpx.Response(200, json={"status": "ok", "action": "deleted"})
         return httpx.Response(200, json={}) if name in keys else httpx.Response(404, json={"message": "Key not found"})
 
-    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk))
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
     from torii.gateways.tyk import _key_id
 
     old_id = _key_id({"key": stored})
     assert old_id is not None and "k" * 48 not in old_id
     await driver.revoke_by_id(key_request(), old_id)
     assert stored not in keys
+
+
+async def test_escape_hatch_cannot_change_routing_or_open_a_keyed_api(tyk: tuple[TykDriver, TykModel]) -> None:
+    driver, model = tyk
+    widened = spec(
+        auth="key", tyk={"use_keyless": True, "proxy": {"listen_path": "/other/", "preserve_host_header": True}}
+    )
+    result = await driver.converge_api(REF, widened)
+    loaded = model.loaded["torii.shop.orders"]
+    assert loaded["use_keyless"] is False and loaded["use_standard_auth"] is True
+    assert loaded["proxy"]["listen_path"] == "/orders/"
+    assert loaded["proxy"]["preserve_host_header"] is True  # everything else passes through
+    assert result.notes == (
+        "spec.tyk.use_keyless is ignored: Torii sets it from spec.auth",
+        "spec.tyk.proxy.listen_path is ignored: Torii sets it from spec.listenPath",
+    )

@@ -38,6 +38,7 @@ class ConvergeResult:
     gateway_id: str
     changed: bool  # a gateway write happened
     created: bool = False  # the object did not exist on the gateway before
+    notes: tuple[str, ...] = ()  # what the user should know (e.g. escape-hatch fields Torii overrode)
 
 
 def group_id(prefix: str, namespace: str, group: str) -> str:
@@ -186,6 +187,23 @@ def pick(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
             value = value.get(part) if isinstance(value, dict) else None
         out[path] = value
     return out
+
+
+def dotted_get(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """(present, value) at a dotted path."""
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def dotted_set(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[last] = value
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -140,6 +140,18 @@ def _epoch_ms(rfc3339: str | None) -> int | None:
     return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+def json_patch(desired: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    """RFC 6902 operations turning `current` into `desired` for the top-level fields Torii sets (Otoroshi's
+    PATCH takes a JSON Patch array, not a merge patch)."""
+    ops = []
+    for key, value in desired.items():
+        if key not in current:
+            ops.append({"op": "add", "path": f"/{key}", "value": value})
+        elif not is_subset(value, current[key]):
+            ops.append({"op": "replace", "path": f"/{key}", "value": value})
+    return ops
+
+
 def key_scope(request: KeyRequest) -> str:
     """Where the key lives in the admin API: under its service group (apiGroup) or its (first) service."""
     if request.group_id:
@@ -191,7 +203,14 @@ class OtoroshiKeys:
     """Key operations of the Otoroshi driver (mixed into OtoroshiDriver)."""
 
     name: str
+    state_sync_seconds: float
     _http: AdminClient
+
+    async def _key_synced(self) -> None:
+        """Wait until the proxy has synced a key write. Unlike a service, a key cannot be confirmed through the
+        proxy without sending client traffic to the upstream, so this waits 1.5 sync intervals (a sync itself
+        takes a few hundred ms) before a key is reported Active, updated or revoked."""
+        await asyncio.sleep(self.state_sync_seconds * 1.5)
 
     async def ensure_group(self, group_id: str, description: str) -> None:
         response = await self._http.request("GET", f"/api/groups/{group_id}", op="get group", passthrough=(404,))
@@ -201,34 +220,50 @@ class OtoroshiKeys:
                 json={"id": group_id, "name": group_id, "description": description}, passthrough=(400,),
             )  # fmt: skip
 
-    async def _get_key(self, client_id: str) -> dict[str, Any] | None:
-        # By clientId, whatever service or group it was created under (spec.apis may have changed since).
-        response = await self._http.request("GET", f"/api/apikeys/{client_id}", op="get key", passthrough=(404,))
-        if response.status_code == 404:
-            return None
-        body: dict[str, Any] = response.json()
-        return body
+    async def _find_key(self, scope: str, client_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the key, whether it was found under `scope`). Looked up under the scope it should have; a key whose
+        scope changed since (spec.apis edited) is found by its clientId alone."""
+        response = await self._http.request(
+            "GET", f"/api/{scope}/apikeys/{client_id}", op="get key", passthrough=(404,)
+        )
+        if response.status_code == 200:
+            return response.json(), True
+        response = await self._http.request("GET", f"/api/apikeys/{client_id}", op="find key", passthrough=(404,))
+        return (response.json() if response.status_code == 200 else None), False
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis and not request.group_id:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
         scope = key_scope(request)
+        client_id = request.credential.client_id
         desired = render_apikey(request)
-        current = await self._get_key(request.credential.client_id)
+        current, in_scope = await self._find_key(scope, client_id)
         if current is not None and pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS):
-            return KeyResult(request.credential.client_id, scope, changed=False)
+            return KeyResult(client_id, scope, changed=False)
         if current is None:
             await self._http.request("POST", f"/api/{scope}/apikeys", op="create key", json=desired)
-        else:
+        elif in_scope:
+            # Only what differs, as an RFC 6902 patch. (Under a scope, Otoroshi keeps that scope's entity.)
             await self._http.request(
-                "PUT", f"/api/apikeys/{request.credential.client_id}", op="update key", json=desired
+                "PATCH", f"/api/{scope}/apikeys/{client_id}", op="patch key", json=json_patch(desired, current)
             )
-        return KeyResult(request.credential.client_id, scope, changed=True, created=current is None)
+        else:
+            # Moved to another service or group: the whole key, so the old scope's entity goes.
+            await self._http.request("PUT", f"/api/{scope}/apikeys/{client_id}", op="update key", json=desired)
+        await self._key_synced()
+        return KeyResult(client_id, scope, changed=True, created=current is None)
 
     async def delete_key(self, request: KeyRequest) -> bool:
-        response = await self._http.request(
-            "DELETE", f"/api/apikeys/{request.credential.client_id}", op="delete key", passthrough=(404,)
-        )
+        client_id = request.credential.client_id
+        scope = key_scope(request) if request.apis or request.group_id else None
+        if scope is not None:
+            response = await self._http.request(
+                "DELETE", f"/api/{scope}/apikeys/{client_id}", op="delete key", passthrough=(404,)
+            )
+            if response.status_code != 404:
+                return True
+        # Not under the scope it should have (or none known): wherever it is.
+        response = await self._http.request("DELETE", f"/api/apikeys/{client_id}", op="delete key", passthrough=(404,))
         return response.status_code != 404
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
@@ -238,6 +273,13 @@ class OtoroshiKeys:
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
         if key_id != request.credential.client_id:
             await self._http.request("DELETE", f"/api/apikeys/{key_id}", op="delete key", passthrough=(404,))
+
+    async def list_keys(self, scope: str | None = None) -> list[dict[str, Any]]:
+        """Every apikey (`GET /api/apikeys`), or those of one service's group or of a group
+        (`GET /api/services/{id}/apikeys`, `GET /api/groups/{id}/apikeys`)."""
+        path = f"/api/{scope}/apikeys" if scope else "/api/apikeys"
+        response = await self._http.request("GET", path, op="list keys")
+        return list(response.json())
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         response = await self._http.request(
@@ -259,6 +301,7 @@ class OtoroshiKeys:
         await self._http.request(
             "DELETE", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}/quotas", op="reset quota"
         )
+        await self._key_synced()
 
     async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
         raise Unsupported("OAuth clients are not supported on Otoroshi gateways by Torii (Tyk only)")

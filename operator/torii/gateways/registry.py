@@ -67,6 +67,8 @@ async def build_driver(
             observer=observer,
             reload_quiet=settings.reload_quiet_seconds,
             reload_max_delay=settings.reload_max_delay_seconds,
+            reload_scope=conn.reload_scope,
+            session_cache_seconds=conn.session_cache_seconds,
         )
     assert conn.client_id_ref is not None and conn.client_secret_ref is not None
     return OtoroshiDriver(

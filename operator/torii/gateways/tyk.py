@@ -6,7 +6,9 @@ does not load it; `GET/PUT/DELETE /tyk/apis/{id}` only see loaded APIs; a reload
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,8 @@ from torii.gateways.base import (
     OAuthClientRequest,
     ObjectRef,
     deep_merge,
+    dotted_get,
+    dotted_set,
     fingerprint,
     pick,
 )
@@ -49,8 +53,35 @@ def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     return current is not None and pick(desired, CORE_FIELDS) == pick(current, CORE_FIELDS)
 
 
+# Fields Torii derives from the neutral spec (routing, auth mode, activation). `spec.tyk` may not change them:
+# `use_keyless: true` there would open a key-protected API to everyone. Overridden, and said in Ready's message.
+NEUTRAL_FIELDS = {
+    "active": "spec.active",
+    "use_keyless": "spec.auth",
+    "use_standard_auth": "spec.auth",
+    "use_oauth2": "spec.auth",
+    "proxy.listen_path": "spec.listenPath",
+    "proxy.target_url": "spec.upstream",
+    "proxy.strip_listen_path": "spec.stripListenPath",
+    "proxy.enable_load_balancing": "spec.upstream.targets",
+    "proxy.target_list": "spec.upstream.targets",
+    "config_data.torii": "(Torii's own bookkeeping)",
+}
+
+
+def overridden_fields(spec: GatewayAPISpec, definition: dict[str, Any]) -> list[str]:
+    """The `spec.tyk` fields that Torii overrides in `definition` (each with the neutral field to use)."""
+    notes = []
+    for path, neutral in NEUTRAL_FIELDS.items():
+        present, value = dotted_get(spec.tyk or {}, path)
+        if present and value != dotted_get(definition, path)[1]:
+            notes.append(f"spec.tyk.{path} is ignored: Torii sets it from {neutral}")
+    return notes
+
+
 def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, org_id: str) -> dict[str, Any]:
-    """The Tyk classic API definition for a GatewayAPI: neutral fields, then `spec.tyk` merged over them."""
+    """The Tyk classic API definition for a GatewayAPI: neutral fields, `spec.tyk` merged over them, then the
+    fields of NEUTRAL_FIELDS put back (they follow the neutral spec only)."""
     urls = spec.upstream.urls
     definition: dict[str, Any] = {
         "name": str(ref),
@@ -99,8 +130,13 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
             "options_passthrough": False,
         }
     if spec.tyk:
+        neutral = definition
         overrides = {k: v for k, v in spec.tyk.items() if k not in TYK_OWNED_FIELDS}
         definition = deep_merge(definition, overrides)
+        for path in NEUTRAL_FIELDS:
+            present, value = dotted_get(neutral, path)
+            if present:
+                dotted_set(definition, path, value)
     return definition
 
 
@@ -188,10 +224,17 @@ class TykKeys:
     create answer's `key` says so). Reads resolve the org from `api_id`, but DELETE takes the org only from the
     `org_id` query parameter: without it Tyk looks for the bare value, answers 404 "There is no such key found"
     and the key keeps working. So every key call names the org, and a revoke is confirmed by reading the key back.
+
+    Tyk also caches sessions on each node for 10 s (`cache.New(10, 5)` in its server.go) and, with `hash_keys`
+    on, evicts the wrong cache entry on delete/update (murmur64 of the presented key is cached; the configured
+    hash of the stored name is evicted). A revoked or changed key therefore keeps its old powers for up to 10 s:
+    the driver waits that long (`session_cache_seconds`; 0 where the gateway's cache is disabled) before it
+    reports a key revoked or updated, so "deleted" and "Active" tell the truth.
     """
 
     name: str
     org_id: str
+    session_cache_seconds: float
     _http: AdminClient
 
     def _key_params(self, api_id: str | None = None, **extra: str) -> dict[str, str]:
@@ -216,7 +259,10 @@ class TykKeys:
         # defect this check exists for).
         if await self._get_key(key, api_id, hashed=hashed) is not None:
             raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
-        return response.status_code != 404
+        existed = response.status_code != 404
+        if existed:
+            await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
+        return existed
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis:
@@ -235,6 +281,7 @@ class TykKeys:
         else:
             params = self._key_params(suppress_reset="1") if request.keep_quota_counters else self._key_params()
             response = await self._http.request("PUT", f"/tyk/keys/{key}", op="update key", json=desired, params=params)
+            await asyncio.sleep(self.session_cache_seconds)  # nodes may serve the cached old session until then
         return KeyResult(_key_id(response.json()), None, changed=True, created=current is None)
 
     async def delete_key(self, request: KeyRequest) -> bool:
@@ -345,10 +392,16 @@ class TykDriver(TykKeys):
         observer: CallObserver | None = None,
         reload_quiet: float = 0.25,
         reload_max_delay: float = 2.0,
+        reload_scope: str = "node",
+        load_timeout: float = 30.0,
+        session_cache_seconds: float = 10.0,
     ) -> None:
         self.name = name
         self.org_id = org_id
         self.id_prefix = id_prefix
+        self.reload_scope = reload_scope
+        self.session_cache_seconds = session_cache_seconds
+        self.load_timeout = load_timeout
         self._http = AdminClient(
             name, url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer, timeout=30.0
         )
@@ -366,8 +419,26 @@ class TykDriver(TykKeys):
         await self._http.aclose()
 
     async def _reload_now(self) -> None:
-        # `/tyk/reload/?block=true` returns only after this node reloaded (`/tyk/reload/group` returns at once).
+        if self.reload_scope == "group":
+            # Every node of the cluster (through Redis pub/sub); returns before anything reloaded, so callers
+            # confirm by reading the API back until this node serves what was written (`_await_loaded`).
+            await self._http.request("GET", "/tyk/reload/group", op="reload group")
+            return
+        # `/tyk/reload/?block=true` returns only after this node reloaded.
         await self._http.request("GET", "/tyk/reload/", op="reload", params={"block": "true"})
+
+    async def _await_loaded(self, api_id: str, desired: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Read the API until this node serves `desired` (None: until it serves nothing under that id); the last
+        read when the time is up. After a blocking reload the first read already answers."""
+        deadline = time.monotonic() + self.load_timeout
+        delay = 0.05
+        while True:
+            loaded = await self.get_api(api_id)
+            done = loaded is None if desired is None else in_sync(desired, loaded)
+            if done or time.monotonic() > deadline:
+                return loaded
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def check(self) -> str:
         await self._http.request("GET", "/tyk/apis/", op="list APIs")
@@ -388,15 +459,23 @@ class TykDriver(TykKeys):
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
         api_id = ref.gateway_id(self.id_prefix)
+        if not spec.active:
+            # Verified on 5.10.2: Tyk OSS serves every loaded classic definition, `active: false` included (the
+            # flag is the Dashboard's). An inactive API is therefore kept off the gateway altogether.
+            # (No reload when it is not loaded: a drift pass over an inactive API must not write.)
+            if await self.get_api(api_id) is None:
+                return ConvergeResult(api_id, changed=False)
+            return ConvergeResult(api_id, changed=await self.delete_api(ref))
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=self.org_id))
         current = await self.get_api(api_id)
+        notes = tuple(overridden_fields(spec, desired))
         if in_sync(desired, current):
-            return ConvergeResult(api_id, changed=False)
+            return ConvergeResult(api_id, changed=False, notes=notes)
         # POST is an upsert of the definition file: the same call creates and updates, so a retry after a
         # crash or a network error never creates a duplicate (the id is deterministic).
         await self._http.request("POST", "/tyk/apis/", op="write API", json=desired)
         await self.reloader.reload()
-        loaded = await self.get_api(api_id)
+        loaded = await self._await_loaded(api_id, desired)
         if loaded is None:
             raise RetryableGatewayError(f"gateway {self.name}: API {api_id} written but not loaded after reload")
         if not in_sync(desired, loaded):
@@ -405,7 +484,7 @@ class TykDriver(TykKeys):
             raise PermanentGatewayError(
                 f"gateway {self.name}: API {api_id} loaded with other values than sent ({differing}); check spec.tyk"
             )
-        return ConvergeResult(api_id, changed=True, created=current is None)
+        return ConvergeResult(api_id, changed=True, created=current is None, notes=notes)
 
     async def delete_api(self, ref: ObjectRef) -> bool:
         api_id = ref.gateway_id(self.id_prefix)
@@ -423,7 +502,7 @@ class TykDriver(TykKeys):
             if exc.status != 500:
                 raise
         await self.reloader.reload()
-        if await self.get_api(api_id) is not None:
+        if await self._await_loaded(api_id, None) is not None:
             raise RetryableGatewayError(f"gateway {self.name}: API {api_id} still served after delete and reload")
         return True
 

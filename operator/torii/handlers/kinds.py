@@ -82,6 +82,8 @@ def register_kind(
         initial_delay=settings.drift_interval_seconds,
     )
     async def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        if body.metadata.get("deletionTimestamp"):
+            return  # being deleted: repairing it on the gateway now would fight the cleanup
         await converge(Cause.DRIFT, body, patch, memo, 0)
 
     @kopf.on.delete(**resource, id="cleanup")

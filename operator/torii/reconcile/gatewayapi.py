@@ -55,9 +55,11 @@ async def reconcile_api(
     if cause == Cause.DRIFT:
         with contextlib.suppress(GatewayError):  # health figures are informative; the API itself is served
             status.health = await driver.api_health(ref)
-    ready(
-        status, generation, True, "Serving", f"gateway {driver.name} serves {spec.listen_path} as {result.gateway_id}"
-    )
+    if spec.active:
+        reason, message = "Serving", f"gateway {driver.name} serves {spec.listen_path} as {result.gateway_id}"
+    else:
+        reason, message = "Inactive", f"spec.active is false: gateway {driver.name} does not serve {spec.listen_path}"
+    ready(status, generation, True, reason, "; ".join([message, *result.notes]))
 
     events = []
     if result.changed:
