@@ -73,8 +73,8 @@ demo: venv ## stack, CRDs, operator, examples, and a request through each gatewa
 demo-stop: ## stop the demo's operator and upstream
 	bash hack/demo.sh stop
 
-bench: venv ## benchmark: N GatewayAPIs to Ready (N=200; make bench N=500)
-	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200}
+bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench N=1000 GATEWAY=otoroshi)
+	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200} --gateway $${GATEWAY:-tyk}
 
 clean: stack-down ## stop the stack and remove local state (not the build cache)
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import urllib3
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,12 +55,21 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def through_gateway(gateway: str, env: dict[str, str], path: str) -> int:
+    if gateway == "tyk":
+        return httpx.get(f"{env['TYK_URL']}{path}x").status_code
+    return httpx.get(f"{env['OTOROSHI_URL']}{path}x", headers={"Host": f"api.{env['OTOROSHI_DOMAIN']}"}).status_code
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--gateway", choices=["tyk", "otoroshi"], default="tyk")
     parser.add_argument("--drift-interval", type=float, default=10.0)
     args = parser.parse_args()
+    # The local apiserver's certificate is self-signed (kubeconfig: insecure-skip-tls-verify): one warning per
+    # request would bury the figures.
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
     stack = Stack(env, started_here=False)
@@ -82,7 +92,7 @@ def main() -> int:
     else:
         gateways = [{
             "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"], "apiHost": env["OTOROSHI_API_HOST"],
-            "domain": env["OTOROSHI_DOMAIN"],
+            "domain": env["OTOROSHI_DOMAIN"], "stateSyncSeconds": float(env.get("OTOROSHI_STATE_SYNC_SECONDS", "10")),
             "clientIdRef": {**ref, "key": "i"}, "clientSecretRef": {**ref, "key": "s"},
         }]  # fmt: skip
         secret = {"i": env["OTOROSHI_CLIENT_ID"], "s": env["OTOROSHI_CLIENT_SECRET"]}
@@ -112,15 +122,19 @@ def main() -> int:
                 conds = item.get("status", {}).get("conditions", [])
                 if name not in ready_at and any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
                     ready_at[name] = time.monotonic()
-            time.sleep(0.2)
+            time.sleep(1.0)
         all_ready = time.monotonic() - start
         after_ready = scrape()
-        # One full drift check with everything in sync: wait a bit more than one interval, count writes.
-        time.sleep(args.drift_interval * 1.5)
+        # Ready means serving: every listen path answers through the gateway now.
+        served = sum(through_gateway(args.gateway, env, f"/{ns}/{n}/") == 200 for n in ready_at)
+        # One full drift pass with everything in sync (awaited on the reconcile counter), then count writes.
+        passes = metric_sum(after_ready, "torii_reconciles_total", cause="drift")
+        while metric_sum(scrape(), "torii_reconciles_total", cause="drift") < passes + args.count:
+            time.sleep(1.0)
         after_drift = scrape()
         per_object = sorted(ready_at[n] - created[n] for n in ready_at)
         print(f"objects: {args.count} on {args.gateway}; Ready: {len(ready_at)}")
-        print(f"applied in {applied:.1f}s; all Ready after {all_ready:.1f}s")
+        print(f"applied in {applied:.1f}s; all Ready after {all_ready:.1f}s; served right after: {served}")
         if per_object:
             p95 = per_object[max(0, int(len(per_object) * 0.95) - 1)]
             print(f"time to Ready per object: p50 {statistics.median(per_object):.2f}s, p95 {p95:.2f}s")
@@ -131,8 +145,10 @@ def main() -> int:
         print(f"gateway writes during an in-sync drift check: {writes(after_drift) - writes(after_ready):.0f}")
         # Clean up through the operator, so the gateway is left as it was found.
         custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+        deleted_from = time.monotonic()
         while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
-            time.sleep(0.5)
+            time.sleep(1.0)
+        print(f"all deleted after {time.monotonic() - deleted_from:.1f}s")
     core.delete_namespace(ns)
     return 0 if len(ready_at) == args.count else 1
 

@@ -190,11 +190,13 @@ def test_seed_definition_passes_through_spec_tyk(stack: Stack, world: World, met
             assert (tyk[field] == value) != (f"spec.tyk.{field} is ignored" in message)
         assert loaded["proxy"]["listen_path"] == "/seed/" and loaded["proxy"]["target_url"] == up.url
         assert "spec.tyk.proxy.listen_path is ignored: Torii sets it from spec.listenPath" in message
-        # Every other field of the seed is served as sent (version_data is merged with Torii's default version).
-        others = {k: v for k, v in tyk.items() if k not in {*neutral, "proxy", "version_data"}}
+        # Every other field of the seed is served as sent (version_data is merged with Torii's default version;
+        # config_data gains Torii's bookkeeping under config_data.torii and keeps the rest).
+        assert served_as_sent(tyk["config_data"], {k: v for k, v in loaded["config_data"].items() if k != "torii"})
+        others = {k: v for k, v in tyk.items() if k not in {*neutral, "proxy", "version_data", "config_data"}}
         differing = {k: (v, loaded.get(k)) for k, v in others.items() if not served_as_sent(v, loaded.get(k))}
         assert differing == {}
-        assert len(others) >= 85  # the seed's 93 fields less the 3 owned ones and the 5 above
+        assert len(others) == 84  # the seed's 93 fields less the 3 owned ones and the 6 above
         assert_no_writes_over_two_drift_passes(metrics_port, objects=1)
 
 

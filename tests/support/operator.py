@@ -95,6 +95,8 @@ def running_operator(
     if kubeconfig:
         env["KUBECONFIG"] = kubeconfig
     mode = ["--peering", peering[0], "--priority", str(peering[1])] if peering else ["--standalone"]
+    if os.environ.get("TORII_OPERATOR_VERBOSE"):  # kopf's debug log in operator.log, for investigations
+        mode.append("--verbose")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "torii", "run", *mode, "--config", str(config_path),

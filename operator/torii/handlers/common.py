@@ -12,7 +12,14 @@ from torii.reconcile.outcome import Outcome, backoff
 
 def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, kind: str, cause: str) -> None:
     """Write the outcome's status, events and metrics; raise kopf's retry when the failure is retryable."""
-    patch.setdefault("status", {}).update(outcome.status)
+    # Patch only what changed. Besides saving apiserver writes, this matters for deletion: after a patch kopf
+    # waits for the watch event the patch causes, and an identical status causes none, so an object whose drift
+    # timer was still stopping kept its finalizer forever (the teardown flake: "Sleeping was skipped because of
+    # the patch" and nothing after it).
+    current = plain(body.status)
+    changed = {k: v for k, v in outcome.status.items() if current.get(k) != v}
+    if changed:
+        patch.setdefault("status", {}).update(changed)
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if event.reason == "DriftRepaired":
