@@ -13,7 +13,7 @@ import yaml
 from kubernetes import client
 
 from support.kube import api_client
-from support.operator import CONFIG_NAMESPACE, free_port, put_secret
+from support.operator import CONFIG_NAMESPACE, free_port, put_secret, stack_gateways
 from support.stack import ROOT, Stack
 from torii import crds as crd_module
 
@@ -48,6 +48,22 @@ def test_check_reports_wrong_url_and_bad_credentials(stack: Stack, tmp_path: Pat
     assert "FAIL nosecret" in out and "torii-system/does-not-exist" in out and "404" in out
     assert "secret-value-never-printed" not in out + done.stderr
     client.CoreV1Api(admin).delete_namespaced_secret("torii-check", CONFIG_NAMESPACE)
+
+
+def test_check_connects_to_the_real_gateways(stack: Stack, tmp_path: Path) -> None:
+    """`torii check` against the stack's Tyk (`GET /tyk/apis/`, `/hello`) and Otoroshi (`GET /api/groups`)."""
+    stack.require("tyk")
+    stack.require("otoroshi")
+    admin = api_client(stack.kubeconfig)
+    gateways, secret = stack_gateways(stack, "torii-check-live")
+    put_secret(admin, CONFIG_NAMESPACE, "torii-check-live", secret)
+    config = tmp_path / "torii.yaml"
+    config.write_text(yaml.safe_dump({"gateways": gateways}))
+    done = torii(stack, "check", "--config", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok   tyk (tyk): Tyk Gateway 5.10.2 at {stack.env['TYK_URL']}" in done.stdout
+    assert f"ok   otoroshi (otoroshi): Otoroshi at {stack.env['OTOROSHI_URL']}" in done.stdout
+    assert stack.env["TYK_SECRET"] not in done.stdout + done.stderr
 
 
 def test_check_rejects_invalid_configuration(stack: Stack, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,11 @@ def test_tyk_rotation_with_grace_period(stack: Stack, world: World) -> None:
         assert new != old
         assert tyk_get(stack, f"/{api}/x", new).status_code == 200
         assert tyk_get(stack, f"/{api}/x", old).status_code == 200  # still in its grace period
+        # Tyk itself expires the old key at the end of the grace period (even if Torii were down then).
+        revoke_at = world.ready("GatewayKey", key)["status"]["previousKeyRevokeAt"]
+        admin = httpx.Client(base_url=stack.env["TYK_URL"], headers={"X-Tyk-Authorization": stack.env["TYK_SECRET"]})
+        session = admin.get(f"/tyk/keys/{old}", params={"org_id": "torii"}).json()
+        assert session["expires"] == int(datetime.fromisoformat(revoke_at.replace("Z", "+00:00")).timestamp())
         wait_until(lambda: tyk_get(stack, f"/{api}/x", old).status_code in (401, 403), timeout=60,
                    what="old key refused after the grace period")  # fmt: skip
         assert tyk_get(stack, f"/{api}/x", new).status_code == 200

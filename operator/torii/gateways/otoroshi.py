@@ -208,9 +208,10 @@ class OtoroshiKeys:
 
     async def _key_synced(self) -> None:
         """Wait until the proxy has synced a key write. Unlike a service, a key cannot be confirmed through the
-        proxy without sending client traffic to the upstream, so this waits 1.5 sync intervals (a sync itself
-        takes a few hundred ms) before a key is reported Active, updated or revoked."""
-        await asyncio.sleep(self.state_sync_seconds * 1.5)
+        proxy without sending client traffic to the upstream, so this waits out the worst case: the sync that
+        starts just after the write, plus that sync's own run time (up to a second on a busy machine, measured),
+        before a key is reported Active, updated or revoked."""
+        await asyncio.sleep(self.state_sync_seconds * 2 + 0.5)
 
     async def ensure_group(self, group_id: str, description: str) -> None:
         response = await self._http.request("GET", f"/api/groups/{group_id}", op="get group", passthrough=(404,))
@@ -248,8 +249,10 @@ class OtoroshiKeys:
                 "PATCH", f"/api/{scope}/apikeys/{client_id}", op="patch key", json=json_patch(desired, current)
             )
         else:
-            # Moved to another service or group: the whole key, so the old scope's entity goes.
-            await self._http.request("PUT", f"/api/{scope}/apikeys/{client_id}", op="update key", json=desired)
+            # Moved to another service or group (spec.apis edited). Verified on 17.17: the scoped PUT answers 404
+            # for a key not yet on that service, and a scoped write keeps its scope's entity; the unscoped PUT
+            # replaces the key whole, so the old service's access goes.
+            await self._http.request("PUT", f"/api/apikeys/{client_id}", op="update key", json=desired)
         await self._key_synced()
         return KeyResult(client_id, scope, changed=True, created=current is None)
 

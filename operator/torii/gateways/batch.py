@@ -1,0 +1,85 @@
+"""Bursts of per-object requests, handed to the gateway as one batch.
+
+A gateway holds one configuration and (Tyk) reloads it as a whole, so converging N objects one by one costs N
+reads, N writes and, without care, N reloads. Callers `await batcher.submit(key, op)`; the batcher waits until
+the burst goes quiet (or a maximum delay passes), then calls `process` ONCE with every pending request (the
+latest op per key) and answers each caller with its own result. A request made while a batch runs goes into
+the next batch: it is never answered by work that started before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+Op = TypeVar("Op")
+R = TypeVar("R")
+
+
+class Batcher(Generic[K, Op, R]):
+    """`process` gets {key: latest op} and returns, per key, its result or the exception that key failed with
+    (one object's failure is never another's)."""
+
+    def __init__(
+        self,
+        process: Callable[[dict[K, Op]], Awaitable[Mapping[K, R | BaseException]]],
+        *,
+        quiet: float = 0.25,
+        max_delay: float = 2.0,
+        name: str = "batcher",
+    ) -> None:
+        self._process = process
+        self._quiet = quiet
+        self._max_delay = max_delay
+        self._name = name
+        self._ops: dict[K, Op] = {}
+        self._waiters: dict[K, list[asyncio.Future[R]]] = {}
+        self._first = 0.0
+        self._last = 0.0
+        self._runner: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def submit(self, key: K, op: Op) -> R:
+        """The result of the first batch that started after this call and holds `op` (or a later op for
+        `key`, which supersedes it: both callers get its result)."""
+        now = time.monotonic()
+        if not self._ops:
+            self._first = now
+        self._last = now
+        self._ops[key] = op
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        # Mark a failure as seen even when the waiter was cancelled (no "exception never retrieved" noise).
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._waiters.setdefault(key, []).append(future)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name=self._name)
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while self._ops:
+            # A debounce deadline that moves with each request, bounded by max_delay: not a flag to poll.
+            while (wait := self._wait_left()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
+            ops, self._ops = self._ops, {}
+            waiters, self._waiters = self._waiters, {}
+            self.batches += 1
+            try:
+                results: Mapping[K, R | BaseException] = await self._process(ops)
+            except Exception as exc:
+                results = dict.fromkeys(ops, exc)
+            for key, futures in waiters.items():
+                outcome = results.get(key, RuntimeError(f"{self._name}: no result for {key!r}"))
+                for future in futures:
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+
+    def _wait_left(self) -> float:
+        now = time.monotonic()
+        return min(self._last + self._quiet - now, self._first + self._max_delay - now)

@@ -1,0 +1,253 @@
+"""What only a real Otoroshi 17.17.0 can show.
+
+- every operation of seed 002 (the apikeys admin API), through Torii's driver, under a service and a group;
+- Ready waits for the state sync: the first request after Ready is served;
+- no write over two drift passes on Otoroshi's normalised JSON (services and keys);
+- rotation with `rotation.nextSecret`: both secrets work in the grace period, only the new one after it;
+- `enabled: false`, monthly quota exhaustion and its reset.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from kubernetes import client
+
+from support.operator import Operator, free_port, running_operator, stack_gateways
+from support.stack import Stack
+from support.upstream import upstream
+from support.wait import wait_until
+from support.world import World
+from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
+from torii.gateways.otoroshi import OtoroshiDriver
+from torii.models.gatewayapi import GatewayAPISpec
+from torii.models.gatewaykey import GatewayKeySpec
+
+DRIFT = 1.0
+
+
+@pytest.fixture(scope="module")
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def live(
+    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
+) -> Iterator[Operator]:
+    crds.require("otoroshi")
+    gateways, secret = stack_gateways(crds, "torii-gateways-oto")
+    gateways = [g for g in gateways if g["type"] == "otoroshi"]
+    with running_operator(
+        crds, admin, tmp_path_factory.mktemp("oto"), gateways=gateways, secret_data=secret, namespaces=[ns],
+        secret_name="torii-gateways-oto", drift_interval=DRIFT, metrics_port=metrics_port,
+    ) as op:  # fmt: skip
+        yield op
+
+
+@pytest.fixture
+def world(admin: client.ApiClient, ns: str, stack: Stack, live: Operator) -> Iterator[World]:
+    w = World(admin, ns, stack)
+    yield w
+    for kind in ("GatewayKey", "GatewayAPI"):
+        for item in w.list(kind):
+            w.delete(kind, item["metadata"]["name"])
+
+
+def host(stack: Stack) -> str:
+    return f"api.{stack.env['OTOROSHI_DOMAIN']}"
+
+
+def call(stack: Stack, path: str, client_id: str = "", client_secret: str = "") -> httpx.Response:
+    headers = {"Host": host(stack)}
+    if client_id:
+        headers |= {"Otoroshi-Client-Id": client_id, "Otoroshi-Client-Secret": client_secret}
+    return httpx.get(f"{stack.env['OTOROSHI_URL']}{path}", headers=headers)
+
+
+def metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+
+def counter(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+WRITE_OPS = ("create service", "update service", "delete service", "create group", "create key", "patch key",
+             "update key", "delete key", "reset quota")  # fmt: skip
+
+
+def writes(port: int) -> float:
+    text = metrics(port)
+    return sum(counter(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
+
+
+# ------------------------------------------------------------------------------ seed 002 through the driver
+
+
+@pytest.fixture
+async def driver(stack: Stack) -> AsyncIterator[OtoroshiDriver]:
+    stack.require("otoroshi")
+    env = stack.env
+    d = OtoroshiDriver(
+        "otoroshi", env["OTOROSHI_URL"], env["OTOROSHI_CLIENT_ID"], env["OTOROSHI_CLIENT_SECRET"],
+        api_host=env["OTOROSHI_API_HOST"], domain=env["OTOROSHI_DOMAIN"], subdomain="api",
+        state_sync_seconds=float(env["OTOROSHI_STATE_SYNC_SECONDS"]), id_prefix=f"seed{secrets.token_hex(3)}",
+    )  # fmt: skip
+    yield d
+    await d.aclose()
+
+
+async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driver: OtoroshiDriver) -> None:
+    """The 18 operations of seed 002, each made by Torii's driver against Otoroshi 17.17 and checked."""
+    with upstream("seed") as up:
+        refs = [ObjectRef("seed", f"s{i}") for i in (1, 2)]
+        sids = []
+        for ref in refs:
+            spec = GatewayAPISpec.model_validate(
+                {"listenPath": f"/{driver.id_prefix}-{ref.name}/", "upstream": {"url": up.url}, "auth": "key",
+                 "group": "g"}
+            )  # fmt: skip
+            sids.append((await driver.converge_api(ref, spec)).gateway_id)
+        gid = f"{driver.id_prefix}.seed.group.g"
+        key_spec = GatewayKeySpec.model_validate({"apis": [{"name": "s1"}], "quota": {"max": 5, "period": "day"}})
+        cred = Credential(client_id="seedkey" + secrets.token_hex(4), client_secret=secrets.token_hex(32))
+        by_service = KeyRequest(ObjectRef("seed", "k"), key_spec, (ResolvedApi("s1", sids[0]),), None, cred)
+
+        # create_api_key, api_key, api_keys, all_api_keys
+        assert (await driver.converge_key(by_service)).created
+        found, in_scope = await driver._find_key(f"services/{sids[0]}", cred.client_id)
+        assert in_scope and found is not None and found["clientId"] == cred.client_id
+        assert cred.client_id in {k["clientId"] for k in await driver.list_keys(f"services/{sids[0]}")}
+        assert cred.client_id in {k["clientId"] for k in await driver.list_keys()}
+        # the key works through the proxy, on its service only
+        assert call(stack, f"/{driver.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
+        assert call(stack, f"/{driver.id_prefix}-s2/x", cred.client_id, cred.client_secret).status_code != 200
+
+        # patch_api_key (a JSON Patch diff), api_key_quotas, reset_api_key_quotas
+        disabled = KeyRequest(by_service.ref, key_spec.model_copy(update={"enabled": False}), by_service.apis,
+                              None, cred)  # fmt: skip
+        assert (await driver.converge_key(disabled)).changed
+        assert (await driver._find_key(f"services/{sids[0]}", cred.client_id))[0]["enabled"] is False  # type: ignore[index]
+        assert call(stack, f"/{driver.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code != 200
+        assert (await driver.converge_key(by_service)).changed  # enabled again
+        assert call(stack, f"/{driver.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
+        quota = await driver.key_quota(by_service)
+        assert quota is not None and quota.max == 5 and quota.remaining is not None and quota.remaining < 5
+        await driver.reset_key_quota(by_service)
+        assert (await driver.key_quota(by_service)).remaining == 5  # type: ignore[union-attr]
+
+        # a key moved to the other service (unscoped PUT): the old scope no longer holds it
+        moved = KeyRequest(by_service.ref, key_spec, (ResolvedApi("s2", sids[1]),), None, cred)
+        assert (await driver.converge_key(moved)).changed
+        assert (await driver._find_key(f"services/{sids[1]}", cred.client_id))[1] is True
+        assert (await driver._find_key(f"services/{sids[0]}", cred.client_id))[1] is False
+
+        # delete_api_key
+        assert await driver.delete_key(moved)
+        assert (await driver._find_key(f"services/{sids[1]}", cred.client_id))[0] is None
+
+        # the group variants: create_api_key_from_group, api_key_from_group, api_keys_from_group, patch, quotas,
+        # reset, delete_api_key_from_group
+        gcred = Credential(client_id="seedgrp" + secrets.token_hex(4), client_secret=secrets.token_hex(32))
+        group_spec = GatewayKeySpec.model_validate({"apiGroup": "g", "quota": {"max": 7, "period": "day"}})
+        apis = tuple(ResolvedApi(f"s{i + 1}", sid) for i, sid in enumerate(sids))
+        by_group = KeyRequest(ObjectRef("seed", "g"), group_spec, apis, gid, gcred)
+        assert (await driver.converge_key(by_group)).created
+        assert (await driver._find_key(f"groups/{gid}", gcred.client_id))[1] is True
+        assert gcred.client_id in {k["clientId"] for k in await driver.list_keys(f"groups/{gid}")}
+        for sid in ("s1", "s2"):
+            assert call(stack, f"/{driver.id_prefix}-{sid}/x", gcred.client_id, gcred.client_secret).status_code == 200
+        tighter = KeyRequest(by_group.ref, group_spec.model_copy(update={"rate_limit": None, "enabled": False}),
+                             apis, gid, gcred)  # fmt: skip
+        assert (await driver.converge_key(tighter)).changed  # PATCH under the group
+        assert call(stack, f"/{driver.id_prefix}-s1/x", gcred.client_id, gcred.client_secret).status_code != 200
+        assert (await driver.key_quota(by_group)).max == 7  # type: ignore[union-attr]
+        await driver.reset_key_quota(by_group)
+        assert await driver.delete_key(by_group)
+        assert (await driver._find_key(f"groups/{gid}", gcred.client_id))[0] is None
+        assert not await driver.delete_key(by_group)  # already gone
+        # a key created under a service, then moved to the group
+        assert (await driver.converge_key(KeyRequest(by_group.ref, key_spec, apis[:1], None, gcred))).created
+        assert (await driver.converge_key(by_group)).changed
+        assert (await driver._find_key(f"groups/{gid}", gcred.client_id))[1] is True
+        assert await driver.delete_key(by_group)
+
+        for ref in refs:
+            assert await driver.delete_api(ref)
+
+
+# ----------------------------------------------------------------------------------------- through the operator
+
+
+def test_first_request_after_ready_is_served_and_nothing_is_rewritten(
+    stack: Stack, world: World, metrics_port: int
+) -> None:
+    with upstream("o-sync") as up:
+        world.apply("GatewayAPI", "api", {
+            "gateway": "otoroshi", "listenPath": "/o-sync/", "auth": "key", "upstream": {"url": up.url},
+            "cors": {"allowedOrigins": ["https://a.example"]},
+        })  # fmt: skip
+        world.ready("GatewayAPI", "api")
+        assert call(stack, "/o-sync/x").status_code in (400, 401)  # routed, and the key is asked for
+        world.apply("GatewayKey", "key", {"gateway": "otoroshi", "apis": [{"name": "api"}],
+                                          "rateLimit": {"rate": 10, "per": 1}, "expires": "2099-01-01T00:00:00Z",
+                                          "metadata": {"team": "a"}})  # fmt: skip
+        world.ready("GatewayKey", "key")
+        data = world.secret("key")
+        assert call(stack, "/o-sync/x", data["clientId"], data["clientSecret"]).status_code == 200
+        before = writes(metrics_port)
+        passes = counter(metrics(metrics_port), "torii_reconciles_total", cause="drift")
+        wait_until(lambda: counter(metrics(metrics_port), "torii_reconciles_total", cause="drift") >= passes + 4,
+                   timeout=60, what="two drift passes over both objects")  # fmt: skip
+        assert writes(metrics_port) == before
+
+
+def test_rotation_with_next_secret(stack: Stack, world: World) -> None:
+    with upstream("o-rot") as up:
+        world.apply("GatewayAPI", "api", {"gateway": "otoroshi", "listenPath": "/o-rot/", "auth": "key",
+                                          "upstream": {"url": up.url}})  # fmt: skip
+        world.ready("GatewayAPI", "api")
+        spec = {"gateway": "otoroshi", "apis": [{"name": "api"}]}
+        world.apply("GatewayKey", "key", spec)
+        world.ready("GatewayKey", "key")
+        old = world.secret("key")
+        world.apply("GatewayKey", "key", {**spec, "rotation": {"generation": 1, "gracePeriodSeconds": 8}})
+        world.ready("GatewayKey", "key")
+        new = world.secret("key")
+        assert new["clientId"] == old["clientId"] and new["clientSecret"] != old["clientSecret"]
+        assert new["previousClientSecret"] == old["clientSecret"]
+        assert call(stack, "/o-rot/x", new["clientId"], new["clientSecret"]).status_code == 200
+        assert call(stack, "/o-rot/x", old["clientId"], old["clientSecret"]).status_code == 200  # grace
+        wait_until(lambda: call(stack, "/o-rot/x", old["clientId"], old["clientSecret"]).status_code != 200,
+                   timeout=60, what="the old secret refused after the grace period")  # fmt: skip
+        assert call(stack, "/o-rot/x", new["clientId"], new["clientSecret"]).status_code == 200
+        assert "previousClientSecret" not in world.secret("key")
+
+
+def test_disabled_key_and_monthly_quota_with_reset(stack: Stack, world: World) -> None:
+    with upstream("o-quota") as up:
+        world.apply("GatewayAPI", "api", {"gateway": "otoroshi", "listenPath": "/o-quota/", "auth": "key",
+                                          "upstream": {"url": up.url}})  # fmt: skip
+        world.ready("GatewayAPI", "api")
+        spec = {"gateway": "otoroshi", "apis": [{"name": "api"}], "quota": {"max": 2, "period": "month"}}
+        world.apply("GatewayKey", "key", spec)
+        world.ready("GatewayKey", "key")
+        data = world.secret("key")
+        statuses = [call(stack, "/o-quota/x", data["clientId"], data["clientSecret"]).status_code for _ in range(3)]
+        assert statuses[:2] == [200, 200] and statuses[2] in (403, 429)
+        wait_until(lambda: (world.ready("GatewayKey", "key")["status"].get("quota") or {}).get("remainingPerMonth")
+                   == 0, timeout=30, what="quota state in status")  # fmt: skip
+        world.apply("GatewayKey", "key", {**spec, "quotaResetGeneration": 1})
+        world.ready("GatewayKey", "key")
+        assert call(stack, "/o-quota/x", data["clientId"], data["clientSecret"]).status_code == 200
+        world.apply("GatewayKey", "key", {**spec, "quotaResetGeneration": 1, "enabled": False})
+        world.ready("GatewayKey", "key")
+        assert call(stack, "/o-quota/x", data["clientId"], data["clientSecret"]).status_code != 200
