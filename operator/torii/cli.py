@@ -30,6 +30,7 @@ def cmd_crds(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
+    from torii.connections import bound_kopf_connections, connection_limit
     from torii.logs import secure_logging
     from torii.operator import build_registry
     from torii.settings import LogFormat, load_settings
@@ -51,6 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         metrics.serve(metrics_port, args.metrics_addr)
     registry = build_registry(settings)
+    bound_kopf_connections(connection_limit(namespaces))
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -27,7 +27,7 @@ def observer_for(gateway: str) -> CallObserver:
     def observe(operation: str, status: int, seconds: float) -> None:
         GATEWAY_CALLS.labels(gateway, operation, str(status) if status else "error").inc()
         GATEWAY_LATENCY.labels(gateway, operation).observe(seconds)
-        if operation == "reload":
+        if operation in ("reload", "reload group"):
             TYK_RELOADS.labels(gateway).inc()
 
     return observe

@@ -26,7 +26,7 @@ class ScriptedDriver:
         self.delete_result: bool | GatewayError = True
         self.converges = 0
 
-    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
+    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         self.converges += 1
         result = self.results.pop(0)
         if isinstance(result, GatewayError):

@@ -29,6 +29,8 @@ class TykModel:
         self.writes = 0
         self.reloads = 0
         self.fail_next: tuple[int, dict[str, Any]] | None = None
+        self.reject_next_write: tuple[int, dict[str, Any]] | None = None
+        self.lists = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert request.headers["X-Tyk-Authorization"] == SECRET
@@ -42,7 +44,14 @@ class TykModel:
             self.reloads += 1
             self.loaded = {k: {**v, "id": "5f0c"} for k, v in self.files.items()}  # Tyk adds server fields
             return httpx.Response(200, json={"status": "ok"})
+        if path == "/tyk/apis/" and request.method == "GET":
+            self.lists += 1
+            return httpx.Response(200, json=list(self.loaded.values()))
         if path == "/tyk/apis/" and request.method == "POST":
+            if self.reject_next_write is not None:
+                status, body = self.reject_next_write
+                self.reject_next_write = None
+                return httpx.Response(status, json=body)
             body = json.loads(request.content)
             self.writes += 1
             self.files[body["api_id"]] = body
@@ -104,12 +113,36 @@ async def test_update_rewrites_and_reloads(tyk: tuple[TykDriver, TykModel]) -> N
     assert model.loaded["torii.shop.orders"]["proxy"]["target_url"] == "http://orders-v2.shop:8080"
 
 
-async def test_concurrent_converges_share_reloads(tyk: tuple[TykDriver, TykModel]) -> None:
+async def test_a_burst_is_one_list_one_write_per_object_one_reload_one_confirming_list(
+    tyk: tuple[TykDriver, TykModel],
+) -> None:
     driver, model = tyk
     refs = [ObjectRef("shop", f"api-{i}") for i in range(50)]
     await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
-    assert model.writes == 50
-    assert model.reloads <= 5
+    assert (model.writes, model.reloads, model.lists) == (50, 1, 2)
+    # The same burst again changes nothing: one list, no write, no reload.
+    results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    assert not any(r.changed for r in results)
+    assert (model.writes, model.reloads, model.lists) == (50, 1, 3)
+
+
+async def test_drift_checks_share_a_recent_view_and_a_rejection_fails_only_its_object(
+    tyk: tuple[TykDriver, TykModel],
+) -> None:
+    driver, model = tyk
+    await driver.converge_api(REF, spec())
+    lists = model.lists
+    for _ in range(3):  # drift passes within max_age of the last list: no admin call at all
+        assert not (await driver.converge_api(REF, spec(), max_age=60)).changed
+    assert model.lists == lists
+    model.reject_next_write = (400, {"status": "error", "message": "Request malformed"})
+    bad, good = await asyncio.gather(
+        driver.converge_api(ObjectRef("shop", "bad"), spec(listenPath="/bad/")),
+        driver.converge_api(ObjectRef("shop", "good"), spec(listenPath="/good/")),
+        return_exceptions=True,
+    )
+    assert isinstance(bad, PermanentGatewayError) or isinstance(good, PermanentGatewayError)
+    assert sum(isinstance(r, PermanentGatewayError) for r in (bad, good)) == 1
 
 
 async def test_gateway_restarted_empty_is_repushed(tyk: tuple[TykDriver, TykModel]) -> None:
@@ -131,7 +164,7 @@ async def test_delete_and_already_gone(tyk: tuple[TykDriver, TykModel]) -> None:
 
 async def test_rejection_is_permanent_with_the_gateways_message(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
-    model.fail_next = (400, {"status": "error", "message": "Request malformed"})
+    model.reject_next_write = (400, {"status": "error", "message": "Request malformed"})
     with pytest.raises(PermanentGatewayError) as info:
         await driver.converge_api(REF, spec())
     assert "Request malformed" in info.value.message and info.value.status == 400

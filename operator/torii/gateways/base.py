@@ -99,8 +99,10 @@ class GatewayDriver(Protocol):
         """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
         ...
 
-    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
-        """Make the gateway serve `spec`; no write when it already does. Returns once it serves it."""
+    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
+        """Make the gateway serve `spec`; no write when it already does. Returns once it serves it.
+        `max_age`: how old a view of the gateway may be to decide "already in sync" (drift passes accept one
+        taken for a neighbour moments ago; changes never do)."""
         ...
 
     async def delete_api(self, ref: ObjectRef) -> bool:

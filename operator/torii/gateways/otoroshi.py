@@ -401,7 +401,7 @@ class OtoroshiDriver(OtoroshiKeys):
         body: dict[str, Any] = response.json()
         return body
 
-    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
+    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         service_id = ref.gateway_id(self.id_prefix)
         api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(

@@ -1,14 +1,15 @@
 """Tyk Gateway OSS driver (classic API definitions over `/tyk/...`, header `X-Tyk-Authorization`).
 
 Verified behaviour this relies on (see shared notes): `POST /tyk/apis` is an upsert that writes the file but
-does not load it; `GET/PUT/DELETE /tyk/apis/{id}` only see loaded APIs; a reload loads everything.
+does not load it; `GET /tyk/apis/` and `GET/PUT/DELETE /tyk/apis/{id}` only see loaded APIs; a reload loads
+everything. GatewayAPIs are converged in bursts by `tyk_sync.TykApiSync` (list, write what differs, one reload,
+list); keys and OAuth clients need no reload and are handled one by one here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,28 +30,17 @@ from torii.gateways.base import (
 )
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient, CallObserver
-from torii.gateways.reload import ReloadCoalescer
+from torii.gateways.tyk_sync import Remove, TykApiSync
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, QuotaState
 
 ADMIN_HEADER = "X-Tyk-Authorization"
-
-# Compared one by one on every drift check: a hand edit of routing, auth or activation is always repaired.
-# Everything else is covered by the fingerprint Torii stores in config_data (normalisation-proof).
-CORE_FIELDS = (
-    "api_id", "org_id", "active", "use_keyless", "use_standard_auth", "use_oauth2",
-    "proxy.listen_path", "proxy.target_url", "proxy.strip_listen_path", "config_data.torii.fingerprint",
-)  # fmt: skip
 
 
 def with_fingerprint(definition: dict[str, Any]) -> dict[str, Any]:
     out = deep_merge(definition, {"config_data": {"torii": {"fingerprint": ""}}})
     out["config_data"]["torii"]["fingerprint"] = fingerprint(definition)
     return out
-
-
-def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    return current is not None and pick(desired, CORE_FIELDS) == pick(current, CORE_FIELDS)
 
 
 # Fields Torii derives from the neutral spec (routing, auth mode, activation). `spec.tyk` may not change them:
@@ -405,7 +395,10 @@ class TykDriver(TykKeys):
         self._http = AdminClient(
             name, url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer, timeout=30.0
         )
-        self.reloader = ReloadCoalescer(self._reload_now, quiet=reload_quiet, max_delay=reload_max_delay)
+        self.apis = TykApiSync(
+            name, self._http, self._reload_now, quiet=reload_quiet, max_delay=reload_max_delay,
+            load_timeout=load_timeout,
+        )  # fmt: skip
 
     @property
     def admin_calls(self) -> int:
@@ -413,7 +406,7 @@ class TykDriver(TykKeys):
 
     @property
     def reloads(self) -> int:
-        return self.reloader.reloads
+        return self.apis.reloads
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -427,19 +420,6 @@ class TykDriver(TykKeys):
         # `/tyk/reload/?block=true` returns only after this node reloaded.
         await self._http.request("GET", "/tyk/reload/", op="reload", params={"block": "true"})
 
-    async def _await_loaded(self, api_id: str, desired: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Read the API until this node serves `desired` (None: until it serves nothing under that id); the last
-        read when the time is up. After a blocking reload the first read already answers."""
-        deadline = time.monotonic() + self.load_timeout
-        delay = 0.05
-        while True:
-            loaded = await self.get_api(api_id)
-            done = loaded is None if desired is None else in_sync(desired, loaded)
-            if done or time.monotonic() > deadline:
-                return loaded
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
     async def check(self) -> str:
         await self._http.request("GET", "/tyk/apis/", op="list APIs")
         hello = await self._http.request("GET", "/hello", op="hello", passthrough=(503,))
@@ -449,62 +429,19 @@ class TykDriver(TykKeys):
             version = "unknown"
         return f"Tyk Gateway {version} at {self._http.base_url}"
 
-    async def get_api(self, api_id: str) -> dict[str, Any] | None:
-        """The loaded definition, or None when the gateway does not serve it."""
-        response = await self._http.request("GET", f"/tyk/apis/{api_id}", op="get API", passthrough=(404,))
-        if response.status_code == 404:
-            return None
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec) -> ConvergeResult:
+    async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         api_id = ref.gateway_id(self.id_prefix)
         if not spec.active:
             # Verified on 5.10.2: Tyk OSS serves every loaded classic definition, `active: false` included (the
             # flag is the Dashboard's). An inactive API is therefore kept off the gateway altogether.
-            # (No reload when it is not loaded: a drift pass over an inactive API must not write.)
-            if await self.get_api(api_id) is None:
-                return ConvergeResult(api_id, changed=False)
-            return ConvergeResult(api_id, changed=await self.delete_api(ref))
+            return ConvergeResult(api_id, changed=(await self.apis.apply(api_id, Remove(settled=True))).changed)
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=self.org_id))
-        current = await self.get_api(api_id)
         notes = tuple(overridden_fields(spec, desired))
-        if in_sync(desired, current):
-            return ConvergeResult(api_id, changed=False, notes=notes)
-        # POST is an upsert of the definition file: the same call creates and updates, so a retry after a
-        # crash or a network error never creates a duplicate (the id is deterministic).
-        await self._http.request("POST", "/tyk/apis/", op="write API", json=desired)
-        await self.reloader.reload()
-        loaded = await self._await_loaded(api_id, desired)
-        if loaded is None:
-            raise RetryableGatewayError(f"gateway {self.name}: API {api_id} written but not loaded after reload")
-        if not in_sync(desired, loaded):
-            sent, got = pick(desired, CORE_FIELDS), pick(loaded, CORE_FIELDS)
-            differing = ", ".join(k for k in CORE_FIELDS if sent[k] != got[k])
-            raise PermanentGatewayError(
-                f"gateway {self.name}: API {api_id} loaded with other values than sent ({differing}); check spec.tyk"
-            )
-        return ConvergeResult(api_id, changed=True, created=current is None, notes=notes)
+        applied = await self.apis.put(api_id, desired, max_age=max_age)
+        return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes)
 
     async def delete_api(self, ref: ObjectRef) -> bool:
-        api_id = ref.gateway_id(self.id_prefix)
-        if await self.get_api(api_id) is None:
-            # Not loaded. A definition written just before a crash may still sit in the app directory:
-            # reload once (coalesced) so it cannot come back later, then look again.
-            await self.reloader.reload()
-            if await self.get_api(api_id) is None:
-                return False
-        try:
-            await self._http.request("DELETE", f"/tyk/apis/{api_id}", op="delete API", passthrough=(404,))
-        except RetryableGatewayError as exc:
-            # A 500 here means the file is already gone but the API still loaded (a delete whose reload never
-            # happened): the reload below finishes that delete.
-            if exc.status != 500:
-                raise
-        await self.reloader.reload()
-        if await self._await_loaded(api_id, None) is not None:
-            raise RetryableGatewayError(f"gateway {self.name}: API {api_id} still served after delete and reload")
-        return True
+        return await self.apis.remove(ref.gateway_id(self.id_prefix))
 
     async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
         api_id = ref.gateway_id(self.id_prefix)

@@ -21,7 +21,6 @@ from torii.gateways.batch import Batcher
 from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient
 
-
 # Compared one by one on every drift check: a hand edit of routing, auth or activation is always repaired.
 # Everything else is covered by the fingerprint Torii stores in config_data (normalisation-proof).
 CORE_FIELDS = (
@@ -40,7 +39,11 @@ class Put:
 
 @dataclass(frozen=True)
 class Remove:
-    """Make the gateway serve nothing under this id."""
+    """Make the gateway serve nothing under this id. `settled`: an id that is not loaded needs nothing (a
+    drift pass over an inactive API must not reload); otherwise a reload makes sure no definition written just
+    before a crash is left to be loaded later."""
+
+    settled: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,15 @@ class Applied:
     created: bool = False
 
 
+def core(definition: dict[str, Any]) -> dict[str, Any]:
+    """The fields the in-sync check compares; the view of the gateway keeps only these (a list of a thousand
+    full definitions is tens of MB of Python objects)."""
+    return pick(definition, CORE_FIELDS)
+
+
 def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    return current is not None and pick(desired, CORE_FIELDS) == pick(current, CORE_FIELDS)
+    """`current` is a core() view of what the gateway serves."""
+    return current is not None and core(desired) == current
 
 
 class TykApiSync:
@@ -77,16 +87,19 @@ class TykApiSync:
         self._view_at = float("-inf")
         self.reloads = 0
 
+    async def apply(self, api_id: str, op: Put | Remove) -> Applied:
+        return await self._batcher.submit(api_id, op)
+
     async def put(self, api_id: str, desired: dict[str, Any], *, max_age: float = 0.0) -> Applied:
-        return await self._batcher.submit(api_id, Put(desired, max_age))
+        return await self.apply(api_id, Put(desired, max_age))
 
     async def remove(self, api_id: str) -> bool:
-        return (await self._batcher.submit(api_id, Remove())).changed
+        return (await self.apply(api_id, Remove())).changed
 
     async def list_apis(self) -> dict[str, dict[str, Any]]:
-        """Every API the node serves, by id (`GET /tyk/apis/` lists loaded definitions only)."""
+        """Every API the node serves, by id, as core() views (`GET /tyk/apis/` lists loaded definitions only)."""
         response = await self._http.request("GET", "/tyk/apis/", op="list APIs")
-        self._view = {d["api_id"]: d for d in response.json() or [] if isinstance(d, dict) and d.get("api_id")}
+        self._view = {d["api_id"]: core(d) for d in response.json() or [] if isinstance(d, dict) and d.get("api_id")}
         self._view_at = time.monotonic()
         return self._view
 
@@ -109,6 +122,8 @@ class TykApiSync:
                     writes[api_id] = self._write(op.desired)
             elif current is not None:
                 writes[api_id] = self._delete(api_id)
+            elif op.settled:
+                results[api_id] = Applied(changed=False)
             else:
                 # Not loaded. A definition written just before a crash may still sit in the app directory: the
                 # reload below would load it, and the list after it shows it, so it is deleted next time.
@@ -144,7 +159,7 @@ class TykApiSync:
                     f"gateway {self.name}: API {api_id} written but not loaded after reload"
                 )
             elif not in_sync(op.desired, served):
-                sent, got = pick(op.desired, CORE_FIELDS), pick(served, CORE_FIELDS)
+                sent, got = core(op.desired), served
                 differing = ", ".join(k for k in CORE_FIELDS if sent[k] != got[k])
                 results[api_id] = PermanentGatewayError(
                     f"gateway {self.name}: API {api_id} loaded with other values than sent ({differing}); "

@@ -46,7 +46,10 @@ def register_kind(
         return locks.setdefault(str(body.metadata.uid), asyncio.Lock())
 
     def context(memo: kopf.Memo) -> ReconcileContext:
-        return ReconcileContext(memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix)
+        return ReconcileContext(
+            memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix,
+            drift_view_age=settings.drift_interval_seconds / 2,
+        )  # fmt: skip
 
     def identity(body: kopf.Body) -> tuple[ObjectRef, Owner, int]:
         meta = body.metadata

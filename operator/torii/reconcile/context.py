@@ -56,6 +56,9 @@ class ReconcileContext:
     apis: ApiLookup
     id_prefix: str = "torii"
     now: Callable[[], datetime] = field(default=utcnow)
+    # How old a gateway view a drift pass may use (half the drift interval: a hand edit is still repaired
+    # within 1.5 intervals, and N drift checks share a few list calls instead of N reads).
+    drift_view_age: float = 0.0
 
     async def owned_secret(self, ref: ObjectRef, owner: Owner, secret_name: str) -> SecretView | None:
         """The Secret if this object owns it, None if absent; Blocked(SecretConflict) if somebody else's."""

@@ -43,7 +43,7 @@ async def reconcile_api(
         spec = parse_spec(GatewayAPISpec, raw_spec)
         driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
-        result = await driver.converge_api(ref, spec)
+        result = await driver.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
     except Blocked as exc:
         return blocked(status, generation, exc)
     except GatewayError as exc:

@@ -1,0 +1,80 @@
+"""The batcher: one `process` call per burst, every caller answered with its own result, never with work that
+started before its request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from torii.gateways.batch import Batcher
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[dict[str, int]] = []
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail: set[str] = set()
+        self.crash = False
+
+    async def __call__(self, ops: dict[str, int]) -> Mapping[str, int | BaseException]:
+        self.batches.append(dict(ops))
+        self.started.set()
+        await self.release.wait()
+        if self.crash:
+            raise RuntimeError("gateway down")
+        return {k: (ValueError(k) if k in self.fail else v * 10) for k, v in ops.items()}
+
+
+async def test_a_burst_of_fifty_requests_is_one_batch_with_each_result() -> None:
+    rec = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.05, max_delay=1.0)
+    results = await asyncio.gather(*(batcher.submit(f"k{i}", i) for i in range(50)))
+    assert results == [i * 10 for i in range(50)]
+    assert len(rec.batches) == 1 and batcher.batches == 1
+
+
+async def test_the_latest_op_for_a_key_wins_and_answers_both_callers() -> None:
+    rec = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.05, max_delay=1.0)
+    assert await asyncio.gather(batcher.submit("a", 1), batcher.submit("a", 2)) == [20, 20]
+    assert rec.batches == [{"a": 2}]
+
+
+async def test_a_request_during_a_batch_waits_for_the_next_one() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.01, max_delay=0.5)
+    first = asyncio.create_task(batcher.submit("a", 1))
+    await rec.started.wait()  # batch 1 runs: a change made now is not covered by it
+    second = asyncio.create_task(batcher.submit("a", 2))
+    rec.release.set()
+    assert await first == 10
+    assert await second == 20
+    assert rec.batches == [{"a": 1}, {"a": 2}]
+
+
+async def test_one_keys_failure_is_its_own_and_a_crash_fails_only_its_batch() -> None:
+    rec = Recorder()
+    rec.fail = {"bad"}
+    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.01, max_delay=0.5)
+    good, bad = await asyncio.gather(batcher.submit("good", 1), batcher.submit("bad", 2), return_exceptions=True)
+    assert good == 10 and isinstance(bad, ValueError)
+    rec.crash = True
+    crashed = await asyncio.gather(batcher.submit("x", 1), batcher.submit("y", 1), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in crashed)
+    rec.crash = False
+    assert await batcher.submit("x", 3) == 30  # the next batch is unaffected
+
+
+async def test_max_delay_bounds_a_never_ending_burst() -> None:
+    rec = Recorder()
+    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.2, max_delay=0.3)
+    waiters = []
+    for i in range(8):
+        waiters.append(asyncio.ensure_future(batcher.submit(f"k{i}", i)))
+        await asyncio.sleep(0.1)  # each request renews the quiet period
+    await asyncio.gather(*waiters)
+    # Without max_delay the trickle would postpone the batch until it stops; with it, batches run during it.
+    assert 2 <= len(rec.batches) <= 5
