@@ -16,7 +16,7 @@ ifneq ($(wildcard $(SHARED)/maven),)
 export TORII_MAVEN_REPO ?= $(SHARED)/maven
 endif
 
-.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench clean
+.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench bench-compare clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ demo-stop: ## stop the demo's operator and upstream
 
 bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench N=1000 GATEWAY=otoroshi)
 	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200} --gateway $${GATEWAY:-tyk}
+
+bench-compare: venv stack-up ## tyk-operator v0.18.0 and Torii side by side on the same Tyk (make bench-compare N=1000)
+	. .stack/env && $(PY) bench/compare_tyk_operator.py --count $${N:-100}
 
 clean: stack-down ## stop the stack and remove local state (not the build cache)
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

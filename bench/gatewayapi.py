@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark: apply N GatewayAPIs on the local stack and measure the operator.
 
-Prints: time until all Ready, p50/p95 per-object time to Ready, gateway admin calls and Tyk reloads made,
-operator peak RSS, and gateway writes during one drift check with everything in sync (must be 0).
+Prints: time until all Ready (and how many are served right then), p50/p95 per-object time to Ready, gateway
+admin calls and Tyk reloads made, single-change latency (apply -> served by the new upstream), admin calls and
+writes of one in-sync drift pass, operator peak RSS; with --keys K, K GatewayKeys to working Secrets (each
+credential tried through the gateway); then the time to delete everything.
 
-    source .stack/env && .venv/bin/python bench/gatewayapi.py --count 200 [--gateway tyk]
+    source .stack/env && .venv/bin/python bench/gatewayapi.py --count 200 [--gateway tyk] [--keys 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import statistics
 import subprocess
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -55,10 +59,67 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def through_gateway(gateway: str, env: dict[str, str], path: str) -> int:
+def through_gateway_response(
+    gateway: str, env: dict[str, str], path: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
     if gateway == "tyk":
-        return httpx.get(f"{env['TYK_URL']}{path}x").status_code
-    return httpx.get(f"{env['OTOROSHI_URL']}{path}x", headers={"Host": f"api.{env['OTOROSHI_DOMAIN']}"}).status_code
+        return httpx.get(f"{env['TYK_URL']}{path}x", headers=headers or {})
+    host = {"Host": f"api.{env['OTOROSHI_DOMAIN']}"}
+    return httpx.get(f"{env['OTOROSHI_URL']}{path}x", headers={**host, **(headers or {})})
+
+
+def through_gateway(gateway: str, env: dict[str, str], path: str) -> int:
+    return through_gateway_response(gateway, env, path).status_code
+
+
+def bench_keys(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    ns: str,
+    target: str,
+    scrape: Callable[[], str],
+) -> None:
+    """K GatewayKeys for one key-protected API, until each Secret's credential works through the gateway."""
+    api = {"gateway": args.gateway, "listenPath": f"/{ns}/keyed/", "upstream": {"url": target}, "auth": "key"}
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayAPI", "metadata": {"name": "keyed"}, "spec": api,
+    })  # fmt: skip
+    while not any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "keyed").get("status", {}).get(
+            "conditions", [])
+    ):  # fmt: skip
+        time.sleep(0.5)
+    before = scrape()
+    start = time.monotonic()
+    for i in range(args.keys):
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayKey", "metadata": {"name": f"key-{i:04d}"},
+            "spec": {"gateway": args.gateway, "apis": [{"name": "keyed"}]}})  # fmt: skip
+    working: set[str] = set()
+    deadline = time.monotonic() + 1800
+    while len(working) < args.keys and time.monotonic() < deadline:
+        for secret in core.list_namespaced_secret(ns, label_selector="app.kubernetes.io/managed-by=torii").items:
+            name = secret.metadata.name
+            if name in working or not secret.data:
+                continue
+            data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
+            headers = (
+                {"Authorization": data["key"]} if args.gateway == "tyk"
+                else {"Otoroshi-Client-Id": data["clientId"], "Otoroshi-Client-Secret": data["clientSecret"]}
+            )  # fmt: skip
+            if through_gateway_response(args.gateway, env, f"/{ns}/keyed/", headers).status_code == 200:
+                working.add(name)
+        time.sleep(1.0)
+    after = scrape()
+    calls = metric_sum(after, "torii_gateway_calls_total") - metric_sum(before, "torii_gateway_calls_total")
+    print(f"keys: {len(working)} of {args.keys} Secrets working through the gateway after "
+          f"{time.monotonic() - start:.1f}s; {calls:.0f} admin calls")  # fmt: skip
+    custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")
+    while custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")["items"]:
+        time.sleep(1.0)
 
 
 def main() -> int:
@@ -66,6 +127,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--gateway", choices=["tyk", "otoroshi"], default="tyk")
     parser.add_argument("--drift-interval", type=float, default=10.0)
+    parser.add_argument("--changes", type=int, default=5, help="single changes to time, one after another")
+    parser.add_argument("--keys", type=int, default=0, help="also measure this many GatewayKeys")
     args = parser.parse_args()
     # The local apiserver's certificate is self-signed (kubeconfig: insecure-skip-tls-verify): one warning per
     # request would bury the figures.
@@ -100,6 +163,7 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory() as tmp,
         upstream("bench") as up,
+        upstream("changed") as changed,
         running_operator(stack, api, Path(tmp), gateways=gateways, secret_data=secret, namespaces=[ns],
                          secret_name="torii-bench", drift_interval=args.drift_interval, metrics_port=port) as op,
     ):  # fmt: skip
@@ -132,6 +196,25 @@ def main() -> int:
         while metric_sum(scrape(), "torii_reconciles_total", cause="drift") < passes + args.count:
             time.sleep(1.0)
         after_drift = scrape()
+        drift_calls = metric_sum(after_drift, "torii_gateway_calls_total") - metric_sum(
+            after_ready, "torii_gateway_calls_total"
+        )
+        # Single changes with everything loaded: apply -> the gateway answers from the new upstream.
+        latencies = []
+        for i in range(min(args.changes, args.count)):
+            name = f"bench-{i:04d}"
+            target = changed.url if i % 2 == 0 else up.url
+            started = time.monotonic()
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, name, {"spec": {"upstream": {"url": target}}}
+            )
+            want = "changed" if target == changed.url else "bench"
+            while True:
+                r = through_gateway_response(args.gateway, env, f"/{ns}/{name}/")
+                if r.status_code == 200 and r.json().get("upstream") == want:
+                    break
+                time.sleep(0.05)
+            latencies.append(time.monotonic() - started)
         per_object = sorted(ready_at[n] - created[n] for n in ready_at)
         print(f"objects: {args.count} on {args.gateway}; Ready: {len(ready_at)}")
         print(f"applied in {applied:.1f}s; all Ready after {all_ready:.1f}s; served right after: {served}")
@@ -142,7 +225,13 @@ def main() -> int:
         reloads = metric_sum(after_ready, "torii_tyk_reloads_total") - metric_sum(before, "torii_tyk_reloads_total")
         print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}")
         print(f"operator peak RSS: {peak_rss_mib(op.process.pid):.0f} MiB")
-        print(f"gateway writes during an in-sync drift check: {writes(after_drift) - writes(after_ready):.0f}")
+        print(
+            f"in-sync drift pass: {drift_calls:.0f} admin calls, {writes(after_drift) - writes(after_ready):.0f} writes"
+        )
+        if latencies:
+            print(f"single change, apply -> served: p50 {statistics.median(latencies):.2f}s, max {max(latencies):.2f}s")
+        if args.keys:
+            bench_keys(args, env, custom, core, ns, up.url, scrape)
         # Clean up through the operator, so the gateway is left as it was found.
         custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
         deleted_from = time.monotonic()

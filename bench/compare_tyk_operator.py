@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""Side by side on the same real Tyk: tyk-operator v0.18.0 (Go, controller-runtime) and Torii.
+
+For each operator in turn, on a Tyk restarted with no APIs: apply N equivalent objects at once (one `kubectl
+apply`) and measure until EVERY listen path answers 200 through Tyk; change one object and measure apply ->
+served (several times); delete all and measure until every path answers 404. For each phase: wall time, Tyk
+reloads (Tyk logs "API reload complete" per cycle), admin calls (both operators talk to Tyk through one
+counting proxy), the operator's CPU seconds and peak RSS. One operator at a time.
+
+    make bench-compare N=1000        # or: .venv/bin/python bench/compare_tyk_operator.py --count 1000 [--json]
+
+tyk-operator is built by hack/build-tyk-operator.sh (cached by version); its CRDs are installed from its module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import urllib3
+import yaml
+from kubernetes import config
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.operator import free_port, put_secret  # noqa: E402
+from support.stack import read_env_file  # noqa: E402
+from support.upstream import upstream  # noqa: E402
+
+CACHE = Path(os.environ.get("TORII_CACHE", Path.home() / ".cache" / "torii"))
+
+
+def pins() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "hack" / "versions.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------ counting admin proxy
+
+
+@contextmanager
+def counting_proxy(target: str) -> Iterator[tuple[str, Counter[str]]]:
+    """A pass-through HTTP proxy in front of Tyk's admin API that counts requests by method."""
+    host, port = target.removeprefix("http://").split(":")
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+    local = threading.local()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def forward(self) -> None:
+            with lock:
+                counts[self.command] += 1
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            conn = getattr(local, "conn", None) or http.client.HTTPConnection(host, int(port), timeout=60)
+            local.conn = conn
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            try:
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                answer = conn.getresponse()
+            except (OSError, http.client.HTTPException):
+                local.conn = None
+                self.send_error(502)
+                return
+            data = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", counts
+    finally:
+        server.shutdown()
+
+
+# ------------------------------------------------------------------------------------------- measurements
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reloads_logged(log: Path, offset: int) -> int:
+    with open(log, "rb") as f:
+        f.seek(offset)
+        return f.read().count(b"API reload complete")
+
+
+async def until_all(base: str, paths: list[str], want: int, check_body: str | None, limit_s: float) -> float:
+    """Seconds until every path answers `want` (and, if given, a body containing `check_body`)."""
+    start = time.monotonic()
+    pending = set(paths)
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+
+        async def probe(path: str) -> None:
+            async with limit:
+                try:
+                    r = await http.get(path + "x")
+                except httpx.HTTPError:
+                    return
+            if r.status_code == want and (check_body is None or check_body in r.text):
+                pending.discard(path)
+
+        while pending:
+            if time.monotonic() - start > limit_s:
+                raise SystemExit(f"timed out: {len(pending)} of {len(paths)} paths not at {want}")
+            await asyncio.gather(*(probe(p) for p in list(pending)))
+            if pending:
+                await asyncio.sleep(0.1)
+    return time.monotonic() - start
+
+
+def kubectl(*args: str, stdin: str | None = None) -> float:
+    started = time.monotonic()
+    subprocess.run(["kubectl", *args], input=stdin, text=True, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+# ----------------------------------------------------------------------------------------------- operators
+
+
+def tyk_operator_object(name: str, ns: str, target: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "tyk.tyk.io/v1alpha1", "kind": "ApiDefinition", "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "name": name, "use_keyless": True, "protocol": "http", "active": True,
+            "proxy": {"target_url": target, "listen_path": f"/{ns}/{name}/", "strip_listen_path": True},
+            "version_data": {"default_version": "Default", "not_versioned": True,
+                             "versions": {"Default": {"name": "Default"}}},
+        },
+    }  # fmt: skip
+
+
+def torii_object(name: str, ns: str, target: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "torii.dev/v1alpha1", "kind": "GatewayAPI", "metadata": {"name": name, "namespace": ns},
+        "spec": {"gateway": "tyk", "listenPath": f"/{ns}/{name}/", "upstream": {"url": target}},
+    }  # fmt: skip
+
+
+@contextmanager
+def run_tyk_operator(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
+    version = pins()["TYK_OPERATOR_VERSION"]
+    binary = CACHE / "bin" / f"tyk-operator-v{version}"
+    probe = free_port()
+    conf = tmp / "manager.yaml"
+    conf.write_text(yaml.safe_dump({
+        "apiVersion": "controller-runtime.sigs.k8s.io/v1alpha1", "kind": "ControllerManagerConfig",
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{probe}"}, "metrics": {"bindAddress": "0"},
+        "webhook": {"port": free_port()}, "leaderElection": {"leaderElect": False},
+    }))  # fmt: skip
+    proc_env = {**os.environ, "TYK_MODE": "ce", "TYK_URL": admin_url, "TYK_AUTH": env["TYK_SECRET"],
+                "TYK_ORG": "torii", "WATCH_NAMESPACE": ns, "ENABLE_WEBHOOKS": "false",
+                "KUBECONFIG": env["KUBECONFIG"]}  # fmt: skip
+    with open(tmp / "tyk-operator.log", "wb") as log:
+        proc = subprocess.Popen([str(binary), "--config", str(conf)], env=proc_env, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{probe}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("tyk-operator did not start:\n" + (tmp / "tyk-operator.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def run_torii(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
+    put_secret(api, "torii-system", "torii-compare", {"tyk": env["TYK_SECRET"]})
+    conf = tmp / "torii.yaml"
+    conf.write_text(yaml.safe_dump({
+        "gateways": [{"name": "tyk", "type": "tyk", "url": admin_url,
+                      "secretRef": {"namespace": "torii-system", "name": "torii-compare", "key": "tyk"}}],
+        "namespaces": [ns], "driftIntervalSeconds": 60,
+    }))  # fmt: skip
+    health = free_port()
+    with open(tmp / "torii.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "torii", "run", "--standalone", "--config", str(conf),
+             "--liveness", f"http://127.0.0.1:{health}/healthz"],
+            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("torii did not start:\n" + (tmp / "torii.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+OPERATORS = {
+    "tyk-operator": (run_tyk_operator, tyk_operator_object, "apidefinitions.tyk.tyk.io"),
+    "torii": (run_torii, torii_object, "gatewayapis.torii.dev"),
+}
+
+
+def measure(which: str, count: int, changes: int, env: dict[str, str]) -> dict[str, Any]:
+    runner, render, resource = OPERATORS[which]
+    tyk_log = Path(env["TORII_STACK_DIR"]) / "logs" / "tyk.log"
+    subprocess.run([sys.executable, str(ROOT / "hack" / "stack.py"), "restart-tyk", "--empty"], check=True,
+                   capture_output=True)  # fmt: skip
+    ns = f"cmp-{which.split('-')[0]}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", ns)
+    figures: dict[str, Any] = {"operator": which, "objects": count}
+    names = [f"api-{i:04d}" for i in range(count)]
+    paths = [f"/{ns}/{n}/" for n in names]
+    base = env["TYK_URL"]
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        upstream("first") as first,
+        upstream("second") as second,
+        counting_proxy(env["TYK_URL"]) as (admin_url, calls),
+        runner(env, admin_url, ns, Path(tmpdir)) as proc,
+    ):
+        manifest = yaml.safe_dump_all([render(n, ns, first.url) for n in names])
+
+        def phase(name: str, action: Any) -> None:
+            offset, cpu, before = tyk_log.stat().st_size, cpu_seconds(proc.pid), sum(calls.values())
+            started = time.monotonic()
+            extra = action()
+            figures[name] = {
+                "seconds": round(time.monotonic() - started, 1), "reloads": reloads_logged(tyk_log, offset),
+                "admin_calls": sum(calls.values()) - before, "cpu_seconds": round(cpu_seconds(proc.pid) - cpu, 1),
+                **(extra or {}),
+            }  # fmt: skip
+
+        def apply_all() -> dict[str, Any]:
+            apply_s = kubectl("apply", "-f", "-", stdin=manifest)
+            asyncio.run(until_all(base, paths, 200, None, 900))
+            return {"kubectl_apply_seconds": round(apply_s, 1)}
+
+        def change_one() -> dict[str, Any]:
+            latencies = []
+            for i in range(changes):
+                target = second.url if i % 2 == 0 else first.url
+                obj = render(names[i], ns, target)
+                started = time.monotonic()
+                kubectl("apply", "-f", "-", stdin=yaml.safe_dump(obj))
+                want = '"second"' if target == second.url else '"first"'
+                asyncio.run(until_all(base, [paths[i]], 200, want, 120))
+                latencies.append(time.monotonic() - started)
+            return {"p50_seconds": round(statistics.median(latencies), 2), "max_seconds": round(max(latencies), 2)}
+
+        def delete_all() -> dict[str, Any]:
+            kubectl("delete", resource, "--all", "-n", ns, "--wait=false")
+            asyncio.run(until_all(base, paths, 404, None, 900))
+            return {}
+
+        phase("apply", apply_all)
+        phase("change", change_one)
+        phase("delete", delete_all)
+        figures["cpu_seconds_total"] = round(cpu_seconds(proc.pid), 1)
+        figures["peak_rss_mib"] = round(peak_rss_mib(proc.pid))
+    kubectl("delete", "namespace", ns, "--wait=false")
+    return figures
+
+
+def install_crds() -> None:
+    version = pins()["TYK_OPERATOR_VERSION"]
+    crds = CACHE / f"tyk-operator-v{version}" / "crds"
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows = [
+        "| operator | N | apply: all serving (kubectl apply) | reloads | admin calls | change p50 | delete: all 404 "
+        "| CPU s | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        a, c, d = r["apply"], r["change"], r["delete"]
+        rows.append(
+            f"| {r['operator']} | {r['objects']} | {a['seconds']} s ({a['kubectl_apply_seconds']} s) | "
+            f"{a['reloads'] + c['reloads'] + d['reloads']} | "
+            f"{a['admin_calls'] + c['admin_calls'] + d['admin_calls']} | "
+            f"{c['p50_seconds']} s | {d['seconds']} s | {r['cpu_seconds_total']} | {r['peak_rss_mib']} |"
+        )
+    if len(results) == 2:
+        ours, theirs = results[1], results[0]
+        rows.append(
+            f"| ratio tyk-operator / torii | | {theirs['apply']['seconds'] / ours['apply']['seconds']:.1f}x | | | "
+            f"{theirs['change']['p50_seconds'] / ours['change']['p50_seconds']:.1f}x | "
+            f"{theirs['delete']['seconds'] / max(ours['delete']['seconds'], 0.1):.1f}x | "
+            f"{theirs['cpu_seconds_total'] / max(ours['cpu_seconds_total'], 0.1):.1f}x | "
+            f"{theirs['peak_rss_mib'] / max(ours['peak_rss_mib'], 1):.1f}x |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=5)
+    parser.add_argument("--only", choices=list(OPERATORS))
+    parser.add_argument("--json", action="store_true", help="raw figures as JSON")
+    args = parser.parse_args()
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
+    if "TYK_URL" not in env:
+        print(f"tyk is not running: {env.get('TORII_TYK_UNAVAILABLE', 'unknown')}")
+        return 2
+    os.environ.update(env)
+    built = subprocess.run(["bash", str(ROOT / "hack" / "build-tyk-operator.sh")], capture_output=True, text=True)
+    if built.returncode != 0:
+        print(built.stdout + built.stderr)
+        return 2
+    install_crds()
+    results = [measure(op, args.count, args.changes, env) for op in OPERATORS if args.only in (None, op)]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()} {os.cpu_count()} cores, Tyk {pins()['TYK_VERSION']}, "
+          f"tyk-operator {pins()['TYK_OPERATOR_VERSION']}, Torii {'(this checkout)'}")  # fmt: skip
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
