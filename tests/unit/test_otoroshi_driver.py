@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -40,6 +41,8 @@ class OtoroshiModel:
                 return httpx.Response(400, json={"error": "not_found", "error_description": "Entity already exists"})
             self.services[body["id"]] = {**body, "sendOtoroshiHeadersBack": True}
             return httpx.Response(201, json=body)
+        if path == "/api/services" and request.method == "GET":
+            return httpx.Response(200, json=list(self.services.values()))
         sid = path.rsplit("/", 1)[1]
         if request.method == "GET":
             if sid not in self.services:
@@ -158,3 +161,16 @@ def test_json_patch_replaces_only_what_differs_and_ignores_otoroshi_defaults() -
         {"op": "replace", "path": "/dailyQuota", "value": 5},
         {"op": "add", "path": "/tags", "value": []},
     ]
+
+
+async def test_drift_checks_share_one_list_of_services(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
+    driver, model = oto
+    refs = [ObjectRef("shop", f"s{i}") for i in range(5)]
+    for ref in refs:
+        await driver.converge_api(ref, spec(listenPath=f"/{ref.name}/"))
+    model.methods.clear()
+    results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=30) for r in refs))
+    assert not any(r.changed for r in results)
+    assert model.methods == ["GET"]  # one list for the five, no read per service
+    del model.services["torii.shop.s0"]  # deleted by hand: a drift pass with a fresh view repairs it
+    assert (await driver.converge_api(refs[0], spec(listenPath="/s0/"), max_age=0)).created

@@ -49,10 +49,16 @@ def with_fingerprint(service: dict[str, Any]) -> dict[str, Any]:
     return deep_merge(service, {"metadata": {"torii-fingerprint": fingerprint(service)}})
 
 
+def core(service: dict[str, Any]) -> dict[str, Any]:
+    """The fields the in-sync check compares (the shared view of the gateway keeps only these)."""
+    return pick(service, CORE_FIELDS)
+
+
 def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """`current` is a core() view of the stored service."""
     if current is None:
         return False
-    want, have = pick(desired, CORE_FIELDS), pick(current, CORE_FIELDS)
+    want, have = core(desired), dict(current)
     # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
     want_targets, have_targets = want.pop("targets") or [], have.pop("targets") or []
     return want == have and is_subset(want_targets, have_targets)
@@ -349,6 +355,9 @@ class OtoroshiDriver(OtoroshiKeys):
             transport=transport,
             observer=observer,
         )
+        self._view: dict[str, dict[str, Any]] = {}
+        self._view_at = float("-inf")
+        self._listing: asyncio.Task[None] | None = None
         # Client traffic, to confirm what the proxy serves (never with admin credentials).
         self._proxy = httpx.AsyncClient(
             base_url=(proxy_url or url).rstrip("/"), headers={"Host": self.public_host}, timeout=10.0,
@@ -410,7 +419,7 @@ class OtoroshiDriver(OtoroshiKeys):
                 api_group=api_group,
             )
         )  # fmt: skip
-        current = await self.get_service(service_id)
+        current = await self._current(service_id, max_age)
         if in_sync(desired, current):
             return ConvergeResult(service_id, changed=False)
         if api_group:
@@ -427,11 +436,29 @@ class OtoroshiDriver(OtoroshiKeys):
             await self._put(service_id, desired)
         written_at = time.monotonic()
         stored = await self.get_service(service_id)
-        if not in_sync(desired, stored):
+        if stored is None or not in_sync(desired, core(stored)):
             raise RetryableGatewayError(f"gateway {self.name}: service {service_id} not stored as sent")
+        self._view[service_id] = core(stored)
         # An inactive service is served by nobody: only the sync is awaited for it.
         await self.await_proxy(spec.listen_path, routed=spec.active, written_at=written_at)
         return ConvergeResult(service_id, changed=True, created=current is None)
+
+    async def _current(self, service_id: str, max_age: float) -> dict[str, Any] | None:
+        """The core() view of one service: read now, or (drift passes) from a list of every service no older
+        than `max_age`, shared by every caller in the meantime: N drift checks cost one list, not N reads."""
+        if max_age <= 0:
+            service = await self.get_service(service_id)
+            return core(service) if service is not None else None
+        if time.monotonic() - self._view_at > max_age:
+            if self._listing is None or self._listing.done():
+                self._listing = asyncio.create_task(self._list_services())
+            await asyncio.shield(self._listing)
+        return self._view.get(service_id)
+
+    async def _list_services(self) -> None:
+        response = await self._http.request("GET", "/api/services", op="list services")
+        self._view = {s["id"]: core(s) for s in response.json() or [] if isinstance(s, dict) and s.get("id")}
+        self._view_at = time.monotonic()
 
     async def _put(self, service_id: str, desired: dict[str, Any]) -> None:
         await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
