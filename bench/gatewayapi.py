@@ -30,26 +30,12 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.metrics import counter, writes  # noqa: E402
 from support.operator import free_port, running_operator  # noqa: E402
 from support.stack import Stack, read_env_file  # noqa: E402
 from support.upstream import upstream  # noqa: E402
 
 GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
-WRITE_OPS = ("write API", "delete API", "create service", "update service", "delete service", "reload")
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def writes(text: str) -> float:
-    return sum(metric_sum(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -114,7 +100,7 @@ def bench_keys(
                 working.add(name)
         time.sleep(1.0)
     after = scrape()
-    calls = metric_sum(after, "torii_gateway_calls_total") - metric_sum(before, "torii_gateway_calls_total")
+    calls = counter(after, "torii_gateway_calls_total") - counter(before, "torii_gateway_calls_total")
     print(f"keys: {len(working)} of {args.keys} Secrets working through the gateway after "
           f"{time.monotonic() - start:.1f}s; {calls:.0f} admin calls")  # fmt: skip
     custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")
@@ -192,11 +178,11 @@ def main() -> int:
         # Ready means serving: every listen path answers through the gateway now.
         served = sum(through_gateway(args.gateway, env, f"/{ns}/{n}/") == 200 for n in ready_at)
         # One full drift pass with everything in sync (awaited on the reconcile counter), then count writes.
-        passes = metric_sum(after_ready, "torii_reconciles_total", cause="drift")
-        while metric_sum(scrape(), "torii_reconciles_total", cause="drift") < passes + args.count:
+        passes = counter(after_ready, "torii_reconciles_total", cause="drift")
+        while counter(scrape(), "torii_reconciles_total", cause="drift") < passes + args.count:
             time.sleep(1.0)
         after_drift = scrape()
-        drift_calls = metric_sum(after_drift, "torii_gateway_calls_total") - metric_sum(
+        drift_calls = counter(after_drift, "torii_gateway_calls_total") - counter(
             after_ready, "torii_gateway_calls_total"
         )
         # Single changes with everything loaded: apply -> the gateway answers from the new upstream.
@@ -221,8 +207,8 @@ def main() -> int:
         if per_object:
             p95 = per_object[max(0, int(len(per_object) * 0.95) - 1)]
             print(f"time to Ready per object: p50 {statistics.median(per_object):.2f}s, p95 {p95:.2f}s")
-        calls = metric_sum(after_ready, "torii_gateway_calls_total") - metric_sum(before, "torii_gateway_calls_total")
-        reloads = metric_sum(after_ready, "torii_tyk_reloads_total") - metric_sum(before, "torii_tyk_reloads_total")
+        calls = counter(after_ready, "torii_gateway_calls_total") - counter(before, "torii_gateway_calls_total")
+        reloads = counter(after_ready, "torii_tyk_reloads_total") - counter(before, "torii_tyk_reloads_total")
         print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}")
         print(f"operator peak RSS: {peak_rss_mib(op.process.pid):.0f} MiB")
         print(

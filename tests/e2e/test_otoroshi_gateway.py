@@ -16,6 +16,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+from support.metrics import counter, scrape, writes
 from support.operator import Operator, free_port, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
@@ -66,27 +67,6 @@ def call(stack: Stack, path: str, client_id: str = "", client_secret: str = "") 
     if client_id:
         headers |= {"Otoroshi-Client-Id": client_id, "Otoroshi-Client-Secret": client_secret}
     return httpx.get(f"{stack.env['OTOROSHI_URL']}{path}", headers=headers)
-
-
-def metrics(port: int) -> str:
-    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
-
-
-def counter(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-WRITE_OPS = ("create service", "update service", "delete service", "create group", "create key", "patch key",
-             "update key", "delete key", "reset quota")  # fmt: skip
-
-
-def writes(port: int) -> float:
-    text = metrics(port)
-    return sum(counter(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
 
 
 # ------------------------------------------------------------------------------ seed 002 through the driver
@@ -203,11 +183,11 @@ def test_first_request_after_ready_is_served_and_nothing_is_rewritten(
         world.ready("GatewayKey", "key")
         data = world.secret("key")
         assert call(stack, "/o-sync/x", data["clientId"], data["clientSecret"]).status_code == 200
-        before = writes(metrics_port)
-        passes = counter(metrics(metrics_port), "torii_reconciles_total", cause="drift")
-        wait_until(lambda: counter(metrics(metrics_port), "torii_reconciles_total", cause="drift") >= passes + 4,
+        before = writes(scrape(metrics_port))
+        passes = counter(scrape(metrics_port), "torii_reconciles_total", cause="drift")
+        wait_until(lambda: counter(scrape(metrics_port), "torii_reconciles_total", cause="drift") >= passes + 4,
                    timeout=60, what="two drift passes over both objects")  # fmt: skip
-        assert writes(metrics_port) == before
+        assert writes(scrape(metrics_port)) == before
 
 
 def test_rotation_with_next_secret(stack: Stack, world: World) -> None:

@@ -22,6 +22,7 @@ import pytest
 from kubernetes import client
 
 from support.kube import namespace
+from support.metrics import counter, scrape, writes
 from support.operator import Operator, free_port, running_operator, stack_gateways
 from support.stack import ROOT, Stack
 from support.upstream import upstream
@@ -66,36 +67,15 @@ def tyk_admin(stack: Stack, url: str | None = None) -> httpx.Client:
     )
 
 
-def metrics(port: int) -> str:
-    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
-
-
-def counter(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-WRITE_OPS = ("write API", "delete API", "create key", "update key", "delete key", "create OAuth client",
-             "delete OAuth client", "reload", "reset quota")  # fmt: skip
-
-
-def writes(port: int) -> float:
-    text = metrics(port)
-    return sum(counter(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
-
-
 def assert_no_writes_over_two_drift_passes(port: int, objects: int) -> None:
     """Await two drift passes over every object (the reconcile counter, not the clock), then count writes."""
-    before_writes = writes(port)
-    before_passes = counter(metrics(port), "torii_reconciles_total", cause="drift")
+    before_writes = writes(scrape(port))
+    before_passes = counter(scrape(port), "torii_reconciles_total", cause="drift")
     wait_until(
-        lambda: counter(metrics(port), "torii_reconciles_total", cause="drift") >= before_passes + 2 * objects,
+        lambda: counter(scrape(port), "torii_reconciles_total", cause="drift") >= before_passes + 2 * objects,
         timeout=60, what="two drift passes over every object",
     )  # fmt: skip
-    assert writes(port) == before_writes
+    assert writes(scrape(port)) == before_writes
 
 
 # The seed is an example with placeholders ("<string>", 123). Strings become "torii-seed"; these fields get valid
@@ -290,8 +270,9 @@ def plain_tyk(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     }  # fmt: skip
     (tmp / "tyk.conf").write_text(json.dumps(conf))
     with open(tmp / "tyk.log", "wb") as log:
+        # cwd: Tyk writes a default tyk.conf into its working directory.
         proc = subprocess.Popen([stack.env["TORII_TYK_BIN"], "--conf", str(tmp / "tyk.conf")], stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+                                stderr=subprocess.STDOUT, cwd=tmp)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -361,7 +342,7 @@ def test_plain_keys_group_reload_revoke_and_lost_secret(
         assert httpx.get(f"{plain_tyk}/plain/x", headers={"Authorization": new}).status_code in (401, 403)
         assert f"torii{new}" not in tyk.get("/tyk/keys/", params={"filter": "torii"}).json()["keys"]
         # Every reload of this connection went through the group endpoint.
-        text = metrics(plain_operator[2])
+        text = scrape(plain_operator[2])
         assert counter(text, "torii_gateway_calls_total", gateway="plain", operation="reload group") >= 1
         assert counter(text, "torii_gateway_calls_total", gateway="plain", operation="reload") == 0
 
