@@ -176,7 +176,10 @@ def main() -> int:
         all_ready = time.monotonic() - start
         after_ready = scrape()
         # Ready means serving: every listen path answers through the gateway now.
-        served = sum(through_gateway(args.gateway, env, f"/{ns}/{n}/") == 200 for n in ready_at)
+        answers = {n: through_gateway_response(args.gateway, env, f"/{ns}/{n}/") for n in ready_at}
+        served = sum(r.status_code == 200 for r in answers.values())
+        for n, r in [(n, r) for n, r in answers.items() if r.status_code != 200][:5]:
+            print(f"  not served right after Ready: {n}: HTTP {r.status_code} {r.text[:120]!r}")
         # One full drift pass with everything in sync (awaited on the reconcile counter), then count writes.
         passes = counter(after_ready, "torii_reconciles_total", cause="drift")
         while counter(scrape(), "torii_reconciles_total", cause="drift") < passes + args.count:
