@@ -355,8 +355,9 @@ class OtoroshiDriver(OtoroshiKeys):
             transport=transport,
             observer=observer,
         )
-        self._view: dict[str, dict[str, Any]] = {}
+        self._view: dict[str, dict[str, Any] | None] = {}  # None: deleted by Torii since the last list
         self._view_at = float("-inf")
+        self._written_at: dict[str, float] = {}  # when Torii last wrote each service
         self._listing: asyncio.Task[None] | None = None
         # Client traffic, to confirm what the proxy serves (never with admin credentials).
         self._proxy = httpx.AsyncClient(
@@ -438,7 +439,7 @@ class OtoroshiDriver(OtoroshiKeys):
         stored = await self.get_service(service_id)
         if stored is None or not in_sync(desired, core(stored)):
             raise RetryableGatewayError(f"gateway {self.name}: service {service_id} not stored as sent")
-        self._view[service_id] = core(stored)
+        self._remember(service_id, core(stored))
         # An inactive service is served by nobody: only the sync is awaited for it.
         await self.await_proxy(spec.listen_path, routed=spec.active, written_at=written_at)
         return ConvergeResult(service_id, changed=True, created=current is None)
@@ -456,9 +457,22 @@ class OtoroshiDriver(OtoroshiKeys):
         return self._view.get(service_id)
 
     async def _list_services(self) -> None:
+        started = time.monotonic()
         response = await self._http.request("GET", "/api/services", op="list services")
-        self._view = {s["id"]: core(s) for s in response.json() or [] if isinstance(s, dict) and s.get("id")}
-        self._view_at = time.monotonic()
+        listed: dict[str, dict[str, Any] | None] = {
+            s["id"]: core(s) for s in response.json() or [] if isinstance(s, dict) and s.get("id")
+        }
+        # A write made while the list was on its way is newer than what the list says (without this, services
+        # created during a burst looked missing to the next drift checks and were written again).
+        for service_id, at in self._written_at.items():
+            if at >= started:
+                listed[service_id] = self._view.get(service_id)
+        self._view, self._view_at = listed, started
+        self._written_at = {i: at for i, at in self._written_at.items() if at >= started}
+
+    def _remember(self, service_id: str, state: dict[str, Any] | None) -> None:
+        self._view[service_id] = state
+        self._written_at[service_id] = time.monotonic()
 
     async def _put(self, service_id: str, desired: dict[str, Any]) -> None:
         await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
@@ -471,6 +485,7 @@ class OtoroshiDriver(OtoroshiKeys):
         response = await self._http.request(
             "DELETE", f"/api/services/{service_id}", op="delete service", passthrough=(404,)
         )
+        self._remember(service_id, None)
         listen_path = current.get("matchingRoot")
         if isinstance(listen_path, str) and listen_path and current.get("enabled", True):
             # Deleted means no longer served: wait until the proxy has dropped the route.
