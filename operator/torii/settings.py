@@ -50,6 +50,11 @@ class GatewayConnection(CamelModel):
     # Tyk
     secret_ref: SecretKeyRef | None = Field(default=None, description="Tyk: the gateway `secret` (admin API key).")
     org_id: str = Field(default="torii", description="Tyk: org_id of the APIs and keys Torii creates.")
+    api_health: bool = Field(
+        default=False,
+        description="Tyk: copy `GET /tyk/health/` figures into each GatewayAPI's status.health on every drift "
+        "pass (one admin call per API per pass; needs `health_check.enable_health_checks` in tyk.conf).",
+    )
     session_cache_seconds: float = Field(
         default=10.0,
         ge=0,

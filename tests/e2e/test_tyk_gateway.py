@@ -44,7 +44,7 @@ def live(
 ) -> Iterator[Operator]:
     crds.require("tyk")
     gateways, secret = stack_gateways(crds, "torii-gateways-tyk")
-    gateways = [g for g in gateways if g["type"] == "tyk"]
+    gateways = [{**g, "apiHealth": True} for g in gateways if g["type"] == "tyk"]
     with running_operator(
         crds, admin, tmp_path_factory.mktemp("tyk"), gateways=gateways, secret_data=secret, namespaces=[ns],
         secret_name="torii-gateways-tyk", drift_interval=DRIFT, metrics_port=metrics_port,
@@ -241,7 +241,8 @@ def test_inactive_api_is_ready_but_not_served(stack: Stack, world: World) -> Non
 
 
 def test_drift_pass_reports_tyk_api_health(stack: Stack, world: World) -> None:
-    """`GET /tyk/health/?api_id=` (health checks on in the stack's tyk.conf) lands in status.health."""
+    """With `apiHealth: true` on the connection, `GET /tyk/health/?api_id=` (health checks on in the stack's
+    tyk.conf) lands in status.health."""
     with upstream("health") as up:
         world.apply(
             "GatewayAPI", "health", {"gateway": "tyk", "listenPath": "/health-api/", "upstream": {"url": up.url}}

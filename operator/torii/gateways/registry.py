@@ -69,6 +69,7 @@ async def build_driver(
             reload_max_delay=settings.reload_max_delay_seconds,
             reload_scope=conn.reload_scope,
             session_cache_seconds=conn.session_cache_seconds,
+            api_health=conn.api_health,
         )
     assert conn.client_id_ref is not None and conn.client_secret_ref is not None
     return OtoroshiDriver(

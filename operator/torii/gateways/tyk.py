@@ -385,12 +385,14 @@ class TykDriver(TykKeys):
         reload_scope: str = "node",
         load_timeout: float = 30.0,
         session_cache_seconds: float = 10.0,
+        api_health: bool = False,
     ) -> None:
         self.name = name
         self.org_id = org_id
         self.id_prefix = id_prefix
         self.reload_scope = reload_scope
         self.session_cache_seconds = session_cache_seconds
+        self.api_health_enabled = api_health
         self.load_timeout = load_timeout
         self._http = AdminClient(
             name, url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer, timeout=30.0
@@ -444,6 +446,8 @@ class TykDriver(TykKeys):
         return await self.apis.remove(ref.gateway_id(self.id_prefix))
 
     async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
+        if not self.api_health_enabled:
+            return None  # one admin call per API per drift pass: only when the connection asks for it
         api_id = ref.gateway_id(self.id_prefix)
         response = await self._http.request(
             "GET", "/tyk/health/", op="API health", params={"api_id": api_id}, passthrough=(400, 404)
