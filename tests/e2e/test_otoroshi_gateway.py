@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from support.metrics import counter, scrape, writes
-from support.operator import Operator, free_port, running_operator, stack_gateways
+from support.operator import Operator, free_port, one_gateway_operator
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
@@ -39,13 +39,8 @@ def metrics_port() -> int:
 def live(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
 ) -> Iterator[Operator]:
-    crds.require("otoroshi")
-    gateways, secret = stack_gateways(crds, "torii-gateways-oto")
-    gateways = [g for g in gateways if g["type"] == "otoroshi"]
-    with running_operator(
-        crds, admin, tmp_path_factory.mktemp("oto"), gateways=gateways, secret_data=secret, namespaces=[ns],
-        secret_name="torii-gateways-oto", drift_interval=DRIFT, metrics_port=metrics_port,
-    ) as op:  # fmt: skip
+    tmp = tmp_path_factory.mktemp("otoroshi")
+    with one_gateway_operator(crds, admin, ns, tmp, "otoroshi", metrics_port=metrics_port, drift_interval=DRIFT) as op:
         yield op
 
 
@@ -53,9 +48,7 @@ def live(
 def world(admin: client.ApiClient, ns: str, stack: Stack, live: Operator) -> Iterator[World]:
     w = World(admin, ns, stack)
     yield w
-    for kind in ("GatewayKey", "GatewayAPI"):
-        for item in w.list(kind):
-            w.delete(kind, item["metadata"]["name"])
+    w.delete_all()
 
 
 def host(stack: Stack) -> str:

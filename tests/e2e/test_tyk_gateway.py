@@ -23,7 +23,7 @@ from kubernetes import client
 
 from support.kube import namespace
 from support.metrics import counter, scrape, writes
-from support.operator import Operator, free_port, running_operator, stack_gateways
+from support.operator import Operator, free_port, one_gateway_operator, running_operator
 from support.stack import ROOT, Stack
 from support.upstream import upstream
 from support.wait import wait_until
@@ -42,13 +42,8 @@ def metrics_port() -> int:
 def live(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
 ) -> Iterator[Operator]:
-    crds.require("tyk")
-    gateways, secret = stack_gateways(crds, "torii-gateways-tyk")
-    gateways = [{**g, "apiHealth": True} for g in gateways if g["type"] == "tyk"]
-    with running_operator(
-        crds, admin, tmp_path_factory.mktemp("tyk"), gateways=gateways, secret_data=secret, namespaces=[ns],
-        secret_name="torii-gateways-tyk", drift_interval=DRIFT, metrics_port=metrics_port,
-    ) as op:  # fmt: skip
+    with one_gateway_operator(crds, admin, ns, tmp_path_factory.mktemp("tyk"), "tyk", metrics_port=metrics_port,
+                              drift_interval=DRIFT, apiHealth=True) as op:  # fmt: skip
         yield op
 
 
@@ -56,9 +51,7 @@ def live(
 def world(admin: client.ApiClient, ns: str, stack: Stack, live: Operator) -> Iterator[World]:
     w = World(admin, ns, stack)
     yield w
-    for kind in ("GatewayKey", "OAuthClient", "GatewayAPI"):
-        for item in w.list(kind):
-            w.delete(kind, item["metadata"]["name"])
+    w.delete_all()
 
 
 def tyk_admin(stack: Stack, url: str | None = None) -> httpx.Client:
@@ -306,10 +299,7 @@ def plain_operator(
         metrics_port=port,
     ) as op:  # fmt: skip
         yield op, ns, port
-        w = World(admin, ns, crds)
-        for kind in ("GatewayKey", "GatewayAPI"):
-            for item in w.list(kind):
-                w.delete(kind, item["metadata"]["name"])
+        World(admin, ns, crds).delete_all()
 
 
 def test_plain_keys_group_reload_revoke_and_lost_secret(

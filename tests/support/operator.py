@@ -199,3 +199,28 @@ def release_all(api: client.ApiClient, namespace: str, timeout: float = 90) -> N
                 custom.patch_namespaced_custom_object(
                     "torii.dev", "v1alpha1", namespace, p, item["metadata"]["name"], {"metadata": {"finalizers": None}}
                 )
+
+
+@contextmanager
+def one_gateway_operator(
+    stack: Stack,
+    api: client.ApiClient,
+    namespace: str,
+    tmp: Path,
+    gateway_type: str,
+    *,
+    metrics_port: int,
+    drift_interval: float = 1.0,
+    **connection: Any,
+) -> Iterator[Operator]:
+    """The operator with only the stack's `gateway_type` connection (plus `connection` settings), watching one
+    namespace: for the modules that test one real gateway."""
+    stack.require(gateway_type)
+    secret_name = f"torii-gateways-{gateway_type}"
+    gateways, secret = stack_gateways(stack, secret_name)
+    gateways = [{**g, **connection} for g in gateways if g["type"] == gateway_type]
+    with running_operator(
+        stack, api, tmp, gateways=gateways, secret_data=secret, namespaces=[namespace], secret_name=secret_name,
+        drift_interval=drift_interval, metrics_port=metrics_port,
+    ) as op:  # fmt: skip
+        yield op

@@ -55,6 +55,12 @@ class World:
         ]
         return items
 
+    def delete_all(self) -> None:
+        """Delete every Torii object of the namespace through the operator (keys first), waiting for each."""
+        for kind in ("GatewayKey", "OAuthClient", "GatewayAPI"):
+            for item in self.list(kind):
+                self.delete(kind, item["metadata"]["name"])
+
     @staticmethod
     def condition(obj: dict[str, Any]) -> dict[str, Any]:
         return next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")

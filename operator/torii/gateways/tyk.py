@@ -193,12 +193,6 @@ def _key_id(answer: dict[str, Any]) -> str | None:
     return _digest(str(answer["key"])) if answer.get("key") else None
 
 
-def _key_hash(session: dict[str, Any] | None) -> str | None:
-    """Tyk's non-secret key hash from a session read back (`key_hash`), when the gateway hashes keys."""
-    value = (session or {}).get("key_hash")
-    return str(value) if value else None
-
-
 def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     if current is None:
         return False
@@ -262,7 +256,7 @@ class TykKeys:
         first_api = request.apis[0].gateway_id
         current = await self._get_key(key, first_api)
         if _key_in_sync(desired, current):
-            return KeyResult(_key_hash(current), None, changed=False)
+            return KeyResult(None, None, changed=False)  # the hash is in status already (Tyk's GET has none)
         if current is None:
             # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
             response = await self._http.request(
