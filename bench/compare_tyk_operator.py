@@ -183,6 +183,19 @@ def torii_object(name: str, ns: str, target: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.2)
+
+
 @contextmanager
 def run_tyk_operator(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
     version = pins()["TYK_OPERATOR_VERSION"]
@@ -201,16 +214,7 @@ def run_tyk_operator(env: dict[str, str], admin_url: str, ns: str, tmp: Path) ->
         proc = subprocess.Popen([str(binary), "--config", str(conf)], env=proc_env, stdout=log,
                                 stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{probe}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("tyk-operator did not start:\n" + (tmp / "tyk-operator.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{probe}/readyz", proc, tmp / "tyk-operator.log", "tyk-operator")
         yield proc
     finally:
         proc.terminate()
@@ -235,16 +239,7 @@ def run_torii(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterat
             env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("torii did not start:\n" + (tmp / "torii.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{health}/healthz", proc, tmp / "torii.log", "torii")
         yield proc
     finally:
         proc.terminate()

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from support.kube import api_client, install_crds, namespace
+from support.operator import free_port
 from support.stack import STACK_PY, Stack, ensure_stack
 
 TESTS = Path(__file__).parent
@@ -47,6 +48,12 @@ def admin(crds: Stack) -> Iterator[client.ApiClient]:
     api = api_client(crds.kubeconfig)
     yield api
     api.close()
+
+
+@pytest.fixture(scope="module")
+def metrics_port() -> int:
+    """A free loopback port for the module's operator metrics."""
+    return free_port()
 
 
 @pytest.fixture(scope="module")

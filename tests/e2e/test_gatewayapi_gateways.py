@@ -16,17 +16,12 @@ import pytest
 from kubernetes import client
 
 from support.kube import gone
-from support.operator import Operator, free_port, running_operator, stack_gateways
+from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 
 GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
-
-
-@pytest.fixture(scope="module")
-def metrics_port() -> int:
-    return free_port()
 
 
 @pytest.fixture(scope="module")

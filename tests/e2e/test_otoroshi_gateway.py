@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from support.metrics import counter, scrape, writes
-from support.operator import Operator, free_port, one_gateway_operator
+from support.operator import Operator, one_gateway_operator
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
@@ -28,11 +28,6 @@ from torii.models.gatewayapi import GatewayAPISpec
 from torii.models.gatewaykey import GatewayKeySpec
 
 DRIFT = 1.0
-
-
-@pytest.fixture(scope="module")
-def metrics_port() -> int:
-    return free_port()
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,6 @@ DRIFT = 1.0
 
 
 @pytest.fixture(scope="module")
-def metrics_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
 def live(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
 ) -> Iterator[Operator]:

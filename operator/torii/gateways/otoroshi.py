@@ -427,17 +427,18 @@ class OtoroshiDriver(OtoroshiKeys):
             await self.ensure_group(api_group, f"Torii API group {spec.group} of namespace {ref.namespace}")
         if current is None:
             try:
-                await self._http.request("POST", "/api/services", op="create service", json=desired)
+                response = await self._http.request("POST", "/api/services", op="create service", json=desired)
+                stored = response.json()
             except PermanentGatewayError as exc:
                 # Created concurrently (or by a previous attempt whose answer was lost): update instead.
                 if "already exists" not in exc.message:
                     raise
-                await self._put(service_id, desired)
+                stored = await self._put(service_id, desired)
         else:
-            await self._put(service_id, desired)
+            stored = await self._put(service_id, desired)
         written_at = time.monotonic()
-        stored = await self.get_service(service_id)
-        if stored is None or not in_sync(desired, core(stored)):
+        # Both write answers carry the service as Otoroshi stored it (verified on 17.17): no read-back needed.
+        if not isinstance(stored, dict) or not in_sync(desired, core(stored)):
             raise RetryableGatewayError(f"gateway {self.name}: service {service_id} not stored as sent")
         self._remember(service_id, core(stored))
         # An inactive service is served by nobody: only the sync is awaited for it.
@@ -474,8 +475,10 @@ class OtoroshiDriver(OtoroshiKeys):
         self._view[service_id] = state
         self._written_at[service_id] = time.monotonic()
 
-    async def _put(self, service_id: str, desired: dict[str, Any]) -> None:
-        await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
+    async def _put(self, service_id: str, desired: dict[str, Any]) -> Any:
+        """The service as stored (Otoroshi answers a PUT with it)."""
+        response = await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
+        return response.json()
 
     async def delete_api(self, ref: ObjectRef) -> bool:
         service_id = ref.gateway_id(self.id_prefix)
