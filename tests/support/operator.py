@@ -98,8 +98,10 @@ def running_operator(
     if os.environ.get("TORII_OPERATOR_VERBOSE"):  # kopf's debug log in operator.log, for investigations
         mode.append("--verbose")
     with open(log_path, "wb") as log:
+        # TORII_OPERATOR_PYTHON_ARGS: e.g. "-m memray run -o /tmp/op.bin" to profile the operator's memory.
+        wrap = os.environ.get("TORII_OPERATOR_PYTHON_ARGS", "").split()
         process = subprocess.Popen(
-            [sys.executable, "-m", "torii", "run", *mode, "--config", str(config_path),
+            [sys.executable, *wrap, "-m", "torii", "run", *mode, "--config", str(config_path),
              "--liveness", f"http://127.0.0.1:{port}/healthz",
              *(["--metrics-port", str(metrics_port), "--metrics-addr", "127.0.0.1"] if metrics_port else [])],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from torii.gateways.base import ObjectRef
-from torii.gateways.errors import AuthenticationError, PermanentGatewayError, Unsupported
+from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError, Unsupported
 from torii.gateways.otoroshi import OtoroshiDriver, render_service
 from torii.models.gatewayapi import GatewayAPISpec
 
@@ -142,7 +142,7 @@ def test_escape_hatch_merges_and_cannot_override_id() -> None:
 async def test_rejection_carries_the_gateways_message(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
     def reject(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
-            return httpx.Response(404, json={})
+            return httpx.Response(200, json=[])
         return httpx.Response(400, json={"error": "bad_request", "error_description": "targets: invalid host"})
 
     driver = OtoroshiDriver(
@@ -171,6 +171,53 @@ async def test_drift_checks_share_one_list_of_services(oto: tuple[OtoroshiDriver
     model.methods.clear()
     results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=30) for r in refs))
     assert not any(r.changed for r in results)
-    assert model.methods == ["GET"]  # one list for the five, no read per service
+    assert model.methods == []  # the view from the writes' own burst is fresh enough: no call at all
+    results = await asyncio.gather(
+        *(driver.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=1e-6) for r in refs)
+    )
+    assert not any(r.changed for r in results)
+    assert model.methods == ["GET"]  # a stale view: one list for the five, no read per service
     del model.services["torii.shop.s0"]  # deleted by hand: a drift pass with a fresh view repairs it
     assert (await driver.converge_api(refs[0], spec(listenPath="/s0/"), max_age=0)).created
+
+
+async def test_a_burst_lists_once_writes_what_differs_and_waits_for_the_proxy_once(
+    oto: tuple[OtoroshiDriver, OtoroshiModel],
+) -> None:
+    driver, model = oto
+    refs = [ObjectRef("shop", f"b{i}") for i in range(6)]
+    await driver.converge_api(refs[0], spec(listenPath="/b0/"))
+    model.methods.clear()
+    model.proxied.clear()
+    results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    assert [r.created for r in results] == [False, True, True, True, True, True]
+    assert not results[0].changed
+    assert model.methods.count("GET") == 1 and model.methods.count("POST") == 5 and len(model.methods) == 6
+    assert sorted(model.proxied) == [f"/b{i}/" for i in range(1, 6)]  # every written path confirmed served
+    model.methods.clear()
+    gone = await asyncio.gather(*(driver.delete_api(r) for r in refs))
+    assert all(gone) and model.services == {}
+    assert model.methods.count("DELETE") == 6 and model.methods.count("GET") <= 1
+
+
+async def test_a_path_the_proxy_never_routes_fails_only_its_own_object() -> None:
+    model = OtoroshiModel()
+    proxy = model.proxy
+
+    def never_b1(request: httpx.Request) -> httpx.Response:
+        if request.headers["Host"] == "api.oto.tools" and request.url.path.startswith("/b1/"):
+            return httpx.Response(404, headers={"Otoroshi-Error-Msg": "no route found !"}, json={})
+        return proxy(request)
+
+    model.proxy = never_b1  # type: ignore[method-assign]
+    driver = OtoroshiDriver(
+        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(model),
+        state_sync_seconds=0, serve_timeout=0.3,
+    )  # fmt: skip
+    ok, stuck = await asyncio.gather(
+        driver.converge_api(ObjectRef("shop", "b0"), spec(listenPath="/b0/")),
+        driver.converge_api(ObjectRef("shop", "b1"), spec(listenPath="/b1/")),
+        return_exceptions=True,
+    )
+    assert not isinstance(ok, BaseException) and ok.created
+    assert isinstance(stuck, RetryableGatewayError) and "did not serve /b1/" in stuck.message

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,35 +32,16 @@ from torii.gateways.base import (
     is_subset,
     pick,
 )
-from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError, Unsupported
+from torii.gateways.errors import PermanentGatewayError, Unsupported
 from torii.gateways.http import AdminClient, CallObserver
+from torii.gateways.otoroshi_sync import OtoroshiServiceSync
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, QuotaState
-
-CORE_FIELDS = (
-    "id", "enabled", "domain", "subdomain", "matchingRoot", "stripPath", "root", "targets",
-    "publicPatterns", "privatePatterns", "metadata.torii-fingerprint",
-)  # fmt: skip
 
 
 def with_fingerprint(service: dict[str, Any]) -> dict[str, Any]:
     # Metadata keys must not contain dots: CORE_FIELDS paths are dotted.
     return deep_merge(service, {"metadata": {"torii-fingerprint": fingerprint(service)}})
-
-
-def core(service: dict[str, Any]) -> dict[str, Any]:
-    """The fields the in-sync check compares (the shared view of the gateway keeps only these)."""
-    return pick(service, CORE_FIELDS)
-
-
-def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    """`current` is a core() view of the stored service."""
-    if current is None:
-        return False
-    want, have = core(desired), dict(current)
-    # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
-    want_targets, have_targets = want.pop("targets") or [], have.pop("targets") or []
-    return want == have and is_subset(want_targets, have_targets)
 
 
 def _targets(urls: list[str]) -> tuple[list[dict[str, Any]], str]:
@@ -355,15 +335,15 @@ class OtoroshiDriver(OtoroshiKeys):
             transport=transport,
             observer=observer,
         )
-        self._view: dict[str, dict[str, Any] | None] = {}  # None: deleted by Torii since the last list
-        self._view_at = float("-inf")
-        self._written_at: dict[str, float] = {}  # when Torii last wrote each service
-        self._listing: asyncio.Task[None] | None = None
+        self._groups: set[str] = set()  # service groups known to exist (created or found)
         # Client traffic, to confirm what the proxy serves (never with admin credentials).
         self._proxy = httpx.AsyncClient(
             base_url=(proxy_url or url).rstrip("/"), headers={"Host": self.public_host}, timeout=10.0,
             transport=transport,
         )  # fmt: skip
+        self.services = OtoroshiServiceSync(
+            name, self._http, self.routed, state_sync_seconds=state_sync_seconds, serve_timeout=serve_timeout
+        )
 
     @property
     def admin_calls(self) -> int:
@@ -385,31 +365,9 @@ class OtoroshiDriver(OtoroshiKeys):
             return False
         return not (response.status_code == 404 and "no route" in response.headers.get("Otoroshi-Error-Msg", ""))
 
-    async def await_proxy(self, listen_path: str, *, routed: bool, written_at: float) -> None:
-        """Wait for the state sync after a write at `written_at`, then until the proxy (un)routes the path."""
-        await asyncio.sleep(max(0.0, written_at + self.state_sync_seconds - time.monotonic()))
-        deadline = time.monotonic() + self.serve_timeout
-        delay = 0.1
-        while await self.routed(listen_path) != routed:
-            if time.monotonic() > deadline:
-                state = "serve" if routed else "stop serving"
-                raise RetryableGatewayError(
-                    f"gateway {self.name}: the proxy did not {state} {listen_path} within "
-                    f"{self.state_sync_seconds + self.serve_timeout:.0f}s of the admin write"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
     async def check(self) -> str:
         await self._http.request("GET", "/api/groups", op="list groups")
         return f"Otoroshi at {self._http.base_url} (services on {self.public_host})"
-
-    async def get_service(self, service_id: str) -> dict[str, Any] | None:
-        response = await self._http.request("GET", f"/api/services/{service_id}", op="get service", passthrough=(404,))
-        if response.status_code == 404:
-            return None
-        body: dict[str, Any] = response.json()
-        return body
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         service_id = ref.gateway_id(self.id_prefix)
@@ -420,80 +378,14 @@ class OtoroshiDriver(OtoroshiKeys):
                 api_group=api_group,
             )
         )  # fmt: skip
-        current = await self._current(service_id, max_age)
-        if in_sync(desired, current):
-            return ConvergeResult(service_id, changed=False)
-        if api_group:
+        if api_group and api_group not in self._groups:
             await self.ensure_group(api_group, f"Torii API group {spec.group} of namespace {ref.namespace}")
-        if current is None:
-            try:
-                response = await self._http.request("POST", "/api/services", op="create service", json=desired)
-                stored = response.json()
-            except PermanentGatewayError as exc:
-                # Created concurrently (or by a previous attempt whose answer was lost): update instead.
-                if "already exists" not in exc.message:
-                    raise
-                stored = await self._put(service_id, desired)
-        else:
-            stored = await self._put(service_id, desired)
-        written_at = time.monotonic()
-        # Both write answers carry the service as Otoroshi stored it (verified on 17.17): no read-back needed.
-        if not isinstance(stored, dict) or not in_sync(desired, core(stored)):
-            raise RetryableGatewayError(f"gateway {self.name}: service {service_id} not stored as sent")
-        self._remember(service_id, core(stored))
-        # An inactive service is served by nobody: only the sync is awaited for it.
-        await self.await_proxy(spec.listen_path, routed=spec.active, written_at=written_at)
-        return ConvergeResult(service_id, changed=True, created=current is None)
-
-    async def _current(self, service_id: str, max_age: float) -> dict[str, Any] | None:
-        """The core() view of one service: read now, or (drift passes) from a list of every service no older
-        than `max_age`, shared by every caller in the meantime: N drift checks cost one list, not N reads."""
-        if max_age <= 0:
-            service = await self.get_service(service_id)
-            return core(service) if service is not None else None
-        if time.monotonic() - self._view_at > max_age:
-            if self._listing is None or self._listing.done():
-                self._listing = asyncio.create_task(self._list_services())
-            await asyncio.shield(self._listing)
-        return self._view.get(service_id)
-
-    async def _list_services(self) -> None:
-        started = time.monotonic()
-        response = await self._http.request("GET", "/api/services", op="list services")
-        listed: dict[str, dict[str, Any] | None] = {
-            s["id"]: core(s) for s in response.json() or [] if isinstance(s, dict) and s.get("id")
-        }
-        # A write made while the list was on its way is newer than what the list says (without this, services
-        # created during a burst looked missing to the next drift checks and were written again).
-        for service_id, at in self._written_at.items():
-            if at >= started:
-                listed[service_id] = self._view.get(service_id)
-        self._view, self._view_at = listed, started
-        self._written_at = {i: at for i, at in self._written_at.items() if at >= started}
-
-    def _remember(self, service_id: str, state: dict[str, Any] | None) -> None:
-        self._view[service_id] = state
-        self._written_at[service_id] = time.monotonic()
-
-    async def _put(self, service_id: str, desired: dict[str, Any]) -> Any:
-        """The service as stored (Otoroshi answers a PUT with it)."""
-        response = await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
-        return response.json()
+            self._groups.add(api_group)
+        applied = await self.services.put(service_id, desired, max_age=max_age)
+        return ConvergeResult(service_id, changed=applied.changed, created=applied.created)
 
     async def delete_api(self, ref: ObjectRef) -> bool:
-        service_id = ref.gateway_id(self.id_prefix)
-        current = await self.get_service(service_id)
-        if current is None:
-            return False
-        response = await self._http.request(
-            "DELETE", f"/api/services/{service_id}", op="delete service", passthrough=(404,)
-        )
-        self._remember(service_id, None)
-        listen_path = current.get("matchingRoot")
-        if isinstance(listen_path, str) and listen_path and current.get("enabled", True):
-            # Deleted means no longer served: wait until the proxy has dropped the route.
-            await self.await_proxy(listen_path, routed=False, written_at=time.monotonic())
-        return response.status_code != 404
+        return await self.services.remove(ref.gateway_id(self.id_prefix))
 
     async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
         return None

@@ -21,6 +21,8 @@ from torii.gateways.batch import Batcher
 from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient
 
+SMALL_BATCH = 8  # up to this many objects among many more, read one by one rather than listing every API
+
 # Compared one by one on every drift check: a hand edit of routing, auth or activation is always repaired.
 # Everything else is covered by the fingerprint Torii stores in config_data (normalisation-proof).
 CORE_FIELDS = (
@@ -103,11 +105,35 @@ class TykApiSync:
         self._view_at = time.monotonic()
         return self._view
 
+    def _few(self, ids: list[str] | set[str]) -> bool:
+        """Few objects among many: read them one by one (a single change must not download every definition:
+        at 10,000 APIs a list is 60 MB)."""
+        return len(ids) <= SMALL_BATCH and len(self._view) >= 4 * len(ids)
+
+    async def _read(self, ids: list[str] | set[str]) -> dict[str, dict[str, Any]]:
+        """The loaded state of `ids` (core() views): one GET each for a few, otherwise one list of all."""
+        if not self._few(ids):
+            return dict(await self.list_apis())
+        order = list(ids)
+        states = await asyncio.gather(*(self._get(i) for i in order))
+        for api_id, state in zip(order, states, strict=True):
+            if state is None:
+                self._view.pop(api_id, None)
+            else:
+                self._view[api_id] = state
+        return {i: state for i, state in zip(order, states, strict=True) if state is not None}
+
+    async def _get(self, api_id: str) -> dict[str, Any] | None:
+        async with self._limit:
+            response = await self._http.request("GET", f"/tyk/apis/{api_id}", op="get API", passthrough=(404,))
+        body = response.json() if response.status_code == 200 else None
+        return core(body) if isinstance(body, dict) and body.get("api_id") else None
+
     async def _sync(self, ops: dict[str, Put | Remove]) -> Mapping[str, Applied | BaseException]:
         fresh_enough = all(isinstance(op, Put) and op.max_age > 0 for op in ops.values()) and (
             time.monotonic() - self._view_at <= min(op.max_age for op in ops.values() if isinstance(op, Put))
         )
-        before = dict(self._view) if fresh_enough else dict(await self.list_apis())
+        before = dict(self._view) if fresh_enough else await self._read(list(ops))
         results: dict[str, Applied | BaseException] = {}
         writes: dict[str, Awaitable[None]] = {}
         unloaded_removals = False
@@ -175,7 +201,7 @@ class TykApiSync:
         deadline = time.monotonic() + self._load_timeout
         delay = 0.05
         while True:
-            after = await self.list_apis()
+            after = await self._read(touched)
             done = all(
                 (after.get(i) is None) if isinstance(ops[i], Remove) else in_sync(ops[i].desired, after.get(i))  # type: ignore[union-attr]
                 for i in touched

@@ -1,0 +1,233 @@
+"""Otoroshi services converged in bursts: one list before, only the writes that differ, one wait for the state
+sync, then the proxy asked about every written path. This is where the Otoroshi driver's GatewayAPI work goes
+(`OtoroshiDriver.converge_api/delete_api` submit here), the same design as `tyk_sync.TykApiSync`.
+
+Per burst of B objects: `GET /api/services` once, `POST /api/services` (create), `PUT /api/services/{id}`
+(update) or `DELETE /api/services/{id}` for each object that differs (at most `concurrency` at once), and no
+read-back (both write answers carry the service as stored). Admin writes reach the proxy only at its next
+state sync, so the burst waits for that sync ONCE and then probes the proxy (client traffic, not admin calls)
+for each written path until it routes (or stops routing) it. A drift pass may accept a view up to `max_age`
+seconds old: N drift checks in one interval cost one list call in all, not N reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torii.gateways.base import is_subset, pick
+from torii.gateways.batch import Batcher
+from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.http import AdminClient
+
+CORE_FIELDS = (
+    "id", "enabled", "domain", "subdomain", "matchingRoot", "stripPath", "root", "targets",
+    "publicPatterns", "privatePatterns", "metadata.torii-fingerprint",
+)  # fmt: skip
+
+
+def core(service: dict[str, Any]) -> dict[str, Any]:
+    """The fields the in-sync check compares (the view of the gateway keeps only these)."""
+    return pick(service, CORE_FIELDS)
+
+
+def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """`current` is a core() view of the stored service."""
+    if current is None:
+        return False
+    want, have = core(desired), dict(current)
+    # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
+    want_targets, have_targets = want.pop("targets") or [], have.pop("targets") or []
+    return want == have and is_subset(want_targets, have_targets)
+
+
+def served_path(state: dict[str, Any] | None) -> str | None:
+    """The path the proxy routes for a stored service (None: it routes nothing, e.g. disabled)."""
+    if not state or state.get("enabled") is False:
+        return None
+    path = state.get("matchingRoot")
+    return path if isinstance(path, str) and path else None
+
+
+@dataclass(frozen=True)
+class Put:
+    """Make the gateway store and route `desired` (a rendered service with its fingerprint)."""
+
+    desired: dict[str, Any]
+    max_age: float = 0.0  # how old a view of the gateway may be for deciding "already in sync"
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Make the gateway hold no service under this id, and its proxy route nothing for it."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    changed: bool
+    created: bool = False
+
+
+SMALL_BATCH = 8  # up to this many objects, read one by one rather than listing every service
+Probe = Callable[[str], Awaitable[bool]]  # does the proxy route this path?
+
+
+class OtoroshiServiceSync:
+    def __init__(
+        self,
+        name: str,
+        http: AdminClient,
+        routed: Probe,
+        *,
+        state_sync_seconds: float,
+        serve_timeout: float,
+        quiet: float = 0.25,
+        max_delay: float = 2.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.name = name
+        self._http = http
+        self._routed = routed
+        self._state_sync_seconds = state_sync_seconds
+        self._serve_timeout = serve_timeout
+        self._limit = asyncio.Semaphore(concurrency)
+        self._batcher: Batcher[str, Put | Remove, Applied] = Batcher(
+            self._sync, quiet=quiet, max_delay=max_delay, name=f"otoroshi-sync-{name}"
+        )
+        self._view: dict[str, dict[str, Any]] = {}
+        self._view_at = float("-inf")
+
+    async def put(self, service_id: str, desired: dict[str, Any], *, max_age: float = 0.0) -> Applied:
+        return await self._batcher.submit(service_id, Put(desired, max_age))
+
+    async def remove(self, service_id: str) -> bool:
+        return (await self._batcher.submit(service_id, Remove())).changed
+
+    async def list_services(self) -> dict[str, dict[str, Any]]:
+        """Every stored service, by id, as core() views."""
+        started = time.monotonic()
+        response = await self._http.request("GET", "/api/services", op="list services")
+        self._view = {s["id"]: core(s) for s in response.json() or [] if isinstance(s, dict) and s.get("id")}
+        self._view_at = started
+        return self._view
+
+    async def _read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The current state of `ids`: one GET each for a few objects among many (a single change must not
+        download every service), otherwise one list of all."""
+        if len(ids) > SMALL_BATCH or len(self._view) < 4 * len(ids):
+            return dict(await self.list_services())
+        states = await asyncio.gather(*(self._get(i) for i in ids))
+        for service_id, state in zip(ids, states, strict=True):
+            if state is None:
+                self._view.pop(service_id, None)
+            else:
+                self._view[service_id] = state
+        return {i: state for i, state in zip(ids, states, strict=True) if state is not None}
+
+    async def _get(self, service_id: str) -> dict[str, Any] | None:
+        async with self._limit:
+            response = await self._http.request(
+                "GET", f"/api/services/{service_id}", op="get service", passthrough=(404,)
+            )
+        return core(response.json()) if response.status_code == 200 else None
+
+    async def _sync(self, ops: dict[str, Put | Remove]) -> Mapping[str, Applied | BaseException]:
+        fresh_enough = all(isinstance(op, Put) and op.max_age > 0 for op in ops.values()) and (
+            time.monotonic() - self._view_at <= min(op.max_age for op in ops.values() if isinstance(op, Put))
+        )
+        before = dict(self._view) if fresh_enough else await self._read(list(ops))
+        results: dict[str, Applied | BaseException] = {}
+        writes: dict[str, Awaitable[dict[str, Any] | None]] = {}
+        for service_id, op in ops.items():
+            current = before.get(service_id)
+            if isinstance(op, Put):
+                if in_sync(op.desired, current):
+                    results[service_id] = Applied(changed=False)
+                else:
+                    writes[service_id] = self._write(service_id, op.desired, exists=current is not None)
+            elif current is not None:
+                writes[service_id] = self._delete(service_id)
+            else:
+                results[service_id] = Applied(changed=False)
+        if not writes:
+            return results
+        outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)
+        written_at = time.monotonic()
+        probes: dict[str, tuple[str, bool]] = {}  # id -> (path, should it be routed)
+        for service_id, outcome in zip(writes, outcomes, strict=True):
+            op = ops[service_id]
+            if isinstance(outcome, BaseException):
+                results[service_id] = outcome
+                continue
+            if isinstance(op, Put):
+                if outcome is None or not in_sync(op.desired, core(outcome)):
+                    results[service_id] = RetryableGatewayError(
+                        f"gateway {self.name}: service {service_id} not stored as sent"
+                    )
+                    continue
+                self._view[service_id] = core(outcome)
+                path = served_path(core(op.desired))
+                if path is not None:
+                    probes[service_id] = (path, True)
+            else:
+                previous = served_path(before.get(service_id))
+                self._view.pop(service_id, None)
+                if previous is not None:
+                    probes[service_id] = (previous, False)
+            results[service_id] = Applied(changed=True, created=before.get(service_id) is None)
+        if any(isinstance(r, Applied) and r.changed for r in results.values()):
+            results.update(await self._await_proxy(probes, written_at))
+        return results
+
+    async def _await_proxy(self, probes: dict[str, tuple[str, bool]], written_at: float) -> dict[str, GatewayError]:
+        """Wait once for the state sync after the burst's writes, then until the proxy routes (or no longer
+        routes) each path. An inactive service is routed by nobody: only the sync is awaited for it."""
+        await asyncio.sleep(max(0.0, written_at + self._state_sync_seconds - time.monotonic()))
+        deadline = time.monotonic() + self._serve_timeout
+        pending = dict(probes)
+        delay = 0.1
+        while pending:
+            checks = await asyncio.gather(*(self._probe(path) for path, _ in pending.values()))
+            pending = {
+                i: (path, want) for (i, (path, want)), got in zip(pending.items(), checks, strict=True) if got != want
+            }
+            if not pending or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return {
+            i: RetryableGatewayError(
+                f"gateway {self.name}: the proxy did not {'serve' if want else 'stop serving'} {path} within "
+                f"{self._state_sync_seconds + self._serve_timeout:.0f}s of the admin write"
+            )
+            for i, (path, want) in pending.items()
+        }
+
+    async def _probe(self, path: str) -> bool:
+        async with self._limit:
+            return await self._routed(path)
+
+    async def _write(self, service_id: str, desired: dict[str, Any], *, exists: bool) -> dict[str, Any] | None:
+        """The service as stored (both write answers carry it, verified on 17.17)."""
+        async with self._limit:
+            if not exists:
+                try:
+                    response = await self._http.request("POST", "/api/services", op="create service", json=desired)
+                    return _entity(response.json())
+                except PermanentGatewayError as exc:
+                    # Created concurrently (or by an attempt whose answer was lost): update instead.
+                    if "already exists" not in exc.message:
+                        raise
+            response = await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
+            return _entity(response.json())
+
+    async def _delete(self, service_id: str) -> None:
+        async with self._limit:
+            await self._http.request("DELETE", f"/api/services/{service_id}", op="delete service", passthrough=(404,))
+
+
+def _entity(body: Any) -> dict[str, Any] | None:
+    return body if isinstance(body, dict) else None
