@@ -182,6 +182,8 @@ class State:
     binaries: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)  # how to start a component again (`start NAME`)
+    paths: dict[str, str] = field(default_factory=dict)  # e.g. Tyk's current app directory
 
     def save(self) -> None:
         STATE_FILE.write_text(json.dumps(self.__dict__, indent=2))
@@ -315,9 +317,7 @@ def start_control_plane(state: State, pins: dict[str, str]) -> None:
     wait_for("etcd", alive["etcd"], lambda: started_alive(state.pids["etcd"]), 60)
 
     api = f"https://127.0.0.1:{p['kube-apiserver']}"
-    state.pids["kube-apiserver"] = spawn(
-        "kube-apiserver",
-        [
+    state.argv["kube-apiserver"] = [
             state.binaries["kube-apiserver"],
             f"--etcd-servers={etcd_url}",
             f"--cert-dir={certs}",
@@ -335,8 +335,8 @@ def start_control_plane(state: State, pins: dict[str, str]) -> None:
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--v=1",
-        ],
-    )
+    ]  # fmt: skip
+    state.pids["kube-apiserver"] = spawn("kube-apiserver", state.argv["kube-apiserver"])
     state.save()
     wait_for(
         "kube-apiserver",
@@ -434,8 +434,9 @@ def tyk_config(state: State, pins: dict[str, str], app_path: Path) -> Path:
 
 def start_tyk(state: State, pins: dict[str, str], app_path: Path | None = None) -> None:
     """Start (or restart, e.g. with an empty app directory) the Tyk Gateway on its recorded port."""
-    app_path = app_path or STACK_DIR / "tyk-apps"
+    app_path = app_path or Path(state.paths.get("tyk-apps", STACK_DIR / "tyk-apps"))
     app_path.mkdir(parents=True, exist_ok=True)
+    state.paths["tyk-apps"] = str(app_path)
     state.ports.setdefault("tyk", free_port())
     state.secrets.setdefault("tyk_secret", secrets.token_urlsafe(24))
     state.binaries["tyk"] = str(BIN / f"tyk-v{pins['TYK_VERSION']}")
@@ -664,15 +665,59 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_restart_tyk(args: argparse.Namespace) -> int:
-    """Restart Tyk on the same port; with --empty, on a fresh empty app directory (a gateway that lost state)."""
+    """Restart Tyk on the same port; with --empty, on a fresh empty app directory (a gateway that lost state);
+    with --flush-redis, Redis is emptied while Tyk is down (every key gone)."""
     state = State.load()
     if state is None or "tyk" not in state.pids:
         raise SystemExit("[stack] no running Tyk")
     stop_pid(state.pids["tyk"], Path(state.binaries["tyk"]).name)
+    if args.flush_redis:
+        redis_command(state, "FLUSHALL")
     app_path = None
     if args.empty:
         app_path = STACK_DIR / f"tyk-apps-{int(time.time() * 1000)}"
     start_tyk(state, versions(), app_path)
+    return 0
+
+
+def redis_command(state: State, *words: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", state.ports["redis"]), timeout=5) as conn:
+        conn.sendall((f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)).encode())
+        return conn.recv(1024)
+
+
+# Components a fault-injection test may stop and start again (same ports, same data unless said otherwise).
+RESTARTABLE = ("tyk", "otoroshi", "kube-apiserver")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop one component (a gateway outage, an apiserver restart); `start NAME` brings it back."""
+    state = State.load()
+    if state is None or args.name not in state.pids:
+        raise SystemExit(f"[stack] {args.name} is not running")
+    binary = state.binaries[args.name]
+    stop_pid(state.pids.pop(args.name), Path(binary).name)
+    state.save()
+    log(f"stopped {args.name}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """Start a stopped component on its recorded port. Otoroshi's storage is in memory: it comes back empty."""
+    state = State.load()
+    if state is None:
+        raise SystemExit("[stack] no stack")
+    if checks(state)[args.name]():
+        raise SystemExit(f"[stack] {args.name} is already running")
+    if args.name == "tyk":
+        start_tyk(state, versions())
+    elif args.name == "otoroshi":
+        start_otoroshi(state, versions())
+    else:
+        state.pids[args.name] = spawn(args.name, state.argv[args.name])
+        state.save()
+        wait_for(args.name, checks(state)[args.name], lambda: started_alive(state.pids[args.name]), 120)
+    log(f"started {args.name}")
     return 0
 
 
@@ -684,7 +729,12 @@ def main() -> int:
     sub.add_parser("status").set_defaults(func=cmd_status)
     restart = sub.add_parser("restart-tyk")
     restart.add_argument("--empty", action="store_true", help="start on an empty app directory")
+    restart.add_argument("--flush-redis", action="store_true", help="empty Redis (every key) while Tyk is down")
     restart.set_defaults(func=cmd_restart_tyk)
+    for command, func in (("stop", cmd_stop), ("start", cmd_start)):
+        one = sub.add_parser(command, help=f"{command} one component: {', '.join(RESTARTABLE)}")
+        one.add_argument("name", choices=RESTARTABLE)
+        one.set_defaults(func=func)
     args = parser.parse_args()
     return int(args.func(args))
 

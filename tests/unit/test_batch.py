@@ -78,3 +78,18 @@ async def test_max_delay_bounds_a_never_ending_burst() -> None:
     await asyncio.gather(*waiters)
     # Without max_delay the trickle would postpone the batch until it stops; with it, batches run during it.
     assert 2 <= len(rec.batches) <= 5
+
+
+def test_path_conflicts_keep_the_holder_and_order_newcomers_by_key() -> None:
+    from torii.gateways.batch import path_conflicts
+
+    current = {"held": "/a/", "foreign": "/f/", "leaving": "/l/", "mover": "/m/"}
+    wanted = {"held": "/a/", "new-b": "/a/", "new-z": "/n/", "new-y": "/n/", "x": "/f/", "y": "/l/", "mover": "/m2/"}
+    got = path_conflicts(wanted, current, freed={"leaving"})
+    assert got == {
+        "new-b": ("/a/", "held"),  # the object already serving a path keeps it
+        "new-z": ("/n/", "new-y"),  # two newcomers: the first in sorted order wins, whatever arrived first
+        "x": ("/f/", "foreign"),  # an object Torii does not manage holds its path too
+    }
+    # "y" takes a path given up in the same burst; "mover" frees /m/ and takes /m2/.
+    assert path_conflicts({"z": "/m/"}, current, freed=set()) == {"z": ("/m/", "mover")}

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from torii.gateways.base import ObjectRef
-from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.errors import AuthenticationError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.tyk import TykDriver, render_api_definition
 from torii.models.gatewayapi import GatewayAPISpec
 
@@ -295,3 +295,28 @@ async def test_escape_hatch_cannot_change_routing_or_open_a_keyed_api(tyk: tuple
         "spec.tyk.use_keyless is ignored: Torii sets it from spec.auth",
         "spec.tyk.proxy.listen_path is ignored: Torii sets it from spec.listenPath",
     )
+
+
+async def test_a_listen_path_held_by_another_api_is_a_conflict_until_it_is_free(
+    tyk: tuple[TykDriver, TykModel],
+) -> None:
+    driver, model = tyk
+    model.files["hand-made"] = model.loaded["hand-made"] = {
+        "api_id": "hand-made", "proxy": {"listen_path": "/taken/", "target_url": "http://x:1"},
+    }  # fmt: skip
+    first, second = ObjectRef("shop", "a"), ObjectRef("shop", "b")
+    results = await asyncio.gather(
+        driver.converge_api(first, spec(listenPath="/taken/")),
+        driver.converge_api(second, spec(listenPath="/shared/")),
+        driver.converge_api(ObjectRef("shop", "c"), spec(listenPath="/shared/")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ListenPathConflict) and "/taken/ is already served by API hand-made" in str(
+        results[0]
+    )
+    assert not isinstance(results[1], BaseException) and results[1].created  # torii.shop.b sorts first
+    assert isinstance(results[2], ListenPathConflict) and "by API torii.shop.b" in str(results[2])
+    assert "torii.shop.a" not in model.files and "torii.shop.c" not in model.files  # nothing half-applied
+    del model.files["hand-made"], model.loaded["hand-made"]
+    await driver.converge_api(ObjectRef("shop", "other"), spec(listenPath="/other/"))  # a fresh list
+    assert (await driver.converge_api(first, spec(listenPath="/taken/"))).created  # free now: served

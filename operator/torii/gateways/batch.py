@@ -83,3 +83,23 @@ class Batcher(Generic[K, Op, R]):
     def _wait_left(self) -> float:
         now = time.monotonic()
         return min(self._last + self._quiet - now, self._first + self._max_delay - now)
+
+
+def path_conflicts(wanted: Mapping[K, str], current: Mapping[K, str | None], freed: set[K]) -> dict[K, tuple[str, K]]:
+    """Which objects of a burst would take a path another object holds: {key: (path, holder)}.
+
+    `wanted`: the path each object of the burst asks for; `current`: the path each object on the gateway holds
+    now (the burst's own objects included); `freed`: objects whose path the burst gives up. An object keeps a
+    path it holds already; among newcomers to the same path the first key in sorted order wins, so the outcome
+    does not depend on arrival order. Two objects never serve one path: gateways route it to one at random."""
+    holders: dict[str, K] = {
+        path: key for key, path in current.items() if path and key not in wanted and key not in freed
+    }
+    conflicts: dict[K, tuple[str, K]] = {}
+    order = sorted(wanted, key=lambda k: (current.get(k) != wanted[k], str(k)))
+    for key in order:
+        path = wanted[key]
+        holder = holders.setdefault(path, key)
+        if holder != key:
+            conflicts[key] = (path, holder)
+    return conflicts

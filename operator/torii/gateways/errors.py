@@ -37,6 +37,14 @@ class PermanentGatewayError(GatewayError):
     retryable = False
 
 
+class ListenPathConflict(GatewayError):
+    """Another object on the gateway (a GatewayAPI or a foreign API) already serves this listen path. Not
+    retried with backoff, but looked at again by every drift pass: it converges once the path is free."""
+
+    reason = "ListenPathConflict"
+    retryable = False
+
+
 class Unsupported(PermanentGatewayError):
     """The gateway type has no equivalent of a requested feature."""
 

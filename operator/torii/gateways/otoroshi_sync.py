@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from torii.gateways.base import is_subset, pick
-from torii.gateways.batch import Batcher
-from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.batch import Batcher, path_conflicts
+from torii.gateways.errors import GatewayError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient
 
 CORE_FIELDS = (
@@ -42,6 +42,15 @@ def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
     want_targets, have_targets = want.pop("targets") or [], have.pop("targets") or []
     return want == have and is_subset(want_targets, have_targets)
+
+
+def route(state: dict[str, Any]) -> str | None:
+    """Host and path the proxy routes to a stored service (None: disabled)."""
+    path = served_path(state)
+    if path is None:
+        return None
+    host = ".".join(p for p in (state.get("subdomain"), state.get("domain")) if p)
+    return f"{host}{path}"
 
 
 def served_path(state: dict[str, Any] | None) -> str | None:
@@ -109,8 +118,10 @@ class OtoroshiServiceSync:
     async def list_services(self) -> dict[str, dict[str, Any]]:
         """Every stored service, by id, as core() views."""
         started = time.monotonic()
-        response = await self._http.request("GET", "/api/services", op="list services")
-        self._view = {s["id"]: core(s) for s in response.json() or [] if isinstance(s, dict) and s.get("id")}
+        views = await self._http.list_items(
+            "/api/services", op="list services", keep=lambda s: core(s) if s.get("id") else None
+        )
+        self._view = {v["id"]: v for v in views}
         self._view_at = started
         return self._view
 
@@ -139,9 +150,11 @@ class OtoroshiServiceSync:
             time.monotonic() - self._view_at <= min(op.max_age for op in ops.values() if isinstance(op, Put))
         )
         before = dict(self._view) if fresh_enough else await self._read(list(ops))
-        results: dict[str, Applied | BaseException] = {}
+        results: dict[str, Applied | BaseException] = dict(self._conflicts(ops, before))
         writes: dict[str, Awaitable[dict[str, Any] | None]] = {}
         for service_id, op in ops.items():
+            if service_id in results:
+                continue
             current = before.get(service_id)
             if isinstance(op, Put):
                 if in_sync(op.desired, current):
@@ -181,6 +194,20 @@ class OtoroshiServiceSync:
         if any(isinstance(r, Applied) and r.changed for r in results.values()):
             results.update(await self._await_proxy(probes, written_at))
         return results
+
+    def _conflicts(self, ops: dict[str, Put | Remove], before: dict[str, dict[str, Any]]) -> dict[str, GatewayError]:
+        wanted = {i: route(core(op.desired)) for i, op in ops.items() if isinstance(op, Put)}
+        current = {i: route(v) for i, v in {**self._view, **before}.items()}
+        freed = {i for i, op in ops.items() if isinstance(op, Remove)}
+        return {
+            service_id: ListenPathConflict(
+                f"gateway {self.name}: spec.listenPath: {path} is already routed to service {holder}; choose "
+                "another path, or remove that service"
+            )
+            for service_id, (path, holder) in path_conflicts(
+                {i: p for i, p in wanted.items() if p is not None}, current, freed
+            ).items()
+        }
 
     async def _await_proxy(self, probes: dict[str, tuple[str, bool]], written_at: float) -> dict[str, GatewayError]:
         """Wait once for the state sync after the burst's writes, then until the proxy routes (or no longer

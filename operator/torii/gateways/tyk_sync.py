@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from torii.gateways.base import pick
-from torii.gateways.batch import Batcher
-from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.batch import Batcher, path_conflicts
+from torii.gateways.errors import GatewayError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient
 
 SMALL_BATCH = 8  # up to this many objects among many more, read one by one rather than listing every API
@@ -100,8 +100,10 @@ class TykApiSync:
 
     async def list_apis(self) -> dict[str, dict[str, Any]]:
         """Every API the node serves, by id, as core() views (`GET /tyk/apis/` lists loaded definitions only)."""
-        response = await self._http.request("GET", "/tyk/apis/", op="list APIs")
-        self._view = {d["api_id"]: core(d) for d in response.json() or [] if isinstance(d, dict) and d.get("api_id")}
+        views = await self._http.list_items(
+            "/tyk/apis/", op="list APIs", keep=lambda d: core(d) if d.get("api_id") else None
+        )
+        self._view = {v["api_id"]: v for v in views}
         self._view_at = time.monotonic()
         return self._view
 
@@ -134,10 +136,12 @@ class TykApiSync:
             time.monotonic() - self._view_at <= min(op.max_age for op in ops.values() if isinstance(op, Put))
         )
         before = dict(self._view) if fresh_enough else await self._read(list(ops))
-        results: dict[str, Applied | BaseException] = {}
+        results: dict[str, Applied | BaseException] = dict(self._conflicts(ops, before))
         writes: dict[str, Awaitable[None]] = {}
         unloaded_removals = False
         for api_id, op in ops.items():
+            if api_id in results:
+                continue
             current = before.get(api_id)
             if isinstance(op, Put):
                 if in_sync(op.desired, current):
@@ -194,6 +198,18 @@ class TykApiSync:
             else:
                 results[api_id] = Applied(changed=True, created=before.get(api_id) is None)
         return results
+
+    def _conflicts(self, ops: dict[str, Put | Remove], before: dict[str, dict[str, Any]]) -> dict[str, GatewayError]:
+        wanted = {i: str(op.desired["proxy"]["listen_path"]) for i, op in ops.items() if isinstance(op, Put)}
+        current = {i: v.get("proxy.listen_path") for i, v in {**self._view, **before}.items()}
+        freed = {i for i, op in ops.items() if isinstance(op, Remove)}
+        return {
+            api_id: ListenPathConflict(
+                f"gateway {self.name}: spec.listenPath {path} is already served by API {holder}; choose another "
+                "path, or remove that API"
+            )
+            for api_id, (path, holder) in path_conflicts(wanted, current, freed).items()
+        }
 
     async def _confirmed(self, ops: dict[str, Put | Remove], touched: set[str]) -> dict[str, dict[str, Any]]:
         """The node's APIs once it serves every touched one as asked (a blocking reload: at the first list; a
