@@ -9,6 +9,7 @@ import asyncio
 import base64
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -195,3 +196,58 @@ class KubeApis:
             return [i for i in items if (i.get("spec") or {}).get("group") == group]
 
         return await asyncio.to_thread(read)
+
+
+# ------------------------------------------------------------------------------- writes of the drift pass
+
+
+async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
+    """Merge `status` into an object's status subresource; False when the object is gone."""
+
+    def send() -> bool:
+        try:
+            client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    return await asyncio.to_thread(send)
+
+
+async def post_event(reference: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """An Event about an object, as kopf posts them (outside a kopf handler, kopf's own queue is not there)."""
+    meta = reference["metadata"]
+    now = datetime.now(UTC)
+    body: Any = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": reference["apiVersion"],
+            "kind": reference["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "torii"},
+        "reportingComponent": "torii",
+        "firstTimestamp": now.isoformat(),
+        "lastTimestamp": now.isoformat(),
+        "count": 1,
+    }
+
+    def send() -> None:
+        try:
+            core().create_namespaced_event(meta["namespace"], body)
+        except ApiException as exc:
+            if exc.status not in (403, 404):  # no right to post events, or the namespace is going: not fatal
+                raise
+
+    await asyncio.to_thread(send)

@@ -173,12 +173,14 @@ def audit_apis(gw: Gateways, apis: list[dict[str, Any]], namespaces: list[str], 
         "tyk": Counter(a["name"] for a in gw.tyk_apis() if a["name"].split("/")[0] in namespaces),
         "otoroshi": Counter(s["name"] for s in gw.oto_services() if s["name"].split("/")[0] in namespaces),
     }
-    wanted = {(o["spec"]["gateway"], ref(o)) for o in apis if o["spec"].get("active", True)}
+    # Every object may be on its gateway (a not-Ready one may be half way); a Ready active one must be.
+    exists = {(o["spec"]["gateway"], ref(o)) for o in apis if o["spec"].get("active", True)}
     for gateway, counts in on_gateway.items():
         found.duplicates += [f"{gateway} API {r} x{n}" for r, n in counts.items() if n > 1]
-        found.orphans += [f"{gateway} API {r}" for r in counts if (gateway, r) not in wanted]
-    for gateway, r in wanted:
-        if on_gateway[gateway][r] == 0:
+        found.orphans += [f"{gateway} API {r}" for r in counts if (gateway, r) not in exists]
+    for o in apis:
+        gateway, r = o["spec"]["gateway"], ref(o)
+        if ready_now(o) and o["spec"].get("active", True) and on_gateway.get(gateway, Counter())[r] == 0:
             found.missing.append(f"{gateway} API {r}")
     for o in apis:
         if (
@@ -206,7 +208,7 @@ def audit_keys(
         found.orphans += [f"{gateway} key {r}" for r in ours if (gateway, r) not in wanted]
     for o in keys:
         gateway, r = o["spec"]["gateway"], ref(o)
-        if ready_now(o) and owners[gateway][r] == 0:
+        if ready_now(o) and owners.get(gateway, Counter())[r] == 0:
             found.missing.append(f"{gateway} key {r}")
         if not ready_now(o) or not o["spec"].get("enabled", True):
             continue

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from support.operator import Operator, running_operator, stack_gateways
@@ -73,13 +74,16 @@ class Operators:
         self.starts = 0
 
     @contextmanager
-    def running(self, **kwargs: Any) -> Iterator[Operator]:
+    def running(self, *, json_logs: bool = False) -> Iterator[Operator]:
+        """A Torii on the scenario's namespaces; `json_logs`: its log in JSON (the leak scan reads both)."""
         self.starts += 1
         directory = self.tmp / f"operator-{self.starts}"
         RUN.logs.append(directory / "operator.log")
+        config = {"gateways": self.gateways, "driftIntervalSeconds": DRIFT_INTERVAL, "namespaces": self.namespaces,
+                  **({"logFormat": "json"} if json_logs else {})}  # fmt: skip
         with running_operator(
-            self.stack, self.api, directory, gateways=self.gateways, secret_data=self.secret,
-            namespaces=self.namespaces, secret_name="torii-gateways-chaos", drift_interval=DRIFT_INTERVAL, **kwargs,
+            self.stack, self.api, directory, secret_data=self.secret, secret_name="torii-gateways-chaos",
+            config_text=yaml.safe_dump(config),
         ) as op:  # fmt: skip
             yield op
 

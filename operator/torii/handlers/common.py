@@ -22,17 +22,7 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, k
         patch.setdefault("status", {}).update(changed)
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        if event.reason == "DriftRepaired":
-            metrics.DRIFT_REPAIRS.labels(kind).inc()
-    ready = next((c for c in outcome.status.get("conditions", []) if c.get("type") == "Ready"), None)
-    result = "deleted" if cause == "delete" and not outcome.retry else (ready or {}).get("reason", "unknown")
-    metrics.RECONCILES.labels(kind, cause, result).inc()
-    meta = body.metadata
-    if cause == "delete":
-        if not outcome.retry:
-            metrics.track_ready(kind, str(meta.namespace), str(meta.name), None)
-    elif ready is not None:
-        metrics.track_ready(kind, str(meta.namespace), str(meta.name), str(ready.get("status")))
+    count(outcome, kind, cause, str(body.metadata.namespace), str(body.metadata.name))
     if outcome.retry:
         raise kopf.TemporaryError(outcome.message, delay=backoff(retry))
 
@@ -42,3 +32,18 @@ def plain(mapping: Any) -> dict[str, Any]:
     if mapping is None:
         return {}
     return {k: plain(v) if isinstance(v, dict) or hasattr(v, "keys") else v for k, v in dict(mapping).items()}
+
+
+def count(outcome: Outcome, kind: str, cause: str, namespace: str, name: str) -> None:
+    """The metrics of one reconcile."""
+    for event in outcome.events:
+        if event.reason == "DriftRepaired":
+            metrics.DRIFT_REPAIRS.labels(kind).inc()
+    ready = next((c for c in outcome.status.get("conditions", []) if c.get("type") == "Ready"), None)
+    result = "deleted" if cause == "delete" and not outcome.retry else (ready or {}).get("reason", "unknown")
+    metrics.RECONCILES.labels(kind, cause, result).inc()
+    if cause == "delete":
+        if not outcome.retry:
+            metrics.track_ready(kind, namespace, name, None)
+    elif ready is not None:
+        metrics.track_ready(kind, namespace, name, str(ready.get("status")))

@@ -1,5 +1,6 @@
-"""kopf handlers for the three kinds: converge on create/update/resume, drift check on a timer, cleanup on
-delete. Each handler resolves the object's identity and hands over to `torii.reconcile`."""
+"""kopf handlers for the three kinds: converge on create/update/resume, cleanup on delete; and the drift check
+of every tracked object, one pass per interval (`torii.handlers.drift`). Each resolves the object's identity
+and hands over to `torii.reconcile`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import kopf
 
 from torii import kube
 from torii.gateways.base import ObjectRef
-from torii.handlers.common import apply, plain
+from torii.handlers.common import apply, count, plain
+from torii.handlers.drift import Check, Tracked, Tracker, drift_loop, status_changes
 from torii.kube import Owner
 from torii.models.common import API_VERSION, GROUP, VERSION
 from torii.reconcile.context import ReconcileContext
@@ -30,26 +32,14 @@ Delete = Callable[[ReconcileContext, ObjectRef, Owner, dict[str, Any], int, dict
 def register_kind(
     registry: kopf.OperatorRegistry,
     settings: OperatorSettings,
+    tracker: Tracker,
     *,
-    kind: str,
     plural: str,
     reconcile: Reconcile,
     delete: Delete,
 ) -> None:
+    kind = tracker.kind
     resource: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
-
-    # kopf runs a timer concurrently with the change handlers of the same object. Two reconciles of one object
-    # at once could both rotate a credential (two keys, one in no Secret): one lock per object prevents it.
-    locks: dict[str, asyncio.Lock] = {}
-
-    def lock_for(body: kopf.Body) -> asyncio.Lock:
-        return locks.setdefault(str(body.metadata.uid), asyncio.Lock())
-
-    def context(memo: kopf.Memo) -> ReconcileContext:
-        return ReconcileContext(
-            memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix,
-            drift_view_age=settings.drift_interval_seconds / 2,
-        )  # fmt: skip
 
     def identity(body: kopf.Body) -> tuple[ObjectRef, Owner, int]:
         meta = body.metadata
@@ -58,12 +48,11 @@ def register_kind(
 
     async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int) -> None:
         ref, owner, generation = identity(body)
-        async with lock_for(body):
-            outcome = await reconcile(
-                context(memo), ref, owner, plain(body.spec), generation, plain(body.status), cause
-            )
-        if cause == Cause.DRIFT:
-            outcome.retry = False  # a timer has no retry loop of its own: the next tick is the retry
+        spec, status = plain(body.spec), plain(body.status)
+        async with tracker.lock(owner.uid):
+            outcome = await reconcile(context(memo, settings), ref, owner, spec, generation, status, cause)
+            # What the drift pass needs from now on: the status Torii is writing is the status it will see.
+            tracker.remember(Tracked(ref, owner, generation, spec, {**status, **outcome.status}))
         apply(outcome, body, patch, retry, kind=kind, cause=cause.value)
 
     @kopf.on.create(**resource, id="converge-on-create")
@@ -78,32 +67,70 @@ def register_kind(
     async def on_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         await converge(Cause.RESUME, body, patch, memo, retry)
 
-    @kopf.timer(
-        **resource,
-        id="drift-check",
-        interval=settings.drift_interval_seconds,
-        initial_delay=settings.drift_interval_seconds,
-    )
-    async def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        if body.metadata.get("deletionTimestamp"):
-            return  # being deleted: repairing it on the gateway now would fight the cleanup
-        await converge(Cause.DRIFT, body, patch, memo, 0)
-
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         ref, owner, generation = identity(body)
-        async with lock_for(body):
-            outcome = await delete(context(memo), ref, owner, plain(body.spec), generation, plain(body.status))
+        tracker.forget(owner.uid)  # being deleted: a drift repair now would fight the cleanup
+        async with tracker.lock(owner.uid):
+            outcome = await delete(
+                context(memo, settings), ref, owner, plain(body.spec), generation, plain(body.status)
+            )
         if not outcome.retry:
-            locks.pop(str(body.metadata.uid), None)
+            tracker.release(owner.uid)
         apply(outcome, body, patch, retry, kind=kind, cause="delete")
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    kinds: tuple[tuple[str, str, Reconcile, Delete], ...] = (
-        ("GatewayAPI", "gatewayapis", reconcile_api, delete_api),
-        ("GatewayKey", "gatewaykeys", reconcile_key, delete_key),
-        ("OAuthClient", "oauthclients", reconcile_oauth_client, delete_oauth_client),
+def context(memo: kopf.Memo, settings: OperatorSettings) -> ReconcileContext:
+    return ReconcileContext(
+        memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix,
+        drift_view_age=settings.drift_interval_seconds / 2,
+    )  # fmt: skip
+
+
+KINDS: tuple[tuple[str, str, Reconcile, Delete], ...] = (
+    ("GatewayAPI", "gatewayapis", reconcile_api, delete_api),
+    ("GatewayKey", "gatewaykeys", reconcile_key, delete_key),
+    ("OAuthClient", "oauthclients", reconcile_oauth_client, delete_oauth_client),
+)
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> list[Tracker]:
+    """The change handlers of every kind; the trackers the drift loop (`start_drift`) goes over."""
+    trackers = []
+    for kind, plural, reconcile, delete in KINDS:
+        tracker = Tracker(kind)
+        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete)
+        trackers.append(tracker)
+    return trackers
+
+
+def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
+    """The drift check of one tracked object: re-converge it, and write only the status fields that changed."""
+    by_kind = {kind: (plural, reconcile) for kind, plural, reconcile, _ in KINDS}
+
+    async def check(tracker: Tracker, tracked: Tracked) -> None:
+        plural, reconcile = by_kind[tracker.kind]
+        uid = tracked.owner.uid
+        async with tracker.lock(uid):
+            if tracker.objects.get(uid) is not tracked:
+                return  # a change handler ran meanwhile: its result is newer than this check
+            outcome = await reconcile(
+                context(memo, settings), tracked.ref, tracked.owner, tracked.spec, tracked.generation,
+                tracked.status, Cause.DRIFT,
+            )  # fmt: skip
+            changed = status_changes(outcome, tracked.status)
+            if changed and not await kube.patch_status(plural, tracked.ref.namespace, tracked.ref.name, changed):
+                tracker.forget(uid)  # gone meanwhile
+                return
+            tracked.status = {**tracked.status, **outcome.status}
+        for event in outcome.events:
+            await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
+        count(outcome, tracker.kind, Cause.DRIFT.value, tracked.ref.namespace, tracked.ref.name)
+
+    return check
+
+
+def start_drift(trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo) -> asyncio.Task[None]:
+    return asyncio.create_task(
+        drift_loop(trackers, drift_check(settings, memo), settings.drift_interval_seconds), name="torii-drift"
     )
-    for kind, plural, reconcile, delete in kinds:
-        register_kind(registry, settings, kind=kind, plural=plural, reconcile=reconcile, delete=delete)

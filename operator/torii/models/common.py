@@ -8,6 +8,7 @@ defaults live here and are applied when the operator parses an object.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -149,3 +150,14 @@ class SecretTemplate(CamelModel):
 
     labels: dict[str, str] = Field(default_factory=dict, description="Labels to add to the generated Secret.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations to add to the generated Secret.")
+
+
+# An escape hatch is copied into every gateway definition and every list of them: a megabyte there costs the
+# gateway and each of its reloads. Far above any real definition (seed 004's full definition is about 4 KiB).
+ESCAPE_HATCH_MAX_BYTES = 256 * 1024
+
+
+def bounded_escape_hatch(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and (size := len(json.dumps(value))) > ESCAPE_HATCH_MAX_BYTES:
+        raise ValueError(f"is {size // 1024} KiB of JSON; at most {ESCAPE_HATCH_MAX_BYTES // 1024} KiB is accepted")
+    return value

@@ -5,13 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from torii.models.common import (
     DNS_LABEL,
     CamelModel,
     DeletionPolicy,
     StatusBase,
+    bounded_escape_hatch,
     cel,
     deletion_policy_field,
     gateway_field,
@@ -168,6 +169,8 @@ class GatewayAPISpec(CamelModel):
         f"Torii owns {', '.join(OTOROSHI_OWNED_FIELDS)}: it cannot be set here.",
         json_schema_extra=escape_hatch("spec.otoroshi", OTOROSHI_OWNED_FIELDS),
     )
+
+    _bounded = field_validator("tyk", "otoroshi")(bounded_escape_hatch)
 
 
 class ApiHealth(CamelModel):

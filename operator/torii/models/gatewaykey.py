@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from torii.models.common import (
     DNS_LABEL,
@@ -14,6 +14,7 @@ from torii.models.common import (
     DeletionPolicy,
     SecretTemplate,
     StatusBase,
+    bounded_escape_hatch,
     cel,
     deletion_policy_field,
     gateway_field,
@@ -136,6 +137,8 @@ class GatewayKeySpec(CamelModel):
         f"Torii owns {', '.join(OTOROSHI_KEY_OWNED_FIELDS)}.",
         json_schema_extra=escape_hatch("spec.otoroshi", OTOROSHI_KEY_OWNED_FIELDS),
     )
+
+    _bounded = field_validator("tyk", "otoroshi")(bounded_escape_hatch)
 
     @property
     def quota_fingerprint(self) -> str:
