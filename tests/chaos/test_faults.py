@@ -136,7 +136,7 @@ def test_gateway_outage_during_apply_and_delete(stack: Stack, crds: Stack, admin
     first = population(namespaces, size(30, 200), up)
     ops = Operators(crds, admin, tmp_path, namespaces)
     outage = size(15, 60)
-    with ops.running():
+    with ops.running(json_logs=True):
         apply(first, crds.kubeconfig)
         converged(admin, namespaces, len(first), timeout=size(180, 600))
         doomed = first[: size(10, 50)]  # whole units: APIs with their keys and clients
@@ -156,6 +156,7 @@ def test_gateway_outage_during_apply_and_delete(stack: Stack, crds: Stack, admin
         finally:
             stack_cmd("start", "tyk")
             stack_cmd("start", "otoroshi")  # in-memory storage: Otoroshi comes back empty
+        print(f"[chaos] gateways back at {time.time():.1f}")
         expected = len(first) - len(doomed) + len(second)
         seconds = converged(admin, namespaces, expected, timeout=size(180, 600))
         found = audit(stack, admin, namespaces, gone)
@@ -195,20 +196,21 @@ def test_gateways_restarted_empty_get_everything_back_with_the_same_credentials(
         apply(objs, crds.kubeconfig)
         converged(admin, namespaces, len(objs), timeout=size(180, 600))
         before = credentials(admin, objs)
-        stack_cmd("restart-tyk", "--empty", "--flush-redis")
+        fault = Clock()
         stack_cmd("stop", "otoroshi")
-        stack_cmd("start", "otoroshi")
+        stack_cmd("start", "otoroshi")  # in-memory storage: back with no service and no key
+        stack_cmd("restart-tyk", "--empty", "--flush-redis")  # no API definition, no key, no OAuth client
         back = Clock()
         # Nothing changes in the cluster: only the drift passes can bring the gateways' contents back.
         found = wait_until(lambda: (f := audit(stack, admin, namespaces)).clean and f, timeout=size(120, 300),
                            what="everything served again")  # fmt: skip
-        seconds = back.seconds()
+        seconds, since_fault = back.seconds(), fault.seconds()
         assert credentials(admin, objs) == before  # the same credentials, no Secret rewritten
         record(before)
         after, deleted_in = finish(stack, admin, objs, namespaces)
     assert_clean(after)
     report("gateways restarted empty", objects=len(objs), faults=2, drift_interval_s=DRIFT_INTERVAL,
-           converge_s=seconds, delete_s=deleted_in, **tally(found, after))  # fmt: skip
+           converge_s=seconds, since_first_fault_s=since_fault, delete_s=deleted_in, **tally(found, after))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ 4. apiserver restart

@@ -32,7 +32,7 @@ from torii.gateways.base import (
     is_subset,
     pick,
 )
-from torii.gateways.errors import PermanentGatewayError, Unsupported
+from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError, Unsupported
 from torii.gateways.http import AdminClient, CallObserver
 from torii.gateways.otoroshi_sync import OtoroshiServiceSync
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
@@ -361,8 +361,11 @@ class OtoroshiDriver(OtoroshiKeys):
         """Does the proxy route `listen_path` to a service? (Any answer but Otoroshi's own "no route".)"""
         try:
             response = await self._proxy.get(listen_path)
-        except httpx.HTTPError:
-            return False
+        except httpx.HTTPError as exc:
+            # Unreachable: fail now (retried) rather than wait out the serve timeout on a gateway that is down.
+            raise RetryableGatewayError(
+                f"gateway {self.name}: proxy unreachable while confirming {listen_path} ({type(exc).__name__})"
+            ) from None
         return not (response.status_code == 404 and "no route" in response.headers.get("Otoroshi-Error-Msg", ""))
 
     async def check(self) -> str:

@@ -1,13 +1,13 @@
-"""Otoroshi services converged in bursts: one list before, only the writes that differ, one wait for the state
-sync, then the proxy asked about every written path. This is where the Otoroshi driver's GatewayAPI work goes
-(`OtoroshiDriver.converge_api/delete_api` submit here), the same design as `tyk_sync.TykApiSync`.
+"""Otoroshi services converged in bursts: one list before, only the writes that differ; then each written
+object waits for the state sync and asks the proxy about its path. This is where the Otoroshi driver's
+GatewayAPI work goes (`OtoroshiDriver.converge_api/delete_api` submit here), the design of `tyk_sync.TykApiSync`.
 
 Per burst of B objects: `GET /api/services` once, `POST /api/services` (create), `PUT /api/services/{id}`
 (update) or `DELETE /api/services/{id}` for each object that differs (at most `concurrency` at once), and no
 read-back (both write answers carry the service as stored). Admin writes reach the proxy only at its next
-state sync, so the burst waits for that sync ONCE and then probes the proxy (client traffic, not admin calls)
-for each written path until it routes (or stops routing) it. A drift pass may accept a view up to `max_age`
-seconds old: N drift checks in one interval cost one list call in all, not N reads.
+state sync, so once the burst is written each caller waits for that sync and then probes the proxy (client
+traffic, not admin calls) for its own path until it routes (or stops routing) it. A drift pass may accept a
+view up to `max_age` seconds old: N drift checks in one interval cost one list call in all, not N reads.
 """
 
 from __future__ import annotations
@@ -78,8 +78,11 @@ class Remove:
 class Applied:
     changed: bool
     created: bool = False
+    written_at: float = 0.0
+    probe: tuple[str, bool] | None = None  # (path, should the proxy route it) once the state sync ran
 
 
+VANISHED_CHECK_SECONDS = 5.0  # while the proxy does not route a written path, look at the admin API this often
 SMALL_BATCH = 8  # up to this many objects, read one by one rather than listing every service
 Probe = Callable[[str], Awaitable[bool]]  # does the proxy route this path?
 
@@ -110,10 +113,43 @@ class OtoroshiServiceSync:
         self._view_at = float("-inf")
 
     async def put(self, service_id: str, desired: dict[str, Any], *, max_age: float = 0.0) -> Applied:
-        return await self._batcher.submit(service_id, Put(desired, max_age))
+        return await self._settled(service_id, await self._batcher.submit(service_id, Put(desired, max_age)))
 
     async def remove(self, service_id: str) -> bool:
-        return (await self._batcher.submit(service_id, Remove())).changed
+        return (await self._settled(service_id, await self._batcher.submit(service_id, Remove()))).changed
+
+    async def _settled(self, service_id: str, applied: Applied) -> Applied:
+        """Wait for the state sync after the write, then until the proxy routes (or no longer routes) the path.
+        Each caller waits for its own object, outside the batch: a path the proxy is slow to route (Otoroshi
+        restarting, say) never holds up the next burst."""
+        if not applied.changed:
+            return applied
+        await asyncio.sleep(max(0.0, applied.written_at + self._state_sync_seconds - time.monotonic()))
+        if applied.probe is None:
+            return applied  # an inactive service is routed by nobody: only the sync is awaited for it
+        path, want = applied.probe
+        deadline = time.monotonic() + self._serve_timeout
+        next_look = time.monotonic() + VANISHED_CHECK_SECONDS
+        delay = 0.1
+        while await self._probe(path) != want:
+            if want and time.monotonic() > next_look:
+                # Still not routed: is the service still stored? An Otoroshi restarted with in-memory storage
+                # lost it, and waiting out the whole timeout would only delay the rewrite.
+                next_look = time.monotonic() + VANISHED_CHECK_SECONDS
+                if await self._get(service_id) is None:
+                    self._view.pop(service_id, None)
+                    raise RetryableGatewayError(
+                        f"gateway {self.name}: service {service_id} disappeared before the proxy served it "
+                        "(gateway restarted?); writing it again"
+                    )
+            if time.monotonic() > deadline:
+                raise RetryableGatewayError(
+                    f"gateway {self.name}: the proxy did not {'serve' if want else 'stop serving'} {path} within "
+                    f"{self._state_sync_seconds + self._serve_timeout:.0f}s of the admin write"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return applied
 
     async def list_services(self) -> dict[str, dict[str, Any]]:
         """Every stored service, by id, as core() views."""
@@ -169,12 +205,12 @@ class OtoroshiServiceSync:
             return results
         outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)
         written_at = time.monotonic()
-        probes: dict[str, tuple[str, bool]] = {}  # id -> (path, should it be routed)
         for service_id, outcome in zip(writes, outcomes, strict=True):
             op = ops[service_id]
             if isinstance(outcome, BaseException):
                 results[service_id] = outcome
                 continue
+            probe: tuple[str, bool] | None = None
             if isinstance(op, Put):
                 if outcome is None or not in_sync(op.desired, core(outcome)):
                     results[service_id] = RetryableGatewayError(
@@ -183,16 +219,14 @@ class OtoroshiServiceSync:
                     continue
                 self._view[service_id] = core(outcome)
                 path = served_path(core(op.desired))
-                if path is not None:
-                    probes[service_id] = (path, True)
+                probe = (path, True) if path is not None else None
             else:
                 previous = served_path(before.get(service_id))
                 self._view.pop(service_id, None)
-                if previous is not None:
-                    probes[service_id] = (previous, False)
-            results[service_id] = Applied(changed=True, created=before.get(service_id) is None)
-        if any(isinstance(r, Applied) and r.changed for r in results.values()):
-            results.update(await self._await_proxy(probes, written_at))
+                probe = (previous, False) if previous is not None else None
+            results[service_id] = Applied(
+                changed=True, created=before.get(service_id) is None, written_at=written_at, probe=probe
+            )
         return results
 
     def _conflicts(self, ops: dict[str, Put | Remove], before: dict[str, dict[str, Any]]) -> dict[str, GatewayError]:
@@ -207,30 +241,6 @@ class OtoroshiServiceSync:
             for service_id, (path, holder) in path_conflicts(
                 {i: p for i, p in wanted.items() if p is not None}, current, freed
             ).items()
-        }
-
-    async def _await_proxy(self, probes: dict[str, tuple[str, bool]], written_at: float) -> dict[str, GatewayError]:
-        """Wait once for the state sync after the burst's writes, then until the proxy routes (or no longer
-        routes) each path. An inactive service is routed by nobody: only the sync is awaited for it."""
-        await asyncio.sleep(max(0.0, written_at + self._state_sync_seconds - time.monotonic()))
-        deadline = time.monotonic() + self._serve_timeout
-        pending = dict(probes)
-        delay = 0.1
-        while pending:
-            checks = await asyncio.gather(*(self._probe(path) for path, _ in pending.values()))
-            pending = {
-                i: (path, want) for (i, (path, want)), got in zip(pending.items(), checks, strict=True) if got != want
-            }
-            if not pending or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        return {
-            i: RetryableGatewayError(
-                f"gateway {self.name}: the proxy did not {'serve' if want else 'stop serving'} {path} within "
-                f"{self._state_sync_seconds + self._serve_timeout:.0f}s of the admin write"
-            )
-            for i, (path, want) in pending.items()
         }
 
     async def _probe(self, path: str) -> bool:

@@ -24,7 +24,11 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, k
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     count(outcome, kind, cause, str(body.metadata.namespace), str(body.metadata.name))
     if outcome.retry:
-        raise kopf.TemporaryError(outcome.message, delay=backoff(retry))
+        delay = backoff(retry)
+        if reason(outcome) == "GatewayUnavailable":
+            # The gateway will come back: after an outage of any length, be at most this late to notice.
+            delay = min(delay, UNAVAILABLE_RETRY_CAP)
+        raise kopf.TemporaryError(outcome.message, delay=delay)
 
 
 def plain(mapping: Any) -> dict[str, Any]:
@@ -32,6 +36,14 @@ def plain(mapping: Any) -> dict[str, Any]:
     if mapping is None:
         return {}
     return {k: plain(v) if isinstance(v, dict) or hasattr(v, "keys") else v for k, v in dict(mapping).items()}
+
+
+UNAVAILABLE_RETRY_CAP = 20.0
+
+
+def reason(outcome: Outcome) -> str:
+    ready = next((c for c in outcome.status.get("conditions", []) if c.get("type") == "Ready"), None)
+    return str((ready or {}).get("reason", ""))
 
 
 def count(outcome: Outcome, kind: str, cause: str, namespace: str, name: str) -> None:

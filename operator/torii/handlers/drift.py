@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,30 +66,38 @@ Check = Callable[[Tracker, Tracked], Awaitable[None]]
 
 
 async def drift_pass(trackers: list[Tracker], check: Check, *, concurrency: int = 256) -> int:
-    """Check every tracked object once (at most `concurrency` at a time); the number checked."""
+    """Check every tracked object once (at most `concurrency` at a time); the number checked. An object whose
+    lock is held (a change handler on it, or a check of an earlier pass still waiting on a slow gateway) is left
+    to that: one slow object never holds up the others, nor the next pass."""
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(tracker: Tracker, tracked: Tracked) -> None:
+    async def one(tracker: Tracker, tracked: Tracked) -> bool:
         async with limit:
-            if tracker.objects.get(tracked.owner.uid) is not tracked:
-                return  # changed or deleted since the pass started: its handler has it
+            if tracker.objects.get(tracked.owner.uid) is not tracked or tracker.lock(tracked.owner.uid).locked():
+                return False  # changed, deleted or busy since the pass started: its handler has it
             try:
                 await check(tracker, tracked)
             except Exception:  # one object's failure never stops the pass
                 log.exception("drift check of %s %s failed", tracker.kind, tracked.ref)
+            return True
 
     work = [(t, o) for t in trackers for o in list(t.objects.values())]
-    await asyncio.gather(*(one(t, o) for t, o in work))
-    return len(work)
+    return sum(await asyncio.gather(*(one(t, o) for t, o in work)))
 
 
 async def drift_loop(trackers: list[Tracker], check: Check, interval: float) -> None:
-    """A pass every `interval` seconds (measured start to start; a slow pass delays the next, never overlaps)."""
-    while True:
-        started = time.monotonic()
-        await asyncio.sleep(interval)
-        checked = await drift_pass(trackers, check)
-        log.debug("drift pass: %d objects in %.1fs", checked, time.monotonic() - started - interval)
+    """A pass every `interval` seconds. A pass is not awaited by the next one: objects it is still busy with
+    are skipped by the next pass, every other object is checked on time."""
+    passes: set[asyncio.Task[int]] = set()
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            task = asyncio.create_task(drift_pass(trackers, check), name="torii-drift-pass")
+            passes.add(task)
+            task.add_done_callback(passes.discard)
+    finally:
+        for task in passes:
+            task.cancel()
 
 
 def status_changes(outcome: Outcome, status: dict[str, Any]) -> dict[str, Any]:
