@@ -225,8 +225,10 @@ def test_apiserver_restart(stack: Stack, crds: Stack, admin: client.ApiClient, u
         apply(objs, crds.kubeconfig)
         converged(admin, namespaces, len(objs), timeout=size(180, 600))
         stack_cmd("stop", "kube-apiserver")
-        time.sleep(size(5, 20))  # the apiserver stays away this long (etcd keeps running)
-        stack_cmd("start", "kube-apiserver")
+        try:
+            time.sleep(size(5, 20))  # the apiserver stays away this long (etcd keeps running)
+        finally:
+            stack_cmd("start", "kube-apiserver")
         # Changes right after the restart: a new API and an edited one must be picked up by the watches.
         moved = next(o for o in objs if o.kind == "GatewayAPI" and o.spec["auth"] == "keyless")
         edited = Obj(moved.kind, moved.ns, moved.name, {**moved.spec, "listenPath": moved.spec["listenPath"] + "v2/"})
