@@ -77,14 +77,9 @@ class AdminClient:
         started = time.perf_counter()
         try:
             response = await self._client.request(method, path, json=json, params=params, headers=headers)
-        except httpx.TimeoutException as exc:
+        except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
-            raise RetryableGatewayError(f"gateway {self.name}: {op}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            self._observe(op, 0, started)
-            raise RetryableGatewayError(
-                f"gateway {self.name}: {op}: cannot reach {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(op, exc) from None
         self._observe(op, response.status_code, started)
         if response.status_code in ok or response.status_code in passthrough:
             return response
@@ -106,19 +101,19 @@ class AdminClient:
                 async for item in ijson.items_async(_Chunks(response.aiter_bytes()), "item", use_float=True):
                     if isinstance(item, dict) and (value := keep(item)) is not None:
                         kept.append(value)
-        except httpx.TimeoutException as exc:
+        except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
-            raise RetryableGatewayError(f"gateway {self.name}: {op}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            self._observe(op, 0, started)
-            raise RetryableGatewayError(
-                f"gateway {self.name}: {op}: cannot reach {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(op, exc) from None
         except ijson.JSONError as exc:
             self._observe(op, 200, started)
             raise RetryableGatewayError(f"gateway {self.name}: {op}: the answer is not a JSON list ({exc})") from None
         self._observe(op, 200, started)
         return kept
+
+    def _unreachable(self, op: str, exc: httpx.TransportError) -> RetryableGatewayError:
+        if isinstance(exc, httpx.TimeoutException):
+            return RetryableGatewayError(f"gateway {self.name}: {op}: timed out ({type(exc).__name__})")
+        return RetryableGatewayError(f"gateway {self.name}: {op}: cannot reach {self.base_url} ({type(exc).__name__})")
 
     def _refusal(self, op: str, response: httpx.Response) -> Exception:
         status = response.status_code
