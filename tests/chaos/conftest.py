@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from support.kube import namespace
 from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
 
@@ -53,6 +54,15 @@ RUN = Run()
 @pytest.fixture(scope="session")
 def run() -> Run:
     return RUN
+
+
+@pytest.fixture
+def ns(admin: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one scenario, remembered for the leak scan."""
+    prefix = "chaos-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")[:12]
+    with namespace(admin, prefix) as name:
+        RUN.namespaces.append(name)
+        yield name
 
 
 def report(scenario: str, **figures: Any) -> None:

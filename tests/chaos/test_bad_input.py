@@ -4,24 +4,22 @@ served throughout."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from kubernetes import client
 
 from chaos.audit import audit, ready_now
-from chaos.conftest import RUN, Clock, Operators, report
+from chaos.conftest import Clock, Operators, report
 from chaos.population import Obj, apply, converged, credentials, listed
 from chaos.test_faults import assert_clean, finish, record, tally
-from support.kube import kubectl, namespace
+from support.kube import kubectl
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
-from support.world import GROUP, VERSION
+from support.world import GROUP, PLURALS, VERSION
 
 API = {"gateway": "tyk", "listenPath": "/bad/", "upstream": {"url": "http://127.0.0.1:9/"}}
 KEY = {"gateway": "tyk", "apis": [{"name": "n-key"}]}
@@ -150,13 +148,6 @@ def manifest(ns: str, kind: str, name: str, spec: dict[str, Any]) -> str:
     return yaml.safe_dump({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": metadata, "spec": spec})
 
 
-@pytest.fixture
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "chaos-bad") as name:
-        RUN.namespaces.append(name)
-        yield name
-
-
 def test_bad_input_catalogue(stack: Stack, crds: Stack, admin: client.ApiClient, ns: str, tmp_path: Path) -> None:
     stack.require("tyk")
     stack.require("otoroshi")
@@ -229,7 +220,7 @@ def test_bad_input_catalogue(stack: Stack, crds: Stack, admin: client.ApiClient,
             record(credentials(admin, neighbours))
             seconds = clock.seconds()
             for _, kind, name, *_ in NOT_READY:
-                custom.delete_namespaced_custom_object(GROUP, VERSION, ns, kind.lower() + "s", name)
+                custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind], name)
             for _, name, *_ in NEUTRALISED:
                 custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "gatewayapis", name)
             after, _ = finish(stack, admin, neighbours, [ns])
@@ -241,7 +232,7 @@ def test_bad_input_catalogue(stack: Stack, crds: Stack, admin: client.ApiClient,
 
 def failed(admin: client.ApiClient, ns: str, kind: str, name: str) -> dict[str, Any] | None:
     obj: dict[str, Any] = client.CustomObjectsApi(admin).get_namespaced_custom_object(
-        GROUP, VERSION, ns, kind.lower() + "s", name
+        GROUP, VERSION, ns, PLURALS[kind], name
     )
     gen = obj["metadata"]["generation"]
     for c in obj.get("status", {}).get("conditions", []):

@@ -4,28 +4,18 @@ objects at the next drift pass and never touches the foreign ones."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from kubernetes import client
 
 from chaos.audit import PREFIX, audit
-from chaos.conftest import RUN, Clock, Operators, report, size
+from chaos.conftest import Clock, Operators, report, size
 from chaos.population import apply, converged, credentials, population
 from chaos.test_faults import assert_clean, finish, record, tally
-from support.kube import namespace
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
-
-
-@pytest.fixture
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "chaos-edit") as name:
-        RUN.namespaces.append(name)
-        yield name
 
 
 def tyk_admin(stack: Stack) -> httpx.Client:

@@ -8,29 +8,19 @@ import random
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from kubernetes import client
 
 from chaos.audit import audit
-from chaos.conftest import FULL, RUN, Operators, report, size
+from chaos.conftest import FULL, Operators, report, size
 from chaos.population import Obj, apply, converged
 from chaos.test_faults import assert_clean, finish, tally
-from support.kube import namespace
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import GROUP, VERSION
-
-
-@pytest.fixture
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    with namespace(admin, "chaos-load") as name:
-        RUN.namespaces.append(name)
-        yield name
 
 
 def rss_and_sockets(pid: int) -> tuple[float, int]:

@@ -7,6 +7,7 @@ from typing import Any
 import kopf
 
 from torii import metrics
+from torii.handlers.drift import status_changes
 from torii.reconcile.outcome import Outcome, backoff
 
 
@@ -16,8 +17,7 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, k
     # waits for the watch event the patch causes, and an identical status causes none, so an object whose drift
     # timer was still stopping kept its finalizer forever (the teardown flake: "Sleeping was skipped because of
     # the patch" and nothing after it).
-    current = plain(body.status)
-    changed = {k: v for k, v in outcome.status.items() if current.get(k) != v}
+    changed = status_changes(outcome, plain(body.status))
     if changed:
         patch.setdefault("status", {}).update(changed)
     for event in outcome.events:
