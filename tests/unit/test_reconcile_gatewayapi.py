@@ -33,12 +33,12 @@ class ScriptedDriver:
             raise result
         return result
 
-    async def delete_api(self, ref: ObjectRef) -> bool:
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
         if isinstance(self.delete_result, GatewayError):
             raise self.delete_result
         return self.delete_result
 
-    async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
+    async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         return ApiHealth(average_requests_ps=3.5)
 
     async def check(self) -> str:

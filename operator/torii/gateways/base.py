@@ -31,6 +31,11 @@ class ObjectRef:
         return f"{self.namespace}/{self.name}"
 
 
+def api_gateway_id(ref: ObjectRef, spec: GatewayAPISpec, prefix: str) -> str:
+    """The id of a GatewayAPI's object on the gateway: the adopted one, or Torii's deterministic id."""
+    return spec.adopt.id if spec.adopt else ref.gateway_id(prefix)
+
+
 @dataclass(frozen=True)
 class ConvergeResult:
     """What converging one object did."""
@@ -79,6 +84,8 @@ class KeyRequest:
     next_credential: Credential | None = None  # a rotation in its grace period (Otoroshi: rotation.nextSecret)
     grace_seconds: int = 0
     keep_quota_counters: bool = True  # Tyk suppress_reset: keep live counters unless the quota itself changed
+    # An adopted key whose credential Torii does not know (Tyk stores only its hash): addressed by this id.
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,11 +112,12 @@ class GatewayDriver(Protocol):
         taken for a neighbour moments ago; changes never do)."""
         ...
 
-    async def delete_api(self, ref: ObjectRef) -> bool:
-        """Remove the API; True if something was deleted, False if it was already gone."""
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
+        """Remove the API (`gateway_id`: an adopted id, else Torii's own); True if something was deleted, False
+        if it was already gone."""
         ...
 
-    async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
+    async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         """Gateway health figures for the API, or None where the gateway has none."""
         ...
 
@@ -119,6 +127,18 @@ class GatewayDriver(Protocol):
 
     async def delete_key(self, request: KeyRequest) -> bool:
         """Revoke the key; False when it was already gone."""
+        ...
+
+    async def adopted_credential(
+        self, request: KeyRequest, key_id: str, supplied: Credential | None
+    ) -> Credential | None:
+        """The credential of the existing key `key_id` that `request` adopts: the `supplied` one once checked to
+        be that key, the one the gateway returns, or None when it cannot be recovered (Tyk hashes keys).
+        AdoptionFailed when the key does not exist or `supplied` is another key."""
+        ...
+
+    async def expire_by_id(self, request: KeyRequest, key_id: str, at_unix: int) -> None:
+        """Let the gateway itself refuse a key known only by its id after `at_unix` (a rotated-out adopted key)."""
         ...
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:

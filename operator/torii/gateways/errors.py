@@ -45,6 +45,14 @@ class ListenPathConflict(GatewayError):
     retryable = False
 
 
+class AdoptionFailed(GatewayError):
+    """The gateway object a resource adopts (spec.adopt) is missing, or is not what the resource says it is.
+    Not retried with backoff, but looked at again by every drift pass."""
+
+    reason = "AdoptionFailed"
+    retryable = False
+
+
 class Unsupported(PermanentGatewayError):
     """The gateway type has no equivalent of a requested feature."""
 

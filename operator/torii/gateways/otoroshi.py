@@ -26,13 +26,14 @@ from torii.gateways.base import (
     KeyResult,
     OAuthClientRequest,
     ObjectRef,
+    api_gateway_id,
     deep_merge,
     fingerprint,
     group_id,
     is_subset,
     pick,
 )
-from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError, Unsupported
+from torii.gateways.errors import AdoptionFailed, PermanentGatewayError, RetryableGatewayError, Unsupported
 from torii.gateways.http import AdminClient, CallObserver
 from torii.gateways.otoroshi_sync import OtoroshiServiceSync
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
@@ -259,6 +260,19 @@ class OtoroshiKeys:
         # Same clientId: writing the key with the new clientSecret and no nextSecret ends the old secret's grace.
         await self.converge_key(request)
 
+    async def adopted_credential(
+        self, request: KeyRequest, key_id: str, supplied: Credential | None
+    ) -> Credential | None:
+        # Otoroshi returns the clientSecret to its admin API: the existing credential is always recovered.
+        response = await self._http.request("GET", f"/api/apikeys/{key_id}", op="get key", passthrough=(404,))
+        if response.status_code == 404:
+            raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no apikey with clientId {key_id} exists")
+        body = response.json()
+        return Credential(client_id=str(body["clientId"]), client_secret=str(body["clientSecret"]))
+
+    async def expire_by_id(self, request: KeyRequest, key_id: str, at_unix: int) -> None:
+        return None  # never needed: an adopted Otoroshi key's credential is always known
+
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
         if key_id != request.credential.client_id:
             await self._http.request("DELETE", f"/api/apikeys/{key_id}", op="delete key", passthrough=(404,))
@@ -357,10 +371,11 @@ class OtoroshiDriver(OtoroshiKeys):
         await self._http.aclose()
         await self._proxy.aclose()
 
-    async def routed(self, listen_path: str) -> bool:
-        """Does the proxy route `listen_path` to a service? (Any answer but Otoroshi's own "no route".)"""
+    async def routed(self, listen_path: str, host: str | None = None) -> bool:
+        """Does the proxy route `listen_path` (on `host`, default the connection's public host) to a service?
+        (Any answer but Otoroshi's own "no route".)"""
         try:
-            response = await self._proxy.get(listen_path)
+            response = await self._proxy.get(listen_path, headers={"Host": host} if host else None)
         except httpx.HTTPError as exc:
             # Unreachable: fail now (retried) rather than wait out the serve timeout on a gateway that is down.
             raise RetryableGatewayError(
@@ -373,7 +388,7 @@ class OtoroshiDriver(OtoroshiKeys):
         return f"Otoroshi at {self._http.base_url} (services on {self.public_host})"
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
-        service_id = ref.gateway_id(self.id_prefix)
+        service_id = api_gateway_id(ref, spec, self.id_prefix)
         api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(
             render_service(
@@ -387,8 +402,8 @@ class OtoroshiDriver(OtoroshiKeys):
         applied = await self.services.put(service_id, desired, max_age=max_age)
         return ConvergeResult(service_id, changed=applied.changed, created=applied.created)
 
-    async def delete_api(self, ref: ObjectRef) -> bool:
-        return await self.services.remove(ref.gateway_id(self.id_prefix))
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
+        return await self.services.remove(gateway_id or ref.gateway_id(self.id_prefix))
 
-    async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
+    async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         return None

@@ -49,8 +49,11 @@ def route(state: dict[str, Any]) -> str | None:
     path = served_path(state)
     if path is None:
         return None
-    host = ".".join(p for p in (state.get("subdomain"), state.get("domain")) if p)
-    return f"{host}{path}"
+    return f"{host_of(state)}{path}"
+
+
+def host_of(state: dict[str, Any]) -> str:
+    return ".".join(p for p in (state.get("subdomain"), state.get("domain")) if p)
 
 
 def served_path(state: dict[str, Any] | None) -> str | None:
@@ -79,12 +82,12 @@ class Applied:
     changed: bool
     created: bool = False
     written_at: float = 0.0
-    probe: tuple[str, bool] | None = None  # (path, should the proxy route it) once the state sync ran
+    probe: tuple[str, str, bool] | None = None  # (host, path, should the proxy route it) after the state sync
 
 
 VANISHED_CHECK_SECONDS = 5.0  # while the proxy does not route a written path, look at the admin API this often
 SMALL_BATCH = 8  # up to this many objects, read one by one rather than listing every service
-Probe = Callable[[str], Awaitable[bool]]  # does the proxy route this path?
+Probe = Callable[[str, str], Awaitable[bool]]  # does the proxy route this path on this host?
 
 
 class OtoroshiServiceSync:
@@ -127,11 +130,11 @@ class OtoroshiServiceSync:
         await asyncio.sleep(max(0.0, applied.written_at + self._state_sync_seconds - time.monotonic()))
         if applied.probe is None:
             return applied  # an inactive service is routed by nobody: only the sync is awaited for it
-        path, want = applied.probe
+        host, path, want = applied.probe
         deadline = time.monotonic() + self._serve_timeout
         next_look = time.monotonic() + VANISHED_CHECK_SECONDS
         delay = 0.1
-        while await self._probe(path) != want:
+        while await self._probe(path, host) != want:
             if want and time.monotonic() > next_look:
                 # Still not routed: is the service still stored? An Otoroshi restarted with in-memory storage
                 # lost it, and waiting out the whole timeout would only delay the rewrite.
@@ -210,7 +213,7 @@ class OtoroshiServiceSync:
             if isinstance(outcome, BaseException):
                 results[service_id] = outcome
                 continue
-            probe: tuple[str, bool] | None = None
+            probe: tuple[str, str, bool] | None = None
             if isinstance(op, Put):
                 if outcome is None or not in_sync(op.desired, core(outcome)):
                     results[service_id] = RetryableGatewayError(
@@ -219,11 +222,12 @@ class OtoroshiServiceSync:
                     continue
                 self._view[service_id] = core(outcome)
                 path = served_path(core(op.desired))
-                probe = (path, True) if path is not None else None
+                probe = (host_of(op.desired), path, True) if path is not None else None
             else:
-                previous = served_path(before.get(service_id))
+                old = before.get(service_id) or {}
+                previous = served_path(old)
                 self._view.pop(service_id, None)
-                probe = (previous, False) if previous is not None else None
+                probe = (host_of(old), previous, False) if previous is not None else None
             results[service_id] = Applied(
                 changed=True, created=before.get(service_id) is None, written_at=written_at, probe=probe
             )
@@ -243,9 +247,9 @@ class OtoroshiServiceSync:
             ).items()
         }
 
-    async def _probe(self, path: str) -> bool:
+    async def _probe(self, path: str, host: str) -> bool:
         async with self._limit:
-            return await self._routed(path)
+            return await self._routed(path, host)
 
     async def _write(self, service_id: str, desired: dict[str, Any], *, exists: bool) -> dict[str, Any] | None:
         """The service as stored (both write answers carry it, verified on 17.17)."""

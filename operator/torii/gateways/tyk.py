@@ -22,13 +22,14 @@ from torii.gateways.base import (
     KeyResult,
     OAuthClientRequest,
     ObjectRef,
+    api_gateway_id,
     deep_merge,
     dotted_get,
     dotted_set,
     fingerprint,
     pick,
 )
-from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError
+from torii.gateways.errors import AdoptionFailed, PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient, CallObserver
 from torii.gateways.tyk_sync import Remove, TykApiSync
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
@@ -248,28 +249,91 @@ class TykKeys:
             await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
         return existed
 
+    @staticmethod
+    def _address(request: KeyRequest) -> tuple[str, bool]:
+        """How admin calls name the key: by the credential, or (an adopted key Torii has no credential for) by
+        Tyk's hash of it (`?hashed=1`: verified in 5.10.2's keyHandler, GET/PUT/DELETE take a hash then)."""
+        if request.credential.key or not request.key_id:
+            return request.credential.key, False
+        return request.key_id, True
+
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
-        key = request.credential.key
-        desired = render_session(request, self.org_id)
+        key, hashed = self._address(request)
         first_api = request.apis[0].gateway_id
-        current = await self._get_key(key, first_api)
+        current = await self._get_key(key, first_api, hashed=hashed)
+        if current is None and hashed:
+            raise AdoptionFailed(
+                f"gateway {self.name}: adopted key {key} no longer exists and Torii never knew its credential: set "
+                "spec.rotation.generation to issue a new key"
+            )
+        # A key keeps its org (an adopted key's org is its API's: Tyk looks keys up per org).
+        org_id = str(current.get("org_id") or self.org_id) if current is not None else self.org_id
+        desired = render_session(request, org_id)
         if _key_in_sync(desired, current):
-            return KeyResult(None, None, changed=False)  # the hash is in status already (Tyk's GET has none)
+            return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
+        hashed_param = {"hashed": "1"} if hashed else {}
         if current is None:
             # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
             response = await self._http.request(
                 "POST", f"/tyk/keys/{key}", op="create key", json=desired, params=self._key_params()
             )
         else:
-            params = self._key_params(suppress_reset="1") if request.keep_quota_counters else self._key_params()
-            response = await self._http.request("PUT", f"/tyk/keys/{key}", op="update key", json=desired, params=params)
+            extra = {"suppress_reset": "1"} if request.keep_quota_counters else {}
+            response = await self._http.request(
+                "PUT", f"/tyk/keys/{key}", op="update key", json=desired,
+                params=self._key_params(**extra, **hashed_param),
+            )  # fmt: skip
             await asyncio.sleep(self.session_cache_seconds)  # nodes may serve the cached old session until then
-        return KeyResult(_key_id(response.json()), None, changed=True, created=current is None)
+        key_id = key if hashed else _key_id(response.json())
+        return KeyResult(key_id, None, changed=True, created=current is None)
+
+    async def adopted_credential(
+        self, request: KeyRequest, key_id: str, supplied: Credential | None
+    ) -> Credential | None:
+        api_id = request.apis[0].gateway_id if request.apis else None
+        if key_id.startswith(PLAIN_ID_PREFIX):
+            # Tyk does not hash keys: the listing names them, so the credential is recovered from its digest.
+            stored = await self._find_plain(api_id, key_id)
+            if stored is None:
+                raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with id {key_id} exists")
+            return Credential(key=stored)
+        adopted = await self._get_key(key_id, api_id, hashed=True)
+        if adopted is None:
+            raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with hash {key_id} exists")
+        if supplied is None:
+            return None  # Tyk keeps only the hash: the credential cannot be recovered
+        # The supplied credential must name that very key. Tyk hashes with a non-standard murmur variant (or a
+        # configured one), so compare the two sessions instead: date_created is nanosecond-precise.
+        presented = await self._get_key(supplied.key, api_id)
+        if presented is None or presented != adopted:
+            raise AdoptionFailed(
+                f"gateway {self.name}: spec.adopt.credentialSecretRef: that Secret holds another key than "
+                f"spec.adopt.id {key_id} (or one Tyk does not know)"
+            )
+        return supplied
+
+    async def _find_plain(self, api_id: str | None, digest: str) -> str | None:
+        response = await self._http.request(
+            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, filter=self.org_id)
+        )
+        return next((k for k in response.json().get("keys") or [] if _digest(k) == digest), None)
+
+    async def expire_by_id(self, request: KeyRequest, key_id: str, at_unix: int) -> None:
+        api_id = request.apis[0].gateway_id if request.apis else None
+        current = await self._get_key(key_id, api_id, hashed=True)
+        if current is None:
+            return
+        current["expires"] = at_unix
+        await self._http.request(
+            "PUT", f"/tyk/keys/{key_id}", op="update key", json=current,
+            params=self._key_params(suppress_reset="1", hashed="1"), passthrough=(404,),
+        )  # fmt: skip
 
     async def delete_key(self, request: KeyRequest) -> bool:
-        return await self._revoke(request.credential.key, request.apis[0].gateway_id if request.apis else None)
+        key, hashed = self._address(request)
+        return await self._revoke(key, request.apis[0].gateway_id if request.apis else None, hashed=hashed)
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
@@ -302,7 +366,8 @@ class TykKeys:
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         if not request.apis:
             return None
-        session = await self._get_key(request.credential.key, request.apis[0].gateway_id)
+        key, hashed = self._address(request)
+        session = await self._get_key(key, request.apis[0].gateway_id, hashed=hashed)
         if session is None or int(session.get("quota_max", -1)) < 0:
             return None
         renews = session.get("quota_renews")
@@ -315,10 +380,13 @@ class TykKeys:
 
     async def reset_key_quota(self, request: KeyRequest) -> None:
         # Tyk resets the live quota when a key is written without suppress_reset.
-        session = render_session(request, self.org_id)
+        key, hashed = self._address(request)
+        current = await self._get_key(key, request.apis[0].gateway_id if request.apis else None, hashed=hashed)
+        session = render_session(request, str((current or {}).get("org_id") or self.org_id))
         await self._http.request(
-            "PUT", f"/tyk/keys/{request.credential.key}", op="reset quota", json=session, params=self._key_params()
-        )
+            "PUT", f"/tyk/keys/{key}", op="reset quota", json=session,
+            params=self._key_params(**({"hashed": "1"} if hashed else {})),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- OAuth
 
@@ -426,23 +494,24 @@ class TykDriver(TykKeys):
         return f"Tyk Gateway {version} at {self._http.base_url}"
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
-        api_id = ref.gateway_id(self.id_prefix)
+        api_id = api_gateway_id(ref, spec, self.id_prefix)
+        org_id = spec.adopt.org_id if spec.adopt and spec.adopt.org_id else self.org_id
         if not spec.active:
             # Verified on 5.10.2: Tyk OSS serves every loaded classic definition, `active: false` included (the
             # flag is the Dashboard's). An inactive API is therefore kept off the gateway altogether.
             return ConvergeResult(api_id, changed=(await self.apis.apply(api_id, Remove(settled=True))).changed)
-        desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=self.org_id))
+        desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=org_id))
         notes = tuple(overridden_fields(spec, desired))
-        applied = await self.apis.put(api_id, desired, max_age=max_age)
+        applied = await self.apis.put(api_id, desired, max_age=max_age, adopting=spec.adopt is not None)
         return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes)
 
-    async def delete_api(self, ref: ObjectRef) -> bool:
-        return await self.apis.remove(ref.gateway_id(self.id_prefix))
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
+        return await self.apis.remove(gateway_id or ref.gateway_id(self.id_prefix))
 
-    async def api_health(self, ref: ObjectRef) -> ApiHealth | None:
+    async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.api_health_enabled:
             return None  # one admin call per API per drift pass: only when the connection asks for it
-        api_id = ref.gateway_id(self.id_prefix)
+        api_id = gateway_id or ref.gateway_id(self.id_prefix)
         response = await self._http.request(
             "GET", "/tyk/health/", op="API health", params={"api_id": api_id}, passthrough=(400, 404)
         )

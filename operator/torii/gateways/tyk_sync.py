@@ -37,6 +37,7 @@ class Put:
 
     desired: dict[str, Any]
     max_age: float = 0.0  # how old a view of the gateway may be for deciding "already in sync"
+    adopting: bool = False  # an API that existed before Torii: its org must stay (its keys belong to it)
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,10 @@ class TykApiSync:
     async def apply(self, api_id: str, op: Put | Remove) -> Applied:
         return await self._batcher.submit(api_id, op)
 
-    async def put(self, api_id: str, desired: dict[str, Any], *, max_age: float = 0.0) -> Applied:
-        return await self.apply(api_id, Put(desired, max_age))
+    async def put(
+        self, api_id: str, desired: dict[str, Any], *, max_age: float = 0.0, adopting: bool = False
+    ) -> Applied:
+        return await self.apply(api_id, Put(desired, max_age, adopting))
 
     async def remove(self, api_id: str) -> bool:
         return (await self.apply(api_id, Remove())).changed
@@ -144,7 +147,14 @@ class TykApiSync:
                 continue
             current = before.get(api_id)
             if isinstance(op, Put):
-                if in_sync(op.desired, current):
+                if op.adopting and current is not None and current.get("org_id") != op.desired["org_id"]:
+                    # Moving it would orphan its keys (Tyk looks keys up per org): say so, write nothing.
+                    results[api_id] = PermanentGatewayError(
+                        f"gateway {self.name}: API {api_id} belongs to org_id {current.get('org_id')!r}, not "
+                        f"{op.desired['org_id']!r}: set spec.adopt.orgId: {current.get('org_id')!r} to keep its "
+                        "keys working"
+                    )
+                elif in_sync(op.desired, current):
                     results[api_id] = Applied(changed=False)
                 else:
                     # POST is an upsert of the definition file: create and update alike, so a retry after a

@@ -73,6 +73,20 @@ def deletion_policy_field(what: str) -> Any:
     )
 
 
+# A gateway object id Torii may adopt: Tyk api_id / key hash, Otoroshi service id / clientId (no "/": Tyk
+# refuses it in api_id, and both gateways put ids in URL paths).
+GATEWAY_ID_PATTERN = r"^[A-Za-z0-9._~:@+=-]+$"
+
+
+def adopt_id_field(what: str) -> Any:
+    return Field(
+        min_length=1,
+        max_length=253,
+        pattern=GATEWAY_ID_PATTERN,
+        description=f"The id of the existing {what} on the gateway (as `torii import` writes it).",
+    )
+
+
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
 

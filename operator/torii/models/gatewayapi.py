@@ -12,6 +12,7 @@ from torii.models.common import (
     CamelModel,
     DeletionPolicy,
     StatusBase,
+    adopt_id_field,
     bounded_escape_hatch,
     cel,
     deletion_policy_field,
@@ -109,12 +110,25 @@ class Cors(CamelModel):
     max_age: int = Field(default=86400, ge=0, le=604800, description="Preflight cache time in seconds.")
 
 
+class ApiAdoption(CamelModel):
+    """Take over an API that already exists on the gateway, in place: same id, no re-creation."""
+
+    id: str = adopt_id_field("API (Tyk `api_id`, Otoroshi service `id`)")
+    org_id: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Tyk: the `org_id` of the API, kept so its existing keys keep working (keys are looked up "
+        "per org). Default: the connection's orgId; Torii refuses to adopt an API of another org without it.",
+    )
+
+
 class GatewayAPISpec(CamelModel):
     """The desired state of an API on a gateway."""
 
     model_config = CamelModel.model_config | {
         "json_schema_extra": validations(
             immutable_once_set("gateway", ": create a new GatewayAPI to move an API to another gateway"),
+            immutable_once_set("adopt", ": the adopted gateway object is this resource's identity"),
             cel(
                 "!has(self.tyk) || !has(self.otoroshi)",
                 "spec.tyk and spec.otoroshi are mutually exclusive: an API lives on one gateway",
@@ -157,6 +171,11 @@ class GatewayAPISpec(CamelModel):
         "API of the group (Otoroshi: a service group).",
     )
     deletion_policy: DeletionPolicy = deletion_policy_field("the API")
+    adopt: ApiAdoption | None = Field(
+        default=None,
+        description="Manage an API that already exists on the gateway instead of creating one (see `torii "
+        "import`). Its id and listen path are kept; Torii's definition replaces the rest. Immutable.",
+    )
     tyk: dict[str, Any] | None = Field(
         default=None,
         description="Tyk classic API definition fields merged over what Torii generates (full fidelity). "

@@ -14,6 +14,7 @@ from torii.models.common import (
     DeletionPolicy,
     SecretTemplate,
     StatusBase,
+    adopt_id_field,
     bounded_escape_hatch,
     cel,
     deletion_policy_field,
@@ -74,6 +75,29 @@ class Rotation(CamelModel):
     )
 
 
+class SecretKeySelector(CamelModel):
+    """One entry of a Secret in this namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    key: str = Field(default="key", max_length=253, description="Entry of the Secret. Default `key`.")
+
+
+class KeyAdoption(CamelModel):
+    """Take over a key that already exists on the gateway: its clients keep their credential."""
+
+    id: str = adopt_id_field(
+        "key (Tyk: the key hash `GET /tyk/keys/` lists, or the key name where Tyk does not hash keys; Otoroshi: "
+        "the clientId)"
+    )
+    credential_secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        description="Tyk: a Secret entry holding the existing key, so Torii can deliver it in spec.secretName. "
+        "Tyk stores only a hash of each key: without this, the adopted key keeps working for its clients but "
+        "Torii cannot put it in a Secret (set spec.rotation to issue one it can). Otoroshi needs none: the "
+        "gateway returns the clientSecret to its admin API.",
+    )
+
+
 class GatewayKeySpec(CamelModel):
     """The desired key."""
 
@@ -81,6 +105,7 @@ class GatewayKeySpec(CamelModel):
         "json_schema_extra": validations(
             immutable_once_set("gateway"),
             immutable_once_set("secretName"),
+            immutable_once_set("adopt", ": the adopted gateway key is this resource's identity"),
             cel(
                 "has(self.apis) != has(self.apiGroup)",
                 "spec: set exactly one of spec.apis and spec.apiGroup",
@@ -125,6 +150,11 @@ class GatewayKeySpec(CamelModel):
         default=None, ge=0, le=1_000_000, description="Increase to reset the key's live quota counters on the gateway."
     )
     deletion_policy: DeletionPolicy = deletion_policy_field("the key")
+    adopt: KeyAdoption | None = Field(
+        default=None,
+        description="Manage a key that already exists on the gateway instead of issuing one (see `torii "
+        "import`): its credential keeps working. Immutable.",
+    )
     tyk: dict[str, Any] | None = Field(
         default=None,
         description="Tyk session fields merged over what Torii generates. "

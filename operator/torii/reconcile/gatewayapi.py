@@ -54,7 +54,7 @@ async def reconcile_api(
     status.listen_path = spec.listen_path
     if cause == Cause.DRIFT:
         with contextlib.suppress(GatewayError):  # health figures are informative; the API itself is served
-            status.health = await driver.api_health(ref)
+            status.health = await driver.api_health(ref, result.gateway_id)
     if spec.active:
         reason, message = "Serving", f"gateway {driver.name} serves {spec.listen_path} as {result.gateway_id}"
     else:
@@ -83,8 +83,10 @@ async def delete_api(
 ) -> Outcome:
     """Remove the API from its gateway (unless Orphan). `retry` keeps the finalizer and tries again later."""
 
+    adopted = (raw_spec.get("adopt") or {}).get("id")
+
     async def remove(driver: GatewayDriver) -> str:
-        if await driver.delete_api(ref):
+        if await driver.delete_api(ref, adopted or None):
             return f"API removed from gateway {driver.name}"
         return f"API already gone from gateway {driver.name}"
 

@@ -180,8 +180,34 @@ async def reconcile_key(
             )  # fmt: skip
             secret_state["exists"] = True
 
+        # Adoption (spec.adopt) applies until Torii has the key's credential in the Secret, or rotated away from it.
+        adoption = spec.adopt if spec.adopt is not None and status.key_id in (None, spec.adopt.id) else None
+        by_id: str | None = None  # an adopted key Torii manages by its id only (Tyk hashes keys)
+        rotated_from: str | None = None  # an adopted key replaced by rotation: it expires after the grace period
         lost_key_id = None
-        if current is None:
+        if current is None and adoption is not None:
+            supplied = await supplied_credential(ctx, ref, spec)
+            recovered = await driver.adopted_credential(KeyRequest(ref, spec, apis, gid, Credential()), adoption.id,
+                                                        supplied)  # fmt: skip
+            if recovered is not None:
+                # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
+                current, previous, revoke_at, applied_rotation = recovered, None, None, wanted_rotation
+                await write_secret(current, None, wanted_rotation, None)
+                events.append(Event("Normal", "Adopted", f"existing key {adoption.id} adopted; its credential is "
+                                                         f"in Secret {secret_name}"))  # fmt: skip
+            elif wanted_rotation <= (status.rotation_generation or 0):
+                by_id = adoption.id
+                applied_rotation = wanted_rotation
+            else:
+                # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one
+                # keeps working for the grace period (and then expires on the gateway itself).
+                current, previous, applied_rotation = new_credential(driver.type), None, wanted_rotation
+                revoke_at = ctx.now() + timedelta(seconds=grace)
+                await write_secret(current, None, wanted_rotation, revoke_at)
+                rotated_from = adoption.id
+                events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; adopted key "
+                                                         f"{adoption.id} revoked at {_fmt(revoke_at)}"))  # fmt: skip
+        elif current is None:
             # No credential yet (or the Secret lost it): choose one and store it BEFORE the gateway sees it.
             # A credential issued before (status.keyId) must not stay alive unseen: Otoroshi keeps the clientId
             # (the update replaces the secret); a Tyk key is revoked by its hash once the new one exists.
@@ -209,7 +235,9 @@ async def reconcile_key(
 
         in_grace = previous is not None and revoke_at is not None and ctx.now() < revoke_at
         quota_unchanged = status.quota_fingerprint in (None, spec.quota_fingerprint)
-        if driver.type == "otoroshi" and in_grace:
+        if by_id is not None or current is None:
+            request = KeyRequest(ref, spec, apis, gid, Credential(), None, grace, quota_unchanged, key_id=by_id)
+        elif driver.type == "otoroshi" and in_grace:
             assert previous is not None
             # Native rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
             request = KeyRequest(ref, spec, apis, gid, previous, current, grace, quota_unchanged)
@@ -224,14 +252,27 @@ async def reconcile_key(
             if expire is not None:
                 await expire(previous.key, apis[0].gateway_id, int(revoke_at.timestamp()))
 
-        if previous is not None and not in_grace:
+        if rotated_from is not None and revoke_at is not None:
+            await driver.expire_by_id(request, rotated_from, int(revoke_at.timestamp()))
+            status.previous_key_id = rotated_from
+        adopted_done = revoke_at is None or ctx.now() >= revoke_at
+        if status.previous_key_id and previous is None and by_id is None and rotated_from is None and adopted_done:
+            await driver.revoke_by_id(request, status.previous_key_id)
+            if revoke_at is not None and current is not None:
+                await write_secret(current, None, applied_rotation, None)
+            events.append(Event("Normal", "PreviousCredentialRevoked", "the adopted key no longer works"))
+            status.previous_key_id, revoke_at = None, None
+
+        if previous is not None and current is not None and not in_grace:
             final = KeyRequest(ref, spec, apis, gid, current, None, grace, True)
             await driver.revoke_previous(final, previous)
             await write_secret(current, None, applied_rotation, None)
             events.append(Event("Normal", "PreviousCredentialRevoked", "the rotated-out credential no longer works"))
             previous, revoke_at = None, None
 
-        status.key_id = result.key_id or status.key_id or (current.client_id or None)
+        status.key_id = result.key_id or status.key_id or (current.client_id if current else None)
+        if by_id is not None:
+            status.secret_name = None  # nothing to deliver: see the Ready message
         status.scope = result.scope
         status.api_ids = [a.gateway_id for a in apis]
         status.quota_fingerprint = spec.quota_fingerprint
@@ -256,9 +297,32 @@ async def reconcile_key(
             0, Event("Normal", reason, f"key {status.key_id or ''} {reason.lower()} on gateway {driver.name}")
         )
     names = ", ".join(a.name for a in apis)
-    ready(status, generation, True, "Active", f"key active on gateway {driver.name} for {names}; "
-                                              f"credential in Secret {status.secret_name}")  # fmt: skip
+    if by_id is not None:
+        message = (
+            f"adopted key {by_id} active on gateway {driver.name} for {names}; Tyk stores only a hash of it, so "
+            "Torii cannot put it in a Secret: its clients keep using it. Set spec.adopt.credentialSecretRef to "
+            "deliver it, or spec.rotation.generation to issue a new key"
+        )
+        ready(status, generation, True, "Active", message)
+    else:
+        ready(status, generation, True, "Active", f"key active on gateway {driver.name} for {names}; "
+                                                  f"credential in Secret {status.secret_name}")  # fmt: skip
     return Outcome(status.to_wire(), events)
+
+
+async def supplied_credential(ctx: ReconcileContext, ref: ObjectRef, spec: GatewayKeySpec) -> Credential | None:
+    """The existing key a user handed over in spec.adopt.credentialSecretRef (Tyk), None when not given."""
+    selector = spec.adopt.credential_secret_ref if spec.adopt else None
+    if selector is None:
+        return None
+    view = await ctx.secrets.get(ref.namespace, selector.name)
+    if view is None or not view.data.get(selector.key):
+        raise Blocked(
+            "WaitingForSecret",
+            f"spec.adopt.credentialSecretRef: Secret {selector.name} has no entry {selector.key!r} (yet)",
+            retry=True,
+        )
+    return Credential(key=view.data[selector.key])
 
 
 async def delete_key(
@@ -275,7 +339,9 @@ async def delete_key(
     async def revoke(driver: GatewayDriver) -> str:
         view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
         current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
-        if current is None:
+        adopted_id = (raw_spec.get("adopt") or {}).get("id")
+        by_id = adopted_id if current is None and adopted_id and status.key_id == adopted_id else None
+        if current is None and by_id is None:
             return "no credential was issued: nothing to revoke"
         # Ids are deterministic: even when a crash kept them out of status, the spec names them.
         api_ids = status.api_ids or [
@@ -291,10 +357,12 @@ async def delete_key(
             spec = GatewayKeySpec.model_validate(raw_spec)
         except ValidationError:
             spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
-        request = KeyRequest(ref, spec, apis, gid, current)
+        request = KeyRequest(ref, spec, apis, gid, current or Credential(), key_id=by_id)
         deleted = await driver.delete_key(request)
         if previous is not None and driver.type == "tyk":
             await driver.revoke_previous(request, previous)
+        if status.previous_key_id:
+            await driver.revoke_by_id(request, status.previous_key_id)  # an adopted key still in its grace period
         return f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
 
     return await ctx.cleanup(raw_spec, status, generation, revoke)

@@ -1,0 +1,1 @@
+"""`torii import`: turn what a gateway (or tyk-operator) already holds into manifests that adopt it."""

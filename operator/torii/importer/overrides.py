@@ -1,0 +1,56 @@
+"""The smallest escape-hatch object that, merged over what Torii renders, gives back what the gateway holds.
+
+`torii import` maps what it can to neutral fields and renders the definition Torii would send for them; what
+still differs from the gateway's object goes into `spec.tyk` / `spec.otoroshi`. Values equal to the gateway's
+own defaults are left out, so the manifest is what a person would have written: Tyk returns every field of its
+Go struct (defaults are zero values), Otoroshi fills in its `_template` values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torii.gateways.base import is_subset
+
+_ABSENT = object()
+
+
+def is_zero(value: Any) -> bool:
+    """Go's zero values, which Tyk fills in for every field nobody set."""
+    if isinstance(value, dict):
+        return all(is_zero(v) for v in value.values())
+    return value is None or value is False or value == 0 or value == "" or value == []
+
+
+def _same(actual: Any, rendered: Any, default: Any) -> bool:
+    if isinstance(actual, list) and isinstance(rendered, list):
+        # Gateways add defaulted fields to list items (Otoroshi targets): what Torii sends must be there and the
+        # rest must be the item's default.
+        template = default[0] if isinstance(default, list) and default and isinstance(default[0], dict) else {}
+        return len(actual) == len(rendered) and all(
+            _same(a, r, template) for a, r in zip(actual, rendered, strict=True)
+        )
+    if isinstance(actual, dict) and isinstance(rendered, dict):
+        return not minimal_override(actual, rendered, default if isinstance(default, dict) else {})
+    return is_subset(rendered, actual) and is_subset(actual, rendered)
+
+
+def minimal_override(actual: dict[str, Any], rendered: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `actual` that neither `rendered` nor the gateway's `default` produce."""
+    out: dict[str, Any] = {}
+    for key, value in actual.items():
+        base = rendered.get(key, _ABSENT)
+        fallback = default.get(key, _ABSENT)
+        if base is _ABSENT:
+            if fallback is _ABSENT:
+                if not is_zero(value):
+                    out[key] = value
+                continue
+            base = fallback
+        if isinstance(value, dict) and isinstance(base, dict):
+            nested = minimal_override(value, base, fallback if isinstance(fallback, dict) else {})
+            if nested:
+                out[key] = nested
+        elif not _same(value, base, fallback if fallback is not _ABSENT else None):
+            out[key] = value
+    return out
