@@ -1,4 +1,4 @@
-"""The `torii` command: `torii run`, `torii crds`, `torii check`."""
+"""The `torii` command: `torii run`, `torii crds`, `torii check`, `torii import`."""
 
 from __future__ import annotations
 
@@ -80,6 +80,42 @@ def cmd_check(args: argparse.Namespace) -> int:
     return asyncio.run(check_all(settings))
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    return asyncio.run(run_import(args))
+
+
+async def run_import(args: argparse.Namespace) -> int:
+    from torii import kube
+    from torii.gateways.errors import GatewayError
+    from torii.gateways.registry import build_gateways
+    from torii.importer.run import import_gateway, import_tyk_operator, list_api_definitions
+    from torii.settings import load_settings
+
+    settings = load_settings(Path(args.config) if args.config else None)
+    gateways = await build_gateways(settings, kube.read_secret_key)
+    try:
+        driver = gateways.get(args.gateway)
+        if args.from_tyk_operator:
+            result = await import_tyk_operator(driver, await list_api_definitions(args.namespace))
+        else:
+            result = await import_gateway(driver, kinds=args.kind, namespace=args.namespace)
+    except GatewayError as exc:
+        print(f"import failed: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await gateways.aclose()
+    if args.output:
+        for path in result.write(Path(args.output)):
+            print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.write(result.stream())
+        sys.stdout.flush()
+    for skipped in result.skipped:
+        print(f"not imported: {skipped.source}: {skipped.reason}", file=sys.stderr)
+    print(f"{len(result.manifests)} manifests, {len(result.skipped)} objects not imported", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="torii", description="Kubernetes operator for API gateways.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -108,6 +144,24 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the configuration and connect to every gateway")
     check.add_argument("--config", help="operator configuration file (YAML); also TORII_CONFIG_FILE")
     check.set_defaults(func=cmd_check)
+
+    imp = sub.add_parser(
+        "import",
+        help="write manifests that adopt what a gateway already holds",
+        description="Read the gateway's admin API and write one manifest per API and key, adopting the object "
+        "in place (spec.adopt). Objects that cannot be represented are listed on stderr with the reason.",
+    )
+    imp.add_argument("--config", help="operator configuration file (YAML); also TORII_CONFIG_FILE")
+    imp.add_argument("--gateway", help="gateway connection to read (default: the default gateway)")
+    imp.add_argument("--namespace", "-n", help="namespace of the manifests (--from-tyk-operator: read only this one)")
+    imp.add_argument("--kind", choices=("apis", "keys", "all"), default="all", help="what to import (default all)")
+    imp.add_argument("--output", "-o", metavar="DIR", help="write one file per manifest into DIR (default: stdout)")
+    imp.add_argument(
+        "--from-tyk-operator",
+        action="store_true",
+        help="convert tyk-operator ApiDefinitions (tyk.tyk.io) into GatewayAPIs adopting the same Tyk APIs",
+    )
+    imp.set_defaults(func=cmd_import)
     return top
 
 

@@ -96,6 +96,17 @@ class KeyResult:
     created: bool = False
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """Everything a gateway holds that `torii import` can turn into resources, as the gateway returns it.
+    Keys are (non-secret id, body); a key body may hold credentials: the importer never writes those out."""
+
+    apis: list[dict[str, Any]]
+    keys: list[tuple[str, dict[str, Any]]]
+    api_defaults: dict[str, Any]  # what the gateway fills in for fields nobody set ({} where that is zero values)
+    key_defaults: dict[str, Any]
+
+
 class GatewayDriver(Protocol):
     """One gateway connection. Implementations: `TykDriver`, `OtoroshiDriver`."""
 
@@ -158,6 +169,10 @@ class GatewayDriver(Protocol):
         ...
 
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool: ...
+
+    async def inventory(self) -> Inventory:
+        """Read every API and key on the gateway (for `torii import`; never called by the operator)."""
+        ...
 
     @property
     def admin_calls(self) -> int: ...
@@ -224,7 +239,9 @@ def dotted_get(data: dict[str, Any], path: str) -> tuple[bool, Any]:
 def dotted_set(data: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     for part in parents:
-        data = data.setdefault(part, {})
+        if not isinstance(data.get(part), dict):
+            data[part] = {}  # absent, or null in a gateway's answer
+        data = data[part]
     data[last] = value
 
 

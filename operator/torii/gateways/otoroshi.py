@@ -22,6 +22,7 @@ import httpx
 from torii.gateways.base import (
     ConvergeResult,
     Credential,
+    Inventory,
     KeyRequest,
     KeyResult,
     OAuthClientRequest,
@@ -404,6 +405,17 @@ class OtoroshiDriver(OtoroshiKeys):
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
         return await self.services.remove(gateway_id or ref.gateway_id(self.id_prefix))
+
+    async def inventory(self) -> Inventory:
+        async def get(path: str, op: str) -> Any:
+            return (await self._http.request("GET", path, op=op)).json()
+
+        return Inventory(
+            apis=list(await get("/api/services", "list services")),
+            keys=[(str(k.get("clientId")), k) for k in await get("/api/apikeys", "list keys")],
+            api_defaults=await get("/api/services/_template", "service template"),
+            key_defaults=await get("/api/apikeys/_template", "apikey template"),
+        )
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         return None

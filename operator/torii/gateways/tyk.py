@@ -18,6 +18,7 @@ import httpx
 from torii.gateways.base import (
     ConvergeResult,
     Credential,
+    Inventory,
     KeyRequest,
     KeyResult,
     OAuthClientRequest,
@@ -507,6 +508,35 @@ class TykDriver(TykKeys):
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
         return await self.apis.remove(gateway_id or ref.gateway_id(self.id_prefix))
+
+    async def inventory(self) -> Inventory:
+        apis = (await self._http.request("GET", "/tyk/apis/", op="list APIs")).json() or []
+        listed = await self._http.request("GET", "/tyk/keys/", op="list keys", passthrough=(400, 404))
+        names: list[str] = listed.json().get("keys") or [] if listed.status_code == 200 else []
+        orgs = sorted({str(a.get("org_id") or "") for a in apis})
+        hashed = True
+        if names:
+            probe = await self._http.request(
+                "GET", f"/tyk/keys/{names[0]}", op="get key", params={"hashed": "1"}, passthrough=(400, 404)
+            )
+            hashed = probe.status_code != 400  # 400: this Tyk does not hash keys (names are the keys)
+        if not hashed or listed.status_code == 400:
+            # Plain keys are listed per org (`filter` is required then).
+            names = []
+            for org in orgs:
+                response = await self._http.request("GET", "/tyk/keys/", op="list keys", params={"filter": org})
+                names += response.json().get("keys") or []
+            hashed = False
+        keys: list[tuple[str, dict[str, Any]]] = []
+        for name in names:
+            params = {"hashed": "1"} if hashed else {}
+            response = await self._http.request(
+                "GET", f"/tyk/keys/{name}", op="get key", params=params, passthrough=(404,)
+            )
+            if response.status_code == 200:
+                # A plain key's name is its credential: it is known to the importer by its digest only.
+                keys.append((name if hashed else _digest(name), response.json()))
+        return Inventory(apis=list(apis), keys=keys, api_defaults={}, key_defaults={})
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.api_health_enabled:

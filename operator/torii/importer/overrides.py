@@ -23,6 +23,8 @@ def is_zero(value: Any) -> bool:
 
 
 def _same(actual: Any, rendered: Any, default: Any) -> bool:
+    if is_zero(actual) and is_zero(rendered) and type(actual) is not bool:
+        return actual is None or rendered is None or type(actual) is type(rendered)  # Go's nil is its empty value
     if isinstance(actual, list) and isinstance(rendered, list):
         # Gateways add defaulted fields to list items (Otoroshi targets): what Torii sends must be there and the
         # rest must be the item's default.

@@ -1,0 +1,88 @@
+"""What an import produces: manifests to apply, and the objects it could not represent (never dropped silently)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from torii.models.common import API_VERSION
+
+
+@dataclass(frozen=True)
+class Manifest:
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    source: str  # what it came from, e.g. "Tyk API orders-v1"
+    namespace: str | None = None
+
+    def to_object(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name}
+        if self.namespace:
+            metadata["namespace"] = self.namespace
+        metadata["annotations"] = {"torii.dev/imported-from": self.source}
+        return {"apiVersion": API_VERSION, "kind": self.kind, "metadata": metadata, "spec": self.spec}
+
+    @property
+    def filename(self) -> str:
+        return f"{self.kind.lower()}-{self.name}.yaml"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An object on the gateway that no Torii resource can represent, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class ImportResult:
+    manifests: list[Manifest] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def write(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for manifest in self.manifests:
+            path = directory / manifest.filename
+            path.write_text(dump(manifest.to_object()))
+            paths.append(path)
+        return paths
+
+    def stream(self) -> str:
+        return "---\n".join(dump(m.to_object()) for m in self.manifests)
+
+
+def dump(obj: dict[str, Any]) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+class Names:
+    """Kubernetes names for gateway objects: readable, unique per kind, stable for the same input."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def claim(self, *candidates: str) -> str:
+        for candidate in candidates:
+            name = slug(candidate)
+            if name and name not in self._taken:
+                self._taken.add(name)
+                return name
+        base = slug(candidates[0]) or "imported"
+        digest = hashlib.sha256("/".join(candidates).encode()).hexdigest()[:6]
+        name = f"{base[:56]}-{digest}"
+        self._taken.add(name)
+        return name
+
+
+def slug(text: str) -> str:
+    """A DNS-1123 label from free text ("Orders API v2" -> "orders-api-v2")."""
+    out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return out[:63].rstrip("-")

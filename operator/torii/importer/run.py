@@ -1,0 +1,115 @@
+"""`torii import`: read a gateway (and, for a migration, tyk-operator's ApiDefinitions) into manifests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from torii.gateways.base import GatewayDriver, Inventory
+from torii.importer import otoroshi, tyk
+from torii.importer.manifests import ImportResult, Manifest, Names, Skipped
+
+TYK_OPERATOR = ("tyk.tyk.io", "v1alpha1", "apidefinitions")
+
+
+async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace: str | None = None) -> ImportResult:
+    """Every API (and key) on the gateway as resources adopting it. Keys refer to the APIs by the names this
+    import gives them, so APIs are always mapped (and written when `kinds` asks for them)."""
+    inventory = await driver.inventory()
+    result = ImportResult()
+    api_names: dict[str, str] = {}
+    names = Names()
+    for item in inventory.apis:
+        outcome = _api(driver, item, inventory, names, namespace)
+        _add(result, outcome, write=kinds in ("apis", "all"))
+        if isinstance(outcome, Manifest) and outcome.spec.get("auth") == "key":
+            api_names[outcome.spec["adopt"]["id"]] = outcome.name  # keys only reach key-protected APIs
+    if kinds in ("keys", "all"):
+        key_names = Names()
+        for key_id, body in inventory.keys:
+            if driver.type == "tyk":
+                key = tyk.key_manifest(key_id, body, gateway=driver.name, apis=api_names, names=key_names,
+                                       namespace=namespace)  # fmt: skip
+            else:
+                key = otoroshi.key_manifest(body, inventory.key_defaults, gateway=driver.name, apis=api_names,
+                                            names=key_names, namespace=namespace)  # fmt: skip
+            _add(result, key, write=True)
+    return result
+
+
+def _api(
+    driver: GatewayDriver, item: dict[str, Any], inventory: Inventory, names: Names, namespace: str | None
+) -> Manifest | Skipped:
+    if driver.type == "tyk":
+        return tyk.api_manifest(item, gateway=driver.name, org_id=str(getattr(driver, "org_id", "")), names=names,
+                                namespace=namespace)  # fmt: skip
+    return otoroshi.service_manifest(
+        item, inventory.api_defaults, gateway=driver.name, domain=str(getattr(driver, "domain", "")),
+        subdomain=str(getattr(driver, "subdomain", "")), group=str(getattr(driver, "group", "")), names=names,
+        namespace=namespace,
+    )  # fmt: skip
+
+
+def _add(result: ImportResult, outcome: Manifest | Skipped, *, write: bool) -> None:
+    if isinstance(outcome, Skipped):
+        result.skipped.append(outcome)
+    elif write:
+        result.manifests.append(outcome)
+
+
+def tyk_operator_api_id(definition: dict[str, Any]) -> str:
+    """The Tyk api_id tyk-operator v0.18 uses: status.api_id, else spec.api_id, else base64url("ns/name")
+    without padding (its controllers/common.go EncodeNS)."""
+    status_id = (definition.get("status") or {}).get("api_id")
+    spec_id = (definition.get("spec") or {}).get("api_id")
+    if status_id or spec_id:
+        return str(status_id or spec_id)
+    meta = definition["metadata"]
+    return base64.urlsafe_b64encode(f"{meta['namespace']}/{meta['name']}".encode()).decode().rstrip("=")
+
+
+async def list_api_definitions(namespace: str | None) -> list[dict[str, Any]]:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from torii.kube import api_client
+
+    def read() -> list[dict[str, Any]]:
+        api = client.CustomObjectsApi(api_client())
+        try:
+            if namespace:
+                listing: Any = api.list_namespaced_custom_object(*TYK_OPERATOR[:2], namespace, TYK_OPERATOR[2])
+            else:
+                listing = api.list_cluster_custom_object(*TYK_OPERATOR)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise SystemExit("no ApiDefinition resources in this cluster (tyk.tyk.io CRDs not installed)") from None
+            raise
+        return list(listing["items"])
+
+    return await asyncio.to_thread(read)
+
+
+async def import_tyk_operator(driver: GatewayDriver, definitions: list[dict[str, Any]]) -> ImportResult:
+    """GatewayAPIs that adopt the Tyk APIs tyk-operator made from `definitions`, same names and namespaces. The
+    live definition on the gateway is the source (it is what clients get); the ApiDefinition names it."""
+    if driver.type != "tyk":
+        raise SystemExit(f"--from-tyk-operator needs a Tyk gateway; {driver.name} is {driver.type}")
+    inventory = await driver.inventory()
+    live = {str(a.get("api_id")): a for a in inventory.apis}
+    result = ImportResult()
+    for definition in definitions:
+        meta = definition["metadata"]
+        source = f"tyk-operator ApiDefinition {meta['namespace']}/{meta['name']}"
+        api_id = tyk_operator_api_id(definition)
+        if api_id not in live:
+            result.skipped.append(Skipped(source, f"its Tyk API {api_id} is not on gateway {driver.name} (not "
+                                                  "reconciled by tyk-operator yet?)"))  # fmt: skip
+            continue
+        outcome = tyk.api_manifest(
+            live[api_id], gateway=driver.name, org_id=str(getattr(driver, "org_id", "")), names=Names(),
+            name=meta["name"], namespace=meta["namespace"], source=source,
+        )  # fmt: skip
+        _add(result, outcome, write=True)
+    return result

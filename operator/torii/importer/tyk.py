@@ -1,0 +1,207 @@
+"""Tyk API definitions and keys as GatewayAPI / GatewayKey manifests that adopt them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, dotted_get
+from torii.gateways.tyk import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
+from torii.gateways.tyk_sync import core
+from torii.importer.manifests import Manifest, Names, Skipped
+from torii.importer.overrides import is_zero, minimal_override
+from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
+from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
+
+# Authentication modes Torii has no neutral field for: an API using one cannot be adopted without changing
+# who may call it.
+OTHER_AUTH = (
+    "use_basic_auth", "enable_jwt", "use_openid", "enable_signature_checking", "use_mutual_tls_auth",
+    "use_go_plugin_auth", "enable_coprocess_auth", "external_oauth.enabled",
+)  # fmt: skip
+# Session fields Tyk maintains itself (counters, timestamps): never part of a manifest.
+KEY_RUNTIME_FIELDS = (
+    "last_check", "allowance", "date_created", "quota_renews", "quota_remaining", "last_updated",
+    "id_extractor_deadline",
+)  # fmt: skip
+# Session fields that make a key something else than an access key, or hold secret material.
+KEY_CREDENTIAL_FIELDS = (
+    "basic_auth_data", "jwt_data", "hmac_string", "hmac_enabled", "certificate", "rsa_certificate_id",
+    "oauth_client_id", "oauth_keys", "enable_http_signature_validation",
+)  # fmt: skip
+QUOTA_PERIODS = {86_400: "day", 2_592_000: "month"}
+
+
+def _without(data: dict[str, Any], paths: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    out = dict(data)
+    for path in paths:
+        *parents, last = path.split(".")
+        node: Any = out
+        for part in parents:
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                node = None
+                break
+            node[part] = child = dict(child)
+            node = child
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def _prune(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop emptied nested objects left by _without."""
+    pruned = {k: (_prune(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    return {k: v for k, v in pruned.items() if not (isinstance(v, dict) and not v)}
+
+
+def _unversioned_noise(override: dict[str, Any]) -> dict[str, Any]:
+    """Drop version_data differences that change nothing: an unversioned API whose only version has no
+    extended paths is served the same whatever its default_version and use_extended_paths say."""
+    data = override.get("version_data")
+    if not isinstance(data, dict) or set(data) - {"default_version", "versions"}:
+        return override
+    versions = data.get("versions") or {}
+    if set(versions) - {"Default"} or set(versions.get("Default") or {}) - {"use_extended_paths"}:
+        return override
+    if data.get("default_version", "") not in ("", "Default"):
+        return override
+    return {k: v for k, v in override.items() if k != "version_data"}
+
+
+def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names: Names,
+                 name: str | None = None, namespace: str | None = None, source: str | None = None,
+                 ) -> Manifest | Skipped:  # fmt: skip
+    api_id = str(definition.get("api_id") or "")
+    what = source or f"Tyk API {api_id} ({definition.get('name', '')})"
+    torii = dotted_get(definition, "config_data.torii")[1]
+    if isinstance(torii, dict) and torii.get("name"):
+        return Skipped(what, f"already managed by Torii (GatewayAPI {torii.get('namespace')}/{torii.get('name')})")
+    if not api_id:
+        return Skipped(what, "has no api_id")
+    proxy = definition.get("proxy") or {}
+    listen_path = str(proxy.get("listen_path") or "")
+    if not re.match(LISTEN_PATH_PATTERN, listen_path):
+        return Skipped(what, f"listen path {listen_path!r} is not a path Torii accepts (must start with /)")
+    urls = list(proxy.get("target_list") or []) if proxy.get("enable_load_balancing") else []
+    urls = urls or [str(proxy.get("target_url") or "")]
+    if bad := [u for u in urls if not re.match(URL_PATTERN, u)]:
+        return Skipped(what, f"upstream {bad[0]!r} is not an http(s) URL")
+    other = [f for f in OTHER_AUTH if dotted_get(definition, f)[1]]
+    if other:
+        return Skipped(what, f"authentication {', '.join(other)} has no Torii equivalent (keyless, key, oauth2)")
+    auth = "oauth2" if definition.get("use_oauth2") else "key" if definition.get("use_standard_auth") else "keyless"
+    if auth == "keyless" and not definition.get("use_keyless"):
+        return Skipped(what, "no authentication mode is enabled (Tyk refuses every request to it)")
+
+    spec: dict[str, Any] = {"gateway": gateway, "listenPath": listen_path}
+    spec["upstream"] = {"targets": urls} if len(urls) > 1 else {"url": urls[0]}
+    if not proxy.get("strip_listen_path"):
+        spec["stripListenPath"] = False
+    if auth != "keyless":
+        spec["auth"] = auth
+    limit = definition.get("global_rate_limit") or {}
+    if (limit.get("rate") or 0) >= 1 and (limit.get("per") or 0) >= 1:
+        spec["rateLimit"] = {"rate": int(limit["rate"]), "per": int(limit["per"])}
+    cors = definition.get("CORS") or {}
+    if cors.get("enable"):
+        spec["cors"] = {
+            "allowedOrigins": cors.get("allowed_origins") or [],
+            "allowedMethods": cors.get("allowed_methods") or [],
+            "allowedHeaders": cors.get("allowed_headers") or [],
+            "exposedHeaders": cors.get("exposed_headers") or [],
+            "allowCredentials": bool(cors.get("allow_credentials")),
+            "maxAge": int(cors.get("max_age") or 0),
+        }
+    if tags := [t for t in definition.get("tags") or [] if isinstance(t, str)]:
+        spec["tags"] = tags
+    api_org = str(definition.get("org_id") or "")
+    spec["adopt"] = {"id": api_id, **({"orgId": api_org} if api_org != org_id else {})}
+    k8s_name = name or names.claim(str(definition.get("name") or ""), api_id)
+    try:
+        parsed = GatewayAPISpec.model_validate(spec)
+        rendered = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id,
+                                         org_id=api_org)  # fmt: skip
+        # Torii derives these from the neutral spec (and Tyk OSS serves an API whatever its `active` says).
+        actual = _without(definition, [*TYK_OWNED_FIELDS, *NEUTRAL_FIELDS])
+        override = _unversioned_noise(_prune(minimal_override(actual, _without(rendered, list(NEUTRAL_FIELDS)), {})))
+        if override:
+            spec["tyk"] = override
+            parsed = GatewayAPISpec.model_validate(spec)
+    except (ValidationError, ValueError) as exc:
+        return Skipped(what, f"cannot be expressed as a GatewayAPI: {_first_error(exc)}")
+    check = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id, org_id=api_org)
+    differing = [k for k, v in core(check).items() if k != "config_data.torii.fingerprint"
+                 and k != "active" and v != core(definition).get(k)]  # fmt: skip
+    if differing:
+        return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
+    return Manifest("GatewayAPI", k8s_name, spec, what, namespace)
+
+
+def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
+                 namespace: str | None = None) -> Manifest | Skipped:  # fmt: skip
+    """`apis`: Tyk api_id -> name of the GatewayAPI that adopts it."""
+    what = f"Tyk key {key_id} ({session.get('alias') or 'no alias'})"
+    meta = session.get("meta_data") or {}
+    if meta.get("torii-object"):
+        return Skipped(what, f"already managed by Torii (GatewayKey {meta['torii-object']})")
+    if [f for f in KEY_CREDENTIAL_FIELDS if not is_zero(session.get(f))]:
+        return Skipped(what, "is a basic-auth, JWT, HMAC, certificate or OAuth credential, not an access key")
+    if session.get("apply_policies") or session.get("apply_policy_id"):
+        return Skipped(what, "takes its rights from policies; a GatewayKey carries its own (spec.apis, limits)")
+    rights = session.get("access_rights") or {}
+    refs = []
+    for api_id, right in rights.items():
+        if api_id not in apis:
+            return Skipped(what, f"gives access to API {api_id}, which this import does not adopt as a key-protected API")
+        if not is_zero(right.get("limit")) or right.get("allowed_urls") or right.get("restricted_types"):
+            return Skipped(what, f"has per-API limits or allowed URLs for {api_id}; a GatewayKey has one set")
+        ref: dict[str, Any] = {"name": apis[api_id]}
+        versions = list(right.get("versions") or [])
+        if versions and versions != ["Default"]:
+            ref["versions"] = versions
+        refs.append(ref)
+    if not refs:
+        return Skipped(what, "gives access to no API")
+    spec: dict[str, Any] = {"gateway": gateway, "apis": refs}
+    rate, per = session.get("rate") or 0, session.get("per") or 0
+    if rate >= 1 and per >= 1 and {"rate": rate, "per": per} != UNLIMITED_RATE:
+        spec["rateLimit"] = {"rate": int(rate), "per": int(per)}
+    quota_max, renewal = int(session.get("quota_max") or -1), int(session.get("quota_renewal_rate") or 0)
+    if quota_max >= 1 and renewal in QUOTA_PERIODS:
+        spec["quota"] = {"max": quota_max, "period": QUOTA_PERIODS[renewal]}
+    if int(session.get("expires") or 0) > 0:
+        spec["expires"] = datetime.fromtimestamp(int(session["expires"]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if session.get("is_inactive"):
+        spec["enabled"] = False
+    if tags := [t for t in session.get("tags") or [] if isinstance(t, str)]:
+        spec["tags"] = tags
+    if strings := {k: v for k, v in meta.items() if isinstance(v, str)}:
+        spec["metadata"] = strings
+    spec["adopt"] = {"id": key_id}
+    k8s_name = names.claim(str(session.get("alias") or ""), f"key-{key_id}")
+    ref_obj = ObjectRef(namespace or "default", k8s_name)
+    resolved = tuple(ResolvedApi(r["name"], api_id, tuple(r.get("versions", ()))) for api_id, r in
+                     zip(rights, refs, strict=True))  # fmt: skip
+    try:
+        parsed = GatewayKeySpec.model_validate(spec)
+        rendered = render_session(KeyRequest(ref_obj, parsed, resolved, None, Credential()), str(session.get("org_id")))
+        ignored = [*TYK_KEY_OWNED_FIELDS, *KEY_RUNTIME_FIELDS, *KEY_CREDENTIAL_FIELDS, "meta_data.torii-fingerprint",
+                   "meta_data.torii-object"]  # fmt: skip
+        override = _prune(minimal_override(_without(session, ignored), _without(rendered, ignored), {}))
+        if override:
+            spec["tyk"] = override
+            GatewayKeySpec.model_validate(spec)
+    except (ValidationError, ValueError) as exc:
+        return Skipped(what, f"cannot be expressed as a GatewayKey: {_first_error(exc)}")
+    return Manifest("GatewayKey", k8s_name, spec, what, namespace)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_url=False, include_input=False)[0]
+        return f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+    return str(exc)
