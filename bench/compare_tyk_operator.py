@@ -44,6 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.operator import free_port, put_secret  # noqa: E402
 from support.stack import read_env_file  # noqa: E402
+from support.tyk_operator import api_definition, wait_healthy  # noqa: E402
+from support.tyk_operator import run_tyk_operator as tyk_operator  # noqa: E402
 from support.upstream import upstream  # noqa: E402
 
 CACHE = Path(os.environ.get("TORII_CACHE", Path.home() / ".cache" / "torii"))
@@ -165,15 +167,7 @@ def kubectl(*args: str, stdin: str | None = None) -> float:
 
 
 def tyk_operator_object(name: str, ns: str, target: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "tyk.tyk.io/v1alpha1", "kind": "ApiDefinition", "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "name": name, "use_keyless": True, "protocol": "http", "active": True,
-            "proxy": {"target_url": target, "listen_path": f"/{ns}/{name}/", "strip_listen_path": True},
-            "version_data": {"default_version": "Default", "not_versioned": True,
-                             "versions": {"Default": {"name": "Default"}}},
-        },
-    }  # fmt: skip
+    return api_definition(name, ns, target)
 
 
 def torii_object(name: str, ns: str, target: str) -> dict[str, Any]:
@@ -183,42 +177,11 @@ def torii_object(name: str, ns: str, target: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.2)
-
-
 @contextmanager
 def run_tyk_operator(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
-    version = pins()["TYK_OPERATOR_VERSION"]
-    binary = CACHE / "bin" / f"tyk-operator-v{version}"
-    probe = free_port()
-    conf = tmp / "manager.yaml"
-    conf.write_text(yaml.safe_dump({
-        "apiVersion": "controller-runtime.sigs.k8s.io/v1alpha1", "kind": "ControllerManagerConfig",
-        "health": {"healthProbeBindAddress": f"127.0.0.1:{probe}"}, "metrics": {"bindAddress": "0"},
-        "webhook": {"port": free_port()}, "leaderElection": {"leaderElect": False},
-    }))  # fmt: skip
-    proc_env = {**os.environ, "TYK_MODE": "ce", "TYK_URL": admin_url, "TYK_AUTH": env["TYK_SECRET"],
-                "TYK_ORG": "torii", "WATCH_NAMESPACE": ns, "ENABLE_WEBHOOKS": "false",
-                "KUBECONFIG": env["KUBECONFIG"]}  # fmt: skip
-    with open(tmp / "tyk-operator.log", "wb") as log:
-        proc = subprocess.Popen([str(binary), "--config", str(conf)], env=proc_env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        wait_healthy(f"http://127.0.0.1:{probe}/readyz", proc, tmp / "tyk-operator.log", "tyk-operator")
+    binary = CACHE / "bin" / f"tyk-operator-v{pins()['TYK_OPERATOR_VERSION']}"
+    with tyk_operator(str(binary), env, admin_url, ns, tmp) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @contextmanager

@@ -287,7 +287,9 @@ class TykKeys:
                 params=self._key_params(**extra, **hashed_param),
             )  # fmt: skip
             await asyncio.sleep(self.session_cache_seconds)  # nodes may serve the cached old session until then
-        key_id = key if hashed else _key_id(response.json())
+        answer = response.json()
+        # Tyk's update answer has no key_hash: the id in status stays (a digest of the name would replace it).
+        key_id = key if hashed else _key_id(answer) if current is None else (answer.get("key_hash") or None)
         return KeyResult(key_id, None, changed=True, created=current is None)
 
     async def adopted_credential(

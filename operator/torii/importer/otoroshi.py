@@ -79,7 +79,7 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
         if kind != "service":
             return Skipped(what, f"authorizes {entity}: only service authorizations map to spec.apis")
         if ident not in apis:
-            return Skipped(what, f"authorizes service {ident}, which this import does not adopt as a key-protected API")
+            return Skipped(what, f"authorizes service {ident}, which this import does not adopt as a keyed API")
         refs.append({"name": apis[ident]})
     if not refs:
         return Skipped(what, "authorizes no service")

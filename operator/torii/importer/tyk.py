@@ -156,7 +156,7 @@ def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: di
     refs = []
     for api_id, right in rights.items():
         if api_id not in apis:
-            return Skipped(what, f"gives access to API {api_id}, which this import does not adopt as a key-protected API")
+            return Skipped(what, f"gives access to API {api_id}, which this import does not adopt as a keyed API")
         if not is_zero(right.get("limit")) or right.get("allowed_urls") or right.get("restricted_types"):
             return Skipped(what, f"has per-API limits or allowed URLs for {api_id}; a GatewayKey has one set")
         ref: dict[str, Any] = {"name": apis[api_id]}

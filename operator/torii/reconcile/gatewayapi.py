@@ -65,6 +65,8 @@ async def reconcile_api(
     if result.changed:
         if cause == Cause.DRIFT or (cause == Cause.RESUME and was_ready):
             reason, what = "DriftRepaired", "restored on" if result.created else "repaired on"
+        elif spec.adopt is not None and not was_ready and not result.created:
+            reason, what = "Adopted", "adopted in place on"
         elif result.created:
             reason, what = "Created", "created on"
         else:

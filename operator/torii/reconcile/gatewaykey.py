@@ -193,6 +193,7 @@ async def reconcile_key(
                 # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
                 current, previous, revoke_at, applied_rotation = recovered, None, None, wanted_rotation
                 await write_secret(current, None, wanted_rotation, None)
+                status.key_id = adoption.id
                 events.append(Event("Normal", "Adopted", f"existing key {adoption.id} adopted; its credential is "
                                                          f"in Secret {secret_name}"))  # fmt: skip
             elif wanted_rotation <= (status.rotation_generation or 0):
@@ -291,6 +292,8 @@ async def reconcile_key(
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge key")
 
+    if by_id is not None and ((c := status.condition("Ready")) is None or c.status != "True"):
+        events.append(Event("Normal", "Adopted", f"existing key {by_id} adopted; Tyk keeps only its hash"))
     if result.changed:
         reason = "DriftRepaired" if cause == Cause.DRIFT else ("Created" if result.created else "Updated")
         events.insert(

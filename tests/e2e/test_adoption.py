@@ -1,0 +1,444 @@
+"""Adopting what a gateway already holds, on the real stack (`torii import`, `spec.adopt`).
+
+Per gateway, 50 key-protected APIs and 50 keys are created the way a team without Torii did it: through the
+admin API. `torii import` turns them into manifests; `kubectl apply --dry-run=server` accepts every file it
+writes; applying them makes Torii manage the same objects in place. All along, a client loop sends traffic with
+the original credentials through the gateway: not one request may fail. Afterwards Torii's drift check makes no
+gateway write, Tyk keys stay known by their hash (Otoroshi keys land in their Secret), `deletionPolicy: Orphan`
+leaves the gateway object serving, and `Delete` revokes an adopted key.
+
+The migration from tyk-operator v0.18.0: 20 ApiDefinitions served by the real tyk-operator; it is stopped,
+`torii import --from-tyk-operator` writes GatewayAPIs adopting the same Tyk APIs, they are applied, the
+ApiDefinitions are released, and the traffic loop never sees an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client
+
+from support.kube import gone, kubectl
+from support.metrics import counter, scrape, writes
+from support.operator import Operator, release_all, running_operator, stack_gateways
+from support.stack import ROOT, Stack, required_gateways
+from support.tyk_operator import GROUP, PLURAL, VERSION, api_definition, run_tyk_operator
+from support.upstream import upstream
+from support.wait import wait_until
+from support.world import World
+
+COUNT = 50
+MIGRATED = 20
+DRIFT = 2.0
+RUN = uuid.uuid4().hex[:6]  # names and paths of this run: the gateways are shared with the other modules
+
+
+@pytest.fixture(scope="module")
+def live(
+    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
+) -> Iterator[Operator]:
+    crds.require_any()
+    gateways, secret = stack_gateways(crds, "torii-gateways-adoption")
+    with running_operator(crds, admin, tmp_path_factory.mktemp("adoption"), gateways=gateways, secret_data=secret,
+                          namespaces=[ns], drift_interval=DRIFT, secret_name="torii-gateways-adoption",
+                          metrics_port=metrics_port) as op:  # fmt: skip
+        yield op
+        release_all(admin, ns)
+
+
+@pytest.fixture
+def world(admin: client.ApiClient, ns: str, crds: Stack, live: Operator) -> World:
+    return World(admin, ns, crds)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+@dataclass
+class Traffic:
+    """Client requests in a loop, round robin over `targets` (URL, headers), until stopped: what the gateway's
+    users see during the switch."""
+
+    targets: list[tuple[str, dict[str, str]]]
+    total: int = 0
+    failures: list[str] = field(default_factory=list)
+    first_at: float = 0.0
+    last_at: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Traffic:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self.total >= len(self.targets), timeout=60, what="traffic loop going")
+        return self
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self._stop.is_set():
+                for url, headers in self.targets:
+                    if self._stop.is_set():
+                        break
+                    try:
+                        status = http.get(url, headers=headers).status_code
+                    except httpx.HTTPError as exc:
+                        status, url = 0, f"{url} ({type(exc).__name__})"
+                    self.first_at = self.first_at or time.monotonic()
+                    self.last_at = time.monotonic()
+                    self.total += 1
+                    if status != 200:
+                        self.failures.append(f"{status} {url}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def torii_import(op: Operator, *args: str) -> str:
+    """`torii import` as a user runs it, with the operator's configuration; returns what it says on stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "torii", "import", "--config", str(op.config_path), *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def apply_dir(directory: Path, *, dry_run: bool = False) -> None:
+    args = ["apply", "-f", str(directory)] + (["--dry-run=server"] if dry_run else [])
+    done = kubectl(*args)
+    assert done.returncode == 0, done.stderr
+
+
+def ours(directory: Path, marker: str) -> Path:
+    """The manifests of this test's objects (an import lists everything on the shared gateway)."""
+    picked = directory.parent / f"{directory.name}-ours"
+    picked.mkdir()
+    for path in sorted(directory.glob("*.yaml")):
+        if marker in path.name:
+            path.rename(picked / path.name)
+    return picked
+
+
+def all_ready(world: World, kind: str, names: list[str], timeout: float = 240) -> dict[str, dict[str, Any]]:
+    def check() -> dict[str, dict[str, Any]] | None:
+        items = {i["metadata"]["name"]: i for i in world.list(kind) if i["metadata"]["name"] in names}
+        ready = {
+            n: i for n, i in items.items()
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   and c.get("observedGeneration") == i["metadata"]["generation"]
+                   for c in i.get("status", {}).get("conditions", []))
+        }  # fmt: skip
+        return ready if len(ready) == len(names) else None
+
+    return wait_until(check, timeout=timeout, what=f"{len(names)} {kind}s Ready")
+
+
+def assert_no_writes_over_two_drift_passes(port: int, objects: int) -> None:
+    """Await two drift passes over every object (the reconcile counter, not the clock), then count writes."""
+    before_writes = writes(scrape(port))
+    before_passes = counter(scrape(port), "torii_reconciles_total", cause="drift")
+    wait_until(
+        lambda: counter(scrape(port), "torii_reconciles_total", cause="drift") >= before_passes + 2 * objects,
+        timeout=120, what="two drift passes over every object",
+    )  # fmt: skip
+    assert writes(scrape(port)) == before_writes
+
+
+def objects_in(world: World) -> int:
+    return sum(len(world.list(kind)) for kind in ("GatewayAPI", "GatewayKey"))
+
+
+def delete_everything(world: World) -> None:
+    """Delete every Torii object of the namespace at once (the operator removes what they manage from the
+    gateways), and wait until all are gone."""
+    for kind in ("GatewayKey", "GatewayAPI"):
+        for item in world.list(kind):
+            world.custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s",
+                                                         item["metadata"]["name"])  # fmt: skip
+    wait_until(lambda: objects_in(world) == 0, timeout=180, what="every Torii object deleted")
+
+
+def manifest(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------------------- Tyk
+
+
+def tyk_admin(stack: Stack) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.env["TYK_URL"], headers={"X-Tyk-Authorization": stack.env["TYK_SECRET"]}, timeout=30
+    )
+
+
+def tyk_api(api_id: str, name: str, org: str, path: str, target: str, header: str) -> dict[str, Any]:
+    """A key-protected classic API definition, as a script or the Tyk docs would write it."""
+    return {
+        "api_id": api_id, "name": name, "org_id": org, "active": True, "use_standard_auth": True,
+        "auth": {"auth_header_name": header}, "auth_configs": {"authToken": {"auth_header_name": header}},
+        "proxy": {"listen_path": path, "target_url": target, "strip_listen_path": True},
+        "version_data": {"not_versioned": True, "versions": {"Default": {"name": "Default"}}},
+    }  # fmt: skip
+
+
+def test_tyk_apis_and_keys_adopted_without_a_failed_request(
+    world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
+) -> None:
+    crds.require("tyk")
+    org = f"acme{RUN}"  # not the connection's org: adoption must keep it (Tyk looks keys up per org)
+    marker = f"adopt-{RUN}-tyk"
+    with upstream("adopt-tyk") as up, tyk_admin(crds) as tyk:
+        ids = [f"{marker}-{i}" for i in range(COUNT)]
+        headers = ["Authorization" if i % 2 else "X-Api-Key" for i in range(COUNT)]
+        for i, api_id in enumerate(ids):
+            path = f"/{marker}/{i}/"
+            tyk.post("/tyk/apis", json=tyk_api(api_id, f"{marker} api {i}", org, path, up.url, headers[i]))
+        # One API Torii cannot represent: it must be listed, with the reason, and left alone.
+        jwt = {**tyk_api(f"{marker}-jwt", f"{marker} jwt", org, f"/{marker}/jwt/", up.url, "Authorization"),
+               "use_standard_auth": False, "enable_jwt": True}  # fmt: skip
+        tyk.post("/tyk/apis", json=jwt)
+        assert tyk.get("/tyk/reload/", params={"block": "true"}).status_code == 200
+        keys, hashes = [], []
+        for i, api_id in enumerate(ids):
+            created = tyk.post("/tyk/keys/create", json={
+                "org_id": org, "alias": f"{marker}-key-{i}", "rate": 1000, "per": 60, "quota_max": -1,
+                "access_rights": {api_id: {"api_id": api_id, "api_name": api_id, "versions": ["Default"]}},
+            }).json()  # fmt: skip
+            keys.append(created["key"])
+            hashes.append(created["key_hash"])
+        base = crds.env["TYK_URL"]
+        traffic = Traffic([(f"{base}/{marker}/{i}/", {headers[i]: keys[i]}) for i in range(COUNT)])
+        wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in traffic.targets),
+                   timeout=60, what="hand-made APIs serving their keys")  # fmt: skip
+        traffic.start()
+        try:
+            out = tmp_path / "tyk"
+            said = torii_import(live, "--gateway", "tyk", "--namespace", world.ns, "-o", str(out))
+            assert f"Tyk API {marker}-jwt" in said and "enable_jwt" in said
+            apply_dir(out, dry_run=True)  # every file the import wrote, not only this test's
+            mine = ours(out, marker)
+            assert len(list(mine.glob("gatewayapi-*"))) == COUNT and len(list(mine.glob("gatewaykey-*"))) == COUNT
+            first = manifest(mine / f"gatewayapi-{marker}-api-0.yaml")
+            assert first["spec"]["adopt"] == {"id": ids[0], "orgId": org}
+            assert first["spec"]["tyk"]["auth"] == {"auth_header_name": "X-Api-Key"}  # what differs, nothing else
+            # Key 0's owner hands its credential over, so Torii can deliver it in a Secret.
+            world.core.create_namespaced_secret(world.ns, client.V1Secret(
+                metadata=client.V1ObjectMeta(name=f"{marker}-handed-over"), string_data={"key": keys[0]}))  # fmt: skip
+            key0 = mine / f"gatewaykey-{marker}-key-0.yaml"
+            handed = manifest(key0)
+            handed["spec"]["adopt"]["credentialSecretRef"] = {"name": f"{marker}-handed-over"}
+            key0.write_text(yaml.safe_dump(handed))
+            applied_at = time.monotonic()
+            apply_dir(mine)
+            apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
+            gkeys = all_ready(world, "GatewayKey", [f"{marker}-key-{i}" for i in range(COUNT)])
+            ready_at = time.monotonic()
+            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+        finally:
+            traffic.stop()
+        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
+        assert traffic.first_at < applied_at and traffic.last_at > ready_at  # it ran through the whole switch
+
+        for i, api_id in enumerate(ids):
+            obj = apis[f"{marker}-api-{i}"]
+            assert obj["status"]["gatewayId"] == api_id
+            served = tyk.get(f"/tyk/apis/{api_id}").json()
+            assert served["org_id"] == org and served["proxy"]["listen_path"] == f"/{marker}/{i}/"
+            assert served["config_data"]["torii"]["name"] == f"{marker}-api-{i}"  # managed by Torii now
+        for i in range(COUNT):
+            status = gkeys[f"{marker}-key-{i}"]["status"]
+            assert status["keyId"] == hashes[i]
+        assert world.secret(f"{marker}-key-0")["key"] == keys[0]
+        assert "cannot put it in a Secret" in World.condition(gkeys[f"{marker}-key-1"])["message"]
+        assert gone(world.core.read_namespaced_secret, f"{marker}-key-1", world.ns)
+        assert tyk.get(f"/tyk/apis/{marker}-jwt").status_code == 200  # not imported: untouched
+
+        # Orphan: the Kubernetes objects go, the gateway keeps serving the API with its key.
+        for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):
+            world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
+                                                        {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+            world.delete(kind, name)
+        assert tyk.get(f"/tyk/apis/{ids[1]}").status_code == 200
+        assert httpx.get(f"{base}/{marker}/1/", headers={headers[1]: keys[1]}).status_code == 200
+        # Delete: an adopted key known only by its hash is revoked.
+        world.delete("GatewayKey", f"{marker}-key-2")
+        assert httpx.get(f"{base}/{marker}/2/", headers={headers[2]: keys[2]}).status_code in (401, 403)
+        assert tyk.get(f"/tyk/keys/{hashes[2]}", params={"hashed": "1"}).status_code == 404
+
+        delete_everything(world)
+        assert tyk.get(f"/tyk/apis/{ids[0]}").status_code == 404  # Delete (the default): gone from the gateway
+        for api_id in (ids[1], f"{marker}-jwt"):  # the objects Torii was told to leave, or never managed
+            tyk.delete(f"/tyk/apis/{api_id}")
+        tyk.delete(f"/tyk/keys/{hashes[1]}", params={"hashed": "1"})
+        tyk.get("/tyk/reload/", params={"block": "true"})
+
+
+# ----------------------------------------------------------------------------------------------- Otoroshi
+
+
+def oto_admin(stack: Stack) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.env["OTOROSHI_URL"], auth=(stack.env["OTOROSHI_CLIENT_ID"], stack.env["OTOROSHI_CLIENT_SECRET"]),
+        headers={"Host": stack.env["OTOROSHI_API_HOST"]}, timeout=30,
+    )  # fmt: skip
+
+
+def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
+    world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
+) -> None:
+    crds.require("otoroshi")
+    marker = f"adopt-{RUN}-oto"
+    host = f"api.{crds.env['OTOROSHI_DOMAIN']}"  # the connection's public host
+    with upstream("adopt-oto") as up, oto_admin(crds) as oto:
+        template = oto.get("/api/services/_template").json()
+        ids = [f"{marker}-{i}" for i in range(COUNT)]
+        for i, service_id in enumerate(ids):
+            service = {**template, "id": service_id, "name": f"{marker} api {i}", "domain": crds.env["OTOROSHI_DOMAIN"],
+                       "subdomain": "api", "matchingRoot": f"/{marker}/{i}/", "root": "/",
+                       "targets": [{"host": f"127.0.0.1:{up.port}", "scheme": "http"}], "publicPatterns": [],
+                       "privatePatterns": ["/.*"], "forceHttps": False,
+                       "enforceSecureCommunication": False}  # fmt: skip
+            assert oto.post("/api/services", json=service).status_code in (200, 201)
+        creds = []
+        for i, service_id in enumerate(ids):
+            key = oto.post(f"/api/services/{service_id}/apikeys",
+                           json={"clientName": f"{marker}-key-{i}", "throttlingQuota": 1000}).json()  # fmt: skip
+            creds.append((key["clientId"], key["clientSecret"]))
+        # A key Torii cannot represent (authorized for a whole service group).
+        group_key = oto.post("/api/groups/default/apikeys", json={"clientName": f"{marker}-group"}).json()
+        base = crds.env["OTOROSHI_URL"]
+        traffic = Traffic([(f"{base}/{marker}/{i}/", {"Host": host, "Authorization": basic(*creds[i])})
+                           for i in range(COUNT)])  # fmt: skip
+        wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in traffic.targets),
+                   timeout=90, what="hand-made services serving their keys")  # fmt: skip
+        traffic.start()
+        try:
+            out = tmp_path / "oto"
+            said = torii_import(live, "--gateway", "otoroshi", "--namespace", world.ns, "-o", str(out))
+            assert f"Otoroshi apikey {group_key['clientId']}" in said and "group_default" in said
+            apply_dir(out, dry_run=True)
+            mine = ours(out, marker)
+            assert len(list(mine.glob("gatewayapi-*"))) == COUNT and len(list(mine.glob("gatewaykey-*"))) == COUNT
+            assert "clientSecret" not in "".join(p.read_text() for p in mine.glob("*.yaml"))
+            applied_at = time.monotonic()
+            apply_dir(mine)
+            apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
+            all_ready(world, "GatewayKey", [f"{marker}-key-{i}" for i in range(COUNT)])
+            ready_at = time.monotonic()
+            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+        finally:
+            traffic.stop()
+        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
+        assert traffic.first_at < applied_at and traffic.last_at > ready_at
+
+        for i, service_id in enumerate(ids):
+            assert apis[f"{marker}-api-{i}"]["status"]["gatewayId"] == service_id
+            stored = oto.get(f"/api/services/{service_id}").json()
+            assert stored["name"] == f"{marker} api {i}" and stored["matchingRoot"] == f"/{marker}/{i}/"
+            secret = world.secret(f"{marker}-key-{i}")
+            assert (secret["clientId"], secret["clientSecret"]) == creds[i]  # the existing credential, recovered
+
+        for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):
+            world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
+                                                        {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+            world.delete(kind, name)
+        assert oto.get(f"/api/services/{ids[1]}").status_code == 200
+        assert httpx.get(traffic.targets[1][0], headers=traffic.targets[1][1]).status_code == 200
+        world.delete("GatewayKey", f"{marker}-key-2")
+        assert oto.get(f"/api/apikeys/{creds[2][0]}").status_code == 404
+
+        delete_everything(world)
+        assert oto.get(f"/api/services/{ids[0]}").status_code == 404
+        oto.delete(f"/api/services/{ids[1]}")
+        for client_id in (creds[1][0], group_key["clientId"]):
+            oto.delete(f"/api/apikeys/{client_id}")
+
+
+def basic(client_id: str, client_secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+
+
+# ---------------------------------------------------------------------------------------------- tyk-operator
+
+
+def tyk_operator_binary(stack: Stack) -> str:
+    binary = stack.env.get("TORII_TYK_OPERATOR_BIN")
+    if not binary:
+        reason = stack.env.get("TORII_TYK_OPERATOR_UNAVAILABLE", "TORII_TYK_OPERATOR_BIN is not set")
+        if "tyk" in required_gateways():
+            pytest.fail(f"tyk-operator unavailable: {reason} (and TORII_REQUIRE_GATEWAYS requires tyk)", pytrace=False)
+        pytest.skip(f"tyk-operator unavailable: {reason}")
+    return binary
+
+
+def test_switch_from_tyk_operator_without_a_failed_request(
+    world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
+) -> None:
+    crds.require("tyk")
+    binary = tyk_operator_binary(crds)
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
+    assert done.returncode == 0, done.stderr
+    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    marker = f"tko-{RUN}"
+    org = f"tko{RUN}"
+    names = [f"{marker}-{i}" for i in range(MIGRATED)]
+    custom = world.custom
+    base = crds.env["TYK_URL"]
+    with upstream("tyk-operator") as up:
+        traffic = Traffic([(f"{base}/{marker}/{i}/", {}) for i in range(MIGRATED)])
+        with run_tyk_operator(binary, crds.env, base, world.ns, tmp_path, org=org):
+            for name, i in zip(names, range(MIGRATED), strict=True):
+                custom.create_namespaced_custom_object(
+                    GROUP, VERSION, world.ns, PLURAL, api_definition(name, world.ns, up.url, f"/{marker}/{i}/")
+                )
+            wait_until(lambda: all(httpx.get(u).status_code == 200 for u, _ in traffic.targets), timeout=120,
+                       what="tyk-operator serving its 20 APIs")  # fmt: skip
+            traffic.start()
+        # tyk-operator is stopped first: it deletes its APIs from Tyk when an ApiDefinition goes, and nothing
+        # in v0.18 tells it not to.
+        try:
+            out = tmp_path / "migration"
+            torii_import(live, "--gateway", "tyk", "--from-tyk-operator", "--namespace", world.ns, "-o", str(out))
+            assert sorted(p.name for p in out.glob("*.yaml")) == sorted(f"gatewayapi-{n}.yaml" for n in names)
+            apply_dir(out, dry_run=True)
+            applied_at = time.monotonic()
+            apply_dir(out)
+            apis = all_ready(world, "GatewayAPI", names)
+            for name in names:  # released: gone from Kubernetes, not from Tyk
+                custom.patch_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name,
+                                                      {"metadata": {"finalizers": None}})  # fmt: skip
+                custom.delete_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name)
+            wait_until(lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL)["items"],
+                       timeout=60, what="ApiDefinitions released")  # fmt: skip
+            ready_at = time.monotonic()
+            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+        finally:
+            traffic.stop()
+    assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
+    assert traffic.first_at < applied_at and traffic.last_at > ready_at
+    with tyk_admin(crds) as tyk:
+        for name in names:
+            api_id = base64.urlsafe_b64encode(f"{world.ns}/{name}".encode()).decode().rstrip("=")
+            assert apis[name]["status"]["gatewayId"] == api_id  # the id tyk-operator gave it
+            assert apis[name]["spec"]["adopt"] == {"id": api_id, "orgId": org}
+            assert tyk.get(f"/tyk/apis/{api_id}").json()["config_data"]["torii"]["name"] == name
+    delete_everything(world)
+    with tyk_admin(crds) as tyk:
+        assert all(tyk.get(f"/tyk/apis/{base64.urlsafe_b64encode(f'{world.ns}/{n}'.encode()).decode().rstrip('=')}")
+                   .status_code == 404 for n in names)  # fmt: skip
