@@ -263,7 +263,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             assert served["config_data"]["torii"]["name"] == f"{marker}-api-{i}"  # managed by Torii now
         for i in range(COUNT):
             status = gkeys[f"{marker}-key-{i}"]["status"]
-            assert status["keyId"] == hashes[i]
+            assert status["keyId"] == hashes[i], (i, status)
         assert world.secret(f"{marker}-key-0")["key"] == keys[0]
         assert "cannot put it in a Secret" in World.condition(gkeys[f"{marker}-key-1"])["message"]
         assert gone(world.core.read_namespaced_secret, f"{marker}-key-1", world.ns)
@@ -276,6 +276,16 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             world.delete(kind, name)
         assert tyk.get(f"/tyk/apis/{ids[1]}").status_code == 200
         assert httpx.get(f"{base}/{marker}/1/", headers={headers[1]: keys[1]}).status_code == 200
+        # Rotation on request: a key Torii can deliver replaces the one it only knew by hash.
+        world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, "gatewaykeys",
+                                                    f"{marker}-key-3", {"spec": {"rotation": {
+                                                        "generation": 1, "gracePeriodSeconds": 0}}})  # fmt: skip
+        rotated = wait_until(lambda: world.secret(f"{marker}-key-3").get("key")
+                             if not gone(world.core.read_namespaced_secret, f"{marker}-key-3", world.ns) else None,
+                             timeout=60, what="rotated key in its Secret")  # fmt: skip
+        wait_until(lambda: httpx.get(f"{base}/{marker}/3/", headers={headers[3]: keys[3]}).status_code in (401, 403),
+                   timeout=60, what="the adopted key revoked after its grace period")  # fmt: skip
+        assert httpx.get(f"{base}/{marker}/3/", headers={headers[3]: rotated}).status_code == 200
         # Delete: an adopted key known only by its hash is revoked.
         world.delete("GatewayKey", f"{marker}-key-2")
         assert httpx.get(f"{base}/{marker}/2/", headers={headers[2]: keys[2]}).status_code in (401, 403)

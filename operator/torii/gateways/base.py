@@ -58,6 +58,7 @@ class ResolvedApi:
     name: str
     gateway_id: str
     versions: tuple[str, ...] = ()
+    org_id: str | None = None  # Tyk: an adopted API's org (spec.adopt.orgId); its keys must share it
 
 
 @dataclass(frozen=True)

@@ -223,8 +223,12 @@ class TykKeys:
     session_cache_seconds: float
     _http: AdminClient
 
-    def _key_params(self, api_id: str | None = None, **extra: str) -> dict[str, str]:
-        return {"org_id": self.org_id, **({"api_id": api_id} if api_id else {}), **extra}
+    def _key_params(self, api_id: str | None = None, *, org: str | None = None, **extra: str) -> dict[str, str]:
+        return {"org_id": org or self.org_id, **({"api_id": api_id} if api_id else {}), **extra}
+
+    def _org(self, request: KeyRequest) -> str:
+        """The org of a request's keys: its API's (an adopted API keeps its own org), else the connection's."""
+        return (request.apis[0].org_id if request.apis else None) or self.org_id
 
     async def _get_key(self, key: str, api_id: str | None = None, *, hashed: bool = False) -> dict[str, Any] | None:
         params = self._key_params(api_id, **({"hashed": "1"} if hashed else {}))
@@ -234,11 +238,11 @@ class TykKeys:
         body: dict[str, Any] = response.json()
         return body
 
-    async def _revoke(self, key: str, api_id: str | None, *, hashed: bool = False) -> bool:
+    async def _revoke(self, key: str, api_id: str | None, *, hashed: bool = False, org: str | None = None) -> bool:
         """Delete a key and make sure Tyk no longer knows it. True when it existed."""
         extra = {"hashed": "1"} if hashed else {}
         response = await self._http.request(
-            "DELETE", f"/tyk/keys/{key}", op="delete key", params=self._key_params(api_id, **extra),
+            "DELETE", f"/tyk/keys/{key}", op="delete key", params=self._key_params(api_id, org=org, **extra),
             passthrough=(404,),
         )  # fmt: skip
         # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the
@@ -269,8 +273,10 @@ class TykKeys:
                 f"gateway {self.name}: adopted key {key} no longer exists and Torii never knew its credential: set "
                 "spec.rotation.generation to issue a new key"
             )
-        # A key keeps its org (an adopted key's org is its API's: Tyk looks keys up per org).
-        org_id = str(current.get("org_id") or self.org_id) if current is not None else self.org_id
+        # A key keeps its org; a new one takes its API's (an adopted API may have another org than Torii's own,
+        # and Tyk looks keys up per org).
+        api_org = self._org(request)
+        org_id = str(current.get("org_id") or api_org) if current is not None else api_org
         desired = render_session(request, org_id)
         if _key_in_sync(desired, current):
             return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
@@ -298,7 +304,7 @@ class TykKeys:
         api_id = request.apis[0].gateway_id if request.apis else None
         if key_id.startswith(PLAIN_ID_PREFIX):
             # Tyk does not hash keys: the listing names them, so the credential is recovered from its digest.
-            stored = await self._find_plain(api_id, key_id)
+            stored = await self._find_plain(api_id, self._org(request), key_id)
             if stored is None:
                 raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with id {key_id} exists")
             return Credential(key=stored)
@@ -317,9 +323,9 @@ class TykKeys:
             )
         return supplied
 
-    async def _find_plain(self, api_id: str | None, digest: str) -> str | None:
+    async def _find_plain(self, api_id: str | None, org: str, digest: str) -> str | None:
         response = await self._http.request(
-            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, filter=self.org_id)
+            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, org=org, filter=org)
         )
         return next((k for k in response.json().get("keys") or [] if _digest(k) == digest), None)
 
@@ -336,11 +342,12 @@ class TykKeys:
 
     async def delete_key(self, request: KeyRequest) -> bool:
         key, hashed = self._address(request)
-        return await self._revoke(key, request.apis[0].gateway_id if request.apis else None, hashed=hashed)
+        api_id = request.apis[0].gateway_id if request.apis else None
+        return await self._revoke(key, api_id, hashed=hashed, org=self._org(request))
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
-        await self._revoke(previous.key, request.apis[0].gateway_id if request.apis else None)
+        await self._revoke(previous.key, request.apis[0].gateway_id if request.apis else None, org=self._org(request))
 
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
         api_id = request.apis[0].gateway_id if request.apis else None
@@ -348,12 +355,13 @@ class TykKeys:
             await self._revoke(key_id, api_id, hashed=True)  # Tyk's own key hash
             return
         # Tyk does not hash keys: find the stored key whose digest this is among the org's keys.
+        org = self._org(request)
         response = await self._http.request(
-            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, filter=self.org_id)
+            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, org=org, filter=org)
         )
         for stored in response.json().get("keys") or []:
             if _digest(stored) == key_id:
-                await self._revoke(stored, api_id)
+                await self._revoke(stored, api_id, org=org)
 
     async def expire_key(self, key: str, api_id: str, at_unix: int) -> None:
         """Let Tyk itself refuse a rotated-out key after its grace period (even if Torii is down then)."""

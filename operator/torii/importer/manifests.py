@@ -59,8 +59,23 @@ class ImportResult:
         return "---\n".join(dump(m.to_object()) for m in self.manifests)
 
 
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # PyYAML follows YAML 1.1 and writes a Tyk key hash such as 94333e00 bare; kubectl's parser reads that as the
+    # number 94333. Anything that starts like a number is quoted.
+    style = "'" if _NUMBERISH.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_NUMBERISH = re.compile(r"^[-+.]?[0-9]")
+_Dumper.add_representer(str, _string)
+
+
 def dump(obj: dict[str, Any]) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 class Names:

@@ -37,6 +37,9 @@ from torii.reconcile.references import usable_api
 
 ANN_ROTATION = "torii.dev/rotation-generation"
 ANN_REVOKE_AT = "torii.dev/previous-credential-revoke-at"
+# On a Secret holding an adopted key's credential: the key's id. Tyk's update answer has no key hash, and a
+# status written from a stale copy may lack it: the Secret is the durable record.
+ANN_ADOPTED = "torii.dev/adopted-key-id"
 ALPHANUM = string.ascii_letters + string.digits
 
 
@@ -119,6 +122,7 @@ async def resolve_apis(
                 ref.namespace, name, obj, gateway=driver.name, default_gateway=ctx.gateways.default, auth=AuthMode.KEY
             ),
             tuple(versions),
+            ((obj or {}).get("spec") or {}).get("adopt", {}).get("orgId"),
         )
         for name, obj, versions in objects
     ]
@@ -169,10 +173,14 @@ async def reconcile_key(
 
         secret_state = {"exists": view is not None, "version": view.resource_version if view else ""}
 
+        adopted_id = view.annotations.get(ANN_ADOPTED) if view else None
+
         async def write_secret(cred: Credential, prev: Credential | None, rotation: int, when: datetime | None) -> None:
             notes = {**annotations, ANN_ROTATION: str(rotation)}
             if when is not None:
                 notes[ANN_REVOKE_AT] = _fmt(when)
+            if adopted_id:  # still the adopted credential (a new one clears adopted_id first)
+                notes[ANN_ADOPTED] = adopted_id
             secret_state["version"] = await ctx.secrets.write(
                 ref.namespace, secret_name, owner, secret_data(driver.type, cred, prev),
                 labels=labels, annotations=notes, create=not secret_state["exists"],
@@ -192,8 +200,8 @@ async def reconcile_key(
             if recovered is not None:
                 # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
                 current, previous, revoke_at, applied_rotation = recovered, None, None, wanted_rotation
+                adopted_id = status.key_id = adoption.id
                 await write_secret(current, None, wanted_rotation, None)
-                status.key_id = adoption.id
                 events.append(Event("Normal", "Adopted", f"existing key {adoption.id} adopted; its credential is "
                                                          f"in Secret {secret_name}"))  # fmt: skip
             elif wanted_rotation <= (status.rotation_generation or 0):
@@ -203,7 +211,7 @@ async def reconcile_key(
                 # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one
                 # keeps working for the grace period (and then expires on the gateway itself).
                 current, previous, applied_rotation = new_credential(driver.type), None, wanted_rotation
-                revoke_at = ctx.now() + timedelta(seconds=grace)
+                revoke_at, adopted_id = ctx.now() + timedelta(seconds=grace), None
                 await write_secret(current, None, wanted_rotation, revoke_at)
                 rotated_from = adoption.id
                 events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; adopted key "
@@ -214,7 +222,7 @@ async def reconcile_key(
             # (the update replaces the secret); a Tyk key is revoked by its hash once the new one exists.
             reuse = status.key_id if driver.type == "otoroshi" and status.key_id else ""
             lost_key_id = status.key_id if driver.type == "tyk" else None
-            current = new_credential(driver.type, client_id=reuse)
+            current, adopted_id = new_credential(driver.type, client_id=reuse), None
             previous, revoke_at, applied_rotation = None, None, wanted_rotation
             await write_secret(current, None, wanted_rotation, None)
         elif wanted_rotation > applied_rotation:
@@ -222,7 +230,7 @@ async def reconcile_key(
             if previous is not None:
                 # Rotated again before the last grace period ended: that older credential goes now.
                 await driver.revoke_previous(KeyRequest(ref, spec, apis, gid, current), previous)
-            previous = current
+            previous, adopted_id = current, None
             current = new_credential(driver.type, client_id=current.client_id)
             revoke_at = ctx.now() + timedelta(seconds=grace)
             applied_rotation = wanted_rotation
@@ -271,7 +279,7 @@ async def reconcile_key(
             events.append(Event("Normal", "PreviousCredentialRevoked", "the rotated-out credential no longer works"))
             previous, revoke_at = None, None
 
-        status.key_id = result.key_id or status.key_id or (current.client_id if current else None)
+        status.key_id = result.key_id or status.key_id or adopted_id or (current.client_id if current else None) or None
         if by_id is not None:
             status.secret_name = None  # nothing to deliver: see the Ready message
         status.scope = result.scope

@@ -1,0 +1,172 @@
+"""`torii import`'s mapping of gateway objects to manifests: neutral fields first, only what differs in the
+escape hatch, gateway defaults left out, and every object that cannot be represented named with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from torii.importer import otoroshi, tyk
+from torii.importer.manifests import ImportResult, Manifest, Names, Skipped, dump, slug
+from torii.importer.overrides import minimal_override
+from torii.importer.run import tyk_operator_api_id
+from torii.models.gatewayapi import GatewayAPISpec
+from torii.models.gatewaykey import GatewayKeySpec
+
+
+def tyk_definition(**extra: Any) -> dict[str, Any]:
+    """A definition as Tyk 5.10 returns it: every field, zero values where nobody set one."""
+    base: dict[str, Any] = {
+        "name": "Orders v2", "api_id": "orders-v2", "org_id": "acme", "id": "", "active": True,
+        "use_keyless": False, "use_standard_auth": True, "use_oauth2": False, "use_basic_auth": False,
+        "enable_jwt": False, "auth": {"auth_header_name": "X-Api-Key", "use_param": False},
+        "auth_configs": {"authToken": {"auth_header_name": "X-Api-Key"}},
+        "proxy": {"listen_path": "/orders/", "target_url": "http://orders:8080/", "strip_listen_path": True,
+                  "enable_load_balancing": False, "target_list": [], "preserve_host_header": False},
+        "version_data": {"not_versioned": True, "default_version": "",
+                         "versions": {"Default": {"name": "Default", "use_extended_paths": False}}},
+        "global_rate_limit": {"rate": 0, "per": 0}, "CORS": {"enable": False}, "tags": [], "config_data": None,
+        "custom_middleware": {"pre": [], "post": []}, "do_not_track": False,
+    }  # fmt: skip
+    return {**base, **extra}
+
+
+def test_overrides_leave_out_what_the_gateway_and_torii_produce_anyway() -> None:
+    actual = {"a": 1, "b": 0, "c": {"d": "", "e": "kept"}, "targets": [{"host": "x:80", "weight": 1}], "n": None}
+    rendered = {"a": 1, "c": {"d": "set"}, "targets": [{"host": "x:80"}], "n": {}}
+    template = {"targets": [{"host": "changeme", "weight": 1}]}
+    assert minimal_override(actual, rendered, template) == {"c": {"d": "", "e": "kept"}}
+    assert minimal_override({"targets": [{"host": "x:80", "weight": 2}]}, rendered, template) == {
+        "targets": [{"host": "x:80", "weight": 2}]
+    }
+
+
+def test_a_tyk_api_maps_to_neutral_fields_and_only_its_differences() -> None:
+    out = tyk.api_manifest(tyk_definition(), gateway="tyk", org_id="torii", names=Names(), namespace="shop")
+    assert isinstance(out, Manifest) and out.name == "orders-v2" and out.namespace == "shop"
+    assert out.spec == {
+        "gateway": "tyk", "listenPath": "/orders/", "upstream": {"url": "http://orders:8080/"}, "auth": "key",
+        "adopt": {"id": "orders-v2", "orgId": "acme"},
+        "tyk": {"name": "Orders v2", "auth": {"auth_header_name": "X-Api-Key"},
+                "auth_configs": {"authToken": {"auth_header_name": "X-Api-Key"}}},
+    }  # fmt: skip
+    GatewayAPISpec.model_validate(out.spec)
+    same_org = tyk.api_manifest(tyk_definition(), gateway="tyk", org_id="acme", names=Names())
+    assert isinstance(same_org, Manifest) and same_org.spec["adopt"] == {"id": "orders-v2"}
+
+
+def test_tyk_objects_torii_cannot_represent_are_named_with_the_reason() -> None:
+    cases = {
+        "enable_jwt": tyk_definition(enable_jwt=True),
+        "already managed by Torii": tyk_definition(config_data={"torii": {"namespace": "a", "name": "b"}}),
+        "not an http(s) URL": tyk_definition(proxy={"listen_path": "/x/", "target_url": "tyk://other/"}),
+        "no authentication mode": tyk_definition(use_standard_auth=False),
+    }
+    for reason, definition in cases.items():
+        out = tyk.api_manifest(definition, gateway="tyk", org_id="torii", names=Names())
+        assert isinstance(out, Skipped) and reason in out.reason and "orders-v2" in out.source
+
+
+def session(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "org_id": "acme", "alias": "mobile app", "rate": 100, "per": 60, "allowance": 100, "quota_max": 5000,
+        "quota_remaining": 4000, "quota_renewal_rate": 86400, "quota_renews": 1796170450, "expires": 0,
+        "is_inactive": False, "tags": ["team-a"], "meta_data": {"owner": "alice"}, "apply_policies": None,
+        "access_rights": {"orders-v2": {"api_id": "orders-v2", "versions": ["Default"], "allowed_urls": None,
+                                        "limit": {"rate": 0, "per": 0}}},
+        "basic_auth_data": {"password": "", "hash_type": ""}, "jwt_data": {"secret": ""}, "hmac_string": "",
+        "date_created": "2026-12-02T00:14:10.262193077Z", "last_updated": "1796170450", "session_lifetime": 0,
+    }  # fmt: skip
+    return {**base, **extra}
+
+
+def test_a_tyk_key_maps_to_a_gateway_key_adopting_it_by_hash() -> None:
+    out = tyk.key_manifest("25fa2cf7", session(), gateway="tyk", apis={"orders-v2": "orders-v2"}, names=Names())
+    assert isinstance(out, Manifest) and out.name == "mobile-app"
+    assert out.spec == {
+        "gateway": "tyk", "apis": [{"name": "orders-v2"}], "rateLimit": {"rate": 100, "per": 60},
+        "quota": {"max": 5000, "period": "day"}, "tags": ["team-a"], "metadata": {"owner": "alice"},
+        "adopt": {"id": "25fa2cf7"}, "tyk": {"alias": "mobile app"},
+    }  # fmt: skip
+    GatewayKeySpec.model_validate(out.spec)
+
+
+def test_tyk_keys_torii_cannot_represent() -> None:
+    apis = {"orders-v2": "orders-v2"}
+    cases = {
+        "policies": session(apply_policies=["gold"]),
+        "basic-auth": session(basic_auth_data={"password": "$2a$10$hash", "hash_type": "bcrypt"}),
+        "per-API limits": session(access_rights={"orders-v2": {"api_id": "orders-v2", "limit": {"rate": 5}}}),
+        "does not adopt": session(access_rights={"other": {"api_id": "other"}}),
+    }
+    for reason, body in cases.items():
+        out = tyk.key_manifest("25fa2cf7", body, gateway="tyk", apis=apis, names=Names())
+        assert isinstance(out, Skipped) and reason in out.reason, (reason, out)
+        assert "$2a$10$hash" not in out.reason
+
+
+def oto_template() -> dict[str, Any]:
+    return {
+        "_loc": {"tenant": "default"}, "id": "service_random", "groups": ["default"], "name": "my-service",
+        "env": "prod", "domain": "oto.tools", "subdomain": "myservice", "enabled": True, "root": "/",
+        "targets": [{"host": "changeme.cleverapps.io", "scheme": "https", "weight": 1}], "matchingRoot": None,
+        "stripPath": True, "publicPatterns": [], "privatePatterns": [], "forceHttps": True, "metadata": {},
+        "buildMode": False, "clientConfig": {"retries": 1},
+    }  # fmt: skip
+
+
+def test_an_otoroshi_service_keeps_its_name_and_settings_beyond_the_template() -> None:
+    service = {**oto_template(), "id": "svc-1", "name": "billing", "subdomain": "api", "matchingRoot": "/billing/",
+               "targets": [{"host": "10.0.0.5:8080", "scheme": "http", "weight": 1}], "privatePatterns": ["/.*"],
+               "forceHttps": False, "enforceSecureCommunication": False, "clientConfig": {"retries": 3},
+               "metadata": {"team": "b"}}  # fmt: skip
+    out = otoroshi.service_manifest(service, oto_template(), gateway="oto", domain="oto.tools", subdomain="api",
+                                    group="default", names=Names())  # fmt: skip
+    assert isinstance(out, Manifest)
+    assert out.spec == {
+        "gateway": "oto", "listenPath": "/billing/", "upstream": {"url": "http://10.0.0.5:8080/"}, "auth": "key",
+        "adopt": {"id": "svc-1"}, "otoroshi": {"name": "billing", "clientConfig": {"retries": 3},
+                                               "metadata": {"team": "b"}},
+    }  # fmt: skip
+    whole_host = otoroshi.service_manifest({**service, "matchingRoot": None}, oto_template(), gateway="oto",
+                                           domain="oto.tools", subdomain="api", group="default",
+                                           names=Names())  # fmt: skip
+    assert isinstance(whole_host, Skipped) and "matchingRoot" in whole_host.reason
+
+
+def test_an_otoroshi_key_never_carries_its_secret_into_the_manifest() -> None:
+    key = {"clientId": "abc", "clientSecret": "s3cr3t", "clientName": "partner",
+           "authorizedEntities": ["service_svc-1"], "enabled": True, "throttlingQuota": 100,
+           "dailyQuota": 10_000_000, "monthlyQuota": 300, "rotation": {"enabled": False}, "metadata": {},
+           "tags": []}  # fmt: skip
+    out = otoroshi.key_manifest(key, {}, gateway="oto", apis={"svc-1": "billing"}, names=Names())
+    assert isinstance(out, Manifest) and "s3cr3t" not in yaml.safe_dump(out.to_object())
+    assert out.spec["rateLimit"] == {"rate": 100, "per": 10} and out.spec["quota"] == {"max": 300, "period": "month"}
+    group = otoroshi.key_manifest({**key, "authorizedEntities": ["group_default"]}, {}, gateway="oto", apis={},
+                                  names=Names())  # fmt: skip
+    assert isinstance(group, Skipped) and "group_default" in group.reason
+
+
+def test_tyk_operator_ids_and_names() -> None:
+    assert tyk_operator_api_id({"metadata": {"namespace": "default", "name": "httpbin"}}) == "ZGVmYXVsdC9odHRwYmlu"
+    assert tyk_operator_api_id({"metadata": {}, "status": {"api_id": "given"}}) == "given"
+    names = Names()
+    assert [names.claim("Orders API v2"), names.claim("orders api v2", "other-id")] == ["orders-api-v2", "other-id"]
+    assert slug("  --Hello, World!--") == "hello-world"
+
+
+def test_ids_that_look_like_numbers_stay_strings() -> None:
+    # kubectl reads a bare 94333e00 as a number: spec.adopt.id would be refused.
+    text = dump({"id": "94333e00", "other": "0123", "name": "orders", "version": "1.10"})
+    assert "'94333e00'" in text and "'0123'" in text and "'1.10'" in text and "name: orders" in text
+
+
+def test_one_file_per_manifest(tmp_path: Path) -> None:
+    result = ImportResult([Manifest("GatewayAPI", "orders", {"listenPath": "/o/"}, "Tyk API orders", "shop")])
+    (path,) = result.write(tmp_path)
+    assert path.name == "gatewayapi-orders.yaml"
+    obj = yaml.safe_load(path.read_text())
+    assert obj["metadata"] == {"name": "orders", "namespace": "shop",
+                               "annotations": {"torii.dev/imported-from": "Tyk API orders"}}  # fmt: skip
