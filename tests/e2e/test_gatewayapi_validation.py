@@ -53,6 +53,8 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ("unknown deletionPolicy", {**VALID, "deletionPolicy": "Keep"}, ["spec.deletionPolicy", "Orphan"]),
     ("typo in a field name", {**VALID, "listenpath": "/x/"}, ["spec.listenpath", "unknown field"]),
     ("negative CORS max age", {**VALID, "cors": {"maxAge": -1}}, ["spec.cors.maxAge"]),
+    ("adopt without id", {**VALID, "adopt": {"orgId": "acme"}}, ["spec.adopt.id", "Required value"]),
+    ("adopt id with a slash", {**VALID, "adopt": {"id": "a/b"}}, ["spec.adopt.id"]),
 ]
 
 
@@ -99,6 +101,18 @@ def test_gateway_is_immutable(crds: Stack, ns: str) -> None:
         kubeconfig=crds.kubeconfig,
     )
     assert edited.returncode == 0, edited.stderr
+    kubectl("delete", "gatewayapi", name, "-n", ns, "--wait=false", kubeconfig=crds.kubeconfig)
+
+
+def test_adoption_is_immutable(crds: Stack, ns: str) -> None:
+    # The adopted gateway object is the resource's identity: changing it would strand the first one.
+    name = f"adopt-{uuid.uuid4().hex[:6]}"
+    first = kubectl("apply", "-f", "-", stdin=manifest(ns, {**VALID, "adopt": {"id": "orders-v1"}}, name),
+                    kubeconfig=crds.kubeconfig)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    for changed in ({**VALID, "adopt": {"id": "orders-v2"}}, VALID):
+        moved = kubectl("apply", "-f", "-", stdin=manifest(ns, changed, name), kubeconfig=crds.kubeconfig)
+        assert moved.returncode != 0 and "spec.adopt is immutable" in moved.stderr, moved.stderr
     kubectl("delete", "gatewayapi", name, "-n", ns, "--wait=false", kubeconfig=crds.kubeconfig)
 
 
