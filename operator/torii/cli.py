@@ -154,7 +154,12 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--config", help="operator configuration file (YAML); also TORII_CONFIG_FILE")
     imp.add_argument("--gateway", help="gateway connection to read (default: the default gateway)")
     imp.add_argument("--namespace", "-n", help="namespace of the manifests (--from-tyk-operator: read only this one)")
-    imp.add_argument("--kind", choices=("apis", "keys", "all"), default="all", help="what to import (default all)")
+    imp.add_argument(
+        "--kind",
+        choices=("apis", "keys", "all"),
+        default="all",
+        help="what to import: apis, keys (with OAuth clients) or all (default)",
+    )
     imp.add_argument("--output", "-o", metavar="DIR", help="write one file per manifest into DIR (default: stdout)")
     imp.add_argument(
         "--from-tyk-operator",

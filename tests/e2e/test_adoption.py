@@ -15,6 +15,7 @@ ApiDefinitions are released, and the traffic loop never sees an error.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -159,14 +160,17 @@ def assert_no_writes_over_two_drift_passes(port: int, objects: int) -> None:
     assert writes(scrape(port)) == before_writes
 
 
+KINDS = ("OAuthClient", "GatewayKey", "GatewayAPI")  # dependents first
+
+
 def objects_in(world: World) -> int:
-    return sum(len(world.list(kind)) for kind in ("GatewayAPI", "GatewayKey"))
+    return sum(len(world.list(kind)) for kind in KINDS)
 
 
 def delete_everything(world: World) -> None:
     """Delete every Torii object of the namespace at once (the operator removes what they manage from the
     gateways), and wait until all are gone."""
-    for kind in ("GatewayKey", "GatewayAPI"):
+    for kind in KINDS:
         for item in world.list(kind):
             world.custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s",
                                                          item["metadata"]["name"])  # fmt: skip
@@ -213,7 +217,19 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
         jwt = {**tyk_api(f"{marker}-jwt", f"{marker} jwt", org, f"/{marker}/jwt/", up.url, "Authorization"),
                "use_standard_auth": False, "enable_jwt": True}  # fmt: skip
         tyk.post("/tyk/apis", json=jwt)
+        # An OAuth-protected API with a client an application already uses.
+        oauth_id = f"{marker}-oauth"
+        oauth = {**tyk_api(oauth_id, f"{marker} oauth", org, f"/{marker}/oauth/", up.url, "Authorization"),
+                 "use_standard_auth": False, "use_oauth2": True,
+                 "oauth_meta": {"allowed_access_types": ["authorization_code"], "allowed_authorize_types": ["code"],
+                                "auth_login_redirect": ""}}  # fmt: skip
+        tyk.post("/tyk/apis", json=oauth)
         assert tyk.get("/tyk/reload/", params={"block": "true"}).status_code == 200
+        app = tyk.post(
+            "/tyk/oauth/clients/create",
+            json={"api_id": oauth_id, "redirect_uri": "http://127.0.0.1/cb", "description": f"{marker} web app"},
+        ).json()
+        assert app.get("client_id") and app.get("secret"), app
         keys, hashes = [], []
         for i, api_id in enumerate(ids):
             created = tyk.post("/tyk/keys/create", json={
@@ -233,7 +249,9 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             assert f"Tyk API {marker}-jwt" in said and "enable_jwt" in said
             apply_dir(out, dry_run=True)  # every file the import wrote, not only this test's
             mine = ours(out, marker)
-            assert len(list(mine.glob("gatewayapi-*"))) == COUNT and len(list(mine.glob("gatewaykey-*"))) == COUNT
+            assert len(list(mine.glob("gatewayapi-*"))) == COUNT + 1  # and the OAuth API
+            assert len(list(mine.glob("gatewaykey-*"))) == COUNT and len(list(mine.glob("oauthclient-*"))) == 1
+            assert app["secret"] not in "".join(p.read_text() for p in mine.glob("*.yaml"))
             first = manifest(mine / f"gatewayapi-{marker}-api-0.yaml")
             assert first["spec"]["adopt"] == {"id": ids[0], "orgId": org}
             assert first["spec"]["tyk"]["auth"] == {"auth_header_name": "X-Api-Key"}  # what differs, nothing else
@@ -248,6 +266,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             apply_dir(mine)
             apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
             gkeys = all_ready(world, "GatewayKey", [f"{marker}-key-{i}" for i in range(COUNT)])
+            all_ready(world, "OAuthClient", [f"{marker}-web-app"])
             ready_at = time.monotonic()
             assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
         finally:
@@ -268,6 +287,18 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
         assert "cannot put it in a Secret" in World.condition(gkeys[f"{marker}-key-1"])["message"]
         assert gone(world.core.read_namespaced_secret, f"{marker}-key-1", world.ns)
         assert tyk.get(f"/tyk/apis/{marker}-jwt").status_code == 200  # not imported: untouched
+        # The OAuth client's existing id and secret are in its Secret, and still get tokens.
+        web = world.secret(f"{marker}-web-app")
+        assert (web["clientId"], web["clientSecret"]) == (app["client_id"], app["secret"])
+        code = tyk.post(f"/{marker}/oauth/tyk/oauth/authorize-client/", data={
+            "response_type": "code", "client_id": web["clientId"], "redirect_uri": "http://127.0.0.1/cb",
+            "key_rules": json.dumps({"access_rights": {oauth_id: {"api_id": oauth_id, "versions": ["Default"]}}}),
+        })  # fmt: skip
+        assert code.status_code == 200, code.text
+        token = httpx.post(f"{base}/{marker}/oauth/oauth/token/", data={
+            "grant_type": "authorization_code", "code": code.json()["code"], "redirect_uri": "http://127.0.0.1/cb",
+        }, auth=(web["clientId"], web["clientSecret"]))  # fmt: skip
+        assert token.status_code == 200, token.text
 
         # Orphan: the Kubernetes objects go, the gateway keeps serving the API with its key.
         for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):

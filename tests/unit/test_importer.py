@@ -170,3 +170,14 @@ def test_one_file_per_manifest(tmp_path: Path) -> None:
     obj = yaml.safe_load(path.read_text())
     assert obj["metadata"] == {"name": "orders", "namespace": "shop",
                                "annotations": {"torii.dev/imported-from": "Tyk API orders"}}  # fmt: skip
+
+
+def test_a_tyk_oauth_client_is_adopted_without_its_secret_in_the_manifest() -> None:
+    body = {"client_id": "c1", "secret": "s3cr3t", "redirect_uri": "https://app/cb", "description": "Web app",
+            "policy_id": "", "meta_data": {"team": "web"}}  # fmt: skip
+    out = tyk.oauth_client_manifest("orders-v2", body, gateway="tyk", apis={"orders-v2": "orders"}, names=Names())
+    assert isinstance(out, Manifest) and out.name == "web-app" and "s3cr3t" not in yaml.safe_dump(out.to_object())
+    assert out.spec == {"gateway": "tyk", "api": "orders", "redirectUri": "https://app/cb", "description": "Web app",
+                        "metadata": {"team": "web"}, "adopt": {"clientId": "c1"}}  # fmt: skip
+    other = tyk.oauth_client_manifest("billing", body, gateway="tyk", apis={}, names=Names())
+    assert isinstance(other, Skipped) and "oauth2 API" in other.reason

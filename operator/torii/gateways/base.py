@@ -104,6 +104,7 @@ class Inventory:
 
     apis: list[dict[str, Any]]
     keys: list[tuple[str, dict[str, Any]]]
+    oauth_clients: list[tuple[str, dict[str, Any]]]  # (api id, client)
     api_defaults: dict[str, Any]  # what the gateway fills in for fields nobody set ({} where that is zero values)
     key_defaults: dict[str, Any]
 
@@ -170,6 +171,10 @@ class GatewayDriver(Protocol):
         ...
 
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool: ...
+
+    async def adopted_oauth_client(self, api_id: str, client_id: str) -> str:
+        """The secret of the existing OAuth client `client_id` of API `api_id`; AdoptionFailed when none."""
+        ...
 
     async def inventory(self) -> Inventory:
         """Read every API and key on the gateway (for `torii import`; never called by the operator)."""

@@ -313,6 +313,9 @@ class OtoroshiKeys:
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
         return False
 
+    async def adopted_oauth_client(self, api_id: str, client_id: str) -> str:
+        raise Unsupported("OAuth clients are not supported on Otoroshi gateways by Torii (Tyk only)")
+
 
 class OtoroshiDriver(OtoroshiKeys):
     type = "otoroshi"
@@ -413,6 +416,7 @@ class OtoroshiDriver(OtoroshiKeys):
         return Inventory(
             apis=list(await get("/api/services", "list services")),
             keys=[(str(k.get("clientId")), k) for k in await get("/api/apikeys", "list keys")],
+            oauth_clients=[],
             api_defaults=await get("/api/services/_template", "service template"),
             key_defaults=await get("/api/apikeys/_template", "apikey template"),
         )

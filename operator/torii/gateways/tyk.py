@@ -432,6 +432,13 @@ class TykKeys:
         await self._http.request("POST", "/tyk/oauth/clients/create", op="create OAuth client", json=desired)
         return True
 
+    async def adopted_oauth_client(self, api_id: str, client_id: str) -> str:
+        client = next((c for c in await self._oauth_clients(api_id) if c.get("client_id") == client_id), None)
+        if client is None:
+            raise AdoptionFailed(f"gateway {self.name}: spec.adopt.clientId: API {api_id} has no OAuth client "
+                                 f"{client_id}")  # fmt: skip
+        return str(client.get("secret") or "")
+
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
         response = await self._http.request(
             "DELETE", f"/tyk/oauth/clients/{request.api_id}/{request.client_id}", op="delete OAuth client",
@@ -546,7 +553,10 @@ class TykDriver(TykKeys):
             if response.status_code == 200:
                 # A plain key's name is its credential: it is known to the importer by its digest only.
                 keys.append((name if hashed else _digest(name), response.json()))
-        return Inventory(apis=list(apis), keys=keys, api_defaults={}, key_defaults={})
+        clients = [
+            (str(a["api_id"]), c) for a in apis if a.get("use_oauth2") for c in await self._oauth_clients(a["api_id"])
+        ]
+        return Inventory(apis=list(apis), keys=keys, oauth_clients=clients, api_defaults={}, key_defaults={})
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.api_health_enabled:

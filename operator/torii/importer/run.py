@@ -19,12 +19,15 @@ async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace
     inventory = await driver.inventory()
     result = ImportResult()
     api_names: dict[str, str] = {}
+    oauth_apis: dict[str, str] = {}
     names = Names()
     for item in inventory.apis:
         outcome = _api(driver, item, inventory, names, namespace)
         _add(result, outcome, write=kinds in ("apis", "all"))
         if isinstance(outcome, Manifest) and outcome.spec.get("auth") == "key":
             api_names[outcome.spec["adopt"]["id"]] = outcome.name  # keys only reach key-protected APIs
+        elif isinstance(outcome, Manifest) and outcome.spec.get("auth") == "oauth2":
+            oauth_apis[outcome.spec["adopt"]["id"]] = outcome.name
     if kinds in ("keys", "all"):
         key_names = Names()
         for key_id, body in inventory.keys:
@@ -35,6 +38,11 @@ async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace
                 key = otoroshi.key_manifest(body, inventory.key_defaults, gateway=driver.name, apis=api_names,
                                             names=key_names, namespace=namespace)  # fmt: skip
             _add(result, key, write=True)
+        client_names = Names()
+        for api_id, body in inventory.oauth_clients:  # credentials too: imported with the keys
+            client = tyk.oauth_client_manifest(api_id, body, gateway=driver.name, apis=oauth_apis,
+                                               names=client_names, namespace=namespace)  # fmt: skip
+            _add(result, client, write=True)
     return result
 
 

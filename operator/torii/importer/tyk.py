@@ -15,6 +15,7 @@ from torii.importer.manifests import Manifest, Names, Skipped
 from torii.importer.overrides import is_zero, minimal_override
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
+from torii.models.oauthclient import OAuthClientSpec
 
 # Authentication modes Torii has no neutral field for: an API using one cannot be adopted without changing
 # who may call it.
@@ -198,6 +199,33 @@ def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: di
     except (ValidationError, ValueError) as exc:
         return Skipped(what, f"cannot be expressed as a GatewayKey: {_first_error(exc)}")
     return Manifest("GatewayKey", k8s_name, spec, what, namespace)
+
+
+def oauth_client_manifest(api_id: str, body: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
+                          namespace: str | None = None) -> Manifest | Skipped:  # fmt: skip
+    """`apis`: Tyk api_id -> name of the GatewayAPI (auth: oauth2) that adopts it. The client's secret stays on
+    the gateway: the operator copies it into the OAuthClient's Secret."""
+    client_id = str(body.get("client_id") or "")
+    what = f"Tyk OAuth client {client_id} of API {api_id}"
+    meta = body.get("meta_data") or {}
+    if isinstance(meta, dict) and meta.get("torii-object"):
+        return Skipped(what, f"already managed by Torii (OAuthClient {meta['torii-object']})")
+    if api_id not in apis:
+        return Skipped(what, f"belongs to API {api_id}, which this import does not adopt as an oauth2 API")
+    spec: dict[str, Any] = {"gateway": gateway, "api": apis[api_id], "redirectUri": body.get("redirect_uri") or ""}
+    if body.get("policy_id"):
+        spec["policy"] = body["policy_id"]
+    if body.get("description"):
+        spec["description"] = body["description"]
+    if isinstance(meta, dict) and (strings := {k: v for k, v in meta.items() if isinstance(v, str)}):
+        spec["metadata"] = strings
+    spec["adopt"] = {"clientId": client_id}
+    try:
+        OAuthClientSpec.model_validate(spec)
+    except ValidationError as exc:
+        return Skipped(what, f"cannot be expressed as an OAuthClient: {_first_error(exc)}")
+    name = names.claim(str(body.get("description") or ""), f"oauth-{client_id}")
+    return Manifest("OAuthClient", name, spec, what, namespace)
 
 
 def _first_error(exc: Exception) -> str:

@@ -10,6 +10,7 @@ from torii.models.common import (
     DeletionPolicy,
     SecretTemplate,
     StatusBase,
+    adopt_id_field,
     cel,
     deletion_policy_field,
     gateway_field,
@@ -17,6 +18,12 @@ from torii.models.common import (
     secret_name_field,
     validations,
 )
+
+
+class OAuthClientAdoption(CamelModel):
+    """Take over an OAuth client that already exists on the gateway: same client id and secret."""
+
+    client_id: str = adopt_id_field("OAuth client (its `client_id`)")
 
 
 class OAuthClientSpec(CamelModel):
@@ -27,6 +34,7 @@ class OAuthClientSpec(CamelModel):
             immutable_once_set("gateway"),
             cel("self.api == oldSelf.api", "spec.api is immutable: create a new OAuthClient", field_path=".api"),
             immutable_once_set("secretName"),
+            immutable_once_set("adopt", ": the adopted OAuth client is this resource's identity"),
         )
     }
 
@@ -47,6 +55,12 @@ class OAuthClientSpec(CamelModel):
     secret_name: str | None = secret_name_field("clientId, clientSecret and redirectUri")
     deletion_policy: DeletionPolicy = deletion_policy_field("the OAuth client")
     secret_template: SecretTemplate | None = Field(default=None, description="Labels/annotations for the Secret.")
+    adopt: OAuthClientAdoption | None = Field(
+        default=None,
+        description="Manage an OAuth client that already exists on the gateway instead of creating one (see "
+        "`torii import`): its client id and secret (Tyk returns both to its admin API) go into the Secret and "
+        "keep working. Immutable.",
+    )
 
 
 class OAuthClientStatus(StatusBase):

@@ -59,7 +59,11 @@ async def reconcile_oauth_client(
         client_id = view.data.get("clientId") if view else None
         client_secret = view.data.get("clientSecret") if view else None
         if not (client_id and client_secret) or view is None or view.data.get("redirectUri") != spec.redirect_uri:
-            if not (client_id and client_secret):
+            if not (client_id and client_secret) and spec.adopt is not None:
+                # An existing client: Tyk returns its secret, which goes into the Secret unchanged.
+                client_id = spec.adopt.client_id
+                client_secret = await driver.adopted_oauth_client(api_id, client_id)
+            elif not (client_id and client_secret):
                 cred = new_credential("otoroshi")  # 16-char id, 64-char secret: the same shape suits OAuth
                 client_id, client_secret = cred.client_id, cred.client_secret
             template = spec.secret_template
