@@ -345,13 +345,15 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
 ) -> None:
     crds.require("otoroshi")
     marker = f"adopt-{RUN}-oto"
-    host = f"api.{crds.env['OTOROSHI_DOMAIN']}"  # the connection's public host
+    # Service 0 answers on a host of its own, the others on the connection's public host.
+    subdomains = [f"legacy-{RUN}" if i == 0 else "api" for i in range(COUNT)]
+    hosts = [f"{sub}.{crds.env['OTOROSHI_DOMAIN']}" for sub in subdomains]
     with upstream("adopt-oto") as up, oto_admin(crds) as oto:
         template = oto.get("/api/services/_template").json()
         ids = [f"{marker}-{i}" for i in range(COUNT)]
         for i, service_id in enumerate(ids):
             service = {**template, "id": service_id, "name": f"{marker} api {i}", "domain": crds.env["OTOROSHI_DOMAIN"],
-                       "subdomain": "api", "matchingRoot": f"/{marker}/{i}/", "root": "/",
+                       "subdomain": subdomains[i], "matchingRoot": f"/{marker}/{i}/", "root": "/",
                        "targets": [{"host": f"127.0.0.1:{up.port}", "scheme": "http"}], "publicPatterns": [],
                        "privatePatterns": ["/.*"], "forceHttps": False,
                        "enforceSecureCommunication": False}  # fmt: skip
@@ -364,7 +366,7 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
         # A key Torii cannot represent (authorized for a whole service group).
         group_key = oto.post("/api/groups/default/apikeys", json={"clientName": f"{marker}-group"}).json()
         base = crds.env["OTOROSHI_URL"]
-        traffic = Traffic([(f"{base}/{marker}/{i}/", {"Host": host, "Authorization": basic(*creds[i])})
+        traffic = Traffic([(f"{base}/{marker}/{i}/", {"Host": hosts[i], "Authorization": basic(*creds[i])})
                            for i in range(COUNT)])  # fmt: skip
         wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in traffic.targets),
                    timeout=90, what="hand-made services serving their keys")  # fmt: skip
@@ -377,6 +379,7 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
             mine = ours(out, marker)
             assert len(list(mine.glob("gatewayapi-*"))) == COUNT and len(list(mine.glob("gatewaykey-*"))) == COUNT
             assert "clientSecret" not in "".join(p.read_text() for p in mine.glob("*.yaml"))
+            assert manifest(mine / f"gatewayapi-{marker}-api-0.yaml")["spec"]["otoroshi"]["subdomain"] == subdomains[0]
             applied_at = time.monotonic()
             apply_dir(mine)
             apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
