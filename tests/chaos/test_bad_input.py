@@ -95,6 +95,11 @@ REFUSED: list[tuple[str, str, dict[str, Any], str]] = [
      "spec.redirectUri"),
     ("client: secretName invalid", "OAuthClient", {**CLIENT, "secretName": "UPPER"}, "spec.secretName"),
     ("client: unknown field", "OAuthClient", {**CLIENT, "clientSecret": "chosen"}, "spec.clientSecret"),
+    ("adopt: id with a slash", "GatewayAPI", {**API, "adopt": {"id": "../etc"}}, "spec.adopt.id"),
+    ("adopt: empty key id", "GatewayKey", {**KEY, "adopt": {"id": ""}}, "spec.adopt.id"),
+    ("adopt: credential as the key id", "GatewayKey", {**KEY, "adopt": {"id": "x", "credential": "secret"}},
+     "spec.adopt.credential"),
+    ("adopt: client without clientId", "OAuthClient", {**CLIENT, "adopt": {}}, "spec.adopt.clientId"),
 ]  # fmt: skip
 
 # Accepted by the apiserver, refused by Torii: (case, kind, name, spec, reason, text in the message)
@@ -128,6 +133,12 @@ NOT_READY: list[tuple[str, str, str, dict[str, Any], str, str]] = [
      "spec.tyk"),
     ("key Secret owned by someone else", "GatewayKey", "b-key-secret", {**KEY, "secretName": "foreign-secret"},
      "SecretConflict", "foreign-secret"),
+    ("adopting a key that does not exist", "GatewayKey", "b-key-ghost", {**KEY, "adopt": {"id": "0badc0de"}},
+     "AdoptionFailed", "0badc0de"),
+    ("adopting a client that does not exist", "OAuthClient", "b-client-ghost",
+     {**CLIENT, "adopt": {"clientId": "ghost-client"}}, "AdoptionFailed", "ghost-client"),
+    ("a handed-over credential Secret that does not exist", "GatewayKey", "b-key-handed",
+     {**KEY, "adopt": {"id": "0badc0de", "credentialSecretRef": {"name": "nobody"}}}, "WaitingForSecret", "nobody"),
 ]  # fmt: skip
 
 
