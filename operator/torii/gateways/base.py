@@ -107,6 +107,8 @@ class Inventory:
     oauth_clients: list[tuple[str, dict[str, Any]]]  # (api id, client)
     api_defaults: dict[str, Any]  # what the gateway fills in for fields nobody set ({} where that is zero values)
     key_defaults: dict[str, Any]
+    # What this connection renders into every object (Tyk: org_id; Otoroshi: domain, subdomain, group).
+    rendering: dict[str, str]
 
 
 class GatewayDriver(Protocol):

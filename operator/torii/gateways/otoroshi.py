@@ -419,6 +419,7 @@ class OtoroshiDriver(OtoroshiKeys):
             oauth_clients=[],
             api_defaults=await get("/api/services/_template", "service template"),
             key_defaults=await get("/api/apikeys/_template", "apikey template"),
+            rendering={"domain": self.domain, "subdomain": self.subdomain, "group": self.group},
         )
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:

@@ -556,7 +556,8 @@ class TykDriver(TykKeys):
         clients = [
             (str(a["api_id"]), c) for a in apis if a.get("use_oauth2") for c in await self._oauth_clients(a["api_id"])
         ]
-        return Inventory(apis=list(apis), keys=keys, oauth_clients=clients, api_defaults={}, key_defaults={})
+        return Inventory(apis=list(apis), keys=keys, oauth_clients=clients, api_defaults={}, key_defaults={},
+                         rendering={"org_id": self.org_id})  # fmt: skip
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.api_health_enabled:

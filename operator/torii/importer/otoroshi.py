@@ -11,8 +11,7 @@ from pydantic import ValidationError
 from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
 from torii.gateways.otoroshi import DEFAULT_QUOTA, render_apikey, render_service
 from torii.importer.manifests import Manifest, Names, Skipped
-from torii.importer.overrides import minimal_override
-from torii.importer.tyk import _first_error, _prune, _without
+from torii.importer.overrides import first_error, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, GatewayKeySpec
 
@@ -54,12 +53,12 @@ def service_manifest(service: dict[str, Any], template: dict[str, Any], *, gatew
         rendered = render_service(ObjectRef(namespace or "default", k8s_name), parsed, service_id=service_id,
                                   domain=domain, subdomain=subdomain, group=group)  # fmt: skip
         derived = [*SERVICE_DERIVED, "metadata.torii.dev/namespace", "metadata.torii.dev/name"]
-        override = _prune(minimal_override(_without(service, derived), _without(rendered, derived), template))
+        override = prune(minimal_override(without(service, derived), without(rendered, derived), template))
         if override:
             spec["otoroshi"] = override
             GatewayAPISpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
-        return Skipped(what, f"cannot be expressed as a GatewayAPI: {_first_error(exc)}")
+        return Skipped(what, f"cannot be expressed as a GatewayAPI: {first_error(exc)}")
     return Manifest("GatewayAPI", k8s_name, spec, what, namespace)
 
 
@@ -108,10 +107,10 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
             [str(e).partition("_")[2] for e in key.get("authorizedEntities") or []], refs, strict=True))  # fmt: skip
         request = KeyRequest(ObjectRef(namespace or "default", k8s_name), parsed, resolved, None, Credential())
         rendered = render_apikey(request)
-        override = _prune(minimal_override(_without(key, KEY_IGNORED), _without(rendered, KEY_IGNORED), template))
+        override = prune(minimal_override(without(key, KEY_IGNORED), without(rendered, KEY_IGNORED), template))
         if override:
             spec["otoroshi"] = override
             GatewayKeySpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
-        return Skipped(what, f"cannot be expressed as a GatewayKey: {_first_error(exc)}")
+        return Skipped(what, f"cannot be expressed as a GatewayKey: {first_error(exc)}")
     return Manifest("GatewayKey", k8s_name, spec, what, namespace)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from torii.gateways.base import is_subset
 
 _ABSENT = object()
@@ -56,3 +58,33 @@ def minimal_override(actual: dict[str, Any], rendered: dict[str, Any], default: 
         elif not _same(value, base, fallback if fallback is not _ABSENT else None):
             out[key] = value
     return out
+
+
+def without(data: dict[str, Any], paths: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    out = dict(data)
+    for path in paths:
+        *parents, last = path.split(".")
+        node: Any = out
+        for part in parents:
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                node = None
+                break
+            node[part] = child = dict(child)
+            node = child
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def prune(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop emptied nested objects left by without()."""
+    pruned = {k: (prune(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    return {k: v for k, v in pruned.items() if not (isinstance(v, dict) and not v)}
+
+
+def first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_url=False, include_input=False)[0]
+        return f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+    return str(exc)

@@ -50,11 +50,11 @@ def _api(
     driver: GatewayDriver, item: dict[str, Any], inventory: Inventory, names: Names, namespace: str | None
 ) -> Manifest | Skipped:
     if driver.type == "tyk":
-        return tyk.api_manifest(item, gateway=driver.name, org_id=str(getattr(driver, "org_id", "")), names=names,
+        return tyk.api_manifest(item, gateway=driver.name, org_id=inventory.rendering["org_id"], names=names,
                                 namespace=namespace)  # fmt: skip
     return otoroshi.service_manifest(
-        item, inventory.api_defaults, gateway=driver.name, domain=str(getattr(driver, "domain", "")),
-        subdomain=str(getattr(driver, "subdomain", "")), group=str(getattr(driver, "group", "")), names=names,
+        item, inventory.api_defaults, gateway=driver.name, domain=inventory.rendering["domain"],
+        subdomain=inventory.rendering["subdomain"], group=inventory.rendering["group"], names=names,
         namespace=namespace,
     )  # fmt: skip
 
@@ -116,7 +116,7 @@ async def import_tyk_operator(driver: GatewayDriver, definitions: list[dict[str,
                                                   "reconciled by tyk-operator yet?)"))  # fmt: skip
             continue
         outcome = tyk.api_manifest(
-            live[api_id], gateway=driver.name, org_id=str(getattr(driver, "org_id", "")), names=Names(),
+            live[api_id], gateway=driver.name, org_id=inventory.rendering["org_id"], names=Names(),
             name=meta["name"], namespace=meta["namespace"], source=source,
         )  # fmt: skip
         _add(result, outcome, write=True)

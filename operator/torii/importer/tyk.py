@@ -12,7 +12,7 @@ from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, 
 from torii.gateways.tyk import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
 from torii.importer.manifests import Manifest, Names, Skipped
-from torii.importer.overrides import is_zero, minimal_override
+from torii.importer.overrides import first_error, is_zero, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
 from torii.models.oauthclient import OAuthClientSpec
@@ -34,29 +34,6 @@ KEY_CREDENTIAL_FIELDS = (
     "oauth_client_id", "oauth_keys", "enable_http_signature_validation",
 )  # fmt: skip
 QUOTA_PERIODS = {86_400: "day", 2_592_000: "month"}
-
-
-def _without(data: dict[str, Any], paths: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    out = dict(data)
-    for path in paths:
-        *parents, last = path.split(".")
-        node: Any = out
-        for part in parents:
-            child = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(child, dict):
-                node = None
-                break
-            node[part] = child = dict(child)
-            node = child
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return out
-
-
-def _prune(data: dict[str, Any]) -> dict[str, Any]:
-    """Drop emptied nested objects left by _without."""
-    pruned = {k: (_prune(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    return {k: v for k, v in pruned.items() if not (isinstance(v, dict) and not v)}
 
 
 def _unversioned_noise(override: dict[str, Any]) -> dict[str, Any]:
@@ -127,13 +104,13 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
         rendered = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id,
                                          org_id=api_org)  # fmt: skip
         # Torii derives these from the neutral spec (and Tyk OSS serves an API whatever its `active` says).
-        actual = _without(definition, [*TYK_OWNED_FIELDS, *NEUTRAL_FIELDS])
-        override = _unversioned_noise(_prune(minimal_override(actual, _without(rendered, list(NEUTRAL_FIELDS)), {})))
+        actual = without(definition, [*TYK_OWNED_FIELDS, *NEUTRAL_FIELDS])
+        override = _unversioned_noise(prune(minimal_override(actual, without(rendered, list(NEUTRAL_FIELDS)), {})))
         if override:
             spec["tyk"] = override
             parsed = GatewayAPISpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
-        return Skipped(what, f"cannot be expressed as a GatewayAPI: {_first_error(exc)}")
+        return Skipped(what, f"cannot be expressed as a GatewayAPI: {first_error(exc)}")
     check = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id, org_id=api_org)
     differing = [k for k, v in core(check).items() if k != "config_data.torii.fingerprint"
                  and k != "active" and v != core(definition).get(k)]  # fmt: skip
@@ -192,12 +169,12 @@ def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: di
         rendered = render_session(KeyRequest(ref_obj, parsed, resolved, None, Credential()), str(session.get("org_id")))
         ignored = [*TYK_KEY_OWNED_FIELDS, *KEY_RUNTIME_FIELDS, *KEY_CREDENTIAL_FIELDS, "meta_data.torii-fingerprint",
                    "meta_data.torii-object"]  # fmt: skip
-        override = _prune(minimal_override(_without(session, ignored), _without(rendered, ignored), {}))
+        override = prune(minimal_override(without(session, ignored), without(rendered, ignored), {}))
         if override:
             spec["tyk"] = override
             GatewayKeySpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
-        return Skipped(what, f"cannot be expressed as a GatewayKey: {_first_error(exc)}")
+        return Skipped(what, f"cannot be expressed as a GatewayKey: {first_error(exc)}")
     return Manifest("GatewayKey", k8s_name, spec, what, namespace)
 
 
@@ -223,13 +200,6 @@ def oauth_client_manifest(api_id: str, body: dict[str, Any], *, gateway: str, ap
     try:
         OAuthClientSpec.model_validate(spec)
     except ValidationError as exc:
-        return Skipped(what, f"cannot be expressed as an OAuthClient: {_first_error(exc)}")
+        return Skipped(what, f"cannot be expressed as an OAuthClient: {first_error(exc)}")
     name = names.claim(str(body.get("description") or ""), f"oauth-{client_id}")
     return Manifest("OAuthClient", name, spec, what, namespace)
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors(include_url=False, include_input=False)[0]
-        return f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    return str(exc)
