@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,8 +31,8 @@ from kubernetes import client
 
 from support.kube import gone, kubectl
 from support.metrics import counter, scrape, writes
-from support.operator import Operator, release_all, running_operator, stack_gateways
-from support.stack import ROOT, Stack, required_gateways
+from support.operator import Operator, release_all, running_operator, stack_gateways, torii_import
+from support.stack import Stack, required_gateways
 from support.tyk_operator import GROUP, PLURAL, VERSION, api_definition, run_tyk_operator
 from support.upstream import upstream
 from support.wait import wait_until
@@ -107,16 +104,6 @@ class Traffic:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-
-
-def torii_import(op: Operator, *args: str) -> str:
-    """`torii import` as a user runs it, with the operator's configuration; returns what it says on stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "torii", "import", "--config", str(op.config_path), *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stderr
 
 
 def apply_dir(directory: Path, *, dry_run: bool = False) -> None:

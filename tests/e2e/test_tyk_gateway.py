@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from kubernetes import client
 
-from support.kube import namespace
+from support.kube import kubectl, namespace
 from support.metrics import counter, scrape, writes
-from support.operator import Operator, free_port, one_gateway_operator, running_operator
+from support.operator import Operator, free_port, one_gateway_operator, running_operator, torii_import
 from support.stack import ROOT, Stack
 from support.upstream import upstream
 from support.wait import wait_until
@@ -331,6 +333,41 @@ def test_plain_keys_group_reload_revoke_and_lost_secret(
         text = scrape(plain_operator[2])
         assert counter(text, "torii_gateway_calls_total", gateway="plain", operation="reload group") >= 1
         assert counter(text, "torii_gateway_calls_total", gateway="plain", operation="reload") == 0
+
+
+def test_plain_keys_are_adopted_with_their_credential(
+    stack: Stack, admin: client.ApiClient, plain_tyk: str, plain_operator: tuple[Operator, str, int], tmp_path: Path
+) -> None:
+    """hash_keys off: the key list names the keys themselves. `torii import` writes only a digest of each
+    (never the key into a spec), and the operator recovers the credential from the list into the Secret."""
+    op, ns, _ = plain_operator
+    w = World(admin, ns, stack)
+    tyk = tyk_admin(stack, plain_tyk)
+    marker = f"plain-adopt-{uuid.uuid4().hex[:6]}"
+    with upstream("plain-adopt") as up:
+        tyk.post("/tyk/apis", json={
+            "api_id": marker, "name": marker, "org_id": "torii", "use_standard_auth": True,
+            "auth": {"auth_header_name": "Authorization"}, "proxy": {"listen_path": f"/{marker}/",
+            "target_url": up.url, "strip_listen_path": True},
+            "version_data": {"not_versioned": True, "versions": {"Default": {"name": "Default"}}},
+        })  # fmt: skip
+        tyk.get("/tyk/reload/", params={"block": "true"})
+        key = tyk.post("/tyk/keys/create", json={"org_id": "torii", "alias": f"{marker}-key", "access_rights": {
+            marker: {"api_id": marker, "versions": ["Default"]}}}).json()["key"]  # fmt: skip
+        assert httpx.get(f"{plain_tyk}/{marker}/", headers={"Authorization": key}).status_code == 200
+        out = tmp_path / "imported"
+        torii_import(op, "--gateway", "plain", "--namespace", ns, "-o", str(out))
+        mine = [p for p in out.glob("*.yaml") if marker in p.name]
+        assert len(mine) == 2 and all(key not in p.read_text() for p in out.glob("*.yaml"))
+        key_file = out / f"gatewaykey-{marker}-key.yaml"
+        assert yaml.safe_load(key_file.read_text())["spec"]["adopt"]["id"].startswith("sha256:")
+        for path in mine:
+            done = kubectl("apply", "-f", str(path))
+            assert done.returncode == 0, done.stderr
+        w.ready("GatewayAPI", marker)
+        obj = w.ready("GatewayKey", f"{marker}-key")
+        assert w.secret(f"{marker}-key")["key"] == key and key not in json.dumps(obj)
+        assert httpx.get(f"{plain_tyk}/{marker}/", headers={"Authorization": key}).status_code == 200
 
 
 def _secret_key(w: World, name: str, *, other_than: str) -> str | None:

@@ -226,3 +226,13 @@ def one_gateway_operator(
         drift_interval=drift_interval, metrics_port=metrics_port,
     ) as op:  # fmt: skip
         yield op
+
+
+def torii_import(op: Operator, *args: str) -> str:
+    """`torii import` as a user runs it, with `op`'s configuration; returns what it says on stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "torii", "import", "--config", str(op.config_path), *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stderr
