@@ -287,6 +287,12 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
         }, auth=(web["clientId"], web["clientSecret"]))  # fmt: skip
         assert token.status_code == 200, token.text
 
+        # Drift correction covers adopted objects: deleted by hand, restored under the same id, its key works.
+        tyk.delete(f"/tyk/apis/{ids[4]}")
+        tyk.get("/tyk/reload/", params={"block": "true"})
+        wait_until(lambda: httpx.get(f"{base}/{marker}/4/", headers={headers[4]: keys[4]}).status_code == 200,
+                   timeout=60, what="adopted API restored by the drift check")  # fmt: skip
+        assert tyk.get(f"/tyk/apis/{ids[4]}").json()["org_id"] == org
         # Orphan: the Kubernetes objects go, the gateway keeps serving the API with its key.
         for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):
             world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
@@ -385,6 +391,10 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
             secret = world.secret(f"{marker}-key-{i}")
             assert (secret["clientId"], secret["clientSecret"]) == creds[i]  # the existing credential, recovered
 
+        oto.delete(f"/api/services/{ids[4]}")  # by hand: the drift check restores it, same id, same key
+        wait_until(lambda: httpx.get(traffic.targets[4][0], headers=traffic.targets[4][1]).status_code == 200
+                   and oto.get(f"/api/services/{ids[4]}").status_code == 200,
+                   timeout=90, what="adopted service restored by the drift check")  # fmt: skip
         for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):
             world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
                                                         {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
