@@ -16,7 +16,7 @@ ifneq ($(wildcard $(SHARED)/maven),)
 export TORII_MAVEN_REPO ?= $(SHARED)/maven
 endif
 
-.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench bench-compare chaos clean
+.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench bench-compare bench-adoption chaos clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -82,6 +82,10 @@ chaos: venv stack-up ## chaos scenarios at full size on the real stack, then the
 
 bench-compare: venv stack-up ## tyk-operator v0.18.0 and Torii side by side on the same Tyk (make bench-compare N=1000)
 	. .stack/env && $(PY) bench/compare_tyk_operator.py --count $${N:-100}
+
+bench-adoption: venv stack-up ## adopt N hand-made APIs + N keys under client traffic (make bench-adoption N=1000 GATEWAY=otoroshi)
+	. .stack/env && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+	. .stack/env && $(PY) bench/adoption.py --count $${N:-200} --gateway $${GATEWAY:-tyk}
 
 clean: stack-down ## stop the stack and remove local state (not the build cache)
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

@@ -544,15 +544,18 @@ class TykDriver(TykKeys):
                 response = await self._http.request("GET", "/tyk/keys/", op="list keys", params={"filter": org})
                 names += response.json().get("keys") or []
             hashed = False
-        keys: list[tuple[str, dict[str, Any]]] = []
-        for name in names:
-            params = {"hashed": "1"} if hashed else {}
-            response = await self._http.request(
-                "GET", f"/tyk/keys/{name}", op="get key", params=params, passthrough=(404,)
-            )
-            if response.status_code == 200:
-                # A plain key's name is its credential: it is known to the importer by its digest only.
-                keys.append((name if hashed else _digest(name), response.json()))
+        limit = asyncio.Semaphore(16)  # Tyk has no bulk read of sessions: one GET per key, a few at a time
+
+        async def session(name: str) -> tuple[str, dict[str, Any]] | None:
+            async with limit:
+                response = await self._http.request(
+                    "GET", f"/tyk/keys/{name}", op="get key", params={"hashed": "1"} if hashed else {},
+                    passthrough=(404,),
+                )  # fmt: skip
+            # A plain key's name is its credential: the importer knows it by its digest only.
+            return (name if hashed else _digest(name), response.json()) if response.status_code == 200 else None
+
+        keys = [k for k in await asyncio.gather(*(session(n) for n in names)) if k is not None]
         clients = [
             (str(a["api_id"]), c) for a in apis if a.get("use_oauth2") for c in await self._oauth_clients(a["api_id"])
         ]

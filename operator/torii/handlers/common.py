@@ -28,6 +28,11 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, k
         if reason(outcome) == "GatewayUnavailable":
             # The gateway will come back: after an outage of any length, be at most this late to notice.
             delay = min(delay, UNAVAILABLE_RETRY_CAP)
+        elif reason(outcome).startswith("Waiting"):
+            # Waiting for another object (an API to be served, a Secret to exist) costs one apiserver read per
+            # look: look often, or a key applied with its API waits out a doubled backoff long after the API
+            # is served (adopting 1,000 APIs and keys at once: 245 s).
+            delay = min(delay, WAITING_RETRY_CAP)
         raise kopf.TemporaryError(outcome.message, delay=delay)
 
 
@@ -39,6 +44,7 @@ def plain(mapping: Any) -> dict[str, Any]:
 
 
 UNAVAILABLE_RETRY_CAP = 20.0
+WAITING_RETRY_CAP = 5.0
 
 
 def reason(outcome: Outcome) -> str:
