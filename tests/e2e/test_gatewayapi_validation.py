@@ -113,6 +113,10 @@ def test_adoption_is_immutable(crds: Stack, ns: str) -> None:
     for changed in ({**VALID, "adopt": {"id": "orders-v2"}}, VALID):
         moved = kubectl("apply", "-f", "-", stdin=manifest(ns, changed, name), kubeconfig=crds.kubeconfig)
         assert moved.returncode != 0 and "spec.adopt is immutable" in moved.stderr, moved.stderr
+    # Its other fields can be corrected (an orgId Torii refused to guess).
+    fixed = kubectl("apply", "-f", "-", stdin=manifest(ns, {**VALID, "adopt": {"id": "orders-v1", "orgId": "acme"}},
+                                                        name), kubeconfig=crds.kubeconfig)  # fmt: skip
+    assert fixed.returncode == 0, fixed.stderr
     kubectl("delete", "gatewayapi", name, "-n", ns, "--wait=false", kubeconfig=crds.kubeconfig)
 
 

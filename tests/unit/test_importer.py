@@ -181,3 +181,14 @@ def test_a_tyk_oauth_client_is_adopted_without_its_secret_in_the_manifest() -> N
                         "metadata": {"team": "web"}, "adopt": {"clientId": "c1"}}  # fmt: skip
     other = tyk.oauth_client_manifest("billing", body, gateway="tyk", apis={}, names=Names())
     assert isinstance(other, Skipped) and "oauth2 API" in other.reason
+
+
+def test_objects_holding_credentials_are_listed_not_written() -> None:
+    leaky = tyk_definition(notifications={"shared_secret": "hunter2", "oauth_on_keychange_url": ""},
+                           global_headers={"Authorization": "Basic dXNlcjpwYXNz"})  # fmt: skip
+    out = tyk.api_manifest(leaky, gateway="tyk", org_id="acme", names=Names())
+    assert isinstance(out, Skipped) and "spec.tyk.notifications.shared_secret" in out.reason
+    assert "spec.tyk.global_headers.Authorization" in out.reason and "hunter2" not in out.reason
+    # Where a credential is sent is not a credential.
+    renamed = tyk_definition(auth={"auth_header_name": "X-Secret-Token"})
+    assert isinstance(tyk.api_manifest(renamed, gateway="tyk", org_id="acme", names=Names()), Manifest)

@@ -10,7 +10,7 @@ import pytest
 from test_reconcile_gatewaykey import OWNER, REF, Clock, FakeApis, FakeSecrets, Journal, KeyDriver, ready
 
 from torii.gateways.base import Credential, KeyRequest, KeyResult
-from torii.gateways.errors import AdoptionFailed
+from torii.gateways.errors import AdoptionFailed, RetryableGatewayError
 from torii.gateways.registry import Gateways
 from torii.kube import SecretView
 from torii.reconcile.context import ReconcileContext
@@ -156,3 +156,18 @@ async def test_the_adopted_key_id_survives_a_stale_status() -> None:
     assert (
         rotated.status["keyId"] != ADOPTED and "torii.dev/adopted-key-id" not in secrets.items["checkout"].annotations
     )
+
+
+async def test_a_crash_while_rotating_away_still_revokes_the_adopted_key() -> None:
+    # The new key is in the Secret, then the gateway write fails: the adopted key's id must not be forgotten.
+    env, secrets, driver, clock = setup()
+    first = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    spec = {**SPEC, "rotation": {"generation": 1, "gracePeriodSeconds": 60}}
+    driver.fail = RetryableGatewayError("gateway tyk: create key: cannot reach")
+    failed = await reconcile_key(env, REF, OWNER, spec, 2, first.status, Cause.UPDATE)
+    assert failed.retry and "key" in secrets.items["checkout"].data
+    driver.fail = None
+    clock.at += timedelta(seconds=61)
+    done = await reconcile_key(env, REF, OWNER, spec, 2, first.status, Cause.UPDATE)  # the status before the crash
+    assert driver.revoked_ids == [ADOPTED] and done.status["previousKeyId"] is None
+    assert "torii.dev/previous-key-id" not in secrets.items["checkout"].annotations

@@ -8,6 +8,7 @@ Go struct (defaults are zero values), Otoroshi fills in its `_template` values.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -88,3 +89,27 @@ def first_error(exc: Exception) -> str:
         err = exc.errors(include_url=False, include_input=False)[0]
         return f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
     return str(exc)
+
+
+# Names of fields and headers that hold credentials. A manifest is not a place for them (CR specs are readable by
+# everyone who may list the resource, and live in Git): an object carrying one is listed, not imported.
+SECRET_NAME = re.compile(r"secret|password|passwd|token|private_?key|credential|api_?key|jwt_source|cookie|"
+                         r"^authorization$|^proxy-authorization$", re.IGNORECASE)  # fmt: skip
+
+
+def secret_paths(data: Any, path: str = "") -> list[str]:
+    """Dotted paths of non-empty string values whose field (or header) name says they are a credential."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{path}.{key}" if path else str(key)
+            # "...HeaderName", "auth_header_name": where a credential is sent, not a credential.
+            named = SECRET_NAME.search(str(key)) and not str(key).lower().endswith("name")
+            if isinstance(value, str) and value and named:
+                found.append(here)
+            else:
+                found += secret_paths(value, here)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            found += secret_paths(item, f"{path}[{i}]")
+    return found

@@ -12,7 +12,7 @@ from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, 
 from torii.gateways.tyk import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
 from torii.importer.manifests import Manifest, Names, Skipped
-from torii.importer.overrides import first_error, is_zero, minimal_override, prune, without
+from torii.importer.overrides import first_error, is_zero, minimal_override, prune, secret_paths, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
 from torii.models.oauthclient import OAuthClientSpec
@@ -106,6 +106,9 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
         # Torii derives these from the neutral spec (and Tyk OSS serves an API whatever its `active` says).
         actual = without(definition, [*TYK_OWNED_FIELDS, *NEUTRAL_FIELDS])
         override = _unversioned_noise(prune(minimal_override(actual, without(rendered, list(NEUTRAL_FIELDS)), {})))
+        if leaks := secret_paths(override):
+            return Skipped(what, f"holds a credential in {', '.join('spec.tyk.' + p for p in leaks)}, which a "
+                                 "manifest must not carry")  # fmt: skip
         if override:
             spec["tyk"] = override
             parsed = GatewayAPISpec.model_validate(spec)
@@ -170,6 +173,9 @@ def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: di
         ignored = [*TYK_KEY_OWNED_FIELDS, *KEY_RUNTIME_FIELDS, *KEY_CREDENTIAL_FIELDS, "meta_data.torii-fingerprint",
                    "meta_data.torii-object"]  # fmt: skip
         override = prune(minimal_override(without(session, ignored), without(rendered, ignored), {}))
+        if leaks := secret_paths(override):
+            return Skipped(what, f"holds a credential in {', '.join('spec.tyk.' + p for p in leaks)}, which a "
+                                 "manifest must not carry")  # fmt: skip
         if override:
             spec["tyk"] = override
             GatewayKeySpec.model_validate(spec)

@@ -44,6 +44,18 @@ def immutable_once_set(field: str, hint: str = "") -> dict[str, str]:
     )
 
 
+def adoption_immutable(id_field: str, what: str) -> dict[str, str]:
+    """CEL: spec.adopt may not be added or removed, nor its id changed (the adopted object is the resource's
+    identity); its other fields (orgId, credentialSecretRef) stay editable, to correct them."""
+    return cel(
+        f"has(self.adopt) == has(oldSelf.adopt) && (!has(self.adopt) || self.adopt.{id_field} == "
+        f"oldSelf.adopt.{id_field})",
+        f"spec.adopt is immutable (spec.adopt.{id_field} and whether it is set): the adopted {what} is this "
+        "resource's identity",
+        field_path=".adopt",
+    )
+
+
 def gateway_field() -> Any:
     """`spec.gateway` of every kind: the name of one of the operator's gateway connections."""
     return Field(

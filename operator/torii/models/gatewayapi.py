@@ -13,6 +13,7 @@ from torii.models.common import (
     DeletionPolicy,
     StatusBase,
     adopt_id_field,
+    adoption_immutable,
     bounded_escape_hatch,
     cel,
     deletion_policy_field,
@@ -128,7 +129,7 @@ class GatewayAPISpec(CamelModel):
     model_config = CamelModel.model_config | {
         "json_schema_extra": validations(
             immutable_once_set("gateway", ": create a new GatewayAPI to move an API to another gateway"),
-            immutable_once_set("adopt", ": the adopted gateway object is this resource's identity"),
+            adoption_immutable("id", "gateway object"),
             cel(
                 "!has(self.tyk) || !has(self.otoroshi)",
                 "spec.tyk and spec.otoroshi are mutually exclusive: an API lives on one gateway",
@@ -174,7 +175,7 @@ class GatewayAPISpec(CamelModel):
     adopt: ApiAdoption | None = Field(
         default=None,
         description="Manage an API that already exists on the gateway instead of creating one (see `torii "
-        "import`). Its id and listen path are kept; Torii's definition replaces the rest. Immutable.",
+        "import`). Its id and listen path are kept; Torii's definition replaces the rest. Its id is immutable.",
     )
     tyk: dict[str, Any] | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from torii.models.common import (
     SecretTemplate,
     StatusBase,
     adopt_id_field,
+    adoption_immutable,
     bounded_escape_hatch,
     cel,
     deletion_policy_field,
@@ -86,8 +87,8 @@ class KeyAdoption(CamelModel):
     """Take over a key that already exists on the gateway: its clients keep their credential."""
 
     id: str = adopt_id_field(
-        "key (Tyk: the key hash `GET /tyk/keys/` lists, or the key name where Tyk does not hash keys; Otoroshi: "
-        "the clientId)"
+        "key (Tyk: the key hash `GET /tyk/keys/` lists, or, where Tyk does not hash keys, `sha256:` and the "
+        "SHA-256 of the key name, never the key itself; Otoroshi: the clientId)"
     )
     credential_secret_ref: SecretKeySelector | None = Field(
         default=None,
@@ -105,7 +106,7 @@ class GatewayKeySpec(CamelModel):
         "json_schema_extra": validations(
             immutable_once_set("gateway"),
             immutable_once_set("secretName"),
-            immutable_once_set("adopt", ": the adopted gateway key is this resource's identity"),
+            adoption_immutable("id", "gateway key"),
             cel(
                 "has(self.apis) != has(self.apiGroup)",
                 "spec: set exactly one of spec.apis and spec.apiGroup",
@@ -153,7 +154,7 @@ class GatewayKeySpec(CamelModel):
     adopt: KeyAdoption | None = Field(
         default=None,
         description="Manage a key that already exists on the gateway instead of issuing one (see `torii "
-        "import`): its credential keeps working. Immutable.",
+        "import`): its credential keeps working. Its id is immutable.",
     )
     tyk: dict[str, Any] | None = Field(
         default=None,

@@ -11,6 +11,7 @@ from torii.models.common import (
     SecretTemplate,
     StatusBase,
     adopt_id_field,
+    adoption_immutable,
     cel,
     deletion_policy_field,
     gateway_field,
@@ -34,7 +35,7 @@ class OAuthClientSpec(CamelModel):
             immutable_once_set("gateway"),
             cel("self.api == oldSelf.api", "spec.api is immutable: create a new OAuthClient", field_path=".api"),
             immutable_once_set("secretName"),
-            immutable_once_set("adopt", ": the adopted OAuth client is this resource's identity"),
+            adoption_immutable("clientId", "OAuth client"),
         )
     }
 
@@ -59,7 +60,7 @@ class OAuthClientSpec(CamelModel):
         default=None,
         description="Manage an OAuth client that already exists on the gateway instead of creating one (see "
         "`torii import`): its client id and secret (Tyk returns both to its admin API) go into the Secret and "
-        "keep working. Immutable.",
+        "keep working. Its clientId is immutable.",
     )
 
 

@@ -40,6 +40,9 @@ ANN_REVOKE_AT = "torii.dev/previous-credential-revoke-at"
 # On a Secret holding an adopted key's credential: the key's id. Tyk's update answer has no key hash, and a
 # status written from a stale copy may lack it: the Secret is the durable record.
 ANN_ADOPTED = "torii.dev/adopted-key-id"
+# On a Secret whose credential replaced an adopted key Torii knew only by id: that id, until it is revoked (written
+# with the new credential, before the gateway sees it, so a crash cannot leave the old key alive unrecorded).
+ANN_PREVIOUS_ID = "torii.dev/previous-key-id"
 ALPHANUM = string.ascii_letters + string.digits
 
 
@@ -174,6 +177,8 @@ async def reconcile_key(
         secret_state = {"exists": view is not None, "version": view.resource_version if view else ""}
 
         adopted_id = view.annotations.get(ANN_ADOPTED) if view else None
+        pending_previous = view.annotations.get(ANN_PREVIOUS_ID) if view else None
+        status.previous_key_id = status.previous_key_id or pending_previous
 
         async def write_secret(cred: Credential, prev: Credential | None, rotation: int, when: datetime | None) -> None:
             notes = {**annotations, ANN_ROTATION: str(rotation)}
@@ -181,6 +186,8 @@ async def reconcile_key(
                 notes[ANN_REVOKE_AT] = _fmt(when)
             if adopted_id:  # still the adopted credential (a new one clears adopted_id first)
                 notes[ANN_ADOPTED] = adopted_id
+            if pending_previous:
+                notes[ANN_PREVIOUS_ID] = pending_previous
             secret_state["version"] = await ctx.secrets.write(
                 ref.namespace, secret_name, owner, secret_data(driver.type, cred, prev),
                 labels=labels, annotations=notes, create=not secret_state["exists"],
@@ -189,7 +196,10 @@ async def reconcile_key(
             secret_state["exists"] = True
 
         # Adoption (spec.adopt) applies until Torii has the key's credential in the Secret, or rotated away from it.
+        # (Otoroshi keeps the clientId when rotating: during a grace period its stored secret is the old one.)
         adoption = spec.adopt if spec.adopt is not None and status.key_id in (None, spec.adopt.id) else None
+        if status.previous_key_revoke_at:
+            adoption = None
         by_id: str | None = None  # an adopted key Torii manages by its id only (Tyk hashes keys)
         rotated_from: str | None = None  # an adopted key replaced by rotation: it expires after the grace period
         lost_key_id = None
@@ -212,6 +222,7 @@ async def reconcile_key(
                 # keeps working for the grace period (and then expires on the gateway itself).
                 current, previous, applied_rotation = new_credential(driver.type), None, wanted_rotation
                 revoke_at, adopted_id = ctx.now() + timedelta(seconds=grace), None
+                pending_previous = adoption.id
                 await write_secret(current, None, wanted_rotation, revoke_at)
                 rotated_from = adoption.id
                 events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; adopted key "
@@ -267,7 +278,8 @@ async def reconcile_key(
         adopted_done = revoke_at is None or ctx.now() >= revoke_at
         if status.previous_key_id and previous is None and by_id is None and rotated_from is None and adopted_done:
             await driver.revoke_by_id(request, status.previous_key_id)
-            if revoke_at is not None and current is not None:
+            pending_previous = None
+            if current is not None:
                 await write_secret(current, None, applied_rotation, None)
             events.append(Event("Normal", "PreviousCredentialRevoked", "the adopted key no longer works"))
             status.previous_key_id, revoke_at = None, None
@@ -358,7 +370,11 @@ async def delete_key(
         api_ids = status.api_ids or [
             ObjectRef(ref.namespace, a["name"]).gateway_id(ctx.id_prefix) for a in raw_spec.get("apis") or []
         ]
-        apis = tuple(ResolvedApi(i, i) for i in api_ids)
+        # Tyk deletes a key only in the org it is told: an adopted API's org, read while its object still exists.
+        orgs = [((await ctx.apis.get(ref.namespace, a["name"])) or {}).get("spec", {}).get("adopt", {}).get("orgId")
+                for a in raw_spec.get("apis") or []]  # fmt: skip
+        org = next((o for o in orgs if o), None)
+        apis = tuple(ResolvedApi(i, i, (), org) for i in api_ids)
         gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
         if gid is None and raw_spec.get("apiGroup"):
             gid = group_id(ctx.id_prefix, ref.namespace, raw_spec["apiGroup"])
