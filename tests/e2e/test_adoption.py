@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client
 
 from support.kube import gone, kubectl
-from support.metrics import counter, scrape, writes
+from support.metrics import assert_no_writes_over_two_drift_passes
 from support.operator import Operator, release_all, running_operator, stack_gateways, torii_import
 from support.stack import Stack, required_gateways
 from support.traffic import Traffic
@@ -94,17 +94,6 @@ def all_ready(world: World, kind: str, names: list[str], timeout: float = 240) -
     return wait_until(check, timeout=timeout, what=f"{len(names)} {kind}s Ready")
 
 
-def assert_no_writes_over_two_drift_passes(port: int, objects: int) -> None:
-    """Await two drift passes over every object (the reconcile counter, not the clock), then count writes."""
-    before_writes = writes(scrape(port))
-    before_passes = counter(scrape(port), "torii_reconciles_total", cause="drift")
-    wait_until(
-        lambda: counter(scrape(port), "torii_reconciles_total", cause="drift") >= before_passes + 2 * objects,
-        timeout=120, what="two drift passes over every object",
-    )  # fmt: skip
-    assert writes(scrape(port)) == before_writes
-
-
 KINDS = ("OAuthClient", "GatewayKey", "GatewayAPI")  # dependents first
 
 
@@ -120,6 +109,14 @@ def delete_everything(world: World) -> None:
             world.custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s",
                                                          item["metadata"]["name"])  # fmt: skip
     wait_until(lambda: objects_in(world) == 0, timeout=180, what="every Torii object deleted")
+
+
+def orphan(world: World, *objects: tuple[str, str]) -> None:
+    """Delete (kind, name) objects with `deletionPolicy: Orphan`, waiting for each to be gone."""
+    for kind, name in objects:
+        world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
+                                                    {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+        world.delete(kind, name)
 
 
 def manifest(path: Path) -> dict[str, Any]:
@@ -252,10 +249,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
                    timeout=60, what="adopted API restored by the drift check")  # fmt: skip
         assert tyk.get(f"/tyk/apis/{ids[4]}").json()["org_id"] == org
         # Orphan: the Kubernetes objects go, the gateway keeps serving the API with its key.
-        for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):
-            world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
-                                                        {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
-            world.delete(kind, name)
+        orphan(world, ("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1"))
         assert tyk.get(f"/tyk/apis/{ids[1]}").status_code == 200
         assert httpx.get(f"{base}/{marker}/1/", headers={headers[1]: keys[1]}).status_code == 200
         # Rotation on request: a key Torii can deliver replaces the one it only knew by hash.
@@ -353,10 +347,7 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
         wait_until(lambda: httpx.get(traffic.targets[4][0], headers=traffic.targets[4][1]).status_code == 200
                    and oto.get(f"/api/services/{ids[4]}").status_code == 200,
                    timeout=90, what="adopted service restored by the drift check")  # fmt: skip
-        for kind, name in (("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1")):
-            world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
-                                                        {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
-            world.delete(kind, name)
+        orphan(world, ("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1"))
         assert oto.get(f"/api/services/{ids[1]}").status_code == 200
         assert httpx.get(traffic.targets[1][0], headers=traffic.targets[1][1]).status_code == 200
         world.delete("GatewayKey", f"{marker}-key-2")

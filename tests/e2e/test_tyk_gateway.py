@@ -24,7 +24,7 @@ import yaml
 from kubernetes import client
 
 from support.kube import kubectl, namespace
-from support.metrics import counter, scrape, writes
+from support.metrics import assert_no_writes_over_two_drift_passes, counter, scrape
 from support.operator import Operator, free_port, one_gateway_operator, running_operator, torii_import
 from support.stack import ROOT, Stack
 from support.upstream import upstream
@@ -55,17 +55,6 @@ def tyk_admin(stack: Stack, url: str | None = None) -> httpx.Client:
     return httpx.Client(
         base_url=url or stack.env["TYK_URL"], headers={"X-Tyk-Authorization": stack.env["TYK_SECRET"]}, timeout=10
     )
-
-
-def assert_no_writes_over_two_drift_passes(port: int, objects: int) -> None:
-    """Await two drift passes over every object (the reconcile counter, not the clock), then count writes."""
-    before_writes = writes(scrape(port))
-    before_passes = counter(scrape(port), "torii_reconciles_total", cause="drift")
-    wait_until(
-        lambda: counter(scrape(port), "torii_reconciles_total", cause="drift") >= before_passes + 2 * objects,
-        timeout=60, what="two drift passes over every object",
-    )  # fmt: skip
-    assert writes(scrape(port)) == before_writes
 
 
 # The seed is an example with placeholders ("<string>", 123). Strings become "torii-seed"; these fields get valid

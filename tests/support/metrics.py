@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from support.wait import wait_until
+
 # Admin operations that change a gateway (the driver's `op` names).
 WRITE_OPS = (
     "write API", "delete API", "reload", "reload group",
@@ -28,3 +30,14 @@ def counter(text: str, name: str, **labels: str) -> float:
 
 def writes(text: str) -> float:
     return sum(counter(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
+
+
+def assert_no_writes_over_two_drift_passes(port: int, objects: int, timeout: float = 120) -> None:
+    """Await two drift passes over every object (the reconcile counter, not the clock), then count writes."""
+    before_writes = writes(scrape(port))
+    before_passes = counter(scrape(port), "torii_reconciles_total", cause="drift")
+    wait_until(
+        lambda: counter(scrape(port), "torii_reconciles_total", cause="drift") >= before_passes + 2 * objects,
+        timeout=timeout, what="two drift passes over every object",
+    )  # fmt: skip
+    assert writes(scrape(port)) == before_writes

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from torii.models.common import API_VERSION
 
@@ -39,6 +40,24 @@ class Skipped:
 
     source: str
     reason: str
+
+
+def to_manifest(kind: str, model: type[BaseModel], name: str, spec: dict[str, Any], hatch: str,
+                override: dict[str, Any], source: str, namespace: str | None) -> Manifest | Skipped:  # fmt: skip
+    """The manifest of `spec` with its escape hatch (`spec.<hatch>`) set to `override` when there is one, or why
+    there cannot be one: the spec does not validate, or the override would carry a credential."""
+    from torii.importer.overrides import first_error, secret_paths
+
+    if leaks := secret_paths(override):
+        paths = ", ".join(f"spec.{hatch}.{p}" for p in leaks)
+        return Skipped(source, f"holds a credential in {paths}, which a manifest must not carry")
+    if override:
+        spec = {**spec, hatch: override}
+    try:
+        model.model_validate(spec)
+    except (ValidationError, ValueError) as exc:
+        return Skipped(source, f"cannot be expressed as a {kind}: {first_error(exc)}")
+    return Manifest(kind, name, spec, source, namespace)
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
 from torii.gateways.otoroshi import DEFAULT_QUOTA, render_apikey, render_service
-from torii.importer.manifests import Manifest, Names, Skipped
-from torii.importer.overrides import first_error, minimal_override, prune, secret_paths, without
+from torii.importer.manifests import Manifest, Names, Skipped, to_manifest
+from torii.importer.overrides import first_error, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, GatewayKeySpec
 
@@ -54,15 +54,10 @@ def service_manifest(service: dict[str, Any], template: dict[str, Any], *, gatew
                                   domain=domain, subdomain=subdomain, group=group)  # fmt: skip
         derived = [*SERVICE_DERIVED, "metadata.torii.dev/namespace", "metadata.torii.dev/name"]
         override = prune(minimal_override(without(service, derived), without(rendered, derived), template))
-        if leaks := secret_paths(override):
-            return Skipped(what, f"holds a credential in {', '.join('spec.otoroshi.' + p for p in leaks)}, which "
-                                 "a manifest must not carry")  # fmt: skip
-        if override:
-            spec["otoroshi"] = override
-            GatewayAPISpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
         return Skipped(what, f"cannot be expressed as a GatewayAPI: {first_error(exc)}")
-    return Manifest("GatewayAPI", k8s_name, spec, what, namespace)
+    made = to_manifest("GatewayAPI", GatewayAPISpec, k8s_name, spec, "otoroshi", override, what, namespace)
+    return made
 
 
 def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str, apis: dict[str, str],
@@ -111,12 +106,7 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
         request = KeyRequest(ObjectRef(namespace or "default", k8s_name), parsed, resolved, None, Credential())
         rendered = render_apikey(request)
         override = prune(minimal_override(without(key, KEY_IGNORED), without(rendered, KEY_IGNORED), template))
-        if leaks := secret_paths(override):
-            return Skipped(what, f"holds a credential in {', '.join('spec.otoroshi.' + p for p in leaks)}, which "
-                                 "a manifest must not carry")  # fmt: skip
-        if override:
-            spec["otoroshi"] = override
-            GatewayKeySpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
         return Skipped(what, f"cannot be expressed as a GatewayKey: {first_error(exc)}")
-    return Manifest("GatewayKey", k8s_name, spec, what, namespace)
+    made = to_manifest("GatewayKey", GatewayKeySpec, k8s_name, spec, "otoroshi", override, what, namespace)
+    return made

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, dotted_get
 from torii.gateways.tyk import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
-from torii.importer.manifests import Manifest, Names, Skipped
-from torii.importer.overrides import first_error, is_zero, minimal_override, prune, secret_paths, without
+from torii.importer.manifests import Manifest, Names, Skipped, to_manifest
+from torii.importer.overrides import first_error, is_zero, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
 from torii.models.oauthclient import OAuthClientSpec
@@ -106,20 +106,18 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
         # Torii derives these from the neutral spec (and Tyk OSS serves an API whatever its `active` says).
         actual = without(definition, [*TYK_OWNED_FIELDS, *NEUTRAL_FIELDS])
         override = _unversioned_noise(prune(minimal_override(actual, without(rendered, list(NEUTRAL_FIELDS)), {})))
-        if leaks := secret_paths(override):
-            return Skipped(what, f"holds a credential in {', '.join('spec.tyk.' + p for p in leaks)}, which a "
-                                 "manifest must not carry")  # fmt: skip
-        if override:
-            spec["tyk"] = override
-            parsed = GatewayAPISpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
         return Skipped(what, f"cannot be expressed as a GatewayAPI: {first_error(exc)}")
+    made = to_manifest("GatewayAPI", GatewayAPISpec, k8s_name, spec, "tyk", override, what, namespace)
+    if isinstance(made, Skipped):
+        return made
+    parsed = GatewayAPISpec.model_validate(made.spec)
     check = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id, org_id=api_org)
     differing = [k for k, v in core(check).items() if k != "config_data.torii.fingerprint"
                  and k != "active" and v != core(definition).get(k)]  # fmt: skip
     if differing:
         return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
-    return Manifest("GatewayAPI", k8s_name, spec, what, namespace)
+    return made
 
 
 def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
@@ -173,15 +171,10 @@ def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: di
         ignored = [*TYK_KEY_OWNED_FIELDS, *KEY_RUNTIME_FIELDS, *KEY_CREDENTIAL_FIELDS, "meta_data.torii-fingerprint",
                    "meta_data.torii-object"]  # fmt: skip
         override = prune(minimal_override(without(session, ignored), without(rendered, ignored), {}))
-        if leaks := secret_paths(override):
-            return Skipped(what, f"holds a credential in {', '.join('spec.tyk.' + p for p in leaks)}, which a "
-                                 "manifest must not carry")  # fmt: skip
-        if override:
-            spec["tyk"] = override
-            GatewayKeySpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:
         return Skipped(what, f"cannot be expressed as a GatewayKey: {first_error(exc)}")
-    return Manifest("GatewayKey", k8s_name, spec, what, namespace)
+    made = to_manifest("GatewayKey", GatewayKeySpec, k8s_name, spec, "tyk", override, what, namespace)
+    return made
 
 
 def oauth_client_manifest(api_id: str, body: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
