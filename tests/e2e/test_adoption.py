@@ -80,6 +80,21 @@ def ours(directory: Path, marker: str) -> Path:
     return picked
 
 
+def serving(targets: list[tuple[str, dict[str, str]]]) -> Traffic:
+    """The client loop over `targets`, started once every one of them is served (the objects made by hand)."""
+    wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in targets), timeout=90,
+               what="hand-made objects serving their clients")  # fmt: skip
+    return Traffic(targets).start()
+
+
+def import_ours(live: Operator, gateway: str, world: World, out: Path, marker: str) -> tuple[str, Path]:
+    """`torii import` of the whole gateway, every file dry-run by the apiserver (not only this test's); what it
+    said, and the directory of this test's manifests."""
+    said = torii_import(live, "--gateway", gateway, "--namespace", world.ns, "-o", str(out))
+    apply_dir(out, dry_run=True)
+    return said, ours(out, marker)
+
+
 def all_ready(world: World, kind: str, names: list[str], timeout: float = 240) -> dict[str, dict[str, Any]]:
     def check() -> dict[str, dict[str, Any]] | None:
         items = {i["metadata"]["name"]: i for i in world.list(kind) if i["metadata"]["name"] in names}
@@ -181,16 +196,10 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             keys.append(created["key"])
             hashes.append(created["key_hash"])
         base = crds.env["TYK_URL"]
-        traffic = Traffic([(f"{base}/{marker}/{i}/", {headers[i]: keys[i]}) for i in range(COUNT)])
-        wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in traffic.targets),
-                   timeout=60, what="hand-made APIs serving their keys")  # fmt: skip
-        traffic.start()
+        traffic = serving([(f"{base}/{marker}/{i}/", {headers[i]: keys[i]}) for i in range(COUNT)])
         try:
-            out = tmp_path / "tyk"
-            said = torii_import(live, "--gateway", "tyk", "--namespace", world.ns, "-o", str(out))
+            said, mine = import_ours(live, "tyk", world, tmp_path / "tyk", marker)
             assert f"Tyk API {marker}-jwt" in said and "enable_jwt" in said
-            apply_dir(out, dry_run=True)  # every file the import wrote, not only this test's
-            mine = ours(out, marker)
             assert len(list(mine.glob("gatewayapi-*"))) == COUNT + 1  # and the OAuth API
             assert len(list(mine.glob("gatewaykey-*"))) == COUNT and len(list(mine.glob("oauthclient-*"))) == 1
             assert app["secret"] not in "".join(p.read_text() for p in mine.glob("*.yaml"))
@@ -311,17 +320,11 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
         # A key Torii cannot represent (authorized for a whole service group).
         group_key = oto.post("/api/groups/default/apikeys", json={"clientName": f"{marker}-group"}).json()
         base = crds.env["OTOROSHI_URL"]
-        traffic = Traffic([(f"{base}/{marker}/{i}/", {"Host": hosts[i], "Authorization": basic(*creds[i])})
+        traffic = serving([(f"{base}/{marker}/{i}/", {"Host": hosts[i], "Authorization": basic(*creds[i])})
                            for i in range(COUNT)])  # fmt: skip
-        wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in traffic.targets),
-                   timeout=90, what="hand-made services serving their keys")  # fmt: skip
-        traffic.start()
         try:
-            out = tmp_path / "oto"
-            said = torii_import(live, "--gateway", "otoroshi", "--namespace", world.ns, "-o", str(out))
+            said, mine = import_ours(live, "otoroshi", world, tmp_path / "oto", marker)
             assert f"Otoroshi apikey {group_key['clientId']}" in said and "group_default" in said
-            apply_dir(out, dry_run=True)
-            mine = ours(out, marker)
             assert len(list(mine.glob("gatewayapi-*"))) == COUNT and len(list(mine.glob("gatewaykey-*"))) == COUNT
             assert "clientSecret" not in "".join(p.read_text() for p in mine.glob("*.yaml"))
             assert manifest(mine / f"gatewayapi-{marker}-api-0.yaml")["spec"]["otoroshi"]["subdomain"] == subdomains[0]

@@ -243,19 +243,24 @@ class TykKeys:
     async def _revoke(self, key: str, api_id: str | None, *, hashed: bool = False, org: str | None = None) -> bool:
         """Delete a key and make sure Tyk no longer knows it. True when it existed."""
         extra = {"hashed": "1"} if hashed else {}
-        if not hashed:
-            # DELETE looks only in the org it is told: the key's own, when Tyk can still say it.
-            session = await self._get_key(key, api_id)
-            org = str(session.get("org_id") or org or self.org_id) if session else org
-        response = await self._http.request(
-            "DELETE", f"/tyk/keys/{key}", op="delete key", params=self._key_params(api_id, org=org, **extra),
-            passthrough=(404,),
-        )  # fmt: skip
-        # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the
-        # defect this check exists for).
-        if await self._get_key(key, api_id, hashed=hashed) is not None:
+
+        async def delete(in_org: str | None) -> bool:
+            response = await self._http.request(
+                "DELETE", f"/tyk/keys/{key}", op="delete key", params=self._key_params(api_id, org=in_org, **extra),
+                passthrough=(404,),
+            )  # fmt: skip
+            return response.status_code != 404
+
+        existed = await delete(org)
+        # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the defect
+        # this check exists for). DELETE looks only in the org it is told: a key of another org (an adopted
+        # API's) is deleted again in the org its session names.
+        left = await self._get_key(key, api_id, hashed=hashed)
+        if left is not None and not hashed and left.get("org_id") and left["org_id"] != (org or self.org_id):
+            existed = await delete(str(left["org_id"]))
+            left = await self._get_key(key, api_id)
+        if left is not None:
             raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
-        existed = response.status_code != 404
         if existed:
             await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
         return existed

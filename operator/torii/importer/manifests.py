@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,18 @@ def to_manifest(kind: str, model: type[BaseModel], name: str, spec: dict[str, An
     except (ValidationError, ValueError) as exc:
         return Skipped(source, f"cannot be expressed as a {kind}: {first_error(exc)}")
     return Manifest(kind, name, spec, source, namespace)
+
+
+def key_state(spec: dict[str, Any], *, expires_unix: float | None, enabled: bool, tags: Any, metadata: Any) -> None:
+    """The fields every gateway's key maps the same way: expiry, suspension, tags, string metadata."""
+    if expires_unix:
+        spec["expires"] = datetime.fromtimestamp(expires_unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not enabled:
+        spec["enabled"] = False
+    if strings := [t for t in tags or [] if isinstance(t, str)]:
+        spec["tags"] = strings
+    if pairs := {k: v for k, v in (metadata or {}).items() if isinstance(v, str)}:
+        spec["metadata"] = pairs
 
 
 @dataclass

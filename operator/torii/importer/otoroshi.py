@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
 from torii.gateways.otoroshi import DEFAULT_QUOTA, render_apikey, render_service
-from torii.importer.manifests import Manifest, Names, Skipped, to_manifest
+from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, GatewayKeySpec
@@ -89,14 +88,8 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
         spec["quota"] = {"max": daily, "period": "day"}
     elif monthly != DEFAULT_QUOTA:
         spec["quota"] = {"max": monthly, "period": "month"}
-    if key.get("validUntil"):
-        spec["expires"] = datetime.fromtimestamp(int(key["validUntil"]) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if key.get("enabled") is False:
-        spec["enabled"] = False
-    if tags := [t for t in key.get("tags") or [] if isinstance(t, str)]:
-        spec["tags"] = tags
-    if strings := {k: v for k, v in meta.items() if isinstance(v, str)}:
-        spec["metadata"] = strings
+    key_state(spec, expires_unix=int(key.get("validUntil") or 0) / 1000, enabled=key.get("enabled") is not False,
+              tags=key.get("tags"), metadata=meta)  # fmt: skip
     spec["adopt"] = {"id": client_id}
     k8s_name = names.claim(str(key.get("clientName") or ""), f"key-{client_id}")
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,7 +10,7 @@ from pydantic import ValidationError
 from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, dotted_get
 from torii.gateways.tyk import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
-from torii.importer.manifests import Manifest, Names, Skipped, to_manifest
+from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, is_zero, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
@@ -152,14 +151,8 @@ def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: di
     quota_max, renewal = int(session.get("quota_max") or -1), int(session.get("quota_renewal_rate") or 0)
     if quota_max >= 1 and renewal in QUOTA_PERIODS:
         spec["quota"] = {"max": quota_max, "period": QUOTA_PERIODS[renewal]}
-    if int(session.get("expires") or 0) > 0:
-        spec["expires"] = datetime.fromtimestamp(int(session["expires"]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if session.get("is_inactive"):
-        spec["enabled"] = False
-    if tags := [t for t in session.get("tags") or [] if isinstance(t, str)]:
-        spec["tags"] = tags
-    if strings := {k: v for k, v in meta.items() if isinstance(v, str)}:
-        spec["metadata"] = strings
+    key_state(spec, expires_unix=max(0, int(session.get("expires") or 0)), enabled=not session.get("is_inactive"),
+              tags=session.get("tags"), metadata=meta)  # fmt: skip
     spec["adopt"] = {"id": key_id}
     k8s_name = names.claim(str(session.get("alias") or ""), f"key-{key_id}")
     ref_obj = ObjectRef(namespace or "default", k8s_name)
