@@ -12,7 +12,7 @@ async def check_all(settings: OperatorSettings) -> int:
     if not settings.gateways:
         print("no gateways configured (settings: gateways)")
         return 1
-    gateways = await build_gateways(settings, kube.read_secret_key)
+    gateways = await build_gateways(settings, kube.read_secret_key, read_ca=kube.read_ca_bundle)
     failures = 0
     try:
         for name, error in sorted(gateways.broken.items()):

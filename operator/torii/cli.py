@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if metrics_port is not None:
         from torii import metrics
 
-        metrics.serve(metrics_port, args.metrics_addr)
+        metrics.serve(metrics_port, args.metrics_addr or settings.metrics_bind_address)
     registry = build_registry(settings)
     bound_kopf_connections(connection_limit(namespaces))
     asyncio.run(
@@ -92,7 +92,7 @@ async def run_import(args: argparse.Namespace) -> int:
     from torii.settings import load_settings
 
     settings = load_settings(Path(args.config) if args.config else None)
-    gateways = await build_gateways(settings, kube.read_secret_key)
+    gateways = await build_gateways(settings, kube.read_secret_key, read_ca=kube.read_ca_bundle)
     try:
         driver = gateways.get(args.gateway)
         if args.from_tyk_operator:
@@ -133,7 +133,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--peering", default="torii", help="peering object name (replicas > 1: hot standby)")
     run.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-    run.add_argument("--metrics-addr", default="0.0.0.0", help="metrics bind address (default 0.0.0.0)")
+    run.add_argument(
+        "--metrics-addr", default=None, help="metrics bind address (default: metricsBindAddress, 127.0.0.1)"
+    )
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=cmd_run)
 

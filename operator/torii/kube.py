@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from torii.gateways.errors import ConfigurationError, ConflictError
 from torii.models.common import GROUP, VERSION
-from torii.settings import SecretKeyRef
+from torii.settings import CaBundleRef, SecretKeyRef
 
 
 @cache
@@ -53,6 +53,26 @@ async def read_secret_key(ref: SecretKeyRef) -> str:
         if ref.key not in data:
             raise ConfigurationError(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}")
         return base64.b64decode(data[ref.key]).decode()
+
+    return await asyncio.to_thread(read)
+
+
+async def read_ca_bundle(ref: CaBundleRef) -> str:
+    """The PEM bundle a connection's caBundle names (a Secret or a ConfigMap key); ConfigurationError if absent."""
+    if ref.kind == "Secret":
+        return await read_secret_key(SecretKeyRef(namespace=ref.namespace, name=ref.name, key=ref.key))
+
+    def read() -> str:
+        try:
+            config_map = core().read_namespaced_config_map(ref.name, ref.namespace)
+        except ApiException as exc:
+            raise ConfigurationError(
+                f"cannot read ConfigMap {ref.namespace}/{ref.name}: HTTP {exc.status} {exc.reason}"
+            ) from None
+        value = (config_map.data or {}).get(ref.key)
+        if not value:
+            raise ConfigurationError(f"ConfigMap {ref.namespace}/{ref.name} has no key {ref.key!r}")
+        return str(value)
 
     return await asyncio.to_thread(read)
 

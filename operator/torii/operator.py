@@ -60,7 +60,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
-        memo.gateways = await build_gateways(operator_settings, kube.read_secret_key, metrics.observer_for)
+        memo.gateways = await build_gateways(
+            operator_settings, kube.read_secret_key, metrics.observer_for, kube.read_ca_bundle
+        )
         for name, error in memo.gateways.broken.items():
             log.error("gateway %s unusable: %s", name, error.message)
         memo.drift = kinds.start_drift(trackers, operator_settings, memo)

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from torii.models.common import DNS_LABEL, CamelModel
+from torii.tenancy.config import Tenancy
 
 CONFIG_FILE_ENV = "TORII_CONFIG_FILE"
 
@@ -40,13 +41,38 @@ class SecretKeyRef(CamelModel):
     key: str = Field(description="Key within the Secret's data.")
 
 
+class CaBundleRef(CamelModel):
+    """A PEM bundle of the CAs that sign a gateway's admin certificate: one key of a Secret or a ConfigMap."""
+
+    kind: Literal["Secret", "ConfigMap"] = Field(default="Secret", description="`Secret` or `ConfigMap`.")
+    namespace: str = Field(description="Namespace of the object.")
+    name: str = Field(description="Name of the object.")
+    key: str = Field(default="ca.crt", description="Key holding the PEM bundle. Default `ca.crt`.")
+
+
 class GatewayConnection(CamelModel):
     """How the operator reaches one gateway's admin API."""
 
     name: str = Field(pattern=DNS_LABEL, max_length=63, description="Name resources use in `spec.gateway`.")
     type: GatewayType = Field(description="`tyk` or `otoroshi`.")
-    url: str = Field(pattern=r"^https?://", description="Admin API base URL, e.g. `http://tyk-gateway:8080`.")
-    timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one admin call.")
+    url: str = Field(pattern=r"^https?://", description="Admin API base URL, e.g. `https://tyk-gateway:8080`.")
+    ca_bundle: CaBundleRef | None = Field(
+        default=None, description="CAs to verify the admin API's https certificate with (default: the system's)."
+    )
+    insecure_http: bool = Field(
+        default=False,
+        description="Allow an `http://` admin URL: admin credentials then cross the network in clear. Refused "
+        "unless set (the operator logs it once at start).",
+    )
+    tenancy: Tenancy | None = Field(
+        default=None, description="This connection's tenancy policy (default: the operator's `tenancy`)."
+    )
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Timeout of one admin call (default: Tyk 30 s, its blocking reloads "
+        "take long on a big gateway; Otoroshi 10 s).",
+    )
     # Tyk
     secret_ref: SecretKeyRef | None = Field(default=None, description="Tyk: the gateway `secret` (admin API key).")
     org_id: str = Field(default="torii", description="Tyk: org_id of the APIs and keys Torii creates.")
@@ -129,6 +155,17 @@ class OperatorSettings(BaseSettings):
     namespaces: list[str] = Field(default_factory=list, description="Watched namespaces; empty = cluster-wide.")
     log_format: LogFormat = Field(default=LogFormat.TEXT, alias="logFormat")
     metrics_port: int | None = Field(default=None, alias="metricsPort", description="Prometheus metrics port.")
+    metrics_bind_address: str = Field(
+        default="127.0.0.1",
+        alias="metricsBindAddress",
+        description="Address the metrics port binds (the chart sets 0.0.0.0 in the pod, behind its NetworkPolicy).",
+    )
+    tenancy: Tenancy = Field(
+        default_factory=Tenancy, description="Tenancy policy of every connection that sets none of its own."
+    )
+
+    def tenancy_of(self, conn: GatewayConnection) -> Tenancy:
+        return conn.tenancy or self.tenancy
 
     @model_validator(mode="after")
     def _check_gateways(self) -> OperatorSettings:

@@ -86,10 +86,33 @@ def test_path_conflicts_keep_the_holder_and_order_newcomers_by_key() -> None:
     current = {"held": "/a/", "foreign": "/f/", "leaving": "/l/", "mover": "/m/"}
     wanted = {"held": "/a/", "new-b": "/a/", "new-z": "/n/", "new-y": "/n/", "x": "/f/", "y": "/l/", "mover": "/m2/"}
     got = path_conflicts(wanted, current, freed={"leaving"})
-    assert got == {
-        "new-b": ("/a/", "held"),  # the object already serving a path keeps it
-        "new-z": ("/n/", "new-y"),  # two newcomers: the first in sorted order wins, whatever arrived first
-        "x": ("/f/", "foreign"),  # an object Torii does not manage holds its path too
+    assert {k: (c.path, c.holder, c.overlap) for k, c in got.items()} == {
+        "new-b": ("/a/", "held", False),  # the object already serving a path keeps it
+        "new-z": ("/n/", "new-y", False),  # two newcomers: the first in sorted order wins, whatever arrived first
+        "x": ("/f/", "foreign", False),  # an object Torii does not manage holds its path too
     }
     # "y" takes a path given up in the same burst; "mover" frees /m/ and takes /m2/.
-    assert path_conflicts({"z": "/m/"}, current, freed=set()) == {"z": ("/m/", "mover")}
+    assert {k: c.holder for k, c in path_conflicts({"z": "/m/"}, current, freed=set()).items()} == {"z": "mover"}
+
+
+def test_paths_overlapping_another_namespace_are_refused_within_one_namespace_allowed() -> None:
+    from torii.gateways.batch import path_conflicts
+
+    current = {"b-pay": "/payments/", "b-root": "/b/", "foreign": "/", "a-old": "/a/"}
+    namespaces = {"b-pay": "b", "b-root": "b", "foreign": None, "a-old": "a",
+                  "a-under": "a", "a-above": "a", "a-own": "a", "b-under": "b", "a-free": "a", "a-next": "a"}  # fmt: skip
+    wanted = {
+        "a-under": "/payments/v2/",  # under B's /payments/: would take part of B's traffic
+        "a-above": "/pay",  # a prefix of B's path
+        "a-own": "/a/v2/",  # under its own namespace's path: allowed
+        "b-under": "/b/x/",  # B under B: allowed
+        "a-free": "/other/",  # under only a foreign catch-all (exact conflicts only for foreign APIs)
+        "a-next": "/paymentsx/",  # shares characters, no prefix relation with /payments/: allowed
+    }
+    got = path_conflicts(wanted, current, set(), namespaces)
+    assert {k: (c.holder, c.overlap) for k, c in got.items()} == {
+        "a-under": ("b-pay", True), "a-above": ("b-pay", True),
+    }  # fmt: skip
+    # Between newcomers of two namespaces in one burst, the first in sorted order keeps its path.
+    burst = path_conflicts({"a1": "/x/", "b1": "/x/y/"}, {}, set(), {"a1": "a", "b1": "b"})
+    assert {k: c.holder for k, c in burst.items()} == {"b1": "a1"}

@@ -19,6 +19,8 @@ SPEC = {"listenPath": "/orders/", "upstream": {"url": "http://orders:80"}}
 
 class ScriptedDriver:
     type = "tyk"
+    admin_urls: list[str] = []
+    neutral_fields: frozenset[str] = frozenset()
 
     def __init__(self, name: str = "tyk") -> None:
         self.name = name

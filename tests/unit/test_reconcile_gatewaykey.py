@@ -21,7 +21,9 @@ OWNER = Owner("torii.dev/v1alpha1", "GatewayKey", "checkout", "uid-1")
 
 
 class Journal(list[str]):
-    pass
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[dict[str, Any]] = []
 
 
 class FakeSecrets:
@@ -65,6 +67,9 @@ class FakeApis:
 
 
 class KeyDriver:
+    admin_urls: list[str] = []
+    neutral_fields: frozenset[str] = frozenset()
+
     def __init__(self, journal: Journal, type_: str = "tyk") -> None:
         self.name, self.type = type_, type_
         self.journal = journal
@@ -99,7 +104,7 @@ class KeyDriver:
     async def reset_key_quota(self, request: KeyRequest) -> None:
         self.resets += 1
 
-    async def expire_key(self, key: str, api_id: str, at: int) -> None:
+    async def expire_key(self, request: KeyRequest, key: str, api_id: str, at: int) -> None:
         self.journal.append("gateway:expire-previous")
 
     # unused parts of the protocol
@@ -122,8 +127,18 @@ def world() -> tuple[ReconcileContext, FakeSecrets, FakeApis, KeyDriver, Journal
     journal = Journal()
     secrets, apis, driver, clock = FakeSecrets(journal), FakeApis(), KeyDriver(journal), Clock()
     apis.add("orders")
-    env = ReconcileContext(Gateways({"tyk": driver}, "tyk"), secrets, apis, now=clock)  # type: ignore[dict-item]
+    env = ReconcileContext(Gateways({"tyk": driver}, "tyk"), secrets, apis, now=clock, record=recorder(journal))  # type: ignore[dict-item]
     return env, secrets, apis, driver, journal, clock
+
+
+def recorder(journal: Journal) -> Any:
+    """ctx.record: status fields written ahead, in the journal with the other writes."""
+
+    async def record(fields: dict[str, Any]) -> None:
+        journal.append("status:" + ",".join(sorted(fields)))
+        journal.records.append(fields)
+
+    return record
 
 
 SPEC: dict[str, Any] = {"apis": [{"name": "orders"}], "rateLimit": {"rate": 5, "per": 1}}
@@ -204,7 +219,9 @@ async def test_rotation_with_grace_period(world: Any) -> None:
     out = await reconcile_key(env, REF, OWNER, spec, 2, out.status, Cause.UPDATE)
     new = secrets.items["checkout"].data["key"]
     assert new != old and secrets.items["checkout"].data["previousKey"] == old
-    assert journal[0] == "secret:update" and "gateway:expire-previous" in journal
+    # The new credential is recorded in status, then stored in the Secret, then the gateway sees it.
+    assert journal[0].startswith("status:") and "credentialDigest" in journal[0] and journal[1] == "secret:update"
+    assert "gateway:expire-previous" in journal
     assert {new, old} <= set(driver.keys) and driver.revoked == []
     assert "Rotated" in [e.reason for e in out.events] and out.status["previousKeyRevokeAt"]
     # Still in grace: nothing revoked on a drift check.

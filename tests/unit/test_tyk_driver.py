@@ -246,7 +246,10 @@ async def test_revoke_names_the_org_and_refuses_a_404_for_a_key_still_known() ->
         seen.append(request)
         if request.method == "DELETE":
             return httpx.Response(404, json={"status": "error", "message": "There is no such key found"})
-        return httpx.Response(200, json={"org_id": "torii", "access_rights": {}})  # GET: still there
+        # GET: still there (and Torii's, by its owner record)
+        return httpx.Response(
+            200, json={"org_id": "torii", "access_rights": {}, "meta_data": {"torii-object": str(REF)}}
+        )
 
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk_that_keeps_the_key))
     with pytest.raises(RetryableGatewayError, match="still known"):
@@ -270,7 +273,9 @@ async def test_lost_plain_key_is_found_by_its_digest_and_revoked() -> None:
         if request.method == "DELETE":
             keys.discard(name)
             return httpx.Response(200, json={"status": "ok", "action": "deleted"})
-        return httpx.Response(200, json={}) if name in keys else httpx.Response(404, json={"message": "Key not found"})
+        if name not in keys:
+            return httpx.Response(404, json={"message": "Key not found"})
+        return httpx.Response(200, json={"meta_data": {"torii-object": str(REF)}})
 
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
     from torii.gateways.tyk import _key_id
@@ -311,11 +316,14 @@ async def test_a_listen_path_held_by_another_api_is_a_conflict_until_it_is_free(
         driver.converge_api(ObjectRef("shop", "c"), spec(listenPath="/shared/")),
         return_exceptions=True,
     )
-    assert isinstance(results[0], ListenPathConflict) and "/taken/ is already served by API hand-made" in str(
-        results[0]
+    # The holder is named only when it is of the same namespace: never another tenant's ids.
+    assert (
+        isinstance(results[0], ListenPathConflict)
+        and "/taken/ is already served by another API" in str(results[0])
+        and "hand-made" not in str(results[0])
     )
     assert not isinstance(results[1], BaseException) and results[1].created  # torii.shop.b sorts first
-    assert isinstance(results[2], ListenPathConflict) and "by API torii.shop.b" in str(results[2])
+    assert isinstance(results[2], ListenPathConflict) and "by API torii.shop.b of this namespace" in str(results[2])
     assert "torii.shop.a" not in model.files and "torii.shop.c" not in model.files  # nothing half-applied
     del model.files["hand-made"], model.loaded["hand-made"]
     await driver.converge_api(ObjectRef("shop", "other"), spec(listenPath="/other/"))  # a fresh list

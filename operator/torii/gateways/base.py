@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from torii.gateways.errors import OwnershipConflict
 from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
 from torii.models.gatewaykey import GatewayKeySpec, QuotaState
 
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """A namespaced Kubernetes object, and the deterministic gateway id derived from it."""
+    """A namespaced Kubernetes object, and the deterministic gateway id derived from it. `kind` and `uid` go
+    into the owner record of what Torii creates for it on a gateway (not part of its identity: a GatewayAPI
+    deleted with Orphan and applied again under the same name is the same owner)."""
 
     namespace: str
     name: str
+    kind: str = field(default="", compare=False)
+    uid: str = field(default="", compare=False)
+
+    def owns(self, namespace: str | None, name: str | None) -> bool:
+        """Is an owner record (namespace, name) read from a gateway object this object's?"""
+        return namespace == self.namespace and name == self.name
 
     def gateway_id(self, prefix: str) -> str:
         # Namespaces cannot contain dots, so "<prefix>.<namespace>.<name>" is unambiguous; it has no "/"
@@ -87,6 +96,9 @@ class KeyRequest:
     keep_quota_counters: bool = True  # Tyk suppress_reset: keep live counters unless the quota itself changed
     # An adopted key whose credential Torii does not know (Tyk stores only its hash): addressed by this id.
     key_id: str | None = None
+    # The key may exist on the gateway without Torii's owner record (spec.adopt, granted by the policy): it is
+    # taken over. Otherwise a key Torii does not own is never written, revoked or deleted.
+    adopting: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,10 @@ class GatewayDriver(Protocol):
 
     name: str
     type: str
+    # Where its admin API answers (tenancy: upstreams may not point there).
+    admin_urls: list[str]
+    # Escape-hatch fields Torii overrides with its neutral fields, as dotted paths (setting them changes nothing).
+    neutral_fields: frozenset[str]
 
     async def check(self) -> str:
         """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
@@ -145,11 +161,13 @@ class GatewayDriver(Protocol):
         ...
 
     async def adopted_credential(
-        self, request: KeyRequest, key_id: str, supplied: Credential | None
+        self, request: KeyRequest, key_id: str, supplied: Credential | None, *, read_allowed: bool
     ) -> Credential | None:
         """The credential of the existing key `key_id` that `request` adopts: the `supplied` one once checked to
         be that key, the one the gateway returns, or None when it cannot be recovered (Tyk hashes keys).
-        AdoptionFailed when the key does not exist or `supplied` is another key."""
+        AdoptionFailed when the key does not exist or `supplied` is another key; OwnershipConflict when another
+        Torii object owns it (or it is the connection's own admin key); PolicyViolation when recovering it means
+        reading a credential from the gateway and `read_allowed` (the tenancy grant) is False."""
         ...
 
     async def expire_by_id(self, request: KeyRequest, key_id: str, at_unix: int) -> None:
@@ -174,8 +192,9 @@ class GatewayDriver(Protocol):
 
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool: ...
 
-    async def adopted_oauth_client(self, api_id: str, client_id: str) -> str:
-        """The secret of the existing OAuth client `client_id` of API `api_id`; AdoptionFailed when none."""
+    async def adopted_oauth_client(self, ref: ObjectRef, api_id: str, client_id: str) -> str:
+        """The secret of the existing OAuth client `client_id` of API `api_id`; AdoptionFailed when none,
+        OwnershipConflict when another Torii object owns it."""
         ...
 
     async def inventory(self) -> Inventory:
@@ -198,9 +217,32 @@ class OAuthClientRequest:
     policy: str | None
     description: str
     metadata: dict[str, str]
+    adopting: bool = False  # spec.adopt (granted): a client without Torii's owner record may be taken over
 
     def __repr__(self) -> str:
         return f"OAuthClientRequest(ref={self.ref}, api_id={self.api_id!r}, client_id={self.client_id!r}, ...)"
+
+
+# The owner record in a key's (or OAuth client's) meta_data: Torii never writes, revokes or deletes a key whose
+# record names another object, nor takes one without a record unless it adopts it.
+OWNER_META = "torii-object"
+
+
+def key_owner(ref: ObjectRef, kind: str) -> dict[str, str]:
+    return {OWNER_META: str(ref), "torii-kind": ref.kind or kind, "torii-uid": ref.uid}
+
+
+def owner_claim(gateway: str, what: str, ref: ObjectRef, meta: Any, *, adopting: bool) -> OwnershipConflict | None:
+    """Why `ref` may not manage an existing key or client whose meta_data is `meta` (None: it may)."""
+    owner = meta.get(OWNER_META) if isinstance(meta, dict) else None
+    if owner is None and not adopting:
+        return OwnershipConflict(
+            f"gateway {gateway}: the credential names a {what} Torii does not manage; Torii leaves it alone"
+        )
+    if owner is not None and owner != str(ref):
+        return OwnershipConflict(f"gateway {gateway}: that {what} is managed by another Torii object; Torii "
+                                 "leaves it alone")  # fmt: skip
+    return None
 
 
 def is_subset(desired: Any, actual: Any) -> bool:
@@ -253,12 +295,22 @@ def dotted_set(data: dict[str, Any], path: str, value: Any) -> None:
     data[last] = value
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`override` merged over `base`: nested dicts merge, everything else is replaced."""
+def deep_merge(base: dict[str, Any], override: dict[str, Any], *, fold: bool = False) -> dict[str, Any]:
+    """`override` merged over `base`: nested dicts merge, everything else is replaced. `fold`: keys are matched
+    case-insensitively and keep `base`'s spelling (Tyk reads JSON field names case-insensitively: `Proxy` next
+    to `proxy` would be read as the same field, whichever comes last winning)."""
     out = dict(base)
+    spelled = {key.lower(): key for key in out} if fold else {}
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        target = spelled.get(key.lower(), key) if fold else key
+        if isinstance(value, dict) and isinstance(out.get(target), dict):
+            out[target] = deep_merge(out[target], value, fold=fold)
         else:
-            out[key] = value
+            out[target] = value
     return out
+
+
+def without_fields(override: dict[str, Any], owned: tuple[str, ...], *, fold: bool = False) -> dict[str, Any]:
+    """`override` without the top-level fields Torii owns (compared case-insensitively with `fold`)."""
+    names = {o.lower() for o in owned} if fold else set(owned)
+    return {k: v for k, v in override.items() if (k.lower() if fold else k) not in names}

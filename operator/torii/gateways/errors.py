@@ -53,6 +53,29 @@ class AdoptionFailed(GatewayError):
     retryable = False
 
 
+class UnsafeId(PermanentGatewayError):
+    """An id, key or client id that would not stay one admin-URL path segment (a `/`, `..`, an escape)."""
+
+    reason = "InvalidReference"
+
+
+class OwnershipConflict(GatewayError):
+    """The gateway object is managed by another Torii object (or, where Torii would create or adopt it, by
+    nobody Torii knows). Torii never writes, revokes or deletes it. The message names neither the owner nor its
+    namespace. Not retried with backoff; every drift pass looks again (the other object may go away)."""
+
+    reason = "OwnershipConflict"
+    retryable = False
+
+
+class PolicyViolation(GatewayError):
+    """The object breaks the tenancy policy of its gateway connection (operator configuration). Its message
+    names the field and the rule. Not retried: a spec change (or a policy change and restart) re-checks it."""
+
+    reason = "PolicyViolation"
+    retryable = False
+
+
 class Unsupported(PermanentGatewayError):
     """The gateway type has no equivalent of a requested feature."""
 

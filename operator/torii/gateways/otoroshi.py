@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,10 +33,20 @@ from torii.gateways.base import (
     fingerprint,
     group_id,
     is_subset,
+    key_owner,
+    owner_claim,
     pick,
+    without_fields,
 )
-from torii.gateways.errors import AdoptionFailed, PermanentGatewayError, RetryableGatewayError, Unsupported
-from torii.gateways.http import AdminClient, CallObserver
+from torii.gateways.errors import (
+    AdoptionFailed,
+    OwnershipConflict,
+    PermanentGatewayError,
+    PolicyViolation,
+    RetryableGatewayError,
+    Unsupported,
+)
+from torii.gateways.http import AdminClient, CallObserver, admin_path
 from torii.gateways.otoroshi_sync import OtoroshiServiceSync
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, QuotaState
@@ -93,8 +104,7 @@ def render_service(
         "enforceSecureCommunication": False,
         "publicPatterns": ["/.*"] if keyless else [],
         "privatePatterns": [] if keyless else ["/.*"],
-        "metadata": {"torii.dev/namespace": ref.namespace, "torii.dev/name": ref.name}
-        | {f"torii.dev/tag.{i}": tag for i, tag in enumerate(spec.tags)},
+        "metadata": {f"torii.dev/tag.{i}": tag for i, tag in enumerate(spec.tags)},
     }
     if spec.cors is not None:
         service["cors"] = {
@@ -110,7 +120,16 @@ def render_service(
     if spec.otoroshi:
         overrides = {k: v for k, v in spec.otoroshi.items() if k not in OTOROSHI_OWNED_FIELDS}
         service = deep_merge(service, overrides)
+    # The owner record goes last: no escape hatch can forge it (Torii never writes or deletes a service whose
+    # record names another object).
+    service["metadata"] = {k: v for k, v in (service.get("metadata") or {}).items() if not k.startswith("torii.dev/")
+                           or k.startswith("torii.dev/tag.")} | owner_metadata(ref, "GatewayAPI")  # fmt: skip
     return service
+
+
+def owner_metadata(ref: ObjectRef, kind: str) -> dict[str, str]:
+    return {"torii.dev/namespace": ref.namespace, "torii.dev/name": ref.name, "torii.dev/kind": ref.kind or kind,
+            "torii.dev/uid": ref.uid}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------ keys
@@ -138,6 +157,22 @@ def json_patch(desired: dict[str, Any], current: dict[str, Any]) -> list[dict[st
         elif not is_subset(value, current[key]):
             ops.append({"op": "replace", "path": f"/{key}", "value": value})
     return ops
+
+
+SCOPE_KINDS = ("services", "groups")
+# Otoroshi's own entities (its admin API's service/route, group; the default group): never adopted, and a key
+# authorised on them is never adopted either (17.17.0 defaults; `app.adminapi.defaultValues.*`).
+RESERVED_IDS = frozenset({"admin-api-service", "admin-api-group", "default"})
+ADMIN_ENTITIES = frozenset({"group_admin-api-group", "service_admin-api-service", "route_admin-api-service",
+                            "admin-api-group"})  # fmt: skip
+
+
+def scoped(scope: str, rest: str, *values: str) -> str:
+    """An admin path under a key scope (`services/<id>` or `groups/<id>`): `/api/services/<id>/apikeys/...`."""
+    kind, _, entity = scope.partition("/")
+    if kind not in SCOPE_KINDS:
+        raise PermanentGatewayError(f"internal: unknown key scope kind {kind!r}")
+    return admin_path(f"/api/{kind}/{{}}{rest}", entity, *values)
 
 
 def key_scope(request: KeyRequest) -> str:
@@ -169,7 +204,7 @@ def render_apikey(request: KeyRequest) -> dict[str, Any]:
         "dailyQuota": spec.quota.max if spec.quota and spec.quota.period.value == "day" else DEFAULT_QUOTA,
         "monthlyQuota": spec.quota.max if spec.quota and spec.quota.period.value == "month" else DEFAULT_QUOTA,
         "tags": list(spec.tags),
-        "metadata": {**spec.metadata, "torii-object": str(request.ref)},
+        "metadata": dict(spec.metadata),
         "rotation": {
             # Otoroshi's native rotation: during the grace period both clientSecret and nextSecret are valid.
             "enabled": request.next_credential is not None,
@@ -182,7 +217,10 @@ def render_apikey(request: KeyRequest) -> dict[str, Any]:
     if valid_until is not None:
         body["validUntil"] = valid_until
     if spec.otoroshi:
-        body = deep_merge(body, {k: v for k, v in spec.otoroshi.items() if k not in OTOROSHI_KEY_OWNED_FIELDS})
+        body = deep_merge(body, without_fields(spec.otoroshi, OTOROSHI_KEY_OWNED_FIELDS))
+    # The owner record last: neither spec.metadata nor spec.otoroshi can forge it.
+    body["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if not k.startswith("torii-")}
+    body["metadata"] |= key_owner(request.ref, "GatewayKey")
     body["metadata"]["torii-fingerprint"] = fingerprint(body)
     return body
 
@@ -192,6 +230,7 @@ class OtoroshiKeys:
 
     name: str
     state_sync_seconds: float
+    admin_client_id: str
     _http: AdminClient
 
     async def _key_synced(self) -> None:
@@ -202,7 +241,9 @@ class OtoroshiKeys:
         await asyncio.sleep(self.state_sync_seconds * 2 + 0.5)
 
     async def ensure_group(self, group_id: str, description: str) -> None:
-        response = await self._http.request("GET", f"/api/groups/{group_id}", op="get group", passthrough=(404,))
+        response = await self._http.request(
+            "GET", admin_path("/api/groups/{}", group_id), op="get group", passthrough=(404,)
+        )
         if response.status_code == 404:
             await self._http.request(
                 "POST", "/api/groups", op="create group",
@@ -213,11 +254,13 @@ class OtoroshiKeys:
         """(the key, whether it was found under `scope`). Looked up under the scope it should have; a key whose
         scope changed since (spec.apis edited) is found by its clientId alone."""
         response = await self._http.request(
-            "GET", f"/api/{scope}/apikeys/{client_id}", op="get key", passthrough=(404,)
+            "GET", scoped(scope, "/apikeys/{}", client_id), op="get key", passthrough=(404,)
         )
         if response.status_code == 200:
             return response.json(), True
-        response = await self._http.request("GET", f"/api/apikeys/{client_id}", op="find key", passthrough=(404,))
+        response = await self._http.request(
+            "GET", admin_path("/api/apikeys/{}", client_id), op="find key", passthrough=(404,)
+        )
         return (response.json() if response.status_code == 200 else None), False
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
@@ -227,67 +270,104 @@ class OtoroshiKeys:
         client_id = request.credential.client_id
         desired = render_apikey(request)
         current, in_scope = await self._find_key(scope, client_id)
+        if (
+            current is not None
+            and (
+                refused := owner_claim(
+                    self.name, "key", request.ref, current.get("metadata"), adopting=request.adopting
+                )
+            )
+            is not None
+        ):
+            raise refused  # fmt: skip
         if current is not None and pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS):
             return KeyResult(client_id, scope, changed=False)
         if current is None:
-            await self._http.request("POST", f"/api/{scope}/apikeys", op="create key", json=desired)
+            await self._http.request("POST", scoped(scope, "/apikeys"), op="create key", json=desired)
         elif in_scope:
             # Only what differs, as an RFC 6902 patch. (Under a scope, Otoroshi keeps that scope's entity.)
             await self._http.request(
-                "PATCH", f"/api/{scope}/apikeys/{client_id}", op="patch key", json=json_patch(desired, current)
+                "PATCH", scoped(scope, "/apikeys/{}", client_id), op="patch key", json=json_patch(desired, current)
             )
         else:
             # Moved to another service or group (spec.apis edited). Verified on 17.17: the scoped PUT answers 404
             # for a key not yet on that service, and a scoped write keeps its scope's entity; the unscoped PUT
             # replaces the key whole, so the old service's access goes.
-            await self._http.request("PUT", f"/api/apikeys/{client_id}", op="update key", json=desired)
+            await self._http.request("PUT", admin_path("/api/apikeys/{}", client_id), op="update key", json=desired)
         await self._key_synced()
         return KeyResult(client_id, scope, changed=True, created=current is None)
 
     async def delete_key(self, request: KeyRequest) -> bool:
         client_id = request.credential.client_id
         scope = key_scope(request) if request.apis or request.group_id else None
-        if scope is not None:
-            response = await self._http.request(
-                "DELETE", f"/api/{scope}/apikeys/{client_id}", op="delete key", passthrough=(404,)
-            )
-            if response.status_code != 404:
-                return True
-        # Not under the scope it should have (or none known): wherever it is.
-        response = await self._http.request("DELETE", f"/api/apikeys/{client_id}", op="delete key", passthrough=(404,))
+        current, in_scope = await self._find_key(scope, client_id) if scope else (await self._get_any(client_id), False)
+        if current is None:
+            return False
+        if (refused := owner_claim(self.name, "key", request.ref, current.get("metadata"),
+                                   adopting=request.adopting)) is not None:  # fmt: skip
+            raise refused
+        # Under the scope it should have, or (moved, or no scope known) wherever it is.
+        path = (
+            scoped(scope, "/apikeys/{}", client_id) if scope and in_scope else admin_path("/api/apikeys/{}", client_id)
+        )
+        response = await self._http.request("DELETE", path, op="delete key", passthrough=(404,))
         return response.status_code != 404
+
+    async def _get_any(self, client_id: str) -> dict[str, Any] | None:
+        response = await self._http.request(
+            "GET", admin_path("/api/apikeys/{}", client_id), op="find key", passthrough=(404,)
+        )
+        return response.json() if response.status_code == 200 else None
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # Same clientId: writing the key with the new clientSecret and no nextSecret ends the old secret's grace.
         await self.converge_key(request)
 
     async def adopted_credential(
-        self, request: KeyRequest, key_id: str, supplied: Credential | None
+        self, request: KeyRequest, key_id: str, supplied: Credential | None, *, read_allowed: bool
     ) -> Credential | None:
-        # Otoroshi returns the clientSecret to its admin API: the existing credential is always recovered.
-        response = await self._http.request("GET", f"/api/apikeys/{key_id}", op="get key", passthrough=(404,))
-        if response.status_code == 404:
+        # Otoroshi returns the clientSecret to its admin API: the existing credential is always recovered, which
+        # is reading a credential from the gateway (a tenancy grant), and never the connection's own admin key.
+        if key_id == self.admin_client_id:
+            raise OwnershipConflict(f"gateway {self.name}: spec.adopt.id: that key is one Torii itself uses; it "
+                                    "cannot be adopted")  # fmt: skip
+        if not read_allowed:
+            raise PolicyViolation(
+                f"refused by the tenancy policy of gateway {self.name}: spec.adopt.id: adopting an Otoroshi key "
+                "means reading its secret from the gateway (tenancy.adoption.credentials)"
+            )
+        body = await self._get_any(key_id)
+        if body is None:
             raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no apikey with clientId {key_id} exists")
-        body = response.json()
+        entities = {str(e) for e in body.get("authorizedEntities") or []} | {str(body.get("authorizedGroup"))}
+        if entities & ADMIN_ENTITIES:
+            raise OwnershipConflict(f"gateway {self.name}: spec.adopt.id: that key opens Otoroshi's own admin API; "
+                                    "it cannot be adopted")  # fmt: skip
+        if (refused := owner_claim(self.name, "key", request.ref, body.get("metadata"), adopting=True)) is not None:
+            raise refused
         return Credential(client_id=str(body["clientId"]), client_secret=str(body["clientSecret"]))
 
     async def expire_by_id(self, request: KeyRequest, key_id: str, at_unix: int) -> None:
         return None  # never needed: an adopted Otoroshi key's credential is always known
 
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
-        if key_id != request.credential.client_id:
-            await self._http.request("DELETE", f"/api/apikeys/{key_id}", op="delete key", passthrough=(404,))
+        if key_id == request.credential.client_id or (current := await self._get_any(key_id)) is None:
+            return
+        if (refused := owner_claim(self.name, "key", request.ref, current.get("metadata"),
+                                   adopting=request.adopting)) is not None:  # fmt: skip
+            raise refused
+        await self._http.request("DELETE", admin_path("/api/apikeys/{}", key_id), op="delete key", passthrough=(404,))
 
     async def list_keys(self, scope: str | None = None) -> list[dict[str, Any]]:
         """Every apikey (`GET /api/apikeys`), or those of one service's group or of a group
         (`GET /api/services/{id}/apikeys`, `GET /api/groups/{id}/apikeys`)."""
-        path = f"/api/{scope}/apikeys" if scope else "/api/apikeys"
+        path = scoped(scope, "/apikeys") if scope else "/api/apikeys"
         response = await self._http.request("GET", path, op="list keys")
         return list(response.json())
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         response = await self._http.request(
-            "GET", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}/quotas", op="get quotas",
+            "GET", scoped(key_scope(request), "/apikeys/{}/quotas", request.credential.client_id), op="get quotas",
             passthrough=(404,),
         )  # fmt: skip
         if response.status_code == 404:
@@ -303,7 +383,7 @@ class OtoroshiKeys:
 
     async def reset_key_quota(self, request: KeyRequest) -> None:
         await self._http.request(
-            "DELETE", f"/api/{key_scope(request)}/apikeys/{request.credential.client_id}/quotas", op="reset quota"
+            "DELETE", scoped(key_scope(request), "/apikeys/{}/quotas", request.credential.client_id), op="reset quota"
         )
         await self._key_synced()
 
@@ -313,12 +393,13 @@ class OtoroshiKeys:
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
         return False
 
-    async def adopted_oauth_client(self, api_id: str, client_id: str) -> str:
+    async def adopted_oauth_client(self, ref: ObjectRef, api_id: str, client_id: str) -> str:
         raise Unsupported("OAuth clients are not supported on Otoroshi gateways by Torii (Tyk only)")
 
 
 class OtoroshiDriver(OtoroshiKeys):
     type = "otoroshi"
+    neutral_fields: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -337,8 +418,12 @@ class OtoroshiDriver(OtoroshiKeys):
         serve_timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         observer: CallObserver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 10.0,
     ) -> None:
         self.name = name
+        self.admin_client_id = client_id  # never adoptable, never touched
+        self.admin_urls = [url, *([proxy_url] if proxy_url else [])]
         self.domain = domain
         self.subdomain = subdomain
         self.group = group
@@ -352,12 +437,15 @@ class OtoroshiDriver(OtoroshiKeys):
             auth=(client_id, client_secret),
             transport=transport,
             observer=observer,
+            verify=verify,
+            timeout=timeout,
+            secrets=[client_secret],
         )
         self._groups: set[str] = set()  # service groups known to exist (created or found)
         # Client traffic, to confirm what the proxy serves (never with admin credentials).
         self._proxy = httpx.AsyncClient(
             base_url=(proxy_url or url).rstrip("/"), headers={"Host": self.public_host}, timeout=10.0,
-            transport=transport,
+            transport=transport, verify=verify,
         )  # fmt: skip
         self.services = OtoroshiServiceSync(
             name, self._http, self.routed, state_sync_seconds=state_sync_seconds, serve_timeout=serve_timeout
@@ -393,6 +481,9 @@ class OtoroshiDriver(OtoroshiKeys):
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         service_id = api_gateway_id(ref, spec, self.id_prefix)
+        if spec.adopt is not None and spec.adopt.id in RESERVED_IDS:
+            raise OwnershipConflict(f"gateway {self.name}: spec.adopt.id: {service_id} is one of Otoroshi's own "
+                                    "entities; it cannot be adopted")  # fmt: skip
         api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(
             render_service(
@@ -403,11 +494,11 @@ class OtoroshiDriver(OtoroshiKeys):
         if api_group and api_group not in self._groups:
             await self.ensure_group(api_group, f"Torii API group {spec.group} of namespace {ref.namespace}")
             self._groups.add(api_group)
-        applied = await self.services.put(service_id, desired, max_age=max_age)
+        applied = await self.services.put(service_id, desired, max_age=max_age, adopting=spec.adopt is not None)
         return ConvergeResult(service_id, changed=applied.changed, created=applied.created)
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
-        return await self.services.remove(gateway_id or ref.gateway_id(self.id_prefix))
+        return await self.services.remove(gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name))
 
     async def inventory(self) -> Inventory:
         async def get(path: str, op: str) -> Any:

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from torii.gateways.base import is_subset, pick
-from torii.gateways.batch import Batcher, path_conflicts
-from torii.gateways.errors import GatewayError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
-from torii.gateways.http import AdminClient
+from torii.gateways.batch import Batcher, conflict_message, path_conflicts
+from torii.gateways.errors import (
+    GatewayError,
+    ListenPathConflict,
+    OwnershipConflict,
+    PermanentGatewayError,
+    RetryableGatewayError,
+)
+from torii.gateways.http import AdminClient, admin_path
 
 CORE_FIELDS = (
     "id", "enabled", "domain", "subdomain", "matchingRoot", "stripPath", "root", "targets",
@@ -29,9 +35,40 @@ CORE_FIELDS = (
 )  # fmt: skip
 
 
+# The owner record Torii writes into every service it manages (metadata); absent: not Torii's.
+OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
+
+
 def core(service: dict[str, Any]) -> dict[str, Any]:
-    """The fields the in-sync check compares (the view of the gateway keeps only these)."""
-    return pick(service, CORE_FIELDS)
+    """The fields the in-sync check compares (the view of the gateway keeps only these), and the owner record."""
+    metadata: dict[str, Any] = service["metadata"] if isinstance(service.get("metadata"), dict) else {}
+    return pick(service, CORE_FIELDS) | {
+        "owner": (metadata[OWNER_NAMESPACE], metadata[OWNER_NAME])
+        if metadata.get(OWNER_NAMESPACE) and metadata.get(OWNER_NAME)
+        else None
+    }
+
+
+def owner_of(view: dict[str, Any] | None) -> tuple[str, str] | None:
+    owner = (view or {}).get("owner")
+    return (str(owner[0]), str(owner[1])) if owner else None
+
+
+def claim_refused(gateway: str, service_id: str, op: Put, current: dict[str, Any] | None) -> GatewayError | None:
+    """Why `op` may not write over `current` (None: it may); see tyk_sync.claim_refused."""
+    if current is None:
+        return None
+    owner = owner_of(current)
+    if owner is None and not op.adopting:
+        return OwnershipConflict(
+            f"gateway {gateway}: a service with id {service_id} already exists and is not managed by Torii; Torii "
+            "leaves it alone (remove it, or adopt it with spec.adopt where the platform allows adoption)"
+        )
+    if owner is not None and owner != owner_of(core(op.desired)):
+        return OwnershipConflict(
+            f"gateway {gateway}: service {service_id} is managed by another Torii object; Torii leaves it alone"
+        )
+    return None
 
 
 def in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
@@ -70,11 +107,15 @@ class Put:
 
     desired: dict[str, Any]
     max_age: float = 0.0  # how old a view of the gateway may be for deciding "already in sync"
+    adopting: bool = False  # a service that existed before Torii (spec.adopt, granted by the policy)
 
 
 @dataclass(frozen=True)
 class Remove:
-    """Make the gateway hold no service under this id, and its proxy route nothing for it."""
+    """Make the gateway hold no service under this id, and its proxy route nothing for it; a service whose
+    owner record names another object (or nothing) is left alone."""
+
+    owner: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +156,14 @@ class OtoroshiServiceSync:
         self._view: dict[str, dict[str, Any]] = {}
         self._view_at = float("-inf")
 
-    async def put(self, service_id: str, desired: dict[str, Any], *, max_age: float = 0.0) -> Applied:
-        return await self._settled(service_id, await self._batcher.submit(service_id, Put(desired, max_age)))
+    async def put(
+        self, service_id: str, desired: dict[str, Any], *, max_age: float = 0.0, adopting: bool = False
+    ) -> Applied:
+        applied = await self._batcher.submit(service_id, Put(desired, max_age, adopting))
+        return await self._settled(service_id, applied)
 
-    async def remove(self, service_id: str) -> bool:
-        return (await self._settled(service_id, await self._batcher.submit(service_id, Remove()))).changed
+    async def remove(self, service_id: str, owner: tuple[str, str]) -> bool:
+        return (await self._settled(service_id, await self._batcher.submit(service_id, Remove(owner)))).changed
 
     async def _settled(self, service_id: str, applied: Applied) -> Applied:
         """Wait for the state sync after the write, then until the proxy routes (or no longer routes) the path.
@@ -180,7 +224,7 @@ class OtoroshiServiceSync:
     async def _get(self, service_id: str) -> dict[str, Any] | None:
         async with self._limit:
             response = await self._http.request(
-                "GET", f"/api/services/{service_id}", op="get service", passthrough=(404,)
+                "GET", admin_path("/api/services/{}", service_id), op="get service", passthrough=(404,)
             )
         return core(response.json()) if response.status_code == 200 else None
 
@@ -195,15 +239,17 @@ class OtoroshiServiceSync:
             if service_id in results:
                 continue
             current = before.get(service_id)
-            if isinstance(op, Put):
+            if isinstance(op, Put) and (refused := claim_refused(self.name, service_id, op, current)) is not None:
+                results[service_id] = refused
+            elif isinstance(op, Put):
                 if in_sync(op.desired, current):
                     results[service_id] = Applied(changed=False)
                 else:
                     writes[service_id] = self._write(service_id, op.desired, exists=current is not None)
-            elif current is not None:
+            elif current is not None and owner_of(current) == op.owner:
                 writes[service_id] = self._delete(service_id)
             else:
-                results[service_id] = Applied(changed=False)
+                results[service_id] = Applied(changed=False)  # gone, or not this object's: never deleted by it
         if not writes:
             return results
         outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)
@@ -234,17 +280,20 @@ class OtoroshiServiceSync:
         return results
 
     def _conflicts(self, ops: dict[str, Put | Remove], before: dict[str, dict[str, Any]]) -> dict[str, GatewayError]:
+        views = {**self._view, **before}
         wanted = {i: route(core(op.desired)) for i, op in ops.items() if isinstance(op, Put)}
-        current = {i: route(v) for i, v in {**self._view, **before}.items()}
+        current = {i: route(v) for i, v in views.items()}
         freed = {i for i, op in ops.items() if isinstance(op, Remove)}
+        namespaces = {i: (owner_of(v) or (None, None))[0] for i, v in views.items()}
+        namespaces |= {
+            i: (owner_of(core(op.desired)) or (None, None))[0] for i, op in ops.items() if isinstance(op, Put)
+        }
+        conflicts = path_conflicts({i: p for i, p in wanted.items() if p is not None}, current, freed, namespaces)
         return {
             service_id: ListenPathConflict(
-                f"gateway {self.name}: spec.listenPath: {path} is already routed to service {holder}; choose "
-                "another path, or remove that service"
+                conflict_message(self.name, "service", conflict, namespaces, namespaces.get(service_id))
             )
-            for service_id, (path, holder) in path_conflicts(
-                {i: p for i, p in wanted.items() if p is not None}, current, freed
-            ).items()
+            for service_id, conflict in conflicts.items()
         }
 
     async def _probe(self, path: str, host: str) -> bool:
@@ -262,12 +311,16 @@ class OtoroshiServiceSync:
                     # Created concurrently (or by an attempt whose answer was lost): update instead.
                     if "already exists" not in exc.message:
                         raise
-            response = await self._http.request("PUT", f"/api/services/{service_id}", op="update service", json=desired)
+            response = await self._http.request(
+                "PUT", admin_path("/api/services/{}", service_id), op="update service", json=desired
+            )
             return _entity(response.json())
 
     async def _delete(self, service_id: str) -> None:
         async with self._limit:
-            await self._http.request("DELETE", f"/api/services/{service_id}", op="delete service", passthrough=(404,))
+            await self._http.request(
+                "DELETE", admin_path("/api/services/{}", service_id), op="delete service", passthrough=(404,)
+            )
 
 
 def _entity(body: Any) -> dict[str, Any] | None:

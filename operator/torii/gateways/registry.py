@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 
 from torii.gateways.base import GatewayDriver
 from torii.gateways.errors import ConfigurationError, GatewayError
-from torii.gateways.http import CallObserver
+from torii.gateways.http import CallObserver, tls_context
 from torii.gateways.otoroshi import OtoroshiDriver
 from torii.gateways.tyk import TykDriver
-from torii.settings import GatewayConnection, GatewayType, OperatorSettings, SecretKeyRef
+from torii.settings import CaBundleRef, GatewayConnection, GatewayType, OperatorSettings, SecretKeyRef
+from torii.tenancy.config import Tenancy
+
+log = logging.getLogger("torii")
 
 SecretReader = Callable[[SecretKeyRef], Awaitable[str]]
+CaReader = Callable[[CaBundleRef], Awaitable[str]]
 ObserverFactory = Callable[[str], CallObserver]
 
 
@@ -21,10 +26,16 @@ class Gateways:
         drivers: dict[str, GatewayDriver],
         default: str | None,
         broken: dict[str, GatewayError] | None = None,
+        tenancy: dict[str, Tenancy] | None = None,
     ) -> None:
         self._drivers = drivers
         self._broken = broken or {}  # connections whose set-up failed: only their objects are affected
+        self._tenancy = tenancy or {}
         self.default = default
+
+    def tenancy(self, name: str) -> Tenancy:
+        """The tenancy policy of a connection (the safe default where none was configured)."""
+        return self._tenancy.get(name) or Tenancy()
 
     def get(self, name: str | None) -> GatewayDriver:
         """The driver for `spec.gateway` (None = the default); ConfigurationError names what to fix."""
@@ -54,14 +65,38 @@ class Gateways:
 
 
 async def build_driver(
-    conn: GatewayConnection, settings: OperatorSettings, read_secret: SecretReader, observer: CallObserver | None
+    conn: GatewayConnection,
+    settings: OperatorSettings,
+    read_secret: SecretReader,
+    observer: CallObserver | None,
+    read_ca: CaReader | None = None,
 ) -> GatewayDriver:
+    if conn.url.startswith("http://") and not conn.insecure_http:
+        raise ConfigurationError(
+            f"url {conn.url} is plain http: the admin credentials would cross the network in clear. Use https "
+            "(with caBundle for a private CA), or set insecureHttp: true to accept it"
+        )
+    if conn.url.startswith("http://"):
+        log.warning("gateway %s: admin API over plain http (insecureHttp: true): credentials are not encrypted",
+                    conn.name)  # fmt: skip
+    ca_pem = None
+    if conn.ca_bundle is not None:
+        if read_ca is None:
+            raise ConfigurationError("caBundle is set but this command cannot read it")
+        ca_pem = await read_ca(conn.ca_bundle)
+    try:
+        verify = tls_context(ca_pem)
+    except ValueError as exc:
+        raise ConfigurationError(f"caBundle {conn.ca_bundle.name if conn.ca_bundle else ''}: not a PEM bundle "
+                                 f"({type(exc).__name__})") from None  # fmt: skip
     if conn.type == GatewayType.TYK:
         assert conn.secret_ref is not None  # enforced by GatewayConnection's validator
         return TykDriver(
             conn.name,
             conn.url,
             await read_secret(conn.secret_ref),
+            verify=verify,
+            timeout=conn.timeout_seconds or 30.0,
             org_id=conn.org_id,
             id_prefix=settings.id_prefix,
             observer=observer,
@@ -77,6 +112,8 @@ async def build_driver(
         conn.url,
         await read_secret(conn.client_id_ref),
         await read_secret(conn.client_secret_ref),
+        verify=verify,
+        timeout=conn.timeout_seconds or 10.0,
         api_host=conn.api_host,
         domain=conn.domain,
         subdomain=conn.subdomain,
@@ -89,14 +126,18 @@ async def build_driver(
 
 
 async def build_gateways(
-    settings: OperatorSettings, read_secret: SecretReader, observers: ObserverFactory | None = None
+    settings: OperatorSettings,
+    read_secret: SecretReader,
+    observers: ObserverFactory | None = None,
+    read_ca: CaReader | None = None,
 ) -> Gateways:
     drivers: dict[str, GatewayDriver] = {}
     broken: dict[str, GatewayError] = {}
     for conn in settings.gateways:
         try:
             observer = observers(conn.name) if observers else None
-            drivers[conn.name] = await build_driver(conn, settings, read_secret, observer)
+            drivers[conn.name] = await build_driver(conn, settings, read_secret, observer, read_ca)
         except GatewayError as exc:
             broken[conn.name] = ConfigurationError(f"gateway {conn.name} is misconfigured: {exc.message}")
-    return Gateways(drivers, settings.default_gateway_name, broken)
+    tenancy = {conn.name: settings.tenancy_of(conn) for conn in settings.gateways}
+    return Gateways(drivers, settings.default_gateway_name, broken, tenancy)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from torii.gateways.base import (
+    OWNER_META,
     ConvergeResult,
     Credential,
     Inventory,
@@ -28,10 +30,19 @@ from torii.gateways.base import (
     dotted_get,
     dotted_set,
     fingerprint,
+    key_owner,
+    owner_claim,
     pick,
+    without_fields,
 )
-from torii.gateways.errors import AdoptionFailed, PermanentGatewayError, RetryableGatewayError
-from torii.gateways.http import AdminClient, CallObserver
+from torii.gateways.errors import (
+    AdoptionFailed,
+    PermanentGatewayError,
+    PolicyViolation,
+    RetryableGatewayError,
+    UnsafeId,
+)
+from torii.gateways.http import AdminClient, CallObserver, admin_path
 from torii.gateways.tyk_sync import Remove, TykApiSync
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, QuotaState
@@ -71,6 +82,10 @@ def overridden_fields(spec: GatewayAPISpec, definition: dict[str, Any]) -> list[
     return notes
 
 
+def owner_record(ref: ObjectRef, kind: str) -> dict[str, str]:
+    return {"kind": ref.kind or kind, "namespace": ref.namespace, "name": ref.name, "uid": ref.uid}
+
+
 def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, org_id: str) -> dict[str, Any]:
     """The Tyk classic API definition for a GatewayAPI: neutral fields, `spec.tyk` merged over them, then the
     fields of NEUTRAL_FIELDS put back (they follow the neutral spec only)."""
@@ -96,7 +111,8 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
             "versions": {"Default": {"name": "Default", "use_extended_paths": True}},
         },
         "tags": list(spec.tags),
-        "config_data": {"torii": {"namespace": ref.namespace, "name": ref.name}},
+        # The owner record: Torii never writes or deletes an API whose record names another object.
+        "config_data": {"torii": owner_record(ref, "GatewayAPI")},
     }
     if spec.auth == AuthMode.KEY:
         definition["auth"] = {"auth_header_name": "Authorization"}
@@ -123,8 +139,7 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
         }
     if spec.tyk:
         neutral = definition
-        overrides = {k: v for k, v in spec.tyk.items() if k not in TYK_OWNED_FIELDS}
-        definition = deep_merge(definition, overrides)
+        definition = deep_merge(definition, without_fields(spec.tyk, TYK_OWNED_FIELDS, fold=True), fold=True)
         for path in NEUTRAL_FIELDS:
             present, value = dotted_get(neutral, path)
             if present:
@@ -163,7 +178,7 @@ def render_session(request: KeyRequest, org_id: str) -> dict[str, Any]:
         "expires": _unix(spec.expires),
         "is_inactive": not spec.enabled,
         "tags": list(spec.tags),
-        "meta_data": {**spec.metadata, "torii-object": str(request.ref)},
+        "meta_data": dict(spec.metadata),
         "access_rights": {
             api.gateway_id: {
                 "api_id": api.gateway_id,
@@ -175,9 +190,23 @@ def render_session(request: KeyRequest, org_id: str) -> dict[str, Any]:
         },
     }
     if spec.tyk:
-        session = deep_merge(session, {k: v for k, v in spec.tyk.items() if k not in TYK_KEY_OWNED_FIELDS})
+        session = deep_merge(session, without_fields(spec.tyk, TYK_KEY_OWNED_FIELDS, fold=True), fold=True)
+    # The owner record last: neither spec.metadata nor spec.tyk can forge it.
+    session["meta_data"] = {k: v for k, v in (session.get("meta_data") or {}).items() if not k.startswith("torii-")}
+    session["meta_data"] |= key_owner(request.ref, "GatewayKey")
     session["meta_data"]["torii-fingerprint"] = fingerprint(session)
     return session
+
+
+# Key names Tyk's admin router takes for other routes (`POST /tyk/keys/create`, `/tyk/keys/preview`).
+RESERVED_KEY_NAMES = frozenset({"create", "preview"})
+
+
+def key_path(key: str) -> str:
+    """`/tyk/keys/<key>`: the key as one safe segment, and not a name Tyk routes elsewhere."""
+    if key.lower() in RESERVED_KEY_NAMES:
+        raise UnsafeId(f"a key cannot be named {key!r}: Tyk routes that name to another admin endpoint")
+    return admin_path("/tyk/keys/{}", key)
 
 
 PLAIN_ID_PREFIX = "sha256:"
@@ -234,36 +263,35 @@ class TykKeys:
 
     async def _get_key(self, key: str, api_id: str | None = None, *, hashed: bool = False) -> dict[str, Any] | None:
         params = self._key_params(api_id, **({"hashed": "1"} if hashed else {}))
-        response = await self._http.request("GET", f"/tyk/keys/{key}", op="get key", params=params, passthrough=(404,))
+        response = await self._http.request("GET", key_path(key), op="get key", params=params, passthrough=(404,))
         if response.status_code == 404:
             return None
         body: dict[str, Any] = response.json()
         return body
 
-    async def _revoke(self, key: str, api_id: str | None, *, hashed: bool = False, org: str | None = None) -> bool:
-        """Delete a key and make sure Tyk no longer knows it. True when it existed."""
-        extra = {"hashed": "1"} if hashed else {}
-
-        async def delete(in_org: str | None) -> bool:
-            response = await self._http.request(
-                "DELETE", f"/tyk/keys/{key}", op="delete key", params=self._key_params(api_id, org=in_org, **extra),
-                passthrough=(404,),
-            )  # fmt: skip
-            return response.status_code != 404
-
-        existed = await delete(org)
+    async def _revoke(
+        self, key: str, api_id: str | None, request: KeyRequest, *, hashed: bool = False, org: str | None = None
+    ) -> bool:
+        """Delete a key of `request`'s object and make sure Tyk no longer knows it. True when it existed;
+        OwnershipConflict (nothing deleted) when the key belongs to another object."""
+        current = await self._get_key(key, api_id, hashed=hashed)
+        if current is None:
+            return False
+        if (refused := owner_claim(self.name, "key", request.ref, current.get("meta_data"),
+                                   adopting=request.adopting)) is not None:  # fmt: skip
+            raise refused
+        # DELETE looks only in the org it is told: the key's own (an adopted API's may differ from Torii's).
+        in_org = str(current.get("org_id") or org or self.org_id)
+        await self._http.request(
+            "DELETE", key_path(key), op="delete key", params=self._key_params(api_id, org=in_org, **(
+                {"hashed": "1"} if hashed else {})), passthrough=(404,),
+        )  # fmt: skip
         # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the defect
-        # this check exists for). DELETE looks only in the org it is told: a key of another org (an adopted
-        # API's) is deleted again in the org its session names.
-        left = await self._get_key(key, api_id, hashed=hashed)
-        if left is not None and not hashed and left.get("org_id") and left["org_id"] != (org or self.org_id):
-            existed = await delete(str(left["org_id"]))
-            left = await self._get_key(key, api_id)
-        if left is not None:
+        # this check exists for).
+        if await self._get_key(key, api_id, hashed=hashed) is not None:
             raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
-        if existed:
-            await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
-        return existed
+        await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
+        return True
 
     @staticmethod
     def _address(request: KeyRequest) -> tuple[str, bool]:
@@ -284,6 +312,16 @@ class TykKeys:
                 f"gateway {self.name}: adopted key {key} no longer exists and Torii never knew its credential: set "
                 "spec.rotation.generation to issue a new key"
             )
+        if (
+            current is not None
+            and (
+                refused := owner_claim(
+                    self.name, "key", request.ref, current.get("meta_data"), adopting=request.adopting
+                )
+            )
+            is not None
+        ):
+            raise refused  # fmt: skip
         # A key keeps its org; a new one takes its API's (an adopted API may have another org than Torii's own,
         # and Tyk looks keys up per org).
         api_org = self._org(request)
@@ -295,12 +333,12 @@ class TykKeys:
         if current is None:
             # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
             response = await self._http.request(
-                "POST", f"/tyk/keys/{key}", op="create key", json=desired, params=self._key_params()
+                "POST", key_path(key), op="create key", json=desired, params=self._key_params()
             )
         else:
             extra = {"suppress_reset": "1"} if request.keep_quota_counters else {}
             response = await self._http.request(
-                "PUT", f"/tyk/keys/{key}", op="update key", json=desired,
+                "PUT", key_path(key), op="update key", json=desired,
                 params=self._key_params(**extra, **hashed_param),
             )  # fmt: skip
             await asyncio.sleep(self.session_cache_seconds)  # nodes may serve the cached old session until then
@@ -310,18 +348,32 @@ class TykKeys:
         return KeyResult(key_id, None, changed=True, created=current is None)
 
     async def adopted_credential(
-        self, request: KeyRequest, key_id: str, supplied: Credential | None
+        self, request: KeyRequest, key_id: str, supplied: Credential | None, *, read_allowed: bool
     ) -> Credential | None:
         api_id = request.apis[0].gateway_id if request.apis else None
         if key_id.startswith(PLAIN_ID_PREFIX):
             # Tyk does not hash keys: the listing names them, so the credential is recovered from its digest.
+            if not read_allowed:
+                raise PolicyViolation(
+                    f"refused by the tenancy policy of gateway {self.name}: spec.adopt.id: adopting a key Tyk "
+                    "stores in plain means reading its credential from the gateway (tenancy.adoption.credentials)"
+                )
             stored = await self._find_plain(api_id, self._org(request), key_id)
             if stored is None:
                 raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with id {key_id} exists")
+            session = await self._get_key(stored, api_id)
+            if (
+                session is not None
+                and (refused := owner_claim(self.name, "key", request.ref, session.get("meta_data"), adopting=True))
+                is not None
+            ):
+                raise refused  # fmt: skip
             return Credential(key=stored)
         adopted = await self._get_key(key_id, api_id, hashed=True)
         if adopted is None:
             raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with hash {key_id} exists")
+        if (refused := owner_claim(self.name, "key", request.ref, adopted.get("meta_data"), adopting=True)) is not None:
+            raise refused
         if supplied is None:
             return None  # Tyk keeps only the hash: the credential cannot be recovered
         # The supplied credential must name that very key. Tyk hashes with a non-standard murmur variant (or a
@@ -346,25 +398,29 @@ class TykKeys:
         current = await self._get_key(key_id, api_id, hashed=True)
         if current is None:
             return
+        if (refused := owner_claim(self.name, "key", request.ref, current.get("meta_data"), adopting=True)) is not None:
+            raise refused
         current["expires"] = at_unix
+        current["meta_data"] = {**(current.get("meta_data") or {}), **key_owner(request.ref, "GatewayKey")}
         await self._http.request(
-            "PUT", f"/tyk/keys/{key_id}", op="update key", json=current,
+            "PUT", key_path(key_id), op="update key", json=current,
             params=self._key_params(suppress_reset="1", hashed="1"), passthrough=(404,),
         )  # fmt: skip
 
     async def delete_key(self, request: KeyRequest) -> bool:
         key, hashed = self._address(request)
         api_id = request.apis[0].gateway_id if request.apis else None
-        return await self._revoke(key, api_id, hashed=hashed, org=self._org(request))
+        return await self._revoke(key, api_id, request, hashed=hashed, org=self._org(request))
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
-        await self._revoke(previous.key, request.apis[0].gateway_id if request.apis else None, org=self._org(request))
+        api_id = request.apis[0].gateway_id if request.apis else None
+        await self._revoke(previous.key, api_id, request, org=self._org(request))
 
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
         api_id = request.apis[0].gateway_id if request.apis else None
         if not key_id.startswith(PLAIN_ID_PREFIX):
-            await self._revoke(key_id, api_id, hashed=True)  # Tyk's own key hash
+            await self._revoke(key_id, api_id, request, hashed=True)  # Tyk's own key hash
             return
         # Tyk does not hash keys: find the stored key whose digest this is among the org's keys.
         org = self._org(request)
@@ -373,17 +429,20 @@ class TykKeys:
         )
         for stored in response.json().get("keys") or []:
             if _digest(stored) == key_id:
-                await self._revoke(stored, api_id, org=org)
+                await self._revoke(stored, api_id, request, org=org)
 
-    async def expire_key(self, key: str, api_id: str, at_unix: int) -> None:
+    async def expire_key(self, request: KeyRequest, key: str, api_id: str, at_unix: int) -> None:
         """Let Tyk itself refuse a rotated-out key after its grace period (even if Torii is down then)."""
         current = await self._get_key(key, api_id)
         if current is None:
             return
+        if (refused := owner_claim(self.name, "key", request.ref, current.get("meta_data"),
+                                   adopting=request.adopting)) is not None:  # fmt: skip
+            raise refused
         current["expires"] = at_unix
         await self._http.request(
-            "PUT", f"/tyk/keys/{key}", op="update key", json=current, params=self._key_params(suppress_reset="1"),
-            passthrough=(404,),
+            "PUT", key_path(key), op="update key", json=current,
+            params=self._key_params(suppress_reset="1"), passthrough=(404,),
         )  # fmt: skip
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
@@ -407,14 +466,14 @@ class TykKeys:
         current = await self._get_key(key, request.apis[0].gateway_id if request.apis else None, hashed=hashed)
         session = render_session(request, str((current or {}).get("org_id") or self.org_id))
         await self._http.request(
-            "PUT", f"/tyk/keys/{key}", op="reset quota", json=session,
+            "PUT", key_path(key), op="reset quota", json=session,
             params=self._key_params(**({"hashed": "1"} if hashed else {})),
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- OAuth
 
     async def _oauth_clients(self, api_id: str) -> list[dict[str, Any]]:
-        response = await self._http.request("GET", f"/tyk/oauth/clients/{api_id}", op="list OAuth clients")
+        response = await self._http.request("GET", admin_path("/tyk/oauth/clients/{}", api_id), op="list OAuth clients")
         return list(response.json() or [])
 
     async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
@@ -424,16 +483,25 @@ class TykKeys:
             "redirect_uri": request.redirect_uri,
             "api_id": request.api_id,
             "description": request.description,
-            "meta_data": {**request.metadata, "torii-object": str(request.ref)},
+            "meta_data": {k: v for k, v in request.metadata.items() if not k.startswith("torii-")}
+            | key_owner(request.ref, "OAuthClient"),
         }
         if request.policy:
             desired["policy_id"] = request.policy
         existing = next(
             (c for c in await self._oauth_clients(request.api_id) if c.get("client_id") == request.client_id), None
         )
+        if existing is not None and (
+            refused := owner_claim(
+                self.name, "OAuth client", request.ref, existing.get("meta_data"), adopting=request.adopting
+            )
+        ):
+            raise refused  # fmt: skip
         if existing is not None:
             same = (
-                existing.get("redirect_uri") == request.redirect_uri
+                (existing.get("meta_data") or {}).get(OWNER_META) == str(request.ref)
+                and existing.get("secret") == request.client_secret
+                and existing.get("redirect_uri") == request.redirect_uri
                 and (existing.get("policy_id") or None) == request.policy
                 and existing.get("description", "") == request.description
             )
@@ -444,23 +512,34 @@ class TykKeys:
         await self._http.request("POST", "/tyk/oauth/clients/create", op="create OAuth client", json=desired)
         return True
 
-    async def adopted_oauth_client(self, api_id: str, client_id: str) -> str:
+    async def adopted_oauth_client(self, ref: ObjectRef, api_id: str, client_id: str) -> str:
         client = next((c for c in await self._oauth_clients(api_id) if c.get("client_id") == client_id), None)
         if client is None:
             raise AdoptionFailed(f"gateway {self.name}: spec.adopt.clientId: API {api_id} has no OAuth client "
                                  f"{client_id}")  # fmt: skip
+        if (refused := owner_claim(self.name, "OAuth client", ref, client.get("meta_data"), adopting=True)) is not None:
+            raise refused
         return str(client.get("secret") or "")
 
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
+        existing = next(
+            (c for c in await self._oauth_clients(request.api_id) if c.get("client_id") == request.client_id), None
+        )
+        if existing is None:
+            return False
+        if (refused := owner_claim(self.name, "OAuth client", request.ref, existing.get("meta_data"),
+                                   adopting=request.adopting)) is not None:  # fmt: skip
+            raise refused
         response = await self._http.request(
-            "DELETE", f"/tyk/oauth/clients/{request.api_id}/{request.client_id}", op="delete OAuth client",
-            passthrough=(404,),
+            "DELETE", admin_path("/tyk/oauth/clients/{}/{}", request.api_id, request.client_id),
+            op="delete OAuth client", passthrough=(404,),
         )  # fmt: skip
         return response.status_code != 404
 
 
 class TykDriver(TykKeys):
     type = "tyk"
+    neutral_fields = frozenset(NEUTRAL_FIELDS)
 
     def __init__(
         self,
@@ -472,6 +551,8 @@ class TykDriver(TykKeys):
         id_prefix: str = "torii",
         transport: httpx.AsyncBaseTransport | None = None,
         observer: CallObserver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
         reload_quiet: float = 0.25,
         reload_max_delay: float = 2.0,
         reload_scope: str = "node",
@@ -486,9 +567,11 @@ class TykDriver(TykKeys):
         self.session_cache_seconds = session_cache_seconds
         self.api_health_enabled = api_health
         self.load_timeout = load_timeout
+        self.admin_urls = [url]
         self._http = AdminClient(
-            name, url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer, timeout=30.0
-        )
+            name, url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer, timeout=timeout,
+            verify=verify, secrets=[secret],
+        )  # fmt: skip
         self.apis = TykApiSync(
             name, self._http, self._reload_now, quiet=reload_quiet, max_delay=reload_max_delay,
             load_timeout=load_timeout,
@@ -529,14 +612,15 @@ class TykDriver(TykKeys):
         if not spec.active:
             # Verified on 5.10.2: Tyk OSS serves every loaded classic definition, `active: false` included (the
             # flag is the Dashboard's). An inactive API is therefore kept off the gateway altogether.
-            return ConvergeResult(api_id, changed=(await self.apis.apply(api_id, Remove(settled=True))).changed)
+            removed = await self.apis.apply(api_id, Remove(settled=True, owner=(ref.namespace, ref.name)))
+            return ConvergeResult(api_id, changed=removed.changed)
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=org_id))
         notes = tuple(overridden_fields(spec, desired))
         applied = await self.apis.put(api_id, desired, max_age=max_age, adopting=spec.adopt is not None)
         return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes)
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
-        return await self.apis.remove(gateway_id or ref.gateway_id(self.id_prefix))
+        return await self.apis.remove(gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name))
 
     async def inventory(self) -> Inventory:
         apis = (await self._http.request("GET", "/tyk/apis/", op="list APIs")).json() or []
@@ -546,7 +630,11 @@ class TykDriver(TykKeys):
         hashed = True
         if names:
             probe = await self._http.request(
-                "GET", f"/tyk/keys/{names[0]}", op="get key", params={"hashed": "1"}, passthrough=(400, 404)
+                "GET",
+                admin_path("/tyk/keys/{}", names[0]),
+                op="get key",
+                params={"hashed": "1"},
+                passthrough=(400, 404),
             )
             hashed = probe.status_code != 400  # 400: this Tyk does not hash keys (names are the keys)
         if not hashed or listed.status_code == 400:
@@ -561,7 +649,7 @@ class TykDriver(TykKeys):
         async def session(name: str) -> tuple[str, dict[str, Any]] | None:
             async with limit:
                 response = await self._http.request(
-                    "GET", f"/tyk/keys/{name}", op="get key", params={"hashed": "1"} if hashed else {},
+                    "GET", admin_path("/tyk/keys/{}", name), op="get key", params={"hashed": "1"} if hashed else {},
                     passthrough=(404,),
                 )  # fmt: skip
             # A plain key's name is its credential: the importer knows it by its digest only.

@@ -17,10 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from torii.gateways.base import pick
-from torii.gateways.batch import Batcher, path_conflicts
-from torii.gateways.errors import GatewayError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
-from torii.gateways.http import AdminClient
+from torii.gateways.batch import Batcher, conflict_message, path_conflicts
+from torii.gateways.errors import (
+    GatewayError,
+    ListenPathConflict,
+    OwnershipConflict,
+    PermanentGatewayError,
+    RetryableGatewayError,
+)
+from torii.gateways.http import AdminClient, admin_path
 
+# The owner record Torii writes into every API it manages (config_data.torii); absent: not Torii's.
+OWNER_NAMESPACE, OWNER_NAME = "config_data.torii.namespace", "config_data.torii.name"
 SMALL_BATCH = 8  # up to this many objects among many more, read one by one rather than listing every API
 
 # Compared one by one on every drift check: a hand edit of routing, auth or activation is always repaired.
@@ -28,6 +36,7 @@ SMALL_BATCH = 8  # up to this many objects among many more, read one by one rath
 CORE_FIELDS = (
     "api_id", "org_id", "active", "use_keyless", "use_standard_auth", "use_oauth2",
     "proxy.listen_path", "proxy.target_url", "proxy.strip_listen_path", "config_data.torii.fingerprint",
+    OWNER_NAMESPACE, OWNER_NAME,
 )  # fmt: skip
 
 
@@ -44,15 +53,43 @@ class Put:
 class Remove:
     """Make the gateway serve nothing under this id. `settled`: an id that is not loaded needs nothing (a
     drift pass over an inactive API must not reload); otherwise a reload makes sure no definition written just
-    before a crash is left to be loaded later."""
+    before a crash is left to be loaded later. `owner`: (namespace, name) of the object removing it: an API
+    whose owner record names anything else (or nothing) is left alone."""
 
     settled: bool = False
+    owner: tuple[str, str] | None = None
+
+
+def owner_of(view: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The (namespace, name) of the Torii object an API belongs to, from a core() view; None: not Torii's."""
+    if not view or not view.get(OWNER_NAMESPACE) or not view.get(OWNER_NAME):
+        return None
+    return str(view[OWNER_NAMESPACE]), str(view[OWNER_NAME])
 
 
 @dataclass(frozen=True)
 class Applied:
     changed: bool
     created: bool = False
+
+
+def claim_refused(gateway: str, api_id: str, op: Put, current: dict[str, Any] | None) -> GatewayError | None:
+    """Why `op` may not write over `current` (None: it may). An API with another object's owner record is never
+    taken; one with none (made by hand, by another tool) only by spec.adopt, which the policy granted."""
+    if current is None:
+        return None
+    record = op.desired["config_data"]["torii"]
+    owner = owner_of(current)
+    if owner is None and not op.adopting:
+        return OwnershipConflict(
+            f"gateway {gateway}: an API with id {api_id} already exists and is not managed by Torii; Torii leaves "
+            "it alone (remove it, or adopt it with spec.adopt where the platform allows adoption)"
+        )
+    if owner is not None and owner != (record["namespace"], record["name"]):
+        return OwnershipConflict(
+            f"gateway {gateway}: API {api_id} is managed by another Torii object; Torii leaves it alone"
+        )
+    return None
 
 
 def core(definition: dict[str, Any]) -> dict[str, Any]:
@@ -98,8 +135,8 @@ class TykApiSync:
     ) -> Applied:
         return await self.apply(api_id, Put(desired, max_age, adopting))
 
-    async def remove(self, api_id: str) -> bool:
-        return (await self.apply(api_id, Remove())).changed
+    async def remove(self, api_id: str, owner: tuple[str, str]) -> bool:
+        return (await self.apply(api_id, Remove(owner=owner))).changed
 
     async def list_apis(self) -> dict[str, dict[str, Any]]:
         """Every API the node serves, by id, as core() views (`GET /tyk/apis/` lists loaded definitions only)."""
@@ -130,7 +167,9 @@ class TykApiSync:
 
     async def _get(self, api_id: str) -> dict[str, Any] | None:
         async with self._limit:
-            response = await self._http.request("GET", f"/tyk/apis/{api_id}", op="get API", passthrough=(404,))
+            response = await self._http.request(
+                "GET", admin_path("/tyk/apis/{}", api_id), op="get API", passthrough=(404,)
+            )
         body = response.json() if response.status_code == 200 else None
         return core(body) if isinstance(body, dict) and body.get("api_id") else None
 
@@ -146,7 +185,9 @@ class TykApiSync:
             if api_id in results:
                 continue
             current = before.get(api_id)
-            if isinstance(op, Put):
+            if isinstance(op, Put) and (refused := claim_refused(self.name, api_id, op, current)) is not None:
+                results[api_id] = refused
+            elif isinstance(op, Put):
                 if op.adopting and current is not None and current.get("org_id") != op.desired["org_id"]:
                     # Moving it would orphan its keys (Tyk looks keys up per org): say so, write nothing.
                     results[api_id] = PermanentGatewayError(
@@ -160,6 +201,8 @@ class TykApiSync:
                     # POST is an upsert of the definition file: create and update alike, so a retry after a
                     # crash or a lost answer never makes a duplicate (the id is deterministic).
                     writes[api_id] = self._write(op.desired)
+            elif current is not None and owner_of(current) != op.owner:
+                results[api_id] = Applied(changed=False)  # not this object's API: never deleted by it
             elif current is not None:
                 writes[api_id] = self._delete(api_id)
             elif op.settled:
@@ -210,15 +253,17 @@ class TykApiSync:
         return results
 
     def _conflicts(self, ops: dict[str, Put | Remove], before: dict[str, dict[str, Any]]) -> dict[str, GatewayError]:
+        views = {**self._view, **before}
         wanted = {i: str(op.desired["proxy"]["listen_path"]) for i, op in ops.items() if isinstance(op, Put)}
-        current = {i: v.get("proxy.listen_path") for i, v in {**self._view, **before}.items()}
+        current = {i: v.get("proxy.listen_path") for i, v in views.items()}
         freed = {i for i, op in ops.items() if isinstance(op, Remove)}
+        namespaces = {i: (owner_of(v) or (None, None))[0] for i, v in views.items()}
+        namespaces |= {
+            i: op.desired["config_data"]["torii"]["namespace"] for i, op in ops.items() if isinstance(op, Put)
+        }
         return {
-            api_id: ListenPathConflict(
-                f"gateway {self.name}: spec.listenPath {path} is already served by API {holder}; choose another "
-                "path, or remove that API"
-            )
-            for api_id, (path, holder) in path_conflicts(wanted, current, freed).items()
+            api_id: ListenPathConflict(conflict_message(self.name, "API", conflict, namespaces, namespaces[api_id]))
+            for api_id, conflict in path_conflicts(wanted, current, freed, namespaces).items()
         }
 
     async def _confirmed(self, ops: dict[str, Put | Remove], touched: set[str]) -> dict[str, dict[str, Any]]:
@@ -244,7 +289,9 @@ class TykApiSync:
     async def _delete(self, api_id: str) -> None:
         async with self._limit:
             try:
-                await self._http.request("DELETE", f"/tyk/apis/{api_id}", op="delete API", passthrough=(404,))
+                await self._http.request(
+                    "DELETE", admin_path("/tyk/apis/{}", api_id), op="delete API", passthrough=(404,)
+                )
             except RetryableGatewayError as exc:
                 # A 500 means the file is already gone but the API still loaded (a delete whose reload never
                 # happened): the reload finishes that delete.

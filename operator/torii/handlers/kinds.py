@@ -43,14 +43,14 @@ def register_kind(
 
     def identity(body: kopf.Body) -> tuple[ObjectRef, Owner, int]:
         meta = body.metadata
-        ref = ObjectRef(str(meta.namespace), str(meta.name))
+        ref = ObjectRef(str(meta.namespace), str(meta.name), kind, str(meta.uid))
         return ref, Owner(API_VERSION, kind, str(meta.name), str(meta.uid)), int(meta.get("generation", 1))
 
     async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int) -> None:
         ref, owner, generation = identity(body)
         spec, status = plain(body.spec), plain(body.status)
         async with tracker.lock(owner.uid):
-            outcome = await reconcile(context(memo, settings), ref, owner, spec, generation, status, cause)
+            outcome = await reconcile(context(memo, settings, plural, ref), ref, owner, spec, generation, status, cause)
             # What the drift pass needs from now on: the status Torii is writing is the status it will see.
             tracker.remember(Tracked(ref, owner, generation, spec, {**status, **outcome.status}))
         apply(outcome, body, patch, retry, kind=kind, cause=cause.value)
@@ -73,17 +73,20 @@ def register_kind(
         tracker.forget(owner.uid)  # being deleted: a drift repair now would fight the cleanup
         async with tracker.lock(owner.uid):
             outcome = await delete(
-                context(memo, settings), ref, owner, plain(body.spec), generation, plain(body.status)
+                context(memo, settings, plural, ref), ref, owner, plain(body.spec), generation, plain(body.status)
             )
         if not outcome.retry:
             tracker.release(owner.uid)
         apply(outcome, body, patch, retry, kind=kind, cause="delete")
 
 
-def context(memo: kopf.Memo, settings: OperatorSettings) -> ReconcileContext:
+def context(memo: kopf.Memo, settings: OperatorSettings, plural: str, ref: ObjectRef) -> ReconcileContext:
+    async def record(fields: dict[str, Any]) -> None:
+        await kube.patch_status(plural, ref.namespace, ref.name, fields)
+
     return ReconcileContext(
         memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix,
-        drift_view_age=settings.drift_interval_seconds / 2,
+        drift_view_age=settings.drift_interval_seconds / 2, record=record,
     )  # fmt: skip
 
 
@@ -115,7 +118,8 @@ def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
             if tracker.objects.get(uid) is not tracked:
                 return  # a change handler ran meanwhile: its result is newer than this check
             outcome = await reconcile(
-                context(memo, settings), tracked.ref, tracked.owner, tracked.spec, tracked.generation,
+                context(memo, settings, plural, tracked.ref), tracked.ref, tracked.owner, tracked.spec,
+                tracked.generation,
                 tracked.status, Cause.DRIFT,
             )  # fmt: skip
             changed = status_changes(outcome, tracked.status)

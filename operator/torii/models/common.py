@@ -96,6 +96,20 @@ def adopt_id_field(what: str) -> Any:
         max_length=253,
         pattern=GATEWAY_ID_PATTERN,
         description=f"The id of the existing {what} on the gateway (as `torii import` writes it).",
+        json_schema_extra=validations(
+            cel("self != '.' && self != '..'", "spec.adopt: an id cannot be '.' or '..' (it names an admin URL path)")
+        ),
+    )
+
+
+def gateway_metadata_field(what: str) -> Any:
+    """`spec.metadata` of keys and OAuth clients: `torii*` keys are Torii's owner record on the gateway."""
+    return Field(
+        default_factory=dict,
+        description=f"Metadata on the gateway's {what} (keys starting with `torii` are Torii's).",
+        json_schema_extra=validations(
+            cel("self.all(k, !k.startsWith('torii'))", "spec.metadata: keys starting with torii are Torii's own")
+        ),
     )
 
 
@@ -175,7 +189,16 @@ class SecretTemplate(CamelModel):
     """Extra metadata for a generated Secret."""
 
     labels: dict[str, str] = Field(default_factory=dict, description="Labels to add to the generated Secret.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations to add to the generated Secret.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations to add to the generated Secret (not `torii.dev/` ones: those are Torii's).",
+        json_schema_extra=validations(
+            cel(
+                "self.all(k, !k.startsWith('torii.dev/'))",
+                "spec.secretTemplate.annotations: torii.dev/ annotations are Torii's own and cannot be set",
+            )
+        ),
+    )
 
 
 # An escape hatch is copied into every gateway definition and every list of them: a megabyte there costs the

@@ -20,6 +20,7 @@ from torii.models.common import (
     cel,
     deletion_policy_field,
     gateway_field,
+    gateway_metadata_field,
     immutable_once_set,
     secret_name_field,
     validations,
@@ -143,7 +144,7 @@ class GatewayKeySpec(CamelModel):
         description="Tags on the gateway key.",
         json_schema_extra={"items": {"type": "string", "maxLength": 128}},
     )
-    metadata: dict[str, str] = Field(default_factory=dict, description="Metadata on the gateway key.")
+    metadata: dict[str, str] = gateway_metadata_field("key")
     secret_name: str | None = secret_name_field("the credential")
     secret_template: SecretTemplate | None = Field(default=None, description="Labels/annotations for the Secret.")
     rotation: Rotation | None = Field(default=None, description="Declarative rotation of the credential.")
@@ -202,4 +203,12 @@ class GatewayKeyStatus(StatusBase):
     quota_reset_generation: int | None = Field(default=None, description="The quota reset generation applied.")
     quota_fingerprint: str | None = Field(default=None, description="The quota settings last applied.")
     previous_key_id: str | None = Field(default=None, description="Id of the rotated-out credential, until revoked.")
+    credential_digest: str | None = Field(
+        default=None,
+        description="Which credential Torii put in the Secret (a salted digest, not the credential): a credential "
+        "the Secret holds that does not match is not used.",
+    )
+    previous_credential_digest: str | None = Field(
+        default=None, description="The same for the rotated-out credential, during its grace period."
+    )
     previous_key_revoke_at: str | None = Field(default=None, description="When the previous credential is revoked.")

@@ -15,6 +15,7 @@ from torii.models.common import (
     cel,
     deletion_policy_field,
     gateway_field,
+    gateway_metadata_field,
     immutable_once_set,
     secret_name_field,
     validations,
@@ -52,7 +53,7 @@ class OAuthClientSpec(CamelModel):
     )
     policy: str | None = Field(default=None, max_length=253, description="Tyk policy id the client's tokens get.")
     description: str = Field(default="", max_length=1024, description="Human-readable description.")
-    metadata: dict[str, str] = Field(default_factory=dict, description="Metadata on the gateway's client.")
+    metadata: dict[str, str] = gateway_metadata_field("OAuth client")
     secret_name: str | None = secret_name_field("clientId, clientSecret and redirectUri")
     deletion_policy: DeletionPolicy = deletion_policy_field("the OAuth client")
     secret_template: SecretTemplate | None = Field(default=None, description="Labels/annotations for the Secret.")
@@ -71,3 +72,7 @@ class OAuthClientStatus(StatusBase):
     client_id: str | None = Field(default=None, description="The OAuth client id (not secret).")
     api_id: str | None = Field(default=None, description="Gateway id of the API.")
     secret_name: str | None = Field(default=None, description="The Secret holding the client credentials.")
+    credential_digest: str | None = Field(
+        default=None,
+        description="Which client credentials Torii put in the Secret (a salted digest): others are not used.",
+    )

@@ -11,11 +11,20 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from torii.gateways.base import GatewayDriver, ObjectRef
-from torii.gateways.errors import GatewayError
+from torii.gateways.errors import GatewayError, OwnershipConflict
 from torii.gateways.registry import Gateways
 from torii.kube import Owner, SecretView
 from torii.models.common import DeletionPolicy, StatusBase
 from torii.reconcile.outcome import Blocked, Event, Outcome, ready
+from torii.tenancy.rules import Connection
+
+# Writes status fields of the object being reconciled at once (a merge patch of the status subresource).
+StatusRecorder = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def no_record(fields: dict[str, Any]) -> None:
+    """Where nothing needs writing ahead (the status is written with the outcome)."""
+
 
 ORPHAN_HINT = " (set spec.deletionPolicy: Orphan to release the object without cleanup)"
 
@@ -59,6 +68,16 @@ class ReconcileContext:
     # How old a gateway view a drift pass may use (half the drift interval: a hand edit is still repaired
     # within 1.5 intervals, and N drift checks share a few list calls instead of N reads).
     drift_view_age: float = 0.0
+    # Status fields that must be durable before a Secret or a gateway sees what they describe (a new
+    # credential's digest): written at once, not with the outcome.
+    record: StatusRecorder = field(default=no_record)
+
+    def connection(self, driver: GatewayDriver) -> Connection:
+        """What the tenancy checks need to know of the driver's connection."""
+        return Connection(
+            driver.name, driver.type, self.gateways.tenancy(driver.name), list(driver.admin_urls),
+            frozenset(driver.neutral_fields),
+        )  # fmt: skip
 
     async def owned_secret(self, ref: ObjectRef, owner: Owner, secret_name: str) -> SecretView | None:
         """The Secret if this object owns it, None if absent; Blocked(SecretConflict) if somebody else's."""
@@ -92,6 +111,9 @@ class ReconcileContext:
             return Outcome(status.to_wire(), [Event("Warning", exc.reason, f"not cleaned up: {exc.message}")])
         try:
             message = await remove(driver)
+        except OwnershipConflict as exc:
+            # Not this object's to delete: it is released, and the gateway object stays as it is.
+            return Outcome(status.to_wire(), [Event("Warning", "LeftAlone", f"not deleted: {exc.message}")])
         except GatewayError as exc:
             ready(status, generation, False, "DeleteFailed", exc.message + ORPHAN_HINT)
             return Outcome(

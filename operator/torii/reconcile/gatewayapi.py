@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner
+from torii.models.common import ConditionStatus
 from torii.models.gatewayapi import GatewayAPISpec, GatewayAPIStatus
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.outcome import (
+    READY,
     Blocked,
     Cause,
     Event,
@@ -21,6 +24,7 @@ from torii.reconcile.outcome import (
     permanently_failed_at,
     ready,
 )
+from torii.tenancy.rules import check_api
 
 
 def parse_status(raw: dict[str, Any] | None) -> GatewayAPIStatus:
@@ -39,17 +43,19 @@ async def reconcile_api(
     status = parse_status(raw_status)
     if cause == Cause.DRIFT and permanently_failed_at(status, generation):
         return Outcome(status.to_wire())  # already reported; a spec change (new generation) retries
+    ref = replace(ref, kind=owner.kind, uid=owner.uid)
     try:
         spec = parse_spec(GatewayAPISpec, raw_spec)
         driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
+        await check_api(ctx.connection(driver), ref.namespace, spec)
         result = await driver.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
     except Blocked as exc:
         return blocked(status, generation, exc)
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge")
 
-    was_ready = (c := status.condition("Ready")) is not None and c.status == "True"
+    was_ready = (c := status.condition(READY)) is not None and c.status == ConditionStatus.TRUE
     status.gateway_id = result.gateway_id
     status.listen_path = spec.listen_path
     if cause == Cause.DRIFT:
@@ -86,6 +92,7 @@ async def delete_api(
     """Remove the API from its gateway (unless Orphan). `retry` keeps the finalizer and tries again later."""
 
     adopted = (raw_spec.get("adopt") or {}).get("id")
+    ref = replace(ref, kind=owner.kind, uid=owner.uid)
 
     async def remove(driver: GatewayDriver) -> str:
         if await driver.delete_api(ref, adopted or None):

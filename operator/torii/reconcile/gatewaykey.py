@@ -7,22 +7,23 @@ converges the same credential (no duplicates).
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import secrets
-import string
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from torii.gateways.base import Credential, GatewayDriver, KeyRequest, ObjectRef, ResolvedApi, group_id
+from torii.gateways.base import Credential, GatewayDriver, KeyRequest, KeyResult, ObjectRef, ResolvedApi, group_id
 from torii.gateways.errors import GatewayError
-from torii.kube import Owner
+from torii.kube import Owner, SecretView
+from torii.models.common import ConditionStatus, SecretTemplate
 from torii.models.gatewayapi import AuthMode
 from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
 from torii.reconcile.context import ReconcileContext
+from torii.reconcile.credentials import credentials_in, digest, new_credential, recognised, secret_data
 from torii.reconcile.outcome import (
+    READY,
     Blocked,
     Cause,
     Event,
@@ -34,58 +35,7 @@ from torii.reconcile.outcome import (
     ready,
 )
 from torii.reconcile.references import usable_api
-
-ANN_ROTATION = "torii.dev/rotation-generation"
-ANN_REVOKE_AT = "torii.dev/previous-credential-revoke-at"
-# On a Secret holding an adopted key's credential: the key's id. Tyk's update answer has no key hash, and a
-# status written from a stale copy may lack it: the Secret is the durable record.
-ANN_ADOPTED = "torii.dev/adopted-key-id"
-# On a Secret whose credential replaced an adopted key Torii knew only by id: that id, until it is revoked (written
-# with the new credential, before the gateway sees it, so a crash cannot leave the old key alive unrecorded).
-ANN_PREVIOUS_ID = "torii.dev/previous-key-id"
-ALPHANUM = string.ascii_letters + string.digits
-
-
-# ------------------------------------------------------------------------------------------- credentials
-
-
-def new_credential(gateway_type: str, client_id: str = "") -> Credential:
-    """A fresh, cryptographically random credential (Otoroshi: keep `client_id` when rotating)."""
-    if gateway_type == "tyk":
-        return Credential(key=secrets.token_hex(24))
-    return Credential(
-        client_id=client_id or "".join(secrets.choice(ALPHANUM) for _ in range(16)),
-        client_secret="".join(secrets.choice(ALPHANUM) for _ in range(64)),
-    )
-
-
-def secret_data(gateway_type: str, cred: Credential, previous: Credential | None = None) -> dict[str, str]:
-    if gateway_type == "tyk":
-        data = {"key": cred.key, "Authorization": cred.key}
-        if previous is not None:
-            data["previousKey"] = previous.key
-        return data
-    basic = base64.b64encode(f"{cred.client_id}:{cred.client_secret}".encode()).decode()
-    data = {"clientId": cred.client_id, "clientSecret": cred.client_secret, "basicAuthHeader": f"Basic {basic}"}
-    if previous is not None:
-        data["previousClientSecret"] = previous.client_secret
-    return data
-
-
-def credentials_in(gateway_type: str, data: dict[str, str]) -> tuple[Credential | None, Credential | None]:
-    """(current, previous-in-grace) from a Secret's data; None when absent or incomplete."""
-    if gateway_type == "tyk":
-        current = Credential(key=data["key"]) if data.get("key") else None
-        previous = Credential(key=data["previousKey"]) if data.get("previousKey") else None
-        return current, previous
-    if not (data.get("clientId") and data.get("clientSecret")):
-        return None, None
-    current = Credential(client_id=data["clientId"], client_secret=data["clientSecret"])
-    previous = None
-    if data.get("previousClientSecret"):
-        previous = Credential(client_id=data["clientId"], client_secret=data["previousClientSecret"])
-    return current, previous
-
+from torii.tenancy.rules import Connection, check_key, may_read_adopted_credentials
 
 # -------------------------------------------------------------------------------------------- references
 
@@ -143,6 +93,233 @@ def _fmt(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass
+class KeyWork:
+    """One reconcile of a GatewayKey: what it read, and the credential state it moves through."""
+
+    ref: ObjectRef
+    owner: Owner
+    spec: GatewayKeySpec
+    status: GatewayKeyStatus
+    driver: GatewayDriver
+    secret_name: str
+    view: SecretView | None
+    current: Credential | None = None  # recognised credential in the Secret
+    previous: Credential | None = None  # recognised rotated-out credential, in its grace period
+    revoke_at: datetime | None = None
+    applied_rotation: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def type(self) -> str:
+        return self.driver.type
+
+    @property
+    def wanted_rotation(self) -> int:
+        return self.spec.rotation.generation if self.spec.rotation else 0
+
+    @property
+    def grace(self) -> int:
+        return self.spec.rotation.grace_period_seconds if self.spec.rotation else 0
+
+    def digest(self, cred: Credential | None) -> str | None:
+        return digest(self.owner.uid, cred) if cred is not None else None
+
+
+def read_credentials(work: KeyWork) -> bool:
+    """Fill `work.current`/`previous` from the Secret with what Torii recognises (status record); True when the
+    Secret holds a credential Torii does not recognise (written by somebody else: it is not used)."""
+    status = work.status
+    work.applied_rotation = status.rotation_generation if status.rotation_generation is not None else (
+        work.wanted_rotation)  # fmt: skip
+    work.revoke_at = _parse_time(status.previous_key_revoke_at)
+    if work.view is None:
+        return False
+    current, previous = credentials_in(work.type, work.view.data)
+    uid = work.owner.uid
+    if recognised(work.type, uid, current, status.credential_digest):
+        work.current = current
+    elif current is not None and status.previous_credential_digest == work.digest(current):
+        # A rotation recorded in status whose Secret write did not happen: the old credential is still the
+        # current one in the Secret. It becomes the previous one again, and a new credential is issued below.
+        work.previous = current
+        return False
+    recorded = status.previous_credential_digest
+    # Nothing recorded at all: an object from before the record existed, trusted with Torii-shaped credentials.
+    if recognised(work.type, uid, previous, recorded) and (recorded or status.credential_digest is None):
+        work.previous = previous
+    return current is not None and work.current is None
+
+
+async def record(ctx: ReconcileContext, work: KeyWork, **fields: Any) -> None:
+    """Set status fields and write them NOW (before the Secret and the gateway see what they describe)."""
+    for name, value in fields.items():
+        setattr(work.status, name, value)
+    wire = work.status.to_wire()
+    await ctx.record({k: wire.get(k) for k in (GatewayKeyStatus.model_fields[n].alias or n for n in fields)})
+
+
+async def write_secret(ctx: ReconcileContext, work: KeyWork) -> None:
+    """The Secret with the current (and previous) credential, the template's labels and annotations."""
+    assert work.current is not None
+    template = work.spec.secret_template
+    version = await ctx.secrets.write(
+        work.ref.namespace, work.secret_name, work.owner, secret_data(work.type, work.current, work.previous),
+        labels=dict(template.labels) if template else {}, annotations=template_annotations(template),
+        create=work.view is None, resource_version=work.view.resource_version if work.view else "",
+    )  # fmt: skip
+    work.view = SecretView(work.secret_name, {}, {}, {}, (work.owner.uid,), version)
+
+
+def template_annotations(template: SecretTemplate | None) -> dict[str, str]:
+    # torii.dev/ annotations are refused at apply; an object from before that rule still never sets one.
+    return {k: v for k, v in (template.annotations if template else {}).items() if not k.startswith("torii.dev/")}
+
+
+def metadata_drifted(work: KeyWork) -> bool:
+    template = work.spec.secret_template
+    if work.view is None or template is None:
+        return False
+    return bool(
+        template.labels.items() - work.view.labels.items()
+        or template_annotations(template).items() - work.view.annotations.items()
+    )
+
+
+async def issue(ctx: ReconcileContext, work: KeyWork, cred: Credential, **fields: Any) -> None:
+    """A credential Torii chose: recorded in status, then stored in the Secret, before any gateway sees it.
+
+    The first credential of an object needs no record ahead: with none recorded, a credential of the shape
+    Torii issues is recognised, and nothing older exists to revoke. (One apiserver write less per new key.)"""
+    work.current = cred
+    fields |= {"credential_digest": work.digest(cred), "previous_credential_digest": work.digest(work.previous)}
+    first = work.status.credential_digest is None and work.status.key_id is None and work.previous is None
+    if first:
+        for name, value in fields.items():
+            setattr(work.status, name, value)
+    else:
+        await record(ctx, work, **fields)
+    await write_secret(ctx, work)
+
+
+@dataclass
+class CredentialPlan:
+    """How the gateway is addressed for this reconcile, and what must go afterwards."""
+
+    by_id: str | None = None  # an adopted key Torii manages by its id only (Tyk hashes keys)
+    rotated_from: str | None = None  # an adopted key replaced by rotation: it expires after the grace period
+    lost_key_id: str | None = None  # a key whose credential Torii no longer has: revoked once the new one works
+    adopting: bool = False
+
+
+async def settle_credential(
+    ctx: ReconcileContext, work: KeyWork, apis: tuple[ResolvedApi, ...], gid: str | None, conn: Connection,
+    unrecognised: bool,
+) -> CredentialPlan:  # fmt: skip
+    """Decide the credential (adopt, keep, issue, rotate) and store it; the gateway comes after."""
+    spec, status, plan = work.spec, work.status, CredentialPlan()
+    # Adoption applies until Torii has the key's credential in the Secret, or rotated away from it. (Otoroshi
+    # keeps the clientId when rotating: during a grace period its stored secret is the old one.)
+    adoption = spec.adopt if spec.adopt is not None and status.key_id in (None, spec.adopt.id) else None
+    if status.previous_key_revoke_at:
+        adoption = None
+    plan.adopting = adoption is not None
+    if work.current is None and adoption is not None:
+        supplied = await supplied_credential(ctx, work.ref, spec)
+        recovered = await work.driver.adopted_credential(
+            KeyRequest(work.ref, spec, apis, gid, Credential(), adopting=True), adoption.id, supplied,
+            read_allowed=may_read_adopted_credentials(conn, work.ref.namespace),
+        )  # fmt: skip
+        if recovered is not None:
+            # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
+            work.applied_rotation = work.wanted_rotation
+            await issue(ctx, work, recovered, key_id=adoption.id, rotation_generation=work.wanted_rotation)
+            work.events.append(Event("Normal", "Adopted", f"existing key {adoption.id} adopted; its credential is "
+                                                          f"in Secret {work.secret_name}"))  # fmt: skip
+        elif work.wanted_rotation <= (status.rotation_generation or 0):
+            plan.by_id, work.applied_rotation = adoption.id, work.wanted_rotation
+        else:
+            # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one keeps
+            # working for the grace period (and then expires on the gateway itself).
+            work.applied_rotation, work.revoke_at = work.wanted_rotation, ctx.now() + timedelta(seconds=work.grace)
+            await issue(ctx, work, new_credential(work.type), rotation_generation=work.wanted_rotation,
+                        previous_key_id=adoption.id, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
+            plan.rotated_from = adoption.id
+            message = f"new credential in Secret {work.secret_name}; adopted key {adoption.id} revoked at "
+            work.events.append(Event("Normal", "Rotated", message + _fmt(work.revoke_at)))
+    elif work.current is None:
+        # No credential yet, or the Secret lost it (or holds one Torii does not recognise). A new one is recorded
+        # and stored BEFORE the gateway sees it. One issued before (status.keyId) must not stay alive unseen:
+        # Otoroshi keeps the clientId (the update replaces the secret); a Tyk key is revoked by its hash once
+        # the new one exists.
+        reuse = status.key_id if work.type == "otoroshi" and status.key_id else ""
+        plan.lost_key_id = status.key_id if work.type == "tyk" and work.previous is None else None
+        if work.previous is None:
+            work.applied_rotation, work.revoke_at = work.wanted_rotation, None
+        client_id = reuse or (work.previous.client_id if work.previous else "")
+        await issue(ctx, work, new_credential(work.type, client_id), rotation_generation=work.applied_rotation)
+        if unrecognised:
+            work.events.append(Event("Warning", "CredentialReplaced", f"Secret {work.secret_name} held a credential "
+                                     "Torii did not issue; a new one was issued"))  # fmt: skip
+    elif work.wanted_rotation > work.applied_rotation:
+        # Rotation: the new credential goes into the Secret first; the old one keeps working for `grace`.
+        if work.previous is not None:
+            # Rotated again before the last grace period ended: that older credential goes now.
+            await work.driver.revoke_previous(KeyRequest(work.ref, spec, apis, gid, work.current), work.previous)
+        work.previous = work.current
+        work.revoke_at = ctx.now() + timedelta(seconds=work.grace)
+        work.applied_rotation = work.wanted_rotation
+        await issue(ctx, work, new_credential(work.type, client_id=work.current.client_id),
+                    rotation_generation=work.wanted_rotation, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
+        work.events.append(Event("Normal", "Rotated", f"new credential in Secret {work.secret_name}; previous "
+                                                      f"revoked at {_fmt(work.revoke_at)}"))  # fmt: skip
+    elif metadata_drifted(work):
+        await write_secret(ctx, work)
+    return plan
+
+
+def gateway_request(
+    work: KeyWork, apis: tuple[ResolvedApi, ...], gid: str | None, plan: CredentialPlan, now: datetime
+) -> KeyRequest:
+    keep_counters = work.status.quota_fingerprint in (None, work.spec.quota_fingerprint)
+    in_grace = work.previous is not None and work.revoke_at is not None and now < work.revoke_at
+    request = KeyRequest(work.ref, work.spec, apis, gid, Credential(), None, work.grace, keep_counters,
+                         adopting=plan.adopting)  # fmt: skip
+    if plan.by_id is not None or work.current is None:
+        return replace(request, key_id=plan.by_id)
+    if work.type == "otoroshi" and in_grace and work.previous is not None:
+        # Native rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
+        return replace(request, credential=work.previous, next_credential=work.current)
+    return replace(request, credential=work.current)
+
+
+async def end_grace(ctx: ReconcileContext, work: KeyWork, request: KeyRequest, plan: CredentialPlan) -> None:
+    """Revoke what a rotation or an adoption left behind once its grace period is over."""
+    status, now = work.status, ctx.now()
+    in_grace = work.previous is not None and work.revoke_at is not None and now < work.revoke_at
+    if work.type == "tyk" and work.previous is not None and in_grace and work.revoke_at is not None:
+        # Tyk enforces the grace period itself too: the old key expires even if Torii is down then.
+        expire = getattr(work.driver, "expire_key", None)
+        if expire is not None:
+            await expire(request, work.previous.key, request.apis[0].gateway_id, int(work.revoke_at.timestamp()))
+    if plan.rotated_from is not None and work.revoke_at is not None:
+        await work.driver.expire_by_id(replace(request, adopting=True), plan.rotated_from,
+                                       int(work.revoke_at.timestamp()))  # fmt: skip
+    adopted_done = work.revoke_at is None or now >= work.revoke_at
+    if status.previous_key_id and work.previous is None and plan.by_id is None and plan.rotated_from is None and (
+            adopted_done):  # fmt: skip
+        await work.driver.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
+        work.events.append(Event("Normal", "PreviousCredentialRevoked", "the adopted key no longer works"))
+        status.previous_key_id, work.revoke_at = None, None
+    if work.previous is not None and work.current is not None and not in_grace:
+        await work.driver.revoke_previous(replace(request, credential=work.current, next_credential=None),
+                                          work.previous)  # fmt: skip
+        work.previous, work.revoke_at = None, None
+        await record(ctx, work, previous_credential_digest=None, previous_key_revoke_at=None)
+        await write_secret(ctx, work)
+        work.events.append(Event("Normal", "PreviousCredentialRevoked", "the rotated-out credential no longer works"))
+
+
 async def reconcile_key(
     ctx: ReconcileContext,
     ref: ObjectRef,
@@ -155,175 +332,81 @@ async def reconcile_key(
     status = GatewayKeyStatus.model_validate(raw_status or {})
     if cause == Cause.DRIFT and permanently_failed_at(status, generation):
         return Outcome(status.to_wire())
-    events: list[Event] = []
+    ref = with_owner(ref, owner)
     try:
         spec = parse_spec(GatewayKeySpec, raw_spec)
         driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
+        conn = ctx.connection(driver)
+        check_key(conn, ref.namespace, spec)
         secret_name = spec.secret_name or ref.name
         status.secret_name = secret_name
         view = await ctx.owned_secret(ref, owner, secret_name)
         apis, gid = await resolve_apis(ctx, driver, ref, spec)
-        template = spec.secret_template
-        labels = dict(template.labels) if template else {}
-        annotations = dict(template.annotations) if template else {}
-        wanted_rotation = spec.rotation.generation if spec.rotation else 0
-        grace = spec.rotation.grace_period_seconds if spec.rotation else 0
-
-        current, previous = credentials_in(driver.type, view.data) if view else (None, None)
-        applied_rotation = int(view.annotations.get(ANN_ROTATION, "0")) if view else wanted_rotation
-        revoke_at = _parse_time(view.annotations.get(ANN_REVOKE_AT)) if view else None
-
-        secret_state = {"exists": view is not None, "version": view.resource_version if view else ""}
-
-        adopted_id = view.annotations.get(ANN_ADOPTED) if view else None
-        pending_previous = view.annotations.get(ANN_PREVIOUS_ID) if view else None
-        status.previous_key_id = status.previous_key_id or pending_previous
-
-        async def write_secret(cred: Credential, prev: Credential | None, rotation: int, when: datetime | None) -> None:
-            notes = {**annotations, ANN_ROTATION: str(rotation)}
-            if when is not None:
-                notes[ANN_REVOKE_AT] = _fmt(when)
-            if adopted_id:  # still the adopted credential (a new one clears adopted_id first)
-                notes[ANN_ADOPTED] = adopted_id
-            if pending_previous:
-                notes[ANN_PREVIOUS_ID] = pending_previous
-            secret_state["version"] = await ctx.secrets.write(
-                ref.namespace, secret_name, owner, secret_data(driver.type, cred, prev),
-                labels=labels, annotations=notes, create=not secret_state["exists"],
-                resource_version=str(secret_state["version"]),
-            )  # fmt: skip
-            secret_state["exists"] = True
-
-        # Adoption (spec.adopt) applies until Torii has the key's credential in the Secret, or rotated away from it.
-        # (Otoroshi keeps the clientId when rotating: during a grace period its stored secret is the old one.)
-        adoption = spec.adopt if spec.adopt is not None and status.key_id in (None, spec.adopt.id) else None
-        if status.previous_key_revoke_at:
-            adoption = None
-        by_id: str | None = None  # an adopted key Torii manages by its id only (Tyk hashes keys)
-        rotated_from: str | None = None  # an adopted key replaced by rotation: it expires after the grace period
-        lost_key_id = None
-        if current is None and adoption is not None:
-            supplied = await supplied_credential(ctx, ref, spec)
-            recovered = await driver.adopted_credential(KeyRequest(ref, spec, apis, gid, Credential()), adoption.id,
-                                                        supplied)  # fmt: skip
-            if recovered is not None:
-                # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
-                current, previous, revoke_at, applied_rotation = recovered, None, None, wanted_rotation
-                adopted_id = status.key_id = adoption.id
-                await write_secret(current, None, wanted_rotation, None)
-                events.append(Event("Normal", "Adopted", f"existing key {adoption.id} adopted; its credential is "
-                                                         f"in Secret {secret_name}"))  # fmt: skip
-            elif wanted_rotation <= (status.rotation_generation or 0):
-                by_id = adoption.id
-                applied_rotation = wanted_rotation
-            else:
-                # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one
-                # keeps working for the grace period (and then expires on the gateway itself).
-                current, previous, applied_rotation = new_credential(driver.type), None, wanted_rotation
-                revoke_at, adopted_id = ctx.now() + timedelta(seconds=grace), None
-                pending_previous = adoption.id
-                await write_secret(current, None, wanted_rotation, revoke_at)
-                rotated_from = adoption.id
-                events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; adopted key "
-                                                         f"{adoption.id} revoked at {_fmt(revoke_at)}"))  # fmt: skip
-        elif current is None:
-            # No credential yet (or the Secret lost it): choose one and store it BEFORE the gateway sees it.
-            # A credential issued before (status.keyId) must not stay alive unseen: Otoroshi keeps the clientId
-            # (the update replaces the secret); a Tyk key is revoked by its hash once the new one exists.
-            reuse = status.key_id if driver.type == "otoroshi" and status.key_id else ""
-            lost_key_id = status.key_id if driver.type == "tyk" else None
-            current, adopted_id = new_credential(driver.type, client_id=reuse), None
-            previous, revoke_at, applied_rotation = None, None, wanted_rotation
-            await write_secret(current, None, wanted_rotation, None)
-        elif wanted_rotation > applied_rotation:
-            # Rotation: the new credential goes into the Secret first; the old one keeps working for `grace`.
-            if previous is not None:
-                # Rotated again before the last grace period ended: that older credential goes now.
-                await driver.revoke_previous(KeyRequest(ref, spec, apis, gid, current), previous)
-            previous, adopted_id = current, None
-            current = new_credential(driver.type, client_id=current.client_id)
-            revoke_at = ctx.now() + timedelta(seconds=grace)
-            applied_rotation = wanted_rotation
-            await write_secret(current, previous, wanted_rotation, revoke_at)
-            events.append(Event("Normal", "Rotated", f"new credential in Secret {secret_name}; previous revoked at "
-                                                     f"{_fmt(revoke_at)}"))  # fmt: skip
-        elif view is not None and (
-            labels.items() - view.labels.items() or annotations.items() - view.annotations.items()
-        ):
-            await write_secret(current, previous, applied_rotation, revoke_at)
-
-        in_grace = previous is not None and revoke_at is not None and ctx.now() < revoke_at
-        quota_unchanged = status.quota_fingerprint in (None, spec.quota_fingerprint)
-        if by_id is not None or current is None:
-            request = KeyRequest(ref, spec, apis, gid, Credential(), None, grace, quota_unchanged, key_id=by_id)
-        elif driver.type == "otoroshi" and in_grace:
-            assert previous is not None
-            # Native rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
-            request = KeyRequest(ref, spec, apis, gid, previous, current, grace, quota_unchanged)
-        else:
-            request = KeyRequest(ref, spec, apis, gid, current, None, grace, quota_unchanged)
+        work = KeyWork(ref, owner, spec, status, driver, secret_name, view)
+        unrecognised = read_credentials(work)
+        plan = await settle_credential(ctx, work, apis, gid, conn, unrecognised)
+        request = gateway_request(work, apis, gid, plan, ctx.now())
         result = await driver.converge_key(request)
-        if lost_key_id and lost_key_id != result.key_id:
-            await driver.revoke_by_id(request, lost_key_id)
-        if driver.type == "tyk" and previous is not None and in_grace and revoke_at is not None:
-            # Tyk enforces the grace period itself too: the old key expires even if Torii is down then.
-            expire = getattr(driver, "expire_key", None)
-            if expire is not None:
-                await expire(previous.key, apis[0].gateway_id, int(revoke_at.timestamp()))
-
-        if rotated_from is not None and revoke_at is not None:
-            await driver.expire_by_id(request, rotated_from, int(revoke_at.timestamp()))
-            status.previous_key_id = rotated_from
-        adopted_done = revoke_at is None or ctx.now() >= revoke_at
-        if status.previous_key_id and previous is None and by_id is None and rotated_from is None and adopted_done:
-            await driver.revoke_by_id(request, status.previous_key_id)
-            pending_previous = None
-            if current is not None:
-                await write_secret(current, None, applied_rotation, None)
-            events.append(Event("Normal", "PreviousCredentialRevoked", "the adopted key no longer works"))
-            status.previous_key_id, revoke_at = None, None
-
-        if previous is not None and current is not None and not in_grace:
-            final = KeyRequest(ref, spec, apis, gid, current, None, grace, True)
-            await driver.revoke_previous(final, previous)
-            await write_secret(current, None, applied_rotation, None)
-            events.append(Event("Normal", "PreviousCredentialRevoked", "the rotated-out credential no longer works"))
-            previous, revoke_at = None, None
-
-        status.key_id = result.key_id or status.key_id or adopted_id or (current.client_id if current else None) or None
-        if by_id is not None:
-            status.secret_name = None  # nothing to deliver: see the Ready message
-        status.scope = result.scope
-        status.api_ids = [a.gateway_id for a in apis]
-        status.quota_fingerprint = spec.quota_fingerprint
-        status.rotation_generation = applied_rotation
-        status.previous_key_revoke_at = _fmt(revoke_at) if revoke_at else None
-
-        wanted_reset = spec.quota_reset_generation or 0
-        if wanted_reset > (status.quota_reset_generation or 0):
-            await driver.reset_key_quota(request)
-            events.append(Event("Normal", "QuotaReset", "live quota counters reset on the gateway"))
-        status.quota_reset_generation = wanted_reset or status.quota_reset_generation
-        with contextlib.suppress(GatewayError):  # quota figures are informative
-            status.quota = await driver.key_quota(request)
+        if plan.lost_key_id and plan.lost_key_id != result.key_id:
+            await driver.revoke_by_id(request, plan.lost_key_id)
+        await end_grace(ctx, work, request, plan)
+        finish_status(work, result, apis, plan)
+        await quota(work, request)
     except Blocked as exc:
         return blocked(status, generation, exc)
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge key")
+    return key_outcome(work, generation, cause, result, apis, plan)
 
-    if by_id is not None and ((c := status.condition("Ready")) is None or c.status != "True"):
-        events.append(Event("Normal", "Adopted", f"existing key {by_id} adopted; Tyk keeps only its hash"))
+
+def with_owner(ref: ObjectRef, owner: Owner) -> ObjectRef:
+    """The object's reference with its owner record's kind and uid (what the gateway objects carry)."""
+    return replace(ref, kind=owner.kind, uid=owner.uid)
+
+
+def finish_status(work: KeyWork, result: KeyResult, apis: tuple[ResolvedApi, ...], plan: CredentialPlan) -> None:
+    status, current = work.status, work.current
+    status.key_id = result.key_id or status.key_id or (current.client_id if current else None) or None
+    if plan.by_id is not None:
+        status.secret_name = None  # nothing to deliver: see the Ready message
+    status.scope = result.scope
+    status.api_ids = [a.gateway_id for a in apis]
+    status.quota_fingerprint = work.spec.quota_fingerprint
+    status.rotation_generation = work.applied_rotation
+    status.previous_key_revoke_at = _fmt(work.revoke_at) if work.revoke_at else None
+    status.credential_digest = work.digest(current)
+    status.previous_credential_digest = work.digest(work.previous)
+
+
+async def quota(work: KeyWork, request: KeyRequest) -> None:
+    status, spec = work.status, work.spec
+    wanted_reset = spec.quota_reset_generation or 0
+    if wanted_reset > (status.quota_reset_generation or 0):
+        await work.driver.reset_key_quota(request)
+        work.events.append(Event("Normal", "QuotaReset", "live quota counters reset on the gateway"))
+    status.quota_reset_generation = wanted_reset or status.quota_reset_generation
+    with contextlib.suppress(GatewayError):  # quota figures are informative
+        status.quota = await work.driver.key_quota(request)
+
+
+def key_outcome(
+    work: KeyWork, generation: int, cause: Cause, result: KeyResult, apis: tuple[ResolvedApi, ...],
+    plan: CredentialPlan,
+) -> Outcome:  # fmt: skip
+    status, driver, events = work.status, work.driver, work.events
+    if plan.by_id is not None and ((c := status.condition(READY)) is None or c.status != ConditionStatus.TRUE):
+        events.append(Event("Normal", "Adopted", f"existing key {plan.by_id} adopted; Tyk keeps only its hash"))
     if result.changed:
         reason = "DriftRepaired" if cause == Cause.DRIFT else ("Created" if result.created else "Updated")
         events.insert(
             0, Event("Normal", reason, f"key {status.key_id or ''} {reason.lower()} on gateway {driver.name}")
         )
     names = ", ".join(a.name for a in apis)
-    if by_id is not None:
+    if plan.by_id is not None:
         message = (
-            f"adopted key {by_id} active on gateway {driver.name} for {names}; Tyk stores only a hash of it, so "
-            "Torii cannot put it in a Secret: its clients keep using it. Set spec.adopt.credentialSecretRef to "
+            f"adopted key {plan.by_id} active on gateway {driver.name} for {names}; Tyk stores only a hash of it, "
+            "so Torii cannot put it in a Secret: its clients keep using it. Set spec.adopt.credentialSecretRef to "
             "deliver it, or spec.rotation.generation to issue a new key"
         )
         ready(status, generation, True, "Active", message)
@@ -358,13 +441,19 @@ async def delete_key(
 ) -> Outcome:
     """Revoke the key on the gateway. The Secret goes with the GatewayKey (ownerReference)."""
     status = GatewayKeyStatus.model_validate(raw_status or {})
+    ref = with_owner(ref, owner)
 
     async def revoke(driver: GatewayDriver) -> str:
         view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
         current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
+        # Only what Torii recognises is revoked by value; a key it issued is otherwise found by its id.
+        current = current if recognised(driver.type, owner.uid, current, status.credential_digest) else None
+        previous = previous if status.previous_credential_digest and recognised(
+            driver.type, owner.uid, previous, status.previous_credential_digest) else None  # fmt: skip
         adopted_id = (raw_spec.get("adopt") or {}).get("id")
         by_id = adopted_id if current is None and adopted_id and status.key_id == adopted_id else None
-        if current is None and by_id is None:
+        lost_id = status.key_id if current is None and by_id is None else None
+        if current is None and by_id is None and lost_id is None:
             return "no credential was issued: nothing to revoke"
         # Ids are deterministic: even when a crash kept them out of status, the spec names them.
         api_ids = status.api_ids or [
@@ -384,12 +473,17 @@ async def delete_key(
             spec = GatewayKeySpec.model_validate(raw_spec)
         except ValidationError:
             spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
-        request = KeyRequest(ref, spec, apis, gid, current or Credential(), key_id=by_id)
-        deleted = await driver.delete_key(request)
+        request = KeyRequest(ref, spec, apis, gid, current or Credential(), key_id=by_id, adopting=by_id is not None)
+        if lost_id is not None:
+            await driver.revoke_by_id(request, lost_id)
+            deleted = True
+        else:
+            deleted = await driver.delete_key(request)
         if previous is not None and driver.type == "tyk":
             await driver.revoke_previous(request, previous)
         if status.previous_key_id:
-            await driver.revoke_by_id(request, status.previous_key_id)  # an adopted key still in its grace period
+            # an adopted key still in its grace period
+            await driver.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
         return f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
 
     return await ctx.cleanup(raw_spec, status, generation, revoke)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from torii.gateways.base import GatewayDriver, OAuthClientRequest, ObjectRef
-from torii.gateways.errors import GatewayError
-from torii.kube import Owner
+from torii.gateways.base import Credential, GatewayDriver, OAuthClientRequest, ObjectRef
+from torii.gateways.errors import GatewayError, PolicyViolation
+from torii.kube import Owner, SecretView
 from torii.models.gatewayapi import AuthMode
 from torii.models.oauthclient import OAuthClientSpec, OAuthClientStatus
 from torii.reconcile.context import ReconcileContext
-from torii.reconcile.gatewaykey import new_credential
+from torii.reconcile.credentials import digest, new_client, recognised
+from torii.reconcile.gatewaykey import template_annotations, with_owner
 from torii.reconcile.outcome import (
     Blocked,
     Cause,
@@ -23,10 +24,51 @@ from torii.reconcile.outcome import (
     ready,
 )
 from torii.reconcile.references import usable_api
+from torii.tenancy.rules import Connection, check_oauth_client, may_read_adopted_credentials
 
 
 def secret_data(client_id: str, client_secret: str, redirect_uri: str) -> dict[str, str]:
     return {"clientId": client_id, "clientSecret": client_secret, "redirectUri": redirect_uri}
+
+
+async def settle_client(
+    ctx: ReconcileContext, ref: ObjectRef, owner: Owner, spec: OAuthClientSpec, status: OAuthClientStatus,
+    view: SecretView | None, conn: Connection, api_id: str,
+) -> tuple[Credential, list[Event]]:  # fmt: skip
+    """The client's id and secret: the Secret's when Torii recognises them (status record), the adopted
+    client's, or new ones (recorded, then stored, before the gateway sees them)."""
+    data = view.data if view else {}
+    held = Credential(client_id=data["clientId"], client_secret=data["clientSecret"]) if (
+        data.get("clientId") and data.get("clientSecret")) else None  # fmt: skip
+    if held is not None and recognised("otoroshi", owner.uid, held, status.credential_digest):
+        cred: Credential = held
+        if data.get("redirectUri") == spec.redirect_uri:
+            return cred, []
+    elif spec.adopt is not None and status.client_id in (None, spec.adopt.client_id):
+        # An existing client: Tyk returns its secret, which goes into the Secret unchanged (a tenancy grant).
+        if not may_read_adopted_credentials(conn, ref.namespace):
+            raise PolicyViolation(
+                f"refused by the tenancy policy of gateway {conn.name}: spec.adopt: adopting an OAuth client "
+                "means reading its secret from the gateway (tenancy.adoption.credentials)"
+            )
+        secret = await ctx.gateways.get(conn.name).adopted_oauth_client(ref, api_id, spec.adopt.client_id)
+        cred = Credential(client_id=spec.adopt.client_id, client_secret=secret)
+    else:
+        # New, or the Secret holds what Torii did not issue: the client keeps its id (status), a new secret.
+        cred = new_client(status.client_id or "")
+        status.credential_digest = digest(owner.uid, cred)
+        await ctx.record({"credentialDigest": status.credential_digest})
+    template = spec.secret_template
+    await ctx.secrets.write(
+        ref.namespace, spec.secret_name or ref.name, owner, secret_data(cred.client_id, cred.client_secret,
+                                                                        spec.redirect_uri),
+        labels=dict(template.labels) if template else {}, annotations=template_annotations(template),
+        create=view is None, resource_version=view.resource_version if view else "",
+    )  # fmt: skip
+    replaced = held is not None and held != cred
+    events = [Event("Warning", "CredentialReplaced", "the Secret held client credentials Torii did not issue; "
+                                                     "new ones were issued")] if replaced else []  # fmt: skip
+    return cred, events
 
 
 async def reconcile_oauth_client(
@@ -41,6 +83,7 @@ async def reconcile_oauth_client(
     status = OAuthClientStatus.model_validate(raw_status or {})
     if cause == Cause.DRIFT and permanently_failed_at(status, generation):
         return Outcome(status.to_wire())
+    ref = with_owner(ref, owner)
     try:
         spec = parse_spec(OAuthClientSpec, raw_spec)
         driver = ctx.gateways.get(spec.gateway)
@@ -49,6 +92,8 @@ async def reconcile_oauth_client(
             raise Blocked(
                 "Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients; use Tyk", retry=False
             )
+        conn = ctx.connection(driver)
+        check_oauth_client(conn, ref.namespace, spec)
         secret_name = spec.secret_name or ref.name
         status.secret_name = secret_name
         view = await ctx.owned_secret(ref, owner, secret_name)
@@ -56,39 +101,24 @@ async def reconcile_oauth_client(
             ref.namespace, spec.api, await ctx.apis.get(ref.namespace, spec.api), gateway=driver.name,
             default_gateway=ctx.gateways.default, auth=AuthMode.OAUTH2, field="spec.api: ",
         )  # fmt: skip
-        client_id = view.data.get("clientId") if view else None
-        client_secret = view.data.get("clientSecret") if view else None
-        if not (client_id and client_secret) or view is None or view.data.get("redirectUri") != spec.redirect_uri:
-            if not (client_id and client_secret) and spec.adopt is not None:
-                # An existing client: Tyk returns its secret, which goes into the Secret unchanged.
-                client_id = spec.adopt.client_id
-                client_secret = await driver.adopted_oauth_client(api_id, client_id)
-            elif not (client_id and client_secret):
-                cred = new_credential("otoroshi")  # 16-char id, 64-char secret: the same shape suits OAuth
-                client_id, client_secret = cred.client_id, cred.client_secret
-            template = spec.secret_template
-            await ctx.secrets.write(
-                ref.namespace, secret_name, owner, secret_data(client_id, client_secret, spec.redirect_uri),
-                labels=dict(template.labels) if template else {},
-                annotations=dict(template.annotations) if template else {},
-                create=view is None,
-                resource_version=view.resource_version if view else "",
-            )  # fmt: skip
+        cred, events = await settle_client(ctx, ref, owner, spec, status, view, conn, api_id)
         request = OAuthClientRequest(
-            ref, api_id, client_id, client_secret, spec.redirect_uri, spec.policy, spec.description, spec.metadata
-        )
+            ref, api_id, cred.client_id, cred.client_secret, spec.redirect_uri, spec.policy, spec.description,
+            spec.metadata, adopting=spec.adopt is not None,
+        )  # fmt: skip
         changed = await driver.converge_oauth_client(request)
     except Blocked as exc:
         return blocked(status, generation, exc)
     except GatewayError as exc:
         return failed(status, generation, exc, what="converge OAuth client")
-    status.client_id = client_id
+    status.client_id = cred.client_id
     status.api_id = api_id
-    events = []
+    status.credential_digest = digest(owner.uid, cred)
     if changed:
         events.append(Event("Normal", "DriftRepaired" if cause == Cause.DRIFT else "Created",
-                            f"OAuth client {client_id} on gateway {driver.name}"))  # fmt: skip
-    ready(status, generation, True, "Active", f"OAuth client {client_id} of {spec.api} active on gateway {driver.name}")
+                            f"OAuth client {cred.client_id} on gateway {driver.name}"))  # fmt: skip
+    message = f"OAuth client {cred.client_id} of {spec.api} active on gateway {driver.name}"
+    ready(status, generation, True, "Active", message)
     return Outcome(status.to_wire(), events)
 
 
@@ -101,11 +131,13 @@ async def delete_oauth_client(
     raw_status: dict[str, Any] | None,
 ) -> Outcome:
     status = OAuthClientStatus.model_validate(raw_status or {})
+    ref = with_owner(ref, owner)
 
     async def remove(driver: GatewayDriver) -> str:
         if not (status.client_id and status.api_id):
             return "no client was created: nothing to delete"
-        request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {})
+        adopting = (raw_spec.get("adopt") or {}).get("clientId") == status.client_id
+        request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {}, adopting=adopting)
         gone = "deleted" if await driver.delete_oauth_client(request) else "already gone"
         return f"OAuth client {gone} on gateway {driver.name}"
 

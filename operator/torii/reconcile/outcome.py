@@ -89,7 +89,9 @@ def permanently_failed_at(status: StatusBase, generation: int) -> bool:
     )
 
 
-PERMANENT_REASONS = frozenset({"InvalidSpec", "GatewayRejected", "Unsupported", "GatewayNotConfigured"})
+PERMANENT_REASONS = frozenset(
+    {"InvalidSpec", "GatewayRejected", "Unsupported", "GatewayNotConfigured", "PolicyViolation"}
+)
 
 
 class Blocked(Exception):

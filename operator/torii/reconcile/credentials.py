@@ -1,0 +1,91 @@
+"""Credentials Torii issues, how they sit in a Secret, and how Torii recognises its own when it reads them back.
+
+A tenant owns the Secrets in its namespace: it can write any value into one. So nothing read from a Secret is
+acted on (sent to a gateway, revoked) unless it is what Torii recorded. The record lives in the object's status
+(which only the operator writes): a salted digest of each credential Torii put in the Secret, written BEFORE
+the Secret (a crash between the two leaves a record Torii can finish from, never a credential it disowns).
+Objects from before this record existed are trusted only with credentials of the shape Torii issues.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import string
+
+from torii.gateways.base import Credential
+
+ALPHANUM = string.ascii_letters + string.digits
+TYK_KEY = re.compile(r"[0-9a-f]{48}")
+CLIENT_ID = re.compile(r"[A-Za-z0-9]{16}")
+CLIENT_SECRET = re.compile(r"[A-Za-z0-9]{64}")
+
+
+def new_key() -> Credential:
+    """A Tyk key: 24 random bytes, hex."""
+    return Credential(key=secrets.token_hex(24))
+
+
+def new_client(client_id: str = "") -> Credential:
+    """A client id (kept when given: Otoroshi rotations keep it) and a 64-character random secret."""
+    return Credential(
+        client_id=client_id or "".join(secrets.choice(ALPHANUM) for _ in range(16)),
+        client_secret="".join(secrets.choice(ALPHANUM) for _ in range(64)),
+    )
+
+
+def new_credential(gateway_type: str, client_id: str = "") -> Credential:
+    """A fresh, cryptographically random credential of the gateway's kind."""
+    return new_key() if gateway_type == "tyk" else new_client(client_id)
+
+
+def issued_shape(gateway_type: str, cred: Credential) -> bool:
+    """Is `cred` shaped like one Torii issues? (Trusted for objects that have no digest recorded yet.)"""
+    if gateway_type == "tyk":
+        return bool(TYK_KEY.fullmatch(cred.key))
+    return bool(CLIENT_ID.fullmatch(cred.client_id) and CLIENT_SECRET.fullmatch(cred.client_secret))
+
+
+def digest(uid: str, cred: Credential) -> str:
+    """A salted digest of a credential, for status: says which credential it is, never what it is."""
+    material = "\0".join((uid, cred.key, cred.client_id, cred.client_secret)).encode()
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+def recognised(gateway_type: str, uid: str, cred: Credential | None, recorded: str | None) -> bool:
+    """Is `cred`, read from a Secret, the credential Torii recorded (or, nothing recorded, one of its shape)?"""
+    if cred is None:
+        return False
+    if recorded:
+        return digest(uid, cred) == recorded
+    return issued_shape(gateway_type, cred)
+
+
+def secret_data(gateway_type: str, cred: Credential, previous: Credential | None = None) -> dict[str, str]:
+    if gateway_type == "tyk":
+        data = {"key": cred.key, "Authorization": cred.key}
+        if previous is not None:
+            data["previousKey"] = previous.key
+        return data
+    basic = base64.b64encode(f"{cred.client_id}:{cred.client_secret}".encode()).decode()
+    data = {"clientId": cred.client_id, "clientSecret": cred.client_secret, "basicAuthHeader": f"Basic {basic}"}
+    if previous is not None:
+        data["previousClientSecret"] = previous.client_secret
+    return data
+
+
+def credentials_in(gateway_type: str, data: dict[str, str]) -> tuple[Credential | None, Credential | None]:
+    """(current, previous-in-grace) from a Secret's data; None when absent or incomplete."""
+    if gateway_type == "tyk":
+        current = Credential(key=data["key"]) if data.get("key") else None
+        previous = Credential(key=data["previousKey"]) if data.get("previousKey") else None
+        return current, previous
+    if not (data.get("clientId") and data.get("clientSecret")):
+        return None, None
+    current = Credential(client_id=data["clientId"], client_secret=data["clientSecret"])
+    previous = None
+    if data.get("previousClientSecret"):
+        previous = Credential(client_id=data["clientId"], client_secret=data["previousClientSecret"])
+    return current, previous
