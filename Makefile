@@ -58,9 +58,10 @@ e2e: venv ## end-to-end tests against the real local stack (started if needed)
 test: venv lint typecheck ## everything: ruff, mypy, unit and end-to-end tests
 	$(VENV)/bin/pytest
 
-crds: venv ## regenerate crds/ (and the chart's copy) from the pydantic models
+crds: venv ## regenerate crds/ (and the chart's copy, and its tenancy schema) from the pydantic models
 	$(VENV)/bin/torii crds --write crds/
 	$(VENV)/bin/torii crds --write helm/torii/crds/
+	$(PY) hack/chart_schema.py
 
 run: venv stack-up ## run the operator in the foreground against the local stack (gateways `tyk`, `otoroshi`)
 	. .stack/env && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null

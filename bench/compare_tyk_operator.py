@@ -190,7 +190,7 @@ def run_torii(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterat
     put_secret(api, "torii-system", "torii-compare", {"tyk": env["TYK_SECRET"]})
     conf = tmp / "torii.yaml"
     conf.write_text(yaml.safe_dump({
-        "gateways": [{"name": "tyk", "type": "tyk", "url": admin_url,
+        "gateways": [{"name": "tyk", "type": "tyk", "url": admin_url, "insecureHttp": True,
                       "secretRef": {"namespace": "torii-system", "name": "torii-compare", "key": "tyk"}}],
         "namespaces": [ns], "driftIntervalSeconds": 60,
     }))  # fmt: skip

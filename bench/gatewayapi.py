@@ -140,11 +140,13 @@ def main() -> int:
 
     ref = {"namespace": "torii-system", "name": "torii-bench"}
     if args.gateway == "tyk":
-        gateways = [{"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "secretRef": {**ref, "key": "s"}}]
+        gateways = [{"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "insecureHttp": True,
+                     "secretRef": {**ref, "key": "s"}}]  # fmt: skip
         secret = {"s": env["TYK_SECRET"]}
     else:
         gateways = [{
-            "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"], "apiHost": env["OTOROSHI_API_HOST"],
+            "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"], "insecureHttp": True,
+            "apiHost": env["OTOROSHI_API_HOST"],
             "domain": env["OTOROSHI_DOMAIN"], "stateSyncSeconds": float(env.get("OTOROSHI_STATE_SYNC_SECONDS", "10")),
             "clientIdRef": {**ref, "key": "i"}, "clientSecretRef": {**ref, "key": "s"},
         }]  # fmt: skip

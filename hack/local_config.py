@@ -36,13 +36,14 @@ def main() -> int:
     ref = {"namespace": NAMESPACE, "name": SECRET}
     if "TYK_URL" in env:
         tyk_ref = {**ref, "key": "tyk-secret"}
-        gateways.append({"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "secretRef": tyk_ref})
+        # The local stack's admin APIs are plain http on loopback: accepted explicitly (insecureHttp).
+        gateways.append({"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "insecureHttp": True, "secretRef": tyk_ref})
         secret["tyk-secret"] = env["TYK_SECRET"]
     else:
         print(f"[local-config] WARNING tyk not configured: {env.get('TORII_TYK_UNAVAILABLE', 'not running')}")
     if "OTOROSHI_URL" in env:
         gateways.append({
-            "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"],
+            "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"], "insecureHttp": True,
             "apiHost": env["OTOROSHI_API_HOST"], "domain": env["OTOROSHI_DOMAIN"], "subdomain": "api",
             "stateSyncSeconds": float(env["OTOROSHI_STATE_SYNC_SECONDS"]),
             "clientIdRef": {**ref, "key": "otoroshi-client-id"},

@@ -35,10 +35,13 @@ def test_check_reports_wrong_url_and_bad_credentials(stack: Stack, tmp_path: Pat
     ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-check"}
     config = tmp_path / "torii.yaml"
     config.write_text(yaml.safe_dump({"gateways": [
-        {"name": "closed", "type": "tyk", "url": f"http://127.0.0.1:{free_port()}", "secretRef": {**ref, "key": "tyk"}},
-        {"name": "nokey", "type": "tyk", "url": "http://127.0.0.1:1", "secretRef": {**ref, "key": "missing"}},
-        {"name": "nosecret", "type": "tyk", "url": "http://127.0.0.1:1",
+        {"name": "closed", "type": "tyk", "url": f"http://127.0.0.1:{free_port()}", "insecureHttp": True,
+         "secretRef": {**ref, "key": "tyk"}},
+        {"name": "nokey", "type": "tyk", "url": "http://127.0.0.1:1", "insecureHttp": True,
+         "secretRef": {**ref, "key": "missing"}},
+        {"name": "nosecret", "type": "tyk", "url": "http://127.0.0.1:1", "insecureHttp": True,
          "secretRef": {"namespace": CONFIG_NAMESPACE, "name": "does-not-exist", "key": "tyk"}},
+        {"name": "plain", "type": "tyk", "url": "http://127.0.0.1:1", "secretRef": {**ref, "key": "tyk"}},
     ]}))  # fmt: skip
     done = torii(stack, "check", "--config", str(config))
     assert done.returncode == 1
@@ -46,6 +49,9 @@ def test_check_reports_wrong_url_and_bad_credentials(stack: Stack, tmp_path: Pat
     assert "FAIL closed (tyk): GatewayUnavailable" in out and "cannot reach" in out
     assert "FAIL nokey: gateway nokey is misconfigured: Secret torii-system/torii-check has no key 'missing'" in out
     assert "FAIL nosecret" in out and "torii-system/does-not-exist" in out and "404" in out
+    # Admin credentials never cross the network in clear unless the connection says so.
+    assert "FAIL plain: gateway plain is misconfigured: url http://127.0.0.1:1 is plain http" in out
+    assert "insecureHttp: true" in out
     assert "secret-value-never-printed" not in out + done.stderr
     client.CoreV1Api(admin).delete_namespaced_secret("torii-check", CONFIG_NAMESPACE)
 

@@ -136,11 +136,12 @@ def stack_gateways(
     gateways: list[dict[str, Any]] = []
     secret: dict[str, str] = {}
     if "TYK_URL" in stack.env:
-        gateways.append({"name": "tyk", "type": "tyk", "url": stack.env["TYK_URL"], "secretRef": {**ref, "key": "tyk"}})
+        gateways.append({"name": "tyk", "type": "tyk", "url": stack.env["TYK_URL"], "insecureHttp": True,
+                         "secretRef": {**ref, "key": "tyk"}})  # fmt: skip
         secret["tyk"] = stack.env["TYK_SECRET"]
     if "OTOROSHI_URL" in stack.env:
         gateways.append({
-            "name": "otoroshi", "type": "otoroshi", "url": stack.env["OTOROSHI_URL"],
+            "name": "otoroshi", "type": "otoroshi", "url": stack.env["OTOROSHI_URL"], "insecureHttp": True,
             "apiHost": stack.env["OTOROSHI_API_HOST"], "domain": stack.env["OTOROSHI_DOMAIN"], "subdomain": "api",
             "stateSyncSeconds": float(stack.env.get("OTOROSHI_STATE_SYNC_SECONDS", "10")),
             "clientIdRef": {**ref, "key": "oto-id"}, "clientSecretRef": {**ref, "key": "oto-secret"},
@@ -157,7 +158,7 @@ def unreachable_gateways(
     ref = {"namespace": CONFIG_NAMESPACE, "name": secret_name}
     gateways: list[dict[str, Any]] = []
     for name, kind in names_and_types or (("tyk", "tyk"),):
-        conn: dict[str, Any] = {"name": name, "type": kind, "url": f"http://127.0.0.1:{closed}"}
+        conn: dict[str, Any] = {"name": name, "type": kind, "url": f"http://127.0.0.1:{closed}", "insecureHttp": True}
         if kind == "tyk":
             conn["secretRef"] = {**ref, "key": "tyk"}
         else:

@@ -99,8 +99,8 @@ def test_paths_overlapping_another_namespace_are_refused_within_one_namespace_al
     from torii.gateways.batch import path_conflicts
 
     current = {"b-pay": "/payments/", "b-root": "/b/", "foreign": "/", "a-old": "/a/"}
-    namespaces = {"b-pay": "b", "b-root": "b", "foreign": None, "a-old": "a",
-                  "a-under": "a", "a-above": "a", "a-own": "a", "b-under": "b", "a-free": "a", "a-next": "a"}  # fmt: skip
+    namespaces = {"b-pay": "b", "b-root": "b", "foreign": None, "a-old": "a", "a-under": "a", "a-above": "a",
+                  "a-own": "a", "b-under": "b", "a-free": "a", "a-next": "a"}  # fmt: skip
     wanted = {
         "a-under": "/payments/v2/",  # under B's /payments/: would take part of B's traffic
         "a-above": "/pay",  # a prefix of B's path

@@ -30,3 +30,13 @@ def test_dockerfile_invariants() -> None:
     runtime = text.rsplit("FROM ", 1)[1]
     assert "pip install" not in runtime or "--no-cache-dir" in runtime
     assert ".[dev]" not in text, "only runtime dependencies in the image"
+
+
+def test_chart_tenancy_schema_is_the_generated_one() -> None:
+    import json
+
+    from torii.tenancy.config import chart_schema_definitions
+
+    schema = json.loads((ROOT / "helm" / "torii" / "values.schema.json").read_text())
+    assert schema["definitions"] == chart_schema_definitions(), "run `make crds`"
+    assert schema["properties"]["tenancy"] == {"$ref": "#/definitions/Tenancy"}

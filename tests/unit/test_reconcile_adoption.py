@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_reconcile_gatewaykey import (
+
+from support.fakes import (
     OWNER,
     REF,
     Clock,
@@ -18,7 +19,6 @@ from test_reconcile_gatewaykey import (
     ready,
     recorder,
 )
-
 from torii.gateways.base import Credential, KeyRequest, KeyResult
 from torii.gateways.errors import AdoptionFailed, RetryableGatewayError
 from torii.gateways.registry import Gateways

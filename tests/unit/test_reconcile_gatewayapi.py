@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torii.gateways.base import ConvergeResult, ObjectRef
 from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
@@ -19,7 +19,7 @@ SPEC = {"listenPath": "/orders/", "upstream": {"url": "http://orders:80"}}
 
 class ScriptedDriver:
     type = "tyk"
-    admin_urls: list[str] = []
+    admin_urls: ClassVar[list[str]] = []
     neutral_fields: frozenset[str] = frozenset()
 
     def __init__(self, name: str = "tyk") -> None:

@@ -33,9 +33,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["torii.dev"]
   resources: ["gatewayapis/status", "gatewaykeys/status", "oauthclients/status"]
   verbs: ["get", "patch", "update"]
+# Generated Secrets: read (its own, and spec.adopt.credentialSecretRef), create, replace (rotation). Never
+# list, watch or delete: Secrets go with their owner (ownerReference).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "update"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

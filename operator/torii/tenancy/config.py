@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from ipaddress import ip_network
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -173,3 +174,11 @@ class Tenancy(CamelModel):
     def oauth_policy_allowed(self, policy: str) -> bool:
         allowed = self.oauth_policies if self.oauth_policies is not None else (["*"] if self.single_team else [])
         return "*" in allowed or policy in allowed
+
+
+def chart_schema_definitions() -> dict[str, Any]:
+    """JSON Schema definitions of the tenancy policy, for the Helm chart's values.schema.json (`make crds`
+    refreshes them; a unit test fails when they drift): a bad tenancy value fails `helm install`, named."""
+    schema = Tenancy.model_json_schema(by_alias=True, ref_template="#/definitions/{model}")
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    return {**definitions, "Tenancy": schema}
