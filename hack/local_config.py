@@ -37,7 +37,9 @@ def main() -> int:
     if "TYK_URL" in env:
         tyk_ref = {**ref, "key": "tyk-secret"}
         # The local stack's admin APIs are plain http on loopback: accepted explicitly (insecureHttp).
-        gateways.append({"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "insecureHttp": True, "secretRef": tyk_ref})
+        gateways.append(
+            {"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "insecureHttp": True, "secretRef": tyk_ref}
+        )
         secret["tyk-secret"] = env["TYK_SECRET"]
     else:
         print(f"[local-config] WARNING tyk not configured: {env.get('TORII_TYK_UNAVAILABLE', 'not running')}")

@@ -205,6 +205,10 @@ async def test_api_checks_name_the_field_and_the_rule() -> None:
     await check_api(conn(), "shop", api, resolver=no_dns)  # the safe defaults accept an ordinary API
     with pytest.raises(PolicyViolation, match=r"spec.listenPath: /payments/ must start with one of /shop/"):
         await check_api(conn(listenPaths={"prefixes": ["/{namespace}/"]}), "shop", api, resolver=no_dns)
+    only_c = conn(listenPaths={"byNamespace": {"c": ["/c/"]}})
+    await check_api(only_c, "shop", api, resolver=no_dns)  # a rule for another namespace leaves this one free
+    with pytest.raises(PolicyViolation, match=r"must start with one of /c/"):
+        await check_api(only_c, "c", api, resolver=no_dns)
     with pytest.raises(PolicyViolation, match="namespace shop may not use this gateway"):
         await check_api(conn(namespaces=["team-*"]), "shop", api, resolver=no_dns)
     adopting = GatewayAPISpec.model_validate({**api.model_dump(by_alias=True), "adopt": {"id": "torii.b.payments"}})
@@ -275,7 +279,7 @@ async def test_an_api_of_another_object_is_never_written_or_deleted(tyk: tuple[T
     adopting = spec(listenPath="/grab/", adopt={"id": "torii.b.payments"})
     with pytest.raises(OwnershipConflict) as refused:
         await driver.converge_api(attacker, adopting)
-    assert "/b" not in refused.value.message and "payments" in refused.value.message  # the id it asked for only
+    assert "torii.b" not in refused.value.message and "another Torii object" in refused.value.message
     assert not await driver.delete_api(attacker, "torii.b.payments")  # left alone
     assert model.files["torii.b.payments"] == before
 
@@ -362,3 +366,17 @@ def test_tenancy_defaults_are_the_safe_ones() -> None:
     assert not default.oauth_policy_allowed("any") and "169.254.0.0/16" in default.upstreams.denied_cidrs
     single = Tenancy(mode=TenancyMode.SINGLE_TEAM)
     assert single.adoption_grant().credentials and single.oauth_policy_allowed("any")
+
+
+async def test_an_adoption_refused_in_a_burst_does_not_free_the_victims_path(tyk: tuple[TykDriver, TykModel]) -> None:
+    import asyncio
+
+    driver, model = tyk
+    await driver.converge_api(ObjectRef("b", "payments", "GatewayAPI", "u"), spec(listenPath="/payments/"))
+    grab = driver.converge_api(ObjectRef("a", "grab", "GatewayAPI", "v"),
+                               spec(listenPath="/grab/", adopt={"id": "torii.b.payments"}))  # fmt: skip
+    shadow = driver.converge_api(ObjectRef("a", "shadow", "GatewayAPI", "w"), spec(listenPath="/payments/v2/"))
+    results = await asyncio.gather(grab, shadow, return_exceptions=True)  # one burst
+    assert isinstance(results[0], OwnershipConflict)
+    assert "overlaps a path another namespace serves" in str(results[1])
+    assert set(model.files) == {"torii.b.payments"}

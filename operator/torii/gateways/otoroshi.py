@@ -482,7 +482,7 @@ class OtoroshiDriver(OtoroshiKeys):
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         service_id = api_gateway_id(ref, spec, self.id_prefix)
         if spec.adopt is not None and spec.adopt.id in RESERVED_IDS:
-            raise OwnershipConflict(f"gateway {self.name}: spec.adopt.id: {service_id} is one of Otoroshi's own "
+            raise OwnershipConflict(f"gateway {self.name}: spec.adopt.id: that id is one of Otoroshi's own "
                                     "entities; it cannot be adopted")  # fmt: skip
         api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(

@@ -66,7 +66,8 @@ def claim_refused(gateway: str, service_id: str, op: Put, current: dict[str, Any
         )
     if owner is not None and owner != owner_of(core(op.desired)):
         return OwnershipConflict(
-            f"gateway {gateway}: service {service_id} is managed by another Torii object; Torii leaves it alone"
+            f"gateway {gateway}: the service this object would manage is managed by another Torii object; Torii "
+            "leaves it alone"
         )
     return None
 
@@ -233,15 +234,19 @@ class OtoroshiServiceSync:
             time.monotonic() - self._view_at <= min(op.max_age for op in ops.values() if isinstance(op, Put))
         )
         before = dict(self._view) if fresh_enough else await self._read(list(ops))
-        results: dict[str, Applied | BaseException] = dict(self._conflicts(ops, before))
+        # Ownership first: an op refused for it neither takes nor frees a path (an adoption of another object's id
+        # must not push that object's path out of the conflict check).
+        results: dict[str, Applied | BaseException] = {
+            i: refused for i, op in ops.items()
+            if isinstance(op, Put) and (refused := claim_refused(self.name, i, op, before.get(i))) is not None
+        }  # fmt: skip
+        results |= self._conflicts({i: op for i, op in ops.items() if i not in results}, before)
         writes: dict[str, Awaitable[dict[str, Any] | None]] = {}
         for service_id, op in ops.items():
             if service_id in results:
                 continue
             current = before.get(service_id)
-            if isinstance(op, Put) and (refused := claim_refused(self.name, service_id, op, current)) is not None:
-                results[service_id] = refused
-            elif isinstance(op, Put):
+            if isinstance(op, Put):
                 if in_sync(op.desired, current):
                     results[service_id] = Applied(changed=False)
                 else:
@@ -283,7 +288,8 @@ class OtoroshiServiceSync:
         views = {**self._view, **before}
         wanted = {i: route(core(op.desired)) for i, op in ops.items() if isinstance(op, Put)}
         current = {i: route(v) for i, v in views.items()}
-        freed = {i for i, op in ops.items() if isinstance(op, Remove)}
+        # Only a removal that will happen frees a path (one of another object's API is left alone).
+        freed = {i for i, op in ops.items() if isinstance(op, Remove) and owner_of(views.get(i)) == op.owner}
         namespaces = {i: (owner_of(v) or (None, None))[0] for i, v in views.items()}
         namespaces |= {
             i: (owner_of(core(op.desired)) or (None, None))[0] for i, op in ops.items() if isinstance(op, Put)

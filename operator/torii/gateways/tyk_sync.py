@@ -87,7 +87,8 @@ def claim_refused(gateway: str, api_id: str, op: Put, current: dict[str, Any] | 
         )
     if owner is not None and owner != (record["namespace"], record["name"]):
         return OwnershipConflict(
-            f"gateway {gateway}: API {api_id} is managed by another Torii object; Torii leaves it alone"
+            f"gateway {gateway}: the API this object would manage is managed by another Torii object; Torii "
+            "leaves it alone"
         )
     return None
 
@@ -178,16 +179,20 @@ class TykApiSync:
             time.monotonic() - self._view_at <= min(op.max_age for op in ops.values() if isinstance(op, Put))
         )
         before = dict(self._view) if fresh_enough else await self._read(list(ops))
-        results: dict[str, Applied | BaseException] = dict(self._conflicts(ops, before))
+        # Ownership first: an op refused for it neither takes nor frees a path (an adoption of another object's id
+        # must not push that object's path out of the conflict check).
+        results: dict[str, Applied | BaseException] = {
+            i: refused for i, op in ops.items()
+            if isinstance(op, Put) and (refused := claim_refused(self.name, i, op, before.get(i))) is not None
+        }  # fmt: skip
+        results |= self._conflicts({i: op for i, op in ops.items() if i not in results}, before)
         writes: dict[str, Awaitable[None]] = {}
         unloaded_removals = False
         for api_id, op in ops.items():
             if api_id in results:
                 continue
             current = before.get(api_id)
-            if isinstance(op, Put) and (refused := claim_refused(self.name, api_id, op, current)) is not None:
-                results[api_id] = refused
-            elif isinstance(op, Put):
+            if isinstance(op, Put):
                 if op.adopting and current is not None and current.get("org_id") != op.desired["org_id"]:
                     # Moving it would orphan its keys (Tyk looks keys up per org): say so, write nothing.
                     results[api_id] = PermanentGatewayError(
@@ -256,7 +261,8 @@ class TykApiSync:
         views = {**self._view, **before}
         wanted = {i: str(op.desired["proxy"]["listen_path"]) for i, op in ops.items() if isinstance(op, Put)}
         current = {i: v.get("proxy.listen_path") for i, v in views.items()}
-        freed = {i for i, op in ops.items() if isinstance(op, Remove)}
+        # Only a removal that will happen frees a path (one of another object's API is left alone).
+        freed = {i for i, op in ops.items() if isinstance(op, Remove) and owner_of(views.get(i)) == op.owner}
         namespaces = {i: (owner_of(v) or (None, None))[0] for i, v in views.items()}
         namespaces |= {
             i: op.desired["config_data"]["torii"]["namespace"] for i, op in ops.items() if isinstance(op, Put)

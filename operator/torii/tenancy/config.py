@@ -39,15 +39,15 @@ class PathRules(CamelModel):
     prefixes: list[str] = Field(
         default_factory=list,
         description="Allowed path prefixes for every namespace; `{namespace}` is replaced by the object's "
-        "namespace, e.g. `/{namespace}/`. Empty (with byNamespace empty): any path.",
+        "namespace, e.g. `/{namespace}/`. Empty: any path, except for the namespaces byNamespace names.",
     )
     by_namespace: dict[str, list[str]] = Field(
         default_factory=dict, description="Allowed path prefixes of particular namespaces (added to prefixes)."
     )
 
     def allowed(self, namespace: str) -> list[str] | None:
-        """The prefixes `namespace` may use, or None when any path is allowed."""
-        if not self.prefixes and not self.by_namespace:
+        """The prefixes `namespace` may use, or None when any path is allowed (no rule names it)."""
+        if not self.prefixes and namespace not in self.by_namespace:
             return None
         return [p.replace("{namespace}", namespace) for p in self.prefixes] + self.by_namespace.get(namespace, [])
 
