@@ -89,8 +89,11 @@ class Operators:
         self.starts += 1
         directory = self.tmp / f"operator-{self.starts}"
         RUN.logs.append(directory / "operator.log")
+        # The safe multi-tenant policy, with adoption granted to the scenario's namespaces (the catalogue's
+        # adoption mistakes are about the adopted object, not about the grant).
+        tenancy = {"adoption": {"namespaces": self.namespaces, "credentials": True}}
         config = {"gateways": self.gateways, "driftIntervalSeconds": DRIFT_INTERVAL, "namespaces": self.namespaces,
-                  **({"logFormat": "json"} if json_logs else {})}  # fmt: skip
+                  "tenancy": tenancy, **({"logFormat": "json"} if json_logs else {})}  # fmt: skip
         with running_operator(
             self.stack, self.api, directory, secret_data=self.secret, secret_name="torii-gateways-chaos",
             config_text=yaml.safe_dump(config),

@@ -100,6 +100,15 @@ REFUSED: list[tuple[str, str, dict[str, Any], str]] = [
     ("adopt: credential as the key id", "GatewayKey", {**KEY, "adopt": {"id": "x", "credential": "secret"}},
      "spec.adopt.credential"),
     ("adopt: client without clientId", "OAuthClient", {**CLIENT, "adopt": {}}, "spec.adopt.clientId"),
+    # tenancy: Torii's bookkeeping and owner records are not a tenant's to write
+    ("tenancy: torii.dev annotation in secretTemplate", "GatewayKey",
+     {**KEY, "secretTemplate": {"annotations": {"torii.dev/previous-key-id": "../apis/x"}}},
+     "spec.secretTemplate.annotations"),
+    ("tenancy: owner record in key metadata", "GatewayKey", {**KEY, "metadata": {"torii-object": "other/key"}},
+     "spec.metadata"),
+    ("tenancy: owner record in client metadata", "OAuthClient", {**CLIENT, "metadata": {"torii-uid": "x"}},
+     "spec.metadata"),
+    ("tenancy: adopt id ..", "GatewayAPI", {**API, "adopt": {"id": ".."}}, "spec.adopt"),
 ]  # fmt: skip
 
 # Accepted by the apiserver, refused by Torii: (case, kind, name, spec, reason, text in the message)
@@ -139,6 +148,32 @@ NOT_READY: list[tuple[str, str, str, dict[str, Any], str, str]] = [
      {**CLIENT, "adopt": {"clientId": "ghost-client"}}, "AdoptionFailed", "ghost-client"),
     ("a handed-over credential Secret that does not exist", "GatewayKey", "b-key-handed",
      {**KEY, "adopt": {"id": "0badc0de", "credentialSecretRef": {"name": "nobody"}}}, "WaitingForSecret", "nobody"),
+    # the tenancy policy's mistakes (the default, multi-tenant policy)
+    ("upstream on a metadata address", "GatewayAPI", "b-pol-meta",
+     {**API, "listenPath": "/{ns}/b-pol-meta/", "upstream": {"url": "http://169.254.169.254/latest/"}},
+     "PolicyViolation", "spec.upstream"),
+    ("upstream on the gateway's admin API", "GatewayAPI", "b-pol-admin",
+     {**API, "listenPath": "/{ns}/b-pol-admin/", "upstream": {"url": "{tyk}/tyk/keys/"}},
+     "PolicyViolation", "admin endpoint"),
+    ("spec.tyk runs code", "GatewayAPI", "b-pol-code",
+     {**API, "listenPath": "/{ns}/b-pol-code/", "tyk": {"custom_middleware": {"driver": "otto"}}},
+     "PolicyViolation", "spec.tyk.custom_middleware.driver runs code"),
+    ("spec.tyk reads a gateway secret", "GatewayAPI", "b-pol-env",
+     {**API, "listenPath": "/{ns}/b-pol-env/", "tyk": {"cache_options": {"cache_key_prefix": "env://TYK_SECRET"}}},
+     "PolicyViolation", "own secrets"),
+    ("spec.tyk spells a field another way", "GatewayAPI", "b-pol-case",
+     {**API, "listenPath": "/{ns}/b-pol-case/", "tyk": {"Proxy": {"Target_URL": "http://169.254.169.254/"}}},
+     "PolicyViolation", "spec.tyk.Proxy.Target_URL"),
+    ("spec.otoroshi takes a host", "GatewayAPI", "b-pol-host",
+     {**API, "gateway": "otoroshi", "listenPath": "/{ns}/b-pol-host/", "otoroshi": {"hosts": ["x.oto.tools"]}},
+     "PolicyViolation", "spec.otoroshi.hosts"),
+    ("spec.otoroshi plugins", "GatewayAPI", "b-pol-plugins",
+     {**API, "gateway": "otoroshi", "listenPath": "/{ns}/b-pol-plugins/", "otoroshi": {"plugins": {"enabled": True}}},
+     "PolicyViolation", "spec.otoroshi.plugins"),
+    ("OAuth client with a policy", "OAuthClient", "b-pol-oauth", {**CLIENT, "api": "n-oauth", "policy": "admin"},
+     "PolicyViolation", "spec.policy"),
+    ("spec.tyk owned key field spelt another way", "GatewayKey", "b-pol-rights",
+     {**KEY, "tyk": {"Access_Rights": {"x": {}}}}, "PolicyViolation", "spec.tyk.Access_Rights"),
 ]  # fmt: skip
 
 
@@ -199,7 +234,7 @@ def test_bad_input_catalogue(stack: Stack, crds: Stack, admin: client.ApiClient,
             neighbours_serving()
             for case, kind, name, spec, _, _ in [*NOT_READY, *((c, "GatewayAPI", n, sp, "", "") for c, n, sp, _ in
                                                                NEUTRALISED)]:  # fmt: skip
-                spec = yaml.safe_load(yaml.safe_dump(spec).replace("{ns}", ns))
+                spec = yaml.safe_load(yaml.safe_dump(spec).replace("{ns}", ns).replace("{tyk}", stack.env["TYK_URL"]))
                 # Server-side: a client-side apply would refuse a 1 MB spec for its last-applied annotation.
                 done = kubectl("apply", "--server-side", "-f", "-", stdin=manifest(ns, kind, name, spec),
                                kubeconfig=crds.kubeconfig)  # fmt: skip

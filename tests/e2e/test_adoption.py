@@ -29,7 +29,7 @@ from kubernetes import client
 
 from support.kube import gone, kubectl
 from support.metrics import assert_no_writes_over_two_drift_passes
-from support.operator import Operator, release_all, running_operator, stack_gateways, torii_import
+from support.operator import SINGLE_TEAM, Operator, release_all, running_operator, stack_gateways, torii_import
 from support.stack import Stack, required_gateways
 from support.traffic import Traffic
 from support.tyk_operator import GROUP, PLURAL, VERSION, api_definition, run_tyk_operator
@@ -49,9 +49,11 @@ def live(
 ) -> Iterator[Operator]:
     crds.require_any()
     gateways, secret = stack_gateways(crds, "torii-gateways-adoption")
+    # Adopting a gateway's estate is the platform team's migration: adoption (with credentials) and the
+    # imported escape hatches are granted (tenancy singleTeam).
     with running_operator(crds, admin, tmp_path_factory.mktemp("adoption"), gateways=gateways, secret_data=secret,
                           namespaces=[ns], drift_interval=DRIFT, secret_name="torii-gateways-adoption",
-                          metrics_port=metrics_port) as op:  # fmt: skip
+                          metrics_port=metrics_port, tenancy=SINGLE_TEAM) as op:  # fmt: skip
         yield op
         release_all(admin, ns)
 

@@ -3,13 +3,13 @@ least-privilege RBAC proven by running the operator with the chart's ServiceAcco
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client
@@ -17,6 +17,7 @@ from kubernetes import client
 from support.kube import api_client, kubectl, namespace
 from support.operator import free_port, running_operator
 from support.stack import ROOT, Stack
+from support.tenants import sa_kubeconfig
 from support.wait import wait_until
 
 CHART = ROOT / "helm" / "torii"
@@ -102,27 +103,14 @@ def installed(crds: Stack) -> Iterator[tuple[str, str]]:
     closed = free_port()
     done = helm(crds, "install", "torii", str(CHART), "-n", release_ns, "--create-namespace",
                 "--set", "gateways[0].name=tyk", "--set", "gateways[0].type=tyk",
-                "--set", f"gateways[0].url=http://127.0.0.1:{closed}", "--set", "defaultGateway=tyk",
+                "--set", f"gateways[0].url=http://127.0.0.1:{closed}", "--set", "gateways[0].insecureHttp=true",
+                "--set", "defaultGateway=tyk",
                 "--set", "credentials.values.tyk-secret=not-a-real-secret",
                 "--set", "driftIntervalSeconds=2")  # fmt: skip
     assert done.returncode == 0, done.stderr
     yield release_ns, "torii"
     helm(crds, "uninstall", "torii", "-n", release_ns)
     kubectl("delete", "namespace", release_ns, "--wait=false", kubeconfig=crds.kubeconfig)
-
-
-def sa_kubeconfig(stack: Stack, release_ns: str, sa: str, path: Path) -> str:
-    token = kubectl("create", "token", sa, "-n", release_ns, "--duration=1h", kubeconfig=stack.kubeconfig)
-    assert token.returncode == 0, token.stderr
-    admin = yaml.safe_load(Path(stack.kubeconfig).read_text())
-    server = admin["clusters"][0]["cluster"]["server"]
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "sa", "user": {"token": token.stdout.strip()}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
-    }))  # fmt: skip
-    return str(path)
 
 
 def can_i(stack: Stack, release_ns: str, sa: str, *args: str) -> bool:
@@ -136,7 +124,7 @@ def test_operator_runs_with_the_charts_rbac_and_nothing_more(
     release_ns, sa = installed
     admin = api_client(crds.kubeconfig)
     config_text = client.CoreV1Api(admin).read_namespaced_config_map("torii-config", release_ns).data["torii.yaml"]
-    kubeconfig = sa_kubeconfig(crds, release_ns, sa, tmp_path / "sa.kubeconfig")
+    kubeconfig = sa_kubeconfig(crds.kubeconfig, release_ns, sa, tmp_path / "sa.kubeconfig")
     custom = client.CustomObjectsApi(admin)
     with (
         namespace(admin, "rbac-app") as ns,
@@ -183,8 +171,10 @@ def test_operator_runs_with_the_charts_rbac_and_nothing_more(
         assert "not-a-real-secret" not in log
 
     # What the chart grants, and only that. Cluster-wide, generated Secrets may live in any namespace: get,
-    # create and patch them, but never list, watch or delete Secrets anywhere.
+    # create and update (rotation replaces them) them, but never list, watch, patch or delete Secrets anywhere.
     assert can_i(crds, release_ns, sa, "create", "secrets", "-n", "rbac-app")
+    assert can_i(crds, release_ns, sa, "update", "secrets", "-n", "rbac-app")
+    assert not can_i(crds, release_ns, sa, "patch", "secrets", "-n", "rbac-app")
     assert can_i(crds, release_ns, sa, "get", "secret/torii-credentials", "-n", release_ns)
     assert not can_i(crds, release_ns, sa, "list", "secrets", "-n", release_ns)
     assert not can_i(crds, release_ns, sa, "watch", "secrets", "-n", "rbac-app")
@@ -215,3 +205,96 @@ def test_namespaced_install_cannot_touch_other_namespaces(crds: Stack) -> None:
         helm(crds, "uninstall", "scoped", "-n", release_ns)
         for ns in (release_ns, team):
             kubectl("delete", "namespace", ns, "--wait=false", kubeconfig=crds.kubeconfig)
+
+
+def test_the_operator_under_the_charts_rbac_creates_rotates_adopts_and_deletes(crds: Stack, tmp_path: Path) -> None:
+    """Least privilege proven on the real Tyk: the chart's namespaced install (Roles only), the operator running
+    with its ServiceAccount's token, through every path that touches the apiserver: an API and a key created
+    (Secret create), rotated (Secret update, status records), an API made by hand adopted (granted by the
+    chart's tenancy value), and all deleted (finalizers, gateway cleanup). Not one RBAC denial in its log."""
+    crds.require("tyk")
+    release_ns, team = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("torii", "rbac-live"))
+    assert kubectl("create", "namespace", team, kubeconfig=crds.kubeconfig).returncode == 0
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "scope": {"clusterWide": False, "namespaces": [team]}, "defaultGateway": "tyk", "driftIntervalSeconds": 2,
+        "gateways": [{"name": "tyk", "type": "tyk", "url": crds.env["TYK_URL"], "insecureHttp": True}],
+        "credentials": {"values": {"tyk-secret": crds.env["TYK_SECRET"]}},
+        "tenancy": {"adoption": {"namespaces": [team], "credentials": True}},
+    }))  # fmt: skip
+    done = helm(crds, "install", "live", str(CHART), "-n", release_ns, "--create-namespace", "-f", str(values))
+    assert done.returncode == 0, done.stderr
+    admin = api_client(crds.kubeconfig)
+    custom, core = client.CustomObjectsApi(admin), client.CoreV1Api(admin)
+    tyk = httpx.Client(base_url=crds.env["TYK_URL"], headers={"X-Tyk-Authorization": crds.env["TYK_SECRET"]})
+    hand_made = f"rbac-hand-{uuid.uuid4().hex[:6]}"
+    try:
+        config_text = core.read_namespaced_config_map("live-torii-config", release_ns).data["torii.yaml"]
+        kubeconfig = sa_kubeconfig(crds.kubeconfig, release_ns, "live-torii", tmp_path / "sa.kubeconfig")
+        tyk.post("/tyk/apis", json={
+            "api_id": hand_made, "name": "by hand", "org_id": "torii", "active": True, "use_keyless": True,
+            "proxy": {"listen_path": f"/{hand_made}/", "target_url": "http://127.0.0.1:9", "strip_listen_path": True},
+            "version_data": {"not_versioned": True, "versions": {"Default": {"name": "Default"}}},
+        })  # fmt: skip
+        tyk.get("/tyk/reload/", params={"block": "true"})
+        with running_operator(crds, admin, tmp_path / "op", config_text=config_text, kubeconfig=kubeconfig,
+                              peering=("live-torii", 10)) as op:  # fmt: skip
+
+            def make(plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
+                body = {"apiVersion": "torii.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+                custom.create_namespaced_custom_object("torii.dev", "v1alpha1", team, plural, body)
+
+            def ready(plural: str, name: str) -> dict[str, Any]:
+                def check() -> dict[str, Any] | None:
+                    obj = custom.get_namespaced_custom_object("torii.dev", "v1alpha1", team, plural, name)
+                    conds = obj.get("status", {}).get("conditions", [])
+                    gen = obj["metadata"]["generation"]
+                    ok = any(c["type"] == "Ready" and c["status"] == "True" and c["observedGeneration"] == gen
+                             for c in conds)  # fmt: skip
+                    return obj if ok else None
+
+                return wait_until(check, timeout=90, what=f"{plural}/{name} Ready")
+
+            make("gatewayapis", "GatewayAPI", "api", {"listenPath": f"/{team}/", "auth": "key",
+                                                      "upstream": {"url": "http://127.0.0.1:9"}})  # fmt: skip
+            ready("gatewayapis", "api")
+            make("gatewaykeys", "GatewayKey", "key", {"apis": [{"name": "api"}]})
+            first = ready("gatewaykeys", "key")
+            old = core.read_namespaced_secret("key", team).data["key"]
+            custom.patch_namespaced_custom_object(
+                "torii.dev",
+                "v1alpha1",
+                team,
+                "gatewaykeys",
+                "key",
+                {"spec": {"rotation": {"generation": 1, "gracePeriodSeconds": 0}}},
+            )
+            rotated = ready("gatewaykeys", "key")
+            assert core.read_namespaced_secret("key", team).data["key"] != old
+            assert rotated["status"]["credentialDigest"] != first["status"]["credentialDigest"]
+            make("gatewayapis", "GatewayAPI", "adopted", {"listenPath": f"/{hand_made}/",
+                                                          "upstream": {"url": "http://127.0.0.1:9"},
+                                                          "adopt": {"id": hand_made}})  # fmt: skip
+            ready("gatewayapis", "adopted")
+            assert tyk.get(f"/tyk/apis/{hand_made}").json()["config_data"]["torii"]["namespace"] == team
+            for plural, name in (("gatewaykeys", "key"), ("gatewayapis", "api"), ("gatewayapis", "adopted")):
+                custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", team, plural, name)
+
+            def gone() -> bool:
+                lists = (custom.list_namespaced_custom_object("torii.dev", "v1alpha1", team, p)["items"]
+                         for p in ("gatewaykeys", "gatewayapis"))  # fmt: skip
+                return not any(lists)
+
+            wait_until(gone, timeout=90, what="all deleted")
+            assert tyk.get(f"/tyk/apis/{hand_made}").status_code == 404
+            log = op.log().replace('\\"', '"')
+            assert "is forbidden" not in log and "Forbidden" not in log, log[-3000:]
+            assert crds.env["TYK_SECRET"] not in log
+    finally:
+        tyk.delete(f"/tyk/apis/{hand_made}")
+        tyk.get("/tyk/reload/", params={"block": "true"})
+        tyk.close()
+        helm(crds, "uninstall", "live", "-n", release_ns)
+        for ns in (release_ns, team):
+            kubectl("delete", "namespace", ns, "--wait=false", kubeconfig=crds.kubeconfig)
+        admin.close()

@@ -25,7 +25,14 @@ from kubernetes import client
 
 from support.kube import kubectl, namespace
 from support.metrics import assert_no_writes_over_two_drift_passes, counter, scrape
-from support.operator import Operator, free_port, one_gateway_operator, running_operator, torii_import
+from support.operator import (
+    SINGLE_TEAM,
+    Operator,
+    free_port,
+    one_gateway_operator,
+    running_operator,
+    torii_import,
+)
 from support.stack import ROOT, Stack
 from support.upstream import upstream
 from support.wait import wait_until
@@ -39,8 +46,10 @@ DRIFT = 1.0
 def live(
     crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
 ) -> Iterator[Operator]:
+    # Full fidelity through spec.tyk (the whole seed definition) is a platform team's own choice: tenancy
+    # singleTeam. What the multi-tenant default refuses is tests/e2e/test_tenancy.py's.
     with one_gateway_operator(crds, admin, ns, tmp_path_factory.mktemp("tyk"), "tyk", metrics_port=metrics_port,
-                              drift_interval=DRIFT, apiHealth=True) as op:  # fmt: skip
+                              drift_interval=DRIFT, tenancy=SINGLE_TEAM, apiHealth=True) as op:  # fmt: skip
         yield op
 
 
@@ -277,12 +286,12 @@ def plain_operator(
     port = free_port()
 
     ref = {"namespace": "torii-system", "name": "torii-gateways-plain"}
-    gateways = [{"name": "plain", "type": "tyk", "url": plain_tyk, "secretRef": {**ref, "key": "tyk"},
-                 "reloadScope": "group"}]  # fmt: skip
+    gateways = [{"name": "plain", "type": "tyk", "url": plain_tyk, "insecureHttp": True,
+                 "secretRef": {**ref, "key": "tyk"}, "reloadScope": "group"}]  # fmt: skip
     with namespace(admin, "tyk-plain") as ns, running_operator(
         crds, admin, tmp_path_factory.mktemp("plain-op"), gateways=gateways, namespaces=[ns],
         secret_data={"tyk": crds.env["TYK_SECRET"]}, secret_name="torii-gateways-plain", drift_interval=DRIFT,
-        metrics_port=port,
+        metrics_port=port, tenancy=SINGLE_TEAM,  # adopting plain keys reads their credential: a platform grant
     ) as op:  # fmt: skip
         yield op, ns, port
         World(admin, ns, crds).delete_all()

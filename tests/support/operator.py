@@ -76,9 +76,11 @@ def running_operator(
     config_text: str | None = None,
     kubeconfig: str | None = None,
     peering: tuple[str, int] | None = None,
+    tenancy: dict[str, Any] | None = None,
 ) -> Iterator[Operator]:
     """Start `torii run`. `config_text` replaces the generated configuration; `kubeconfig` runs it as another
-    identity; `peering` = (name, priority) runs with peering instead of --standalone."""
+    identity; `peering` = (name, priority) runs with peering instead of --standalone; `tenancy` is the
+    operator's tenancy policy (default: the safe multi-tenant one)."""
     if secret_data is not None:
         put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,7 @@ def running_operator(
         config_text
         or yaml.safe_dump(
             {"gateways": gateways or [], "driftIntervalSeconds": drift_interval, "namespaces": namespaces or []}
+            | ({"tenancy": tenancy} if tenancy is not None else {})
         )
     )
     port = free_port()
@@ -214,6 +217,7 @@ def one_gateway_operator(
     *,
     metrics_port: int,
     drift_interval: float = 1.0,
+    tenancy: dict[str, Any] | None = None,
     **connection: Any,
 ) -> Iterator[Operator]:
     """The operator with only the stack's `gateway_type` connection (plus `connection` settings), watching one
@@ -224,7 +228,7 @@ def one_gateway_operator(
     gateways = [{**g, **connection} for g in gateways if g["type"] == gateway_type]
     with running_operator(
         stack, api, tmp, gateways=gateways, secret_data=secret, namespaces=[namespace], secret_name=secret_name,
-        drift_interval=drift_interval, metrics_port=metrics_port,
+        drift_interval=drift_interval, metrics_port=metrics_port, tenancy=tenancy,
     ) as op:  # fmt: skip
         yield op
 
@@ -237,3 +241,8 @@ def torii_import(op: Operator, *args: str) -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stderr
+
+
+# The tenancy of a platform team's own migration or full-fidelity work: escape hatches, adoption (with
+# credentials) and OAuth policies open (the default, multiTenant, refuses them; tests/e2e/test_tenancy.py).
+SINGLE_TEAM: dict[str, Any] = {"mode": "singleTeam"}

@@ -253,8 +253,13 @@ class OtoroshiServiceSync:
                     writes[service_id] = self._write(service_id, op.desired, exists=current is not None)
             elif current is not None and owner_of(current) == op.owner:
                 writes[service_id] = self._delete(service_id)
+            elif current is not None:
+                # Not this object's service: never deleted by it (the deletion is released, the service left).
+                results[service_id] = OwnershipConflict(
+                    f"gateway {self.name}: the service under this id belongs to another object; Torii leaves it alone"
+                )
             else:
-                results[service_id] = Applied(changed=False)  # gone, or not this object's: never deleted by it
+                results[service_id] = Applied(changed=False)
         if not writes:
             return results
         outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)

@@ -472,9 +472,13 @@ class TykKeys:
 
     # ------------------------------------------------------------------------------------------- OAuth
 
-    async def _oauth_clients(self, api_id: str) -> list[dict[str, Any]]:
-        response = await self._http.request("GET", admin_path("/tyk/oauth/clients/{}", api_id), op="list OAuth clients")
-        return list(response.json() or [])
+    async def _oauth_clients(self, api_id: str, *, api_gone_ok: bool = False) -> list[dict[str, Any]]:
+        """The API's OAuth clients; an API Tyk no longer has answers 404 (none, when `api_gone_ok`)."""
+        response = await self._http.request(
+            "GET", admin_path("/tyk/oauth/clients/{}", api_id), op="list OAuth clients",
+            passthrough=(404,) if api_gone_ok else (),
+        )  # fmt: skip
+        return [] if response.status_code == 404 else list(response.json() or [])
 
     async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
         desired = {
@@ -522,9 +526,8 @@ class TykKeys:
         return str(client.get("secret") or "")
 
     async def delete_oauth_client(self, request: OAuthClientRequest) -> bool:
-        existing = next(
-            (c for c in await self._oauth_clients(request.api_id) if c.get("client_id") == request.client_id), None
-        )
+        clients = await self._oauth_clients(request.api_id, api_gone_ok=True)  # no API, no client: gone
+        existing = next((c for c in clients if c.get("client_id") == request.client_id), None)
         if existing is None:
             return False
         if (refused := owner_claim(self.name, "OAuth client", request.ref, existing.get("meta_data"),

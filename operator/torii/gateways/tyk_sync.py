@@ -207,7 +207,10 @@ class TykApiSync:
                     # crash or a lost answer never makes a duplicate (the id is deterministic).
                     writes[api_id] = self._write(op.desired)
             elif current is not None and owner_of(current) != op.owner:
-                results[api_id] = Applied(changed=False)  # not this object's API: never deleted by it
+                # Not this object's API: never deleted by it (the deletion is released, the API left as it is).
+                results[api_id] = OwnershipConflict(
+                    f"gateway {self.name}: the API under this id belongs to another object; Torii leaves it alone"
+                )
             elif current is not None:
                 writes[api_id] = self._delete(api_id)
             elif op.settled:

@@ -280,7 +280,8 @@ async def test_an_api_of_another_object_is_never_written_or_deleted(tyk: tuple[T
     with pytest.raises(OwnershipConflict) as refused:
         await driver.converge_api(attacker, adopting)
     assert "torii.b" not in refused.value.message and "another Torii object" in refused.value.message
-    assert not await driver.delete_api(attacker, "torii.b.payments")  # left alone
+    with pytest.raises(OwnershipConflict):  # left alone (the cleanup releases the object with a LeftAlone Event)
+        await driver.delete_api(attacker, "torii.b.payments")
     assert model.files["torii.b.payments"] == before
 
 
@@ -380,3 +381,27 @@ async def test_an_adoption_refused_in_a_burst_does_not_free_the_victims_path(tyk
     assert isinstance(results[0], OwnershipConflict)
     assert "overlaps a path another namespace serves" in str(results[1])
     assert set(model.files) == {"torii.b.payments"}
+
+
+async def test_an_oauth_client_of_an_api_already_gone_is_gone_and_another_objects_client_is_left() -> None:
+    from torii.gateways.base import OAuthClientRequest
+
+    deleted: list[str] = []
+    clients = {"torii.a.reports": [{"client_id": "theirs", "meta_data": {"torii-object": "b/reports-web"}}]}
+
+    def tyk(request: httpx.Request) -> httpx.Response:
+        api_id = request.url.path.split("/")[4]
+        if request.method == "DELETE":
+            deleted.append(request.url.path)
+            return httpx.Response(200, json={})
+        if api_id not in clients:
+            return httpx.Response(404, content=b"null")  # what Tyk answers for an API it no longer has
+        return httpx.Response(200, json=clients[api_id])
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk))
+    ref = ObjectRef("a", "web", "OAuthClient", "u")
+    gone = OAuthClientRequest(ref, "torii.a.deleted", "c1", "", "", None, "", {})
+    assert not await driver.delete_oauth_client(gone)  # deletion never hangs on an API deleted first
+    with pytest.raises(OwnershipConflict):
+        await driver.delete_oauth_client(OAuthClientRequest(ref, "torii.a.reports", "theirs", "", "", None, "", {}))
+    assert deleted == []
