@@ -35,6 +35,7 @@ from torii.gateways.base import (
     pick,
     without_fields,
 )
+from torii.gateways.burst import Remove
 from torii.gateways.errors import (
     AdoptionFailed,
     PermanentGatewayError,
@@ -43,7 +44,7 @@ from torii.gateways.errors import (
     UnsafeId,
 )
 from torii.gateways.http import AdminClient, CallObserver, admin_path
-from torii.gateways.tyk_sync import Remove, TykApiSync
+from torii.gateways.tyk_sync import TykApiSync
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiHealth, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, QuotaState
 
@@ -615,7 +616,7 @@ class TykDriver(TykKeys):
         if not spec.active:
             # Verified on 5.10.2: Tyk OSS serves every loaded classic definition, `active: false` included (the
             # flag is the Dashboard's). An inactive API is therefore kept off the gateway altogether.
-            removed = await self.apis.apply(api_id, Remove(settled=True, owner=(ref.namespace, ref.name)))
+            removed = await self.apis.submit(api_id, Remove((ref.namespace, ref.name), settled=True))
             return ConvergeResult(api_id, changed=removed.changed)
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=org_id))
         notes = tuple(overridden_fields(spec, desired))

@@ -112,7 +112,7 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
         return made
     parsed = GatewayAPISpec.model_validate(made.spec)
     check = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id, org_id=api_org)
-    differing = [k for k, v in core(check).items() if not k.startswith("config_data.torii.")
+    differing = [k for k, v in core(check).items() if not k.startswith("config_data.torii.") and k != "owner"
                  and k != "active" and v != core(definition).get(k)]  # fmt: skip
     if differing:
         return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
