@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from torii.gateways.base import ConvergeResult, Credential, KeyRequest, KeyResult, ObjectRef
+from torii.gateways.base import ConvergeResult, Credential, CredentialKind, KeyRequest, KeyResult, ObjectRef
 from torii.kube import Owner, SecretView
 from torii.models.gatewaykey import QuotaState
 
@@ -61,13 +61,27 @@ class FakeApis:
 
 
 class KeyDriver:
+    """A driver whose key role (and OAuth role) is itself: `issued` holds the keys it was asked to converge."""
+
     admin_urls: ClassVar[list[str]] = []
     neutral_fields: frozenset[str] = frozenset()
+
+    @property
+    def keys(self) -> KeyDriver:
+        return self
+
+    @property
+    def oauth(self) -> KeyDriver | None:
+        return self if self.type == "tyk" else None
+
+    @property
+    def credential_kind(self) -> CredentialKind:
+        return CredentialKind.KEY if self.type == "tyk" else CredentialKind.CLIENT
 
     def __init__(self, journal: Journal, type_: str = "tyk") -> None:
         self.name, self.type = type_, type_
         self.journal = journal
-        self.keys: dict[str, KeyRequest] = {}
+        self.issued: dict[str, KeyRequest] = {}
         self.fail: Exception | None = None
         self.revoked: list[Credential] = []
         self.revoked_ids: list[str] = []
@@ -78,19 +92,19 @@ class KeyDriver:
         if self.fail:
             raise self.fail
         ident = request.credential.key or request.credential.client_id
-        created = ident not in self.keys
-        self.keys[ident] = request
+        created = ident not in self.issued
+        self.issued[ident] = request
         return KeyResult("hash-" + ident[:6] if self.type == "tyk" else None, None, changed=True, created=created)
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         self.revoked.append(previous)
-        self.keys.pop(previous.key or "", None)
+        self.issued.pop(previous.key or "", None)
 
     async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
         self.revoked_ids.append(key_id)
 
     async def delete_key(self, request: KeyRequest) -> bool:
-        return self.keys.pop(request.credential.key or request.credential.client_id, None) is not None
+        return self.issued.pop(request.credential.key or request.credential.client_id, None) is not None
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         return QuotaState(max=100, remaining=42)
@@ -98,7 +112,9 @@ class KeyDriver:
     async def reset_key_quota(self, request: KeyRequest) -> None:
         self.resets += 1
 
-    async def expire_key(self, request: KeyRequest, key: str, api_id: str, at: int) -> None:
+    async def expire_previous(self, request: KeyRequest, previous: Credential, at: int) -> None:
+        if self.type != "tyk":
+            return  # a CLIENT's rotation is the gateway's own
         self.journal.append("gateway:expire-previous")
 
     # unused parts of the protocol

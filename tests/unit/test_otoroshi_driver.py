@@ -12,7 +12,8 @@ import pytest
 
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError, Unsupported
-from torii.gateways.otoroshi import OtoroshiDriver, render_service
+from torii.gateways.otoroshi import OtoroshiDriver
+from torii.gateways.otoroshi_render import render_service
 from torii.models.gatewayapi import GatewayAPISpec
 
 REF = ObjectRef("shop", "catalog")
@@ -84,7 +85,7 @@ def oto() -> tuple[OtoroshiDriver, OtoroshiModel]:
 
 async def test_create_update_and_no_write_in_sync(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
     driver, model = oto
-    created = await driver.converge_api(REF, spec())
+    created = await driver.apis.converge_api(REF, spec())
     assert created.changed and created.created and created.gateway_id == "torii.shop.catalog"
     service = model.services["torii.shop.catalog"]
     assert service["targets"] == [{"host": "catalog.shop:8080", "scheme": "http"}]
@@ -92,12 +93,12 @@ async def test_create_update_and_no_write_in_sync(oto: tuple[OtoroshiDriver, Oto
     assert service["publicPatterns"] == ["/.*"] and service["privatePatterns"] == []
     model.methods.clear()
     service["targets"][0] |= {"weight": 1, "protocol": "HTTP/1.1"}  # Otoroshi's defaults are not drift
-    assert not (await driver.converge_api(REF, spec())).changed
+    assert not (await driver.apis.converge_api(REF, spec())).changed
     assert model.methods == ["GET"]
     service["enabled"] = False  # a hand edit is
-    assert (await driver.converge_api(REF, spec())).changed
+    assert (await driver.apis.converge_api(REF, spec())).changed
     assert model.services["torii.shop.catalog"]["enabled"] is True
-    updated = await driver.converge_api(REF, spec(auth="key"))
+    updated = await driver.apis.converge_api(REF, spec(auth="key"))
     assert updated.changed and not updated.created
     assert model.services["torii.shop.catalog"]["privatePatterns"] == ["/.*"]
 
@@ -105,22 +106,22 @@ async def test_create_update_and_no_write_in_sync(oto: tuple[OtoroshiDriver, Oto
 async def test_create_race_falls_back_to_update(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
     driver, model = oto
     model.exists_on_post = True
-    result = await driver.converge_api(REF, spec())
+    result = await driver.apis.converge_api(REF, spec())
     assert result.changed and "PUT" in model.methods
 
 
 async def test_delete_and_already_gone(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
     driver, _ = oto
-    await driver.converge_api(REF, spec())
-    assert await driver.delete_api(REF) is True
-    assert await driver.delete_api(REF) is False
+    await driver.apis.converge_api(REF, spec())
+    assert await driver.apis.delete_api(REF) is True
+    assert await driver.apis.delete_api(REF) is False
 
 
 async def test_wrong_credentials() -> None:
     model = OtoroshiModel()
     driver = OtoroshiDriver("otoroshi", "http://oto.test", CLIENT_ID, "wrong", transport=httpx.MockTransport(model))
     with pytest.raises(AuthenticationError) as info:
-        await driver.converge_api(REF, spec())
+        await driver.apis.converge_api(REF, spec())
     assert "wrong" not in info.value.message
 
 
@@ -149,11 +150,11 @@ async def test_rejection_carries_the_gateways_message(oto: tuple[OtoroshiDriver,
         "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(reject)
     )
     with pytest.raises(PermanentGatewayError, match="targets: invalid host"):
-        await driver.converge_api(REF, spec())
+        await driver.apis.converge_api(REF, spec())
 
 
 def test_json_patch_replaces_only_what_differs_and_ignores_otoroshi_defaults() -> None:
-    from torii.gateways.otoroshi import json_patch
+    from torii.gateways.otoroshi_render import json_patch
 
     current = {"enabled": True, "dailyQuota": 10, "metadata": {"a": "1"}, "rotation": {"enabled": False, "x": 1}}
     desired = {"enabled": True, "dailyQuota": 5, "metadata": {"a": "1"}, "rotation": {"enabled": False}, "tags": []}
@@ -167,18 +168,20 @@ async def test_drift_checks_share_one_list_of_services(oto: tuple[OtoroshiDriver
     driver, model = oto
     refs = [ObjectRef("shop", f"s{i}") for i in range(5)]
     for ref in refs:
-        await driver.converge_api(ref, spec(listenPath=f"/{ref.name}/"))
+        await driver.apis.converge_api(ref, spec(listenPath=f"/{ref.name}/"))
     model.methods.clear()
-    results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=30) for r in refs))
+    results = await asyncio.gather(
+        *(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=30) for r in refs)
+    )
     assert not any(r.changed for r in results)
     assert model.methods == []  # the view from the writes' own burst is fresh enough: no call at all
     results = await asyncio.gather(
-        *(driver.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=1e-6) for r in refs)
+        *(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=1e-6) for r in refs)
     )
     assert not any(r.changed for r in results)
     assert model.methods == ["GET"]  # a stale view: one list for the five, no read per service
     del model.services["torii.shop.s0"]  # deleted by hand: a drift pass with a fresh view repairs it
-    assert (await driver.converge_api(refs[0], spec(listenPath="/s0/"), max_age=0)).created
+    assert (await driver.apis.converge_api(refs[0], spec(listenPath="/s0/"), max_age=0)).created
 
 
 async def test_a_burst_lists_once_writes_what_differs_and_waits_for_the_proxy_once(
@@ -186,16 +189,16 @@ async def test_a_burst_lists_once_writes_what_differs_and_waits_for_the_proxy_on
 ) -> None:
     driver, model = oto
     refs = [ObjectRef("shop", f"b{i}") for i in range(6)]
-    await driver.converge_api(refs[0], spec(listenPath="/b0/"))
+    await driver.apis.converge_api(refs[0], spec(listenPath="/b0/"))
     model.methods.clear()
     model.proxied.clear()
-    results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    results = await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
     assert [r.created for r in results] == [False, True, True, True, True, True]
     assert not results[0].changed
     assert model.methods.count("GET") == 1 and model.methods.count("POST") == 5 and len(model.methods) == 6
     assert sorted(model.proxied) == [f"/b{i}/" for i in range(1, 6)]  # every written path confirmed served
     model.methods.clear()
-    gone = await asyncio.gather(*(driver.delete_api(r) for r in refs))
+    gone = await asyncio.gather(*(driver.apis.delete_api(r) for r in refs))
     assert all(gone) and model.services == {}
     assert model.methods.count("DELETE") == 6 and model.methods.count("GET") <= 1
 
@@ -215,8 +218,8 @@ async def test_a_path_the_proxy_never_routes_fails_only_its_own_object() -> None
         state_sync_seconds=0, serve_timeout=0.3,
     )  # fmt: skip
     ok, stuck = await asyncio.gather(
-        driver.converge_api(ObjectRef("shop", "b0"), spec(listenPath="/b0/")),
-        driver.converge_api(ObjectRef("shop", "b1"), spec(listenPath="/b1/")),
+        driver.apis.converge_api(ObjectRef("shop", "b0"), spec(listenPath="/b0/")),
+        driver.apis.converge_api(ObjectRef("shop", "b1"), spec(listenPath="/b1/")),
         return_exceptions=True,
     )
     assert not isinstance(ok, BaseException) and ok.created

@@ -51,7 +51,7 @@ class AdoptingDriver(KeyDriver):
             raise AdoptionFailed(f"gateway tyk: spec.adopt.id: no key with hash {key_id} exists")
         found = supplied or self.recoverable
         if found is not None:
-            self.keys.setdefault(found.key or found.client_id, KeyRequest(REF, request.spec, (), None, found))
+            self.issued.setdefault(found.key or found.client_id, KeyRequest(REF, request.spec, (), None, found))
         return found
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
@@ -91,7 +91,7 @@ async def test_a_key_known_only_by_its_hash_is_managed_by_id_and_gets_no_secret(
     out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
     assert ready(out)["status"] == "True" and "cannot put it in a Secret" in ready(out)["message"]
     assert out.status["keyId"] == ADOPTED and out.status["secretName"] is None
-    assert not secrets.items and not driver.keys  # no credential invented, no second key
+    assert not secrets.items and not driver.issued  # no credential invented, no second key
     assert [r.key_id for r in driver.by_id] == [ADOPTED] and driver.by_id[0].credential == Credential()
     assert [e.reason for e in out.events] == ["Adopted"]
     again = await reconcile_key(env, REF, OWNER, SPEC, 1, out.status, Cause.DRIFT)
@@ -106,7 +106,7 @@ async def test_a_recoverable_credential_goes_into_the_secret_before_the_gateway_
     assert driver.journal[:2] == ["secret:create", "gateway:converge"]
     assert secrets.items["checkout"].data["clientSecret"] == "s3cr3t" and out.status["keyId"] == ADOPTED
     assert "s3cr3t" not in str(out.status) and "s3cr3t" not in str(out.events)
-    assert driver.keys["abc"].credential == existing  # the existing credential, not a new one
+    assert driver.issued["abc"].credential == existing  # the existing credential, not a new one
 
 
 async def test_a_handed_over_credential_is_read_from_the_named_secret() -> None:
@@ -126,7 +126,7 @@ async def test_a_missing_adopted_key_is_reported_not_replaced() -> None:
     driver.exists = False
     out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
     assert ready(out)["reason"] == "AdoptionFailed" and ADOPTED in ready(out)["message"] and not out.retry
-    assert not secrets.items and not driver.keys
+    assert not secrets.items and not driver.issued
 
 
 async def test_rotation_away_from_a_hash_only_key() -> None:
@@ -135,7 +135,7 @@ async def test_rotation_away_from_a_hash_only_key() -> None:
     spec = {**SPEC, "rotation": {"generation": 1, "gracePeriodSeconds": 600}}
     out = await reconcile_key(env, REF, OWNER, spec, 2, first.status, Cause.UPDATE)
     new = secrets.items["checkout"].data["key"]
-    assert new in driver.keys and out.status["keyId"] == "hash-" + new[:6]  # a new key Torii knows
+    assert new in driver.issued and out.status["keyId"] == "hash-" + new[:6]  # a new key Torii knows
     revoke_at = int((clock.at + timedelta(seconds=600)).timestamp())
     assert driver.expired == [(ADOPTED, revoke_at)]  # the gateway itself ends the grace period too
     assert out.status["previousKeyId"] == ADOPTED and not driver.revoked_ids

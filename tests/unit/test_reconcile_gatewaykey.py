@@ -24,7 +24,7 @@ async def test_secret_is_written_before_the_gateway_sees_the_credential(world: A
     assert journal[:2] == ["secret:create", "gateway:converge"]
     key = secrets.items["checkout"].data["key"]
     assert len(key) == 48 and secrets.items["checkout"].data["Authorization"] == key
-    assert key in driver.keys
+    assert key in driver.issued
     assert ready(out)["status"] == "True" and out.status["secretName"] == "checkout"
     assert out.status["keyId"] == "hash-" + key[:6] and key not in str(out.status) and key not in str(out.events)
     assert out.status["quota"] == {"max": 100, "remaining": 42}
@@ -38,7 +38,7 @@ async def test_a_crash_after_the_secret_reuses_the_same_credential(world: Any) -
     key = secrets.items["checkout"].data["key"]
     driver.fail = None
     await reconcile_key(env, REF, OWNER, SPEC, 1, out.status, Cause.CREATE)
-    assert list(driver.keys) == [key]  # exactly one key, the one in the Secret
+    assert list(driver.issued) == [key]  # exactly one key, the one in the Secret
 
 
 async def test_a_foreign_secret_is_never_touched(world: Any) -> None:
@@ -75,7 +75,7 @@ async def test_api_group_reference(world: Any) -> None:
     apis.add("a", group="shop")
     apis.add("b", group="shop")
     await reconcile_key(env, REF, OWNER, {"apiGroup": "shop"}, 1, None, Cause.CREATE)
-    request = next(iter(driver.keys.values()))
+    request = next(iter(driver.issued.values()))
     assert request.group_id == "torii.shop.group.shop"
     assert {a.gateway_id for a in request.apis} == {"torii.shop.a", "torii.shop.b"}
 
@@ -92,7 +92,7 @@ async def test_rotation_with_grace_period(world: Any) -> None:
     # The new credential is recorded in status, then stored in the Secret, then the gateway sees it.
     assert journal[0].startswith("status:") and "credentialDigest" in journal[0] and journal[1] == "secret:update"
     assert "gateway:expire-previous" in journal
-    assert {new, old} <= set(driver.keys) and driver.revoked == []
+    assert {new, old} <= set(driver.issued) and driver.revoked == []
     assert "Rotated" in [e.reason for e in out.events] and out.status["previousKeyRevokeAt"]
     # Still in grace: nothing revoked on a drift check.
     out = await reconcile_key(env, REF, OWNER, spec, 2, out.status, Cause.DRIFT)
@@ -115,13 +115,13 @@ async def test_otoroshi_rotation_uses_next_secret(world: Any) -> None:
     assert data["basicAuthHeader"].startswith("Basic ")
     spec = {**SPEC, "rotation": {"generation": 1, "gracePeriodSeconds": 60}}
     out = await reconcile_key(env, REF, OWNER, spec, 2, out.status, Cause.UPDATE)
-    request = driver.keys[data["clientId"]]
+    request = driver.issued[data["clientId"]]
     assert request.credential.client_secret == data["clientSecret"]  # old still the clientSecret
     assert request.next_credential is not None
     assert request.next_credential.client_secret == secrets.items["checkout"].data["clientSecret"]
     clock.at += timedelta(seconds=61)
     await reconcile_key(env, REF, OWNER, spec, 2, out.status, Cause.DRIFT)
-    final = driver.keys[data["clientId"]]
+    final = driver.issued[data["clientId"]]
     assert final.next_credential is None and final.credential.client_secret != data["clientSecret"]
 
 
@@ -140,21 +140,21 @@ async def test_quota_change_resets_counters_other_changes_keep_them(world: Any) 
     key = secrets.items["checkout"].data["key"]
     out = await reconcile_key(env, REF, OWNER, {**SPEC, "quota": {"max": 10, "period": "day"}, "tags": ["x"]}, 2,
                               out.status, Cause.UPDATE)  # fmt: skip
-    assert driver.keys[key].keep_quota_counters is True
+    assert driver.issued[key].keep_quota_counters is True
     await reconcile_key(env, REF, OWNER, {**SPEC, "quota": {"max": 20, "period": "day"}}, 3, out.status, Cause.UPDATE)
-    assert driver.keys[key].keep_quota_counters is False
+    assert driver.issued[key].keep_quota_counters is False
 
 
 async def test_delete_revokes_and_orphan_leaves(world: Any) -> None:
     env, _, _, driver, _, _ = world
     out = await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
     deleted = await delete_key(env, REF, OWNER, SPEC, 1, out.status)
-    assert driver.keys == {} and deleted.events[0].reason == "Deleted"
+    assert driver.issued == {} and deleted.events[0].reason == "Deleted"
     out = await reconcile_key(env, ObjectRef("shop", "k2"), Owner("v", "GatewayKey", "k2", "uid-2"),
                               {**SPEC, "secretName": "k2"}, 1, None, Cause.CREATE)  # fmt: skip
     orphan = await delete_key(env, ObjectRef("shop", "k2"), Owner("v", "GatewayKey", "k2", "uid-2"),
                               {**SPEC, "deletionPolicy": "Orphan"}, 1, out.status)  # fmt: skip
-    assert orphan.events[0].reason == "Orphaned" and len(driver.keys) == 1
+    assert orphan.events[0].reason == "Orphaned" and len(driver.issued) == 1
 
 
 async def test_a_lost_secret_does_not_leave_the_old_key_alive(world: Any) -> None:
@@ -175,7 +175,7 @@ async def test_otoroshi_lost_secret_keeps_the_client_id(world: Any) -> None:
     client_id = secrets.items["checkout"].data["clientId"]
     del secrets.items["checkout"]
     await reconcile_key(env, REF, OWNER, SPEC, 1, out.status, Cause.DRIFT)
-    assert secrets.items["checkout"].data["clientId"] == client_id and list(driver.keys) == [client_id]
+    assert secrets.items["checkout"].data["clientId"] == client_id and list(driver.issued) == [client_id]
 
 
 async def test_rotating_again_within_grace_revokes_the_oldest(world: Any) -> None:
@@ -186,7 +186,7 @@ async def test_rotating_again_within_grace_revokes_the_oldest(world: Any) -> Non
         spec = {**SPEC, "rotation": {"generation": generation, "gracePeriodSeconds": 600}}
         out = await reconcile_key(env, REF, OWNER, spec, generation + 1, out.status, Cause.UPDATE)
     assert [c.key for c in driver.revoked] == [first]
-    assert set(driver.keys) == {secrets.items["checkout"].data["key"], secrets.items["checkout"].data["previousKey"]}
+    assert set(driver.issued) == {secrets.items["checkout"].data["key"], secrets.items["checkout"].data["previousKey"]}
 
 
 @pytest.mark.parametrize("change", ["not-ready", "stale", "deleting"])
@@ -207,7 +207,7 @@ async def test_delete_without_status_uses_deterministic_ids(world: Any) -> None:
     env, _, _, driver, _, _ = world
     await reconcile_key(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
     out = await delete_key(env, REF, OWNER, SPEC, 1, None)  # status lost (crash before it was written)
-    assert driver.keys == {} and out.events[0].reason == "Deleted"
+    assert driver.issued == {} and out.events[0].reason == "Deleted"
 
 
 def test_status_patch_removes_fields_that_became_empty() -> None:

@@ -15,7 +15,9 @@ from support.fakes import OWNER, REF, ready
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import OwnershipConflict, PolicyViolation, UnsafeId
 from torii.gateways.http import AdminClient, admin_path, scrub, segment
-from torii.gateways.tyk import TykDriver, key_path, render_api_definition, render_session
+from torii.gateways.tyk import TykDriver
+from torii.gateways.tyk_keys import key_path
+from torii.gateways.tyk_render import render_api_definition, render_session
 from torii.kube import SecretView
 from torii.models.gatewayapi import GatewayAPISpec
 from torii.models.gatewaykey import GatewayKeySpec
@@ -273,15 +275,15 @@ def tyk() -> tuple[TykDriver, TykModel]:
 async def test_an_api_of_another_object_is_never_written_or_deleted(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
     victim = ObjectRef("b", "payments", "GatewayAPI", "uid-b")
-    await driver.converge_api(victim, spec(listenPath="/payments/"))
+    await driver.apis.converge_api(victim, spec(listenPath="/payments/"))
     before = dict(model.files["torii.b.payments"])
     attacker = ObjectRef("a", "grab", "GatewayAPI", "uid-a")
     adopting = spec(listenPath="/grab/", adopt={"id": "torii.b.payments"})
     with pytest.raises(OwnershipConflict) as refused:
-        await driver.converge_api(attacker, adopting)
+        await driver.apis.converge_api(attacker, adopting)
     assert "torii.b" not in refused.value.message and "another Torii object" in refused.value.message
     with pytest.raises(OwnershipConflict):  # left alone (the cleanup releases the object with a LeftAlone Event)
-        await driver.delete_api(attacker, "torii.b.payments")
+        await driver.apis.delete_api(attacker, "torii.b.payments")
     assert model.files["torii.b.payments"] == before
 
 
@@ -291,7 +293,7 @@ async def test_an_api_nobody_owns_is_taken_only_by_adoption(tyk: tuple[TykDriver
         "api_id": "torii.a.orders", "org_id": "torii", "proxy": {"listen_path": "/hand/", "target_url": "http://x"},
     }  # fmt: skip
     with pytest.raises(OwnershipConflict, match="not managed by Torii"):
-        await driver.converge_api(ObjectRef("a", "orders", "GatewayAPI", "u"), spec())
+        await driver.apis.converge_api(ObjectRef("a", "orders", "GatewayAPI", "u"), spec())
     assert model.files["torii.a.orders"]["proxy"]["listen_path"] == "/hand/"
 
 
@@ -299,12 +301,12 @@ async def test_a_path_under_another_namespaces_path_is_refused_without_naming_it
     tyk: tuple[TykDriver, TykModel],
 ) -> None:
     driver, model = tyk
-    await driver.converge_api(ObjectRef("b", "payments", "GatewayAPI", "u"), spec(listenPath="/payments/"))
+    await driver.apis.converge_api(ObjectRef("b", "payments", "GatewayAPI", "u"), spec(listenPath="/payments/"))
     with pytest.raises(Exception) as refused:
-        await driver.converge_api(ObjectRef("a", "shadow", "GatewayAPI", "v"), spec(listenPath="/payments/v2/"))
+        await driver.apis.converge_api(ObjectRef("a", "shadow", "GatewayAPI", "v"), spec(listenPath="/payments/v2/"))
     assert "overlaps a path another namespace serves" in str(refused.value) and "torii.b" not in str(refused.value)
     assert "torii.a.shadow" not in model.files
-    await driver.converge_api(ObjectRef("b", "v2", "GatewayAPI", "w"), spec(listenPath="/payments/v2/"))  # its own
+    await driver.apis.converge_api(ObjectRef("b", "v2", "GatewayAPI", "w"), spec(listenPath="/payments/v2/"))  # its own
 
 
 async def test_a_key_of_another_object_is_never_revoked() -> None:
@@ -320,8 +322,9 @@ async def test_a_key_of_another_object_is_never_revoked() -> None:
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
     request = KeyRequest(ObjectRef("a", "thief", "GatewayKey", "u"), GatewayKeySpec.model_validate(
         {"apis": [{"name": "x"}]}), (ResolvedApi("x", "torii.a.x"),), None, Credential(key="f" * 48))  # fmt: skip
-    attempts = (driver.delete_key(request), driver.revoke_by_id(request, "5f3a9c01"),
-                driver.revoke_previous(request, Credential(key="e" * 48)), driver.converge_key(request))  # fmt: skip
+    keys = driver.keys
+    attempts = (keys.delete_key(request), keys.revoke_by_id(request, "5f3a9c01"),
+                keys.revoke_previous(request, Credential(key="e" * 48)), keys.converge_key(request))  # fmt: skip
     for attempt in attempts:
         with pytest.raises(OwnershipConflict) as refused:
             await attempt
@@ -346,7 +349,7 @@ async def test_a_credential_written_into_the_secret_by_the_tenant_is_never_used(
     out = await reconcile_key(env, REF, OWNER, {**SPEC, "rateLimit": {"rate": 6, "per": 1}}, 2, first.status,
                               Cause.UPDATE)  # fmt: skip
     assert ready(out)["status"] == "True"
-    sent = [r.credential.key for r in driver.keys.values()]
+    sent = [r.credential.key for r in driver.issued.values()]
     assert all(".." not in key for key in sent) and not any(".." in i for i in driver.revoked_ids)
     fresh = secrets.items["checkout"].data["key"]
     assert fresh not in (issued, "../apis/torii.b.payments") and len(fresh) == 48
@@ -373,10 +376,10 @@ async def test_an_adoption_refused_in_a_burst_does_not_free_the_victims_path(tyk
     import asyncio
 
     driver, model = tyk
-    await driver.converge_api(ObjectRef("b", "payments", "GatewayAPI", "u"), spec(listenPath="/payments/"))
-    grab = driver.converge_api(ObjectRef("a", "grab", "GatewayAPI", "v"),
+    await driver.apis.converge_api(ObjectRef("b", "payments", "GatewayAPI", "u"), spec(listenPath="/payments/"))
+    grab = driver.apis.converge_api(ObjectRef("a", "grab", "GatewayAPI", "v"),
                                spec(listenPath="/grab/", adopt={"id": "torii.b.payments"}))  # fmt: skip
-    shadow = driver.converge_api(ObjectRef("a", "shadow", "GatewayAPI", "w"), spec(listenPath="/payments/v2/"))
+    shadow = driver.apis.converge_api(ObjectRef("a", "shadow", "GatewayAPI", "w"), spec(listenPath="/payments/v2/"))
     results = await asyncio.gather(grab, shadow, return_exceptions=True)  # one burst
     assert isinstance(results[0], OwnershipConflict)
     assert "overlaps a path another namespace serves" in str(results[1])
@@ -401,7 +404,9 @@ async def test_an_oauth_client_of_an_api_already_gone_is_gone_and_another_object
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk))
     ref = ObjectRef("a", "web", "OAuthClient", "u")
     gone = OAuthClientRequest(ref, "torii.a.deleted", "c1", "", "", None, "", {})
-    assert not await driver.delete_oauth_client(gone)  # deletion never hangs on an API deleted first
+    assert not await driver.oauth.delete_oauth_client(gone)  # deletion never hangs on an API deleted first
     with pytest.raises(OwnershipConflict):
-        await driver.delete_oauth_client(OAuthClientRequest(ref, "torii.a.reports", "theirs", "", "", None, "", {}))
+        await driver.oauth.delete_oauth_client(
+            OAuthClientRequest(ref, "torii.a.reports", "theirs", "", "", None, "", {})
+        )
     assert deleted == []

@@ -15,7 +15,8 @@ import pytest
 
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import AuthenticationError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
-from torii.gateways.tyk import TykDriver, render_api_definition
+from torii.gateways.tyk import TykDriver
+from torii.gateways.tyk_render import render_api_definition
 from torii.models.gatewayapi import GatewayAPISpec
 
 SECRET = "s3cr3t-admin-key"
@@ -82,10 +83,10 @@ def tyk() -> tuple[TykDriver, TykModel]:
 
 async def test_create_then_no_write_when_in_sync(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
-    first = await driver.converge_api(REF, spec())
+    first = await driver.apis.converge_api(REF, spec())
     assert first.changed and first.created and first.gateway_id == "torii.shop.orders"
     assert (model.writes, model.reloads) == (1, 1)
-    second = await driver.converge_api(REF, spec())
+    second = await driver.apis.converge_api(REF, spec())
     assert not second.changed
     assert (model.writes, model.reloads) == (1, 1)  # no gateway write, no reload
 
@@ -94,21 +95,21 @@ async def test_hand_edits_of_routing_are_repaired_and_defaults_do_not_cause_writ
     tyk: tuple[TykDriver, TykModel],
 ) -> None:
     driver, model = tyk
-    await driver.converge_api(REF, spec())
+    await driver.apis.converge_api(REF, spec())
     # The gateway adding or normalising fields Torii did not choose is not drift.
     model.loaded["torii.shop.orders"]["proxy"]["check_host_against_uptime_tests"] = False
     model.loaded["torii.shop.orders"]["tags"] = None
-    assert not (await driver.converge_api(REF, spec())).changed
+    assert not (await driver.apis.converge_api(REF, spec())).changed
     # Somebody points the API elsewhere by hand: repaired.
     model.loaded["torii.shop.orders"]["proxy"]["target_url"] = "http://evil:80"
-    assert (await driver.converge_api(REF, spec())).changed
+    assert (await driver.apis.converge_api(REF, spec())).changed
     assert model.loaded["torii.shop.orders"]["proxy"]["target_url"] == "http://orders.shop:8080"
 
 
 async def test_update_rewrites_and_reloads(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
-    await driver.converge_api(REF, spec())
-    result = await driver.converge_api(REF, spec(upstream={"url": "http://orders-v2.shop:8080"}))
+    await driver.apis.converge_api(REF, spec())
+    result = await driver.apis.converge_api(REF, spec(upstream={"url": "http://orders-v2.shop:8080"}))
     assert result.changed and not result.created
     assert model.loaded["torii.shop.orders"]["proxy"]["target_url"] == "http://orders-v2.shop:8080"
 
@@ -118,10 +119,10 @@ async def test_a_burst_is_one_list_one_write_per_object_one_reload_one_confirmin
 ) -> None:
     driver, model = tyk
     refs = [ObjectRef("shop", f"api-{i}") for i in range(50)]
-    await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
     assert (model.writes, model.reloads, model.lists) == (50, 1, 2)
     # The same burst again changes nothing: one list, no write, no reload.
-    results = await asyncio.gather(*(driver.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    results = await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
     assert not any(r.changed for r in results)
     assert (model.writes, model.reloads, model.lists) == (50, 1, 3)
 
@@ -130,15 +131,15 @@ async def test_drift_checks_share_a_recent_view_and_a_rejection_fails_only_its_o
     tyk: tuple[TykDriver, TykModel],
 ) -> None:
     driver, model = tyk
-    await driver.converge_api(REF, spec())
+    await driver.apis.converge_api(REF, spec())
     lists = model.lists
     for _ in range(3):  # drift passes within max_age of the last list: no admin call at all
-        assert not (await driver.converge_api(REF, spec(), max_age=60)).changed
+        assert not (await driver.apis.converge_api(REF, spec(), max_age=60)).changed
     assert model.lists == lists
     model.reject_next_write = (400, {"status": "error", "message": "Request malformed"})
     bad, good = await asyncio.gather(
-        driver.converge_api(ObjectRef("shop", "bad"), spec(listenPath="/bad/")),
-        driver.converge_api(ObjectRef("shop", "good"), spec(listenPath="/good/")),
+        driver.apis.converge_api(ObjectRef("shop", "bad"), spec(listenPath="/bad/")),
+        driver.apis.converge_api(ObjectRef("shop", "good"), spec(listenPath="/good/")),
         return_exceptions=True,
     )
     assert isinstance(bad, PermanentGatewayError) or isinstance(good, PermanentGatewayError)
@@ -147,26 +148,26 @@ async def test_drift_checks_share_a_recent_view_and_a_rejection_fails_only_its_o
 
 async def test_gateway_restarted_empty_is_repushed(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
-    await driver.converge_api(REF, spec())
+    await driver.apis.converge_api(REF, spec())
     model.files.clear()
     model.loaded.clear()
-    result = await driver.converge_api(REF, spec())
+    result = await driver.apis.converge_api(REF, spec())
     assert result.changed and result.created and "torii.shop.orders" in model.loaded
 
 
 async def test_delete_and_already_gone(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
-    await driver.converge_api(REF, spec())
-    assert await driver.delete_api(REF) is True
+    await driver.apis.converge_api(REF, spec())
+    assert await driver.apis.delete_api(REF) is True
     assert "torii.shop.orders" not in model.loaded
-    assert await driver.delete_api(REF) is False
+    assert await driver.apis.delete_api(REF) is False
 
 
 async def test_rejection_is_permanent_with_the_gateways_message(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
     model.reject_next_write = (400, {"status": "error", "message": "Request malformed"})
     with pytest.raises(PermanentGatewayError) as info:
-        await driver.converge_api(REF, spec())
+        await driver.apis.converge_api(REF, spec())
     assert "Request malformed" in info.value.message and info.value.status == 400
     assert SECRET not in str(info.value)
 
@@ -176,14 +177,14 @@ async def test_server_errors_are_retryable(tyk: tuple[TykDriver, TykModel], stat
     driver, model = tyk
     model.fail_next = (status, {"message": "boom"})
     with pytest.raises(RetryableGatewayError):
-        await driver.converge_api(REF, spec())
+        await driver.apis.converge_api(REF, spec())
 
 
 async def test_wrong_secret_is_reported_without_the_secret(tyk: tuple[TykDriver, TykModel]) -> None:
     driver, model = tyk
     model.fail_next = (403, {"message": "Attempted administrative access with invalid or missing key!"})
     with pytest.raises(AuthenticationError) as info:
-        await driver.converge_api(REF, spec())
+        await driver.apis.converge_api(REF, spec())
     assert "credentials" in info.value.message and SECRET not in info.value.message
 
 
@@ -197,7 +198,7 @@ async def test_timeouts_and_refused_connections_are_retryable() -> None:
     for handler in (timeout, refused):
         driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(handler))
         with pytest.raises(RetryableGatewayError) as info:
-            await driver.converge_api(REF, spec())
+            await driver.apis.converge_api(REF, spec())
         assert "gateway tyk" in info.value.message and SECRET not in info.value.message
 
 
@@ -253,7 +254,7 @@ async def test_revoke_names_the_org_and_refuses_a_404_for_a_key_still_known() ->
 
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk_that_keeps_the_key))
     with pytest.raises(RetryableGatewayError, match="still known"):
-        await driver.delete_key(key_request())
+        await driver.keys.delete_key(key_request())
     assert all(r.url.params["org_id"] == "torii" for r in seen)
 
 
@@ -278,11 +279,11 @@ async def test_lost_plain_key_is_found_by_its_digest_and_revoked() -> None:
         return httpx.Response(200, json={"meta_data": {"torii-object": str(REF)}})
 
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
-    from torii.gateways.tyk import _key_id
+    from torii.gateways.tyk_keys import _key_id
 
     old_id = _key_id({"key": stored})
     assert old_id is not None and "k" * 48 not in old_id
-    await driver.revoke_by_id(key_request(), old_id)
+    await driver.keys.revoke_by_id(key_request(), old_id)
     assert stored not in keys
 
 
@@ -291,7 +292,7 @@ async def test_escape_hatch_cannot_change_routing_or_open_a_keyed_api(tyk: tuple
     widened = spec(
         auth="key", tyk={"use_keyless": True, "proxy": {"listen_path": "/other/", "preserve_host_header": True}}
     )
-    result = await driver.converge_api(REF, widened)
+    result = await driver.apis.converge_api(REF, widened)
     loaded = model.loaded["torii.shop.orders"]
     assert loaded["use_keyless"] is False and loaded["use_standard_auth"] is True
     assert loaded["proxy"]["listen_path"] == "/orders/"
@@ -311,9 +312,9 @@ async def test_a_listen_path_held_by_another_api_is_a_conflict_until_it_is_free(
     }  # fmt: skip
     first, second = ObjectRef("shop", "a"), ObjectRef("shop", "b")
     results = await asyncio.gather(
-        driver.converge_api(first, spec(listenPath="/taken/")),
-        driver.converge_api(second, spec(listenPath="/shared/")),
-        driver.converge_api(ObjectRef("shop", "c"), spec(listenPath="/shared/")),
+        driver.apis.converge_api(first, spec(listenPath="/taken/")),
+        driver.apis.converge_api(second, spec(listenPath="/shared/")),
+        driver.apis.converge_api(ObjectRef("shop", "c"), spec(listenPath="/shared/")),
         return_exceptions=True,
     )
     # The holder is named only when it is of the same namespace: never another tenant's ids.
@@ -326,5 +327,5 @@ async def test_a_listen_path_held_by_another_api_is_a_conflict_until_it_is_free(
     assert isinstance(results[2], ListenPathConflict) and "by API torii.shop.b of this namespace" in str(results[2])
     assert "torii.shop.a" not in model.files and "torii.shop.c" not in model.files  # nothing half-applied
     del model.files["hand-made"], model.loaded["hand-made"]
-    await driver.converge_api(ObjectRef("shop", "other"), spec(listenPath="/other/"))  # a fresh list
-    assert (await driver.converge_api(first, spec(listenPath="/taken/"))).created  # free now: served
+    await driver.apis.converge_api(ObjectRef("shop", "other"), spec(listenPath="/other/"))  # a fresh list
+    assert (await driver.apis.converge_api(first, spec(listenPath="/taken/"))).created  # free now: served

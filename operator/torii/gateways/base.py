@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from torii.gateways.errors import OwnershipConflict
@@ -121,21 +122,40 @@ class Inventory:
     key_defaults: dict[str, Any]
     # What this connection renders into every object (Tyk: org_id; Otoroshi: domain, subdomain, group).
     rendering: dict[str, str]
+    kind: str = ""  # the gateway kind whose objects these are (which importer maps them)
 
 
-class GatewayDriver(Protocol):
-    """One gateway connection. Implementations: `TykDriver`, `OtoroshiDriver`."""
+@dataclass(frozen=True)
+class OAuthClientRequest:
+    ref: ObjectRef
+    api_id: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    policy: str | None
+    description: str
+    metadata: dict[str, str]
+    adopting: bool = False  # spec.adopt (granted): a client without Torii's owner record may be taken over
 
-    name: str
-    type: str
-    # Where its admin API answers (tenancy: upstreams may not point there).
-    admin_urls: list[str]
-    # Escape-hatch fields Torii overrides with its neutral fields, as dotted paths (setting them changes nothing).
-    neutral_fields: frozenset[str]
+    def __repr__(self) -> str:
+        return f"OAuthClientRequest(ref={self.ref}, api_id={self.api_id!r}, client_id={self.client_id!r}, ...)"
 
-    async def check(self) -> str:
-        """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
-        ...
+
+# The owner record in a key's (or OAuth client's) meta_data: Torii never writes, revokes or deletes a key whose
+# record names another object, nor takes one without a record unless it adopts it.
+class CredentialKind(StrEnum):
+    """What a gateway's credential is, and so how Torii issues, rotates and revokes it.
+
+    KEY (Tyk): a credential IS a key; a new credential is a new key, the old one a key of its own to revoke.
+    CLIENT (Otoroshi): a client id and a secret; the key keeps its client id and its secret changes (a rotation
+    is the gateway's own: the old secret stays valid next to the new one for the grace period)."""
+
+    KEY = "key"
+    CLIENT = "client"
+
+
+class ApiRole(Protocol):
+    """GatewayAPIs on one gateway."""
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         """Make the gateway serve `spec`; no write when it already does. Returns once it serves it.
@@ -145,12 +165,18 @@ class GatewayDriver(Protocol):
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
         """Remove the API (`gateway_id`: an adopted id, else Torii's own); True if something was deleted, False
-        if it was already gone."""
+        if it was already gone; OwnershipConflict (nothing deleted) when it belongs to another object."""
         ...
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         """Gateway health figures for the API, or None where the gateway has none."""
         ...
+
+
+class KeyRole(Protocol):
+    """GatewayKeys on one gateway."""
+
+    credential_kind: CredentialKind
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         """Create or update the key with the credential Torii chose; no write when already in sync."""
@@ -174,6 +200,11 @@ class GatewayDriver(Protocol):
         """Let the gateway itself refuse a key known only by its id after `at_unix` (a rotated-out adopted key)."""
         ...
 
+    async def expire_previous(self, request: KeyRequest, previous: Credential, at_unix: int) -> None:
+        """Let the gateway itself refuse a rotated-out credential after its grace period, even if Torii is down
+        then (where the previous credential is a key of its own; nothing where the gateway rotates natively)."""
+        ...
+
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         """End a rotation's grace period: the previous credential stops working."""
         ...
@@ -186,6 +217,10 @@ class GatewayDriver(Protocol):
 
     async def reset_key_quota(self, request: KeyRequest) -> None: ...
 
+
+class OAuthRole(Protocol):
+    """OAuthClients on one gateway."""
+
     async def converge_oauth_client(self, request: OAuthClientRequest) -> bool:
         """Create the OAuth client with the id/secret Torii chose; True when a write happened."""
         ...
@@ -197,34 +232,46 @@ class GatewayDriver(Protocol):
         OwnershipConflict when another Torii object owns it."""
         ...
 
+
+class ImportRole(Protocol):
     async def inventory(self) -> Inventory:
         """Read every API and key on the gateway (for `torii import`; never called by the operator)."""
         ...
 
+
+class GatewayDriver(Protocol):
+    """One gateway connection and its roles. Implementations: `TykDriver`, `OtoroshiDriver`. What differs per
+    gateway is a role's method or a declared capability (`keys.credential_kind`, `oauth is None`): never a check
+    of the gateway's type above `gateways/`."""
+
+    name: str
+    type: str
+    # Where its admin API answers (tenancy: upstreams may not point there).
+    admin_urls: list[str]
+    # Escape-hatch fields Torii overrides with its neutral fields, as dotted paths (setting them changes nothing).
+    neutral_fields: frozenset[str]
+
     @property
-    def admin_calls(self) -> int: ...
+    def apis(self) -> ApiRole: ...
+
+    @property
+    def keys(self) -> KeyRole: ...
+
+    @property
+    def oauth(self) -> OAuthRole | None:
+        """None: the gateway has no OAuth clients (OAuthClient objects for it are Unsupported)."""
+        ...
+
+    @property
+    def importer(self) -> ImportRole: ...
+
+    async def check(self) -> str:
+        """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
+        ...
 
     async def aclose(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class OAuthClientRequest:
-    ref: ObjectRef
-    api_id: str
-    client_id: str
-    client_secret: str
-    redirect_uri: str
-    policy: str | None
-    description: str
-    metadata: dict[str, str]
-    adopting: bool = False  # spec.adopt (granted): a client without Torii's owner record may be taken over
-
-    def __repr__(self) -> str:
-        return f"OAuthClientRequest(ref={self.ref}, api_id={self.api_id!r}, client_id={self.client_id!r}, ...)"
-
-
-# The owner record in a key's (or OAuth client's) meta_data: Torii never writes, revokes or deletes a key whose
-# record names another object, nor takes one without a record unless it adopts it.
 OWNER_META = "torii-object"
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
-from torii.gateways.otoroshi import DEFAULT_QUOTA, render_apikey, render_service
+from torii.gateways.base import Credential, Inventory, KeyRequest, ObjectRef, ResolvedApi
+from torii.gateways.otoroshi_render import DEFAULT_QUOTA, render_apikey, render_service
 from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, GatewayAPISpec
@@ -103,3 +103,16 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
         return Skipped(what, f"cannot be expressed as a GatewayKey: {first_error(exc)}")
     made = to_manifest("GatewayKey", GatewayKeySpec, k8s_name, spec, "otoroshi", override, what, namespace)
     return made
+
+
+def map_api(item: dict[str, Any], inventory: Inventory, *, gateway: str, names: Names,
+            namespace: str | None) -> Manifest | Skipped:  # fmt: skip
+    rendering = inventory.rendering
+    return service_manifest(item, inventory.api_defaults, gateway=gateway, domain=rendering["domain"],
+                            subdomain=rendering["subdomain"], group=rendering["group"], names=names,
+                            namespace=namespace)  # fmt: skip
+
+
+def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, str],
+            names: Names, namespace: str | None) -> Manifest | Skipped:  # fmt: skip
+    return key_manifest(body, inventory.key_defaults, gateway=gateway, apis=apis, names=names, namespace=namespace)

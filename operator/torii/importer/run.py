@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from torii.gateways.base import GatewayDriver, Inventory
+from torii.gateways.base import GatewayDriver
 from torii.importer import otoroshi, tyk
 from torii.importer.manifests import ImportResult, Manifest, Names, Skipped
 
@@ -16,13 +18,14 @@ TYK_OPERATOR = ("tyk.tyk.io", "v1alpha1", "apidefinitions")
 async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace: str | None = None) -> ImportResult:
     """Every API (and key) on the gateway as resources adopting it. Keys refer to the APIs by the names this
     import gives them, so APIs are always mapped (and written when `kinds` asks for them)."""
-    inventory = await driver.inventory()
+    inventory = await driver.importer.inventory()
+    mapper = MAPPERS[inventory.kind]
     result = ImportResult()
     api_names: dict[str, str] = {}
     oauth_apis: dict[str, str] = {}
     names = Names()
     for item in inventory.apis:
-        outcome = _api(driver, item, inventory, names, namespace)
+        outcome = mapper.api(item, inventory, gateway=driver.name, names=names, namespace=namespace)
         _add(result, outcome, write=kinds in ("apis", "all"))
         if isinstance(outcome, Manifest) and outcome.spec.get("auth") == "key":
             api_names[outcome.spec["adopt"]["id"]] = outcome.name  # keys only reach key-protected APIs
@@ -31,12 +34,8 @@ async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace
     if kinds in ("keys", "all"):
         key_names = Names()
         for key_id, body in inventory.keys:
-            if driver.type == "tyk":
-                key = tyk.key_manifest(key_id, body, gateway=driver.name, apis=api_names, names=key_names,
-                                       namespace=namespace)  # fmt: skip
-            else:
-                key = otoroshi.key_manifest(body, inventory.key_defaults, gateway=driver.name, apis=api_names,
-                                            names=key_names, namespace=namespace)  # fmt: skip
+            key = mapper.key(key_id, body, inventory, gateway=driver.name, apis=api_names, names=key_names,
+                             namespace=namespace)  # fmt: skip
             _add(result, key, write=True)
         client_names = Names()
         for api_id, body in inventory.oauth_clients:  # credentials too: imported with the keys
@@ -46,17 +45,19 @@ async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace
     return result
 
 
-def _api(
-    driver: GatewayDriver, item: dict[str, Any], inventory: Inventory, names: Names, namespace: str | None
-) -> Manifest | Skipped:
-    if driver.type == "tyk":
-        return tyk.api_manifest(item, gateway=driver.name, org_id=inventory.rendering["org_id"], names=names,
-                                namespace=namespace)  # fmt: skip
-    return otoroshi.service_manifest(
-        item, inventory.api_defaults, gateway=driver.name, domain=inventory.rendering["domain"],
-        subdomain=inventory.rendering["subdomain"], group=inventory.rendering["group"], names=names,
-        namespace=namespace,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Mapper:
+    """How one gateway kind's objects become manifests (`Inventory.kind` names it)."""
+
+    api: Callable[..., Manifest | Skipped]
+    key: Callable[..., Manifest | Skipped]
+    tyk_operator: bool  # tyk-operator ApiDefinitions can be converted onto it
+
+
+MAPPERS = {
+    "tyk": Mapper(tyk.map_api, tyk.map_key, tyk_operator=True),
+    "otoroshi": Mapper(otoroshi.map_api, otoroshi.map_key, tyk_operator=False),
+}
 
 
 def _add(result: ImportResult, outcome: Manifest | Skipped, *, write: bool) -> None:
@@ -102,9 +103,9 @@ async def list_api_definitions(namespace: str | None) -> list[dict[str, Any]]:
 async def import_tyk_operator(driver: GatewayDriver, definitions: list[dict[str, Any]]) -> ImportResult:
     """GatewayAPIs that adopt the Tyk APIs tyk-operator made from `definitions`, same names and namespaces. The
     live definition on the gateway is the source (it is what clients get); the ApiDefinition names it."""
-    if driver.type != "tyk":
-        raise SystemExit(f"--from-tyk-operator needs a Tyk gateway; {driver.name} is {driver.type}")
-    inventory = await driver.inventory()
+    inventory = await driver.importer.inventory()
+    if not MAPPERS[inventory.kind].tyk_operator:
+        raise SystemExit(f"--from-tyk-operator needs a Tyk gateway; {driver.name} is {inventory.kind}")
     live = {str(a.get("api_id")): a for a in inventory.apis}
     result = ImportResult()
     for definition in definitions:

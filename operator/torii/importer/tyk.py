@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, dotted_get
-from torii.gateways.tyk import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
+from torii.gateways.base import Credential, Inventory, KeyRequest, ObjectRef, ResolvedApi, dotted_get
+from torii.gateways.tyk_render import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
 from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, is_zero, minimal_override, prune, without
@@ -195,3 +195,13 @@ def oauth_client_manifest(api_id: str, body: dict[str, Any], *, gateway: str, ap
         return Skipped(what, f"cannot be expressed as an OAuthClient: {first_error(exc)}")
     name = names.claim(str(body.get("description") or ""), f"oauth-{client_id}")
     return Manifest("OAuthClient", name, spec, what, namespace)
+
+
+def map_api(item: dict[str, Any], inventory: Inventory, *, gateway: str, names: Names,
+            namespace: str | None) -> Manifest | Skipped:  # fmt: skip
+    return api_manifest(item, gateway=gateway, org_id=inventory.rendering["org_id"], names=names, namespace=namespace)
+
+
+def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, str],
+            names: Names, namespace: str | None) -> Manifest | Skipped:  # fmt: skip
+    return key_manifest(key_id, body, gateway=gateway, apis=apis, names=names, namespace=namespace)

@@ -15,7 +15,7 @@ import re
 import secrets
 import string
 
-from torii.gateways.base import Credential
+from torii.gateways.base import Credential, CredentialKind
 
 ALPHANUM = string.ascii_letters + string.digits
 TYK_KEY = re.compile(r"[0-9a-f]{48}")
@@ -36,14 +36,14 @@ def new_client(client_id: str = "") -> Credential:
     )
 
 
-def new_credential(gateway_type: str, client_id: str = "") -> Credential:
+def new_credential(kind: CredentialKind, client_id: str = "") -> Credential:
     """A fresh, cryptographically random credential of the gateway's kind."""
-    return new_key() if gateway_type == "tyk" else new_client(client_id)
+    return new_key() if kind == CredentialKind.KEY else new_client(client_id)
 
 
-def issued_shape(gateway_type: str, cred: Credential) -> bool:
+def issued_shape(kind: CredentialKind, cred: Credential) -> bool:
     """Is `cred` shaped like one Torii issues? (Trusted for objects that have no digest recorded yet.)"""
-    if gateway_type == "tyk":
+    if kind == CredentialKind.KEY:
         return bool(TYK_KEY.fullmatch(cred.key))
     return bool(CLIENT_ID.fullmatch(cred.client_id) and CLIENT_SECRET.fullmatch(cred.client_secret))
 
@@ -54,17 +54,17 @@ def digest(uid: str, cred: Credential) -> str:
     return hashlib.sha256(material).hexdigest()[:32]
 
 
-def recognised(gateway_type: str, uid: str, cred: Credential | None, recorded: str | None) -> bool:
+def recognised(kind: CredentialKind, uid: str, cred: Credential | None, recorded: str | None) -> bool:
     """Is `cred`, read from a Secret, the credential Torii recorded (or, nothing recorded, one of its shape)?"""
     if cred is None:
         return False
     if recorded:
         return digest(uid, cred) == recorded
-    return issued_shape(gateway_type, cred)
+    return issued_shape(kind, cred)
 
 
-def secret_data(gateway_type: str, cred: Credential, previous: Credential | None = None) -> dict[str, str]:
-    if gateway_type == "tyk":
+def secret_data(kind: CredentialKind, cred: Credential, previous: Credential | None = None) -> dict[str, str]:
+    if kind == CredentialKind.KEY:
         data = {"key": cred.key, "Authorization": cred.key}
         if previous is not None:
             data["previousKey"] = previous.key
@@ -76,9 +76,9 @@ def secret_data(gateway_type: str, cred: Credential, previous: Credential | None
     return data
 
 
-def credentials_in(gateway_type: str, data: dict[str, str]) -> tuple[Credential | None, Credential | None]:
+def credentials_in(kind: CredentialKind, data: dict[str, str]) -> tuple[Credential | None, Credential | None]:
     """(current, previous-in-grace) from a Secret's data; None when absent or incomplete."""
-    if gateway_type == "tyk":
+    if kind == CredentialKind.KEY:
         current = Credential(key=data["key"]) if data.get("key") else None
         previous = Credential(key=data["previousKey"]) if data.get("previousKey") else None
         return current, previous

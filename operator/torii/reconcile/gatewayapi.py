@@ -49,7 +49,7 @@ async def reconcile_api(
         driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
         await check_api(ctx.connection(driver), ref.namespace, spec)
-        result = await driver.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
+        result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
     except Blocked as exc:
         return blocked(status, generation, exc)
     except GatewayError as exc:
@@ -60,7 +60,7 @@ async def reconcile_api(
     status.listen_path = spec.listen_path
     if cause == Cause.DRIFT:
         with contextlib.suppress(GatewayError):  # health figures are informative; the API itself is served
-            status.health = await driver.api_health(ref, result.gateway_id)
+            status.health = await driver.apis.api_health(ref, result.gateway_id)
     if spec.active:
         reason, message = "Serving", f"gateway {driver.name} serves {spec.listen_path} as {result.gateway_id}"
     else:
@@ -95,7 +95,7 @@ async def delete_api(
     ref = replace(ref, kind=owner.kind, uid=owner.uid)
 
     async def remove(driver: GatewayDriver) -> str:
-        if await driver.delete_api(ref, adopted or None):
+        if await driver.apis.delete_api(ref, adopted or None):
             return f"API removed from gateway {driver.name}"
         return f"API already gone from gateway {driver.name}"
 

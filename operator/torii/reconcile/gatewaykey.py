@@ -14,13 +14,31 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from torii.gateways.base import Credential, GatewayDriver, KeyRequest, KeyResult, ObjectRef, ResolvedApi, group_id
+from torii.gateways.base import (
+    Credential,
+    CredentialKind,
+    GatewayDriver,
+    KeyRequest,
+    KeyResult,
+    ObjectRef,
+    ResolvedApi,
+    group_id,
+)
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner, SecretView
 from torii.models.common import ConditionStatus, SecretTemplate
-from torii.models.gatewayapi import AuthMode
 from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
 from torii.reconcile.context import ReconcileContext
+from torii.reconcile.credential_plan import (
+    AdoptStep,
+    GraceAction,
+    GraceSituation,
+    Situation,
+    Step,
+    after_adoption,
+    decide,
+    grace_actions,
+)
 from torii.reconcile.credentials import credentials_in, digest, new_credential, recognised, secret_data
 from torii.reconcile.outcome import (
     READY,
@@ -34,53 +52,8 @@ from torii.reconcile.outcome import (
     permanently_failed_at,
     ready,
 )
-from torii.reconcile.references import usable_api
+from torii.reconcile.references import resolve_apis, supplied_credential
 from torii.tenancy.rules import Connection, check_key, may_read_adopted_credentials
-
-# -------------------------------------------------------------------------------------------- references
-
-
-async def resolve_apis(
-    ctx: ReconcileContext, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
-) -> tuple[tuple[ResolvedApi, ...], str | None]:
-    """The APIs a key refers to, checked: same namespace, same gateway, `auth: key`, served."""
-    objects: list[tuple[str, dict[str, Any] | None, list[str]]] = []
-    gid = None
-    if spec.apis is not None:
-        for i, api in enumerate(spec.apis):
-            if api.namespace and api.namespace != ref.namespace:
-                raise Blocked(
-                    "InvalidReference",
-                    f"spec.apis[{i}].namespace: {api.namespace!r} is another namespace; a key may only refer to "
-                    f"GatewayAPIs in its own namespace ({ref.namespace})",
-                    retry=False,
-                )
-            objects.append((api.name, await ctx.apis.get(ref.namespace, api.name), list(api.versions)))
-    else:
-        assert spec.api_group is not None  # exactly one of apis/apiGroup (CRD rule)
-        members = await ctx.apis.in_group(ref.namespace, spec.api_group)
-        if not members:
-            raise Blocked(
-                "WaitingForAPI",
-                f"spec.apiGroup: no GatewayAPI in {ref.namespace} has group {spec.api_group!r}",
-                retry=True,
-            )
-        objects = [(m["metadata"]["name"], m, []) for m in members]
-        gid = group_id(ctx.id_prefix, ref.namespace, spec.api_group)
-
-    resolved = [
-        ResolvedApi(
-            name,
-            usable_api(
-                ref.namespace, name, obj, gateway=driver.name, default_gateway=ctx.gateways.default, auth=AuthMode.KEY
-            ),
-            tuple(versions),
-            ((obj or {}).get("spec") or {}).get("adopt", {}).get("orgId"),
-        )
-        for name, obj, versions in objects
-    ]
-    return tuple(resolved), gid
-
 
 # --------------------------------------------------------------------------------------------- reconcile
 
@@ -111,8 +84,8 @@ class KeyWork:
     events: list[Event] = field(default_factory=list)
 
     @property
-    def type(self) -> str:
-        return self.driver.type
+    def kind(self) -> CredentialKind:
+        return self.driver.keys.credential_kind
 
     @property
     def wanted_rotation(self) -> int:
@@ -135,9 +108,9 @@ def read_credentials(work: KeyWork) -> bool:
     work.revoke_at = _parse_time(status.previous_key_revoke_at)
     if work.view is None:
         return False
-    current, previous = credentials_in(work.type, work.view.data)
+    current, previous = credentials_in(work.kind, work.view.data)
     uid = work.owner.uid
-    if recognised(work.type, uid, current, status.credential_digest):
+    if recognised(work.kind, uid, current, status.credential_digest):
         work.current = current
     elif current is not None and status.previous_credential_digest == work.digest(current):
         # A rotation recorded in status whose Secret write did not happen: the old credential is still the
@@ -146,7 +119,7 @@ def read_credentials(work: KeyWork) -> bool:
         return False
     recorded = status.previous_credential_digest
     # Nothing recorded at all: an object from before the record existed, trusted with Torii-shaped credentials.
-    if recognised(work.type, uid, previous, recorded) and (recorded or status.credential_digest is None):
+    if recognised(work.kind, uid, previous, recorded) and (recorded or status.credential_digest is None):
         work.previous = previous
     return current is not None and work.current is None
 
@@ -164,7 +137,7 @@ async def write_secret(ctx: ReconcileContext, work: KeyWork) -> None:
     assert work.current is not None
     template = work.spec.secret_template
     version = await ctx.secrets.write(
-        work.ref.namespace, work.secret_name, work.owner, secret_data(work.type, work.current, work.previous),
+        work.ref.namespace, work.secret_name, work.owner, secret_data(work.kind, work.current, work.previous),
         labels=dict(template.labels) if template else {}, annotations=template_annotations(template),
         create=work.view is None, resource_version=work.view.resource_version if work.view else "",
     )  # fmt: skip
@@ -216,66 +189,84 @@ async def settle_credential(
     ctx: ReconcileContext, work: KeyWork, apis: tuple[ResolvedApi, ...], gid: str | None, conn: Connection,
     unrecognised: bool,
 ) -> CredentialPlan:  # fmt: skip
-    """Decide the credential (adopt, keep, issue, rotate) and store it; the gateway comes after."""
-    spec, status, plan = work.spec, work.status, CredentialPlan()
-    # Adoption applies until Torii has the key's credential in the Secret, or rotated away from it. (Otoroshi
-    # keeps the clientId when rotating: during a grace period its stored secret is the old one.)
+    """Decide the credential (`credential_plan.decide`) and store it; the gateway comes after."""
+    spec, status = work.spec, work.status
+    # Adoption applies until Torii has the key's credential in the Secret, or rotated away from it. (A CLIENT
+    # keeps its id when rotating: during a grace period its stored secret is the old one.)
     adoption = spec.adopt if spec.adopt is not None and status.key_id in (None, spec.adopt.id) else None
     if status.previous_key_revoke_at:
         adoption = None
-    plan.adopting = adoption is not None
-    if work.current is None and adoption is not None:
-        supplied = await supplied_credential(ctx, work.ref, spec)
-        recovered = await work.driver.adopted_credential(
-            KeyRequest(work.ref, spec, apis, gid, Credential(), adopting=True), adoption.id, supplied,
-            read_allowed=may_read_adopted_credentials(conn, work.ref.namespace),
-        )  # fmt: skip
-        if recovered is not None:
-            # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
-            work.applied_rotation = work.wanted_rotation
-            await issue(ctx, work, recovered, key_id=adoption.id, rotation_generation=work.wanted_rotation)
-            work.events.append(Event("Normal", "Adopted", f"existing key {adoption.id} adopted; its credential is "
-                                                          f"in Secret {work.secret_name}"))  # fmt: skip
-        elif work.wanted_rotation <= (status.rotation_generation or 0):
-            plan.by_id, work.applied_rotation = adoption.id, work.wanted_rotation
-        else:
-            # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one keeps
-            # working for the grace period (and then expires on the gateway itself).
-            work.applied_rotation, work.revoke_at = work.wanted_rotation, ctx.now() + timedelta(seconds=work.grace)
-            await issue(ctx, work, new_credential(work.type), rotation_generation=work.wanted_rotation,
-                        previous_key_id=adoption.id, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
-            plan.rotated_from = adoption.id
-            message = f"new credential in Secret {work.secret_name}; adopted key {adoption.id} revoked at "
-            work.events.append(Event("Normal", "Rotated", message + _fmt(work.revoke_at)))
-    elif work.current is None:
-        # No credential yet, or the Secret lost it (or holds one Torii does not recognise). A new one is recorded
-        # and stored BEFORE the gateway sees it. One issued before (status.keyId) must not stay alive unseen:
-        # Otoroshi keeps the clientId (the update replaces the secret); a Tyk key is revoked by its hash once
-        # the new one exists.
-        reuse = status.key_id if work.type == "otoroshi" and status.key_id else ""
-        plan.lost_key_id = status.key_id if work.type == "tyk" and work.previous is None else None
-        if work.previous is None:
-            work.applied_rotation, work.revoke_at = work.wanted_rotation, None
-        client_id = reuse or (work.previous.client_id if work.previous else "")
-        await issue(ctx, work, new_credential(work.type, client_id), rotation_generation=work.applied_rotation)
-        if unrecognised:
-            work.events.append(Event("Warning", "CredentialReplaced", f"Secret {work.secret_name} held a credential "
-                                     "Torii did not issue; a new one was issued"))  # fmt: skip
-    elif work.wanted_rotation > work.applied_rotation:
-        # Rotation: the new credential goes into the Secret first; the old one keeps working for `grace`.
-        if work.previous is not None:
-            # Rotated again before the last grace period ended: that older credential goes now.
-            await work.driver.revoke_previous(KeyRequest(work.ref, spec, apis, gid, work.current), work.previous)
-        work.previous = work.current
-        work.revoke_at = ctx.now() + timedelta(seconds=work.grace)
-        work.applied_rotation = work.wanted_rotation
-        await issue(ctx, work, new_credential(work.type, client_id=work.current.client_id),
-                    rotation_generation=work.wanted_rotation, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
-        work.events.append(Event("Normal", "Rotated", f"new credential in Secret {work.secret_name}; previous "
-                                                      f"revoked at {_fmt(work.revoke_at)}"))  # fmt: skip
-    elif metadata_drifted(work):
+    plan = CredentialPlan(adopting=adoption is not None)
+    step = decide(Situation(
+        has_current=work.current is not None, adopting=adoption is not None, wanted_rotation=work.wanted_rotation,
+        applied_rotation=work.applied_rotation, metadata_drifted=metadata_drifted(work),
+    ))  # fmt: skip
+    if step == Step.ADOPT and adoption is not None:
+        await adopt(ctx, work, plan, KeyRequest(work.ref, spec, apis, gid, Credential(), adopting=True), adoption.id,
+                    may_read_adopted_credentials(conn, work.ref.namespace))  # fmt: skip
+    elif step == Step.ISSUE:
+        await reissue(ctx, work, plan, unrecognised)
+    elif step == Step.ROTATE:
+        await rotate(ctx, work, KeyRequest(work.ref, spec, apis, gid, work.current or Credential()))
+    elif step == Step.REWRITE:
         await write_secret(ctx, work)
     return plan
+
+
+async def adopt(ctx: ReconcileContext, work: KeyWork, plan: CredentialPlan, request: KeyRequest, key_id: str,
+                read_allowed: bool) -> None:  # fmt: skip
+    supplied = await supplied_credential(ctx, work.ref, work.spec)
+    recovered = await work.driver.keys.adopted_credential(request, key_id, supplied, read_allowed=read_allowed)
+    step = after_adoption(recovered=recovered is not None, wanted_rotation=work.wanted_rotation,
+                          recorded_rotation=work.status.rotation_generation or 0)  # fmt: skip
+    if step == AdoptStep.STORE and recovered is not None:
+        # The existing credential goes into the Secret: from now on it is managed like one Torii issued.
+        work.applied_rotation = work.wanted_rotation
+        await issue(ctx, work, recovered, key_id=key_id, rotation_generation=work.wanted_rotation)
+        work.events.append(Event("Normal", "Adopted", f"existing key {key_id} adopted; its credential is in "
+                                                      f"Secret {work.secret_name}"))  # fmt: skip
+    elif step == AdoptStep.BY_ID:
+        plan.by_id, work.applied_rotation = key_id, work.wanted_rotation
+    else:
+        # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one keeps working
+        # for the grace period (and then expires on the gateway itself).
+        work.applied_rotation, work.revoke_at = work.wanted_rotation, ctx.now() + timedelta(seconds=work.grace)
+        await issue(ctx, work, new_credential(work.kind), rotation_generation=work.wanted_rotation,
+                    previous_key_id=key_id, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
+        plan.rotated_from = key_id
+        message = f"new credential in Secret {work.secret_name}; adopted key {key_id} revoked at "
+        work.events.append(Event("Normal", "Rotated", message + _fmt(work.revoke_at)))
+
+
+async def reissue(ctx: ReconcileContext, work: KeyWork, plan: CredentialPlan, unrecognised: bool) -> None:
+    """No credential yet, or the Secret lost it (or holds one Torii does not recognise). A new one is recorded
+    and stored BEFORE the gateway sees it. One issued before (status.keyId) must not stay alive unseen: a
+    CLIENT keeps its id (the update replaces the secret); a KEY is revoked by its id once the new one exists."""
+    status = work.status
+    separate = work.kind == CredentialKind.KEY
+    plan.lost_key_id = status.key_id if separate and work.previous is None else None
+    if work.previous is None:
+        work.applied_rotation, work.revoke_at = work.wanted_rotation, None
+    client_id = "" if separate else (status.key_id or (work.previous.client_id if work.previous else ""))
+    await issue(ctx, work, new_credential(work.kind, client_id), rotation_generation=work.applied_rotation)
+    if unrecognised:
+        work.events.append(Event("Warning", "CredentialReplaced", f"Secret {work.secret_name} held a credential "
+                                 "Torii did not issue; a new one was issued"))  # fmt: skip
+
+
+async def rotate(ctx: ReconcileContext, work: KeyWork, request: KeyRequest) -> None:
+    """The new credential goes into the Secret first; the current one keeps working for the grace period."""
+    assert work.current is not None
+    if work.previous is not None:
+        # Rotated again before the last grace period ended: that older credential goes now.
+        await work.driver.keys.revoke_previous(request, work.previous)
+    work.previous = work.current
+    work.revoke_at = ctx.now() + timedelta(seconds=work.grace)
+    work.applied_rotation = work.wanted_rotation
+    await issue(ctx, work, new_credential(work.kind, client_id=work.current.client_id),
+                rotation_generation=work.wanted_rotation, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
+    work.events.append(Event("Normal", "Rotated", f"new credential in Secret {work.secret_name}; previous revoked "
+                                                  f"at {_fmt(work.revoke_at)}"))  # fmt: skip
 
 
 def gateway_request(
@@ -287,37 +278,40 @@ def gateway_request(
                          adopting=plan.adopting)  # fmt: skip
     if plan.by_id is not None or work.current is None:
         return replace(request, key_id=plan.by_id)
-    if work.type == "otoroshi" and in_grace and work.previous is not None:
-        # Native rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
+    if work.kind == CredentialKind.CLIENT and in_grace and work.previous is not None:
+        # The gateway's own rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
         return replace(request, credential=work.previous, next_credential=work.current)
     return replace(request, credential=work.current)
 
 
 async def end_grace(ctx: ReconcileContext, work: KeyWork, request: KeyRequest, plan: CredentialPlan) -> None:
-    """Revoke what a rotation or an adoption left behind once its grace period is over."""
-    status, now = work.status, ctx.now()
-    in_grace = work.previous is not None and work.revoke_at is not None and now < work.revoke_at
-    if work.type == "tyk" and work.previous is not None and in_grace and work.revoke_at is not None:
-        # Tyk enforces the grace period itself too: the old key expires even if Torii is down then.
-        expire = getattr(work.driver, "expire_key", None)
-        if expire is not None:
-            await expire(request, work.previous.key, request.apis[0].gateway_id, int(work.revoke_at.timestamp()))
-    if plan.rotated_from is not None and work.revoke_at is not None:
-        await work.driver.expire_by_id(replace(request, adopting=True), plan.rotated_from,
-                                       int(work.revoke_at.timestamp()))  # fmt: skip
-    adopted_done = work.revoke_at is None or now >= work.revoke_at
-    if status.previous_key_id and work.previous is None and plan.by_id is None and plan.rotated_from is None and (
-            adopted_done):  # fmt: skip
-        await work.driver.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
-        work.events.append(Event("Normal", "PreviousCredentialRevoked", "the adopted key no longer works"))
-        status.previous_key_id, work.revoke_at = None, None
-    if work.previous is not None and work.current is not None and not in_grace:
-        await work.driver.revoke_previous(replace(request, credential=work.current, next_credential=None),
-                                          work.previous)  # fmt: skip
-        work.previous, work.revoke_at = None, None
-        await record(ctx, work, previous_credential_digest=None, previous_key_revoke_at=None)
-        await write_secret(ctx, work)
-        work.events.append(Event("Normal", "PreviousCredentialRevoked", "the rotated-out credential no longer works"))
+    """What a rotation's (or an adoption's) grace period asks for now (`credential_plan.grace_actions`)."""
+    status, keys, now = work.status, work.driver.keys, ctx.now()
+    grace_over = work.revoke_at is None or now >= work.revoke_at
+    situation = GraceSituation(
+        has_current=work.current is not None, has_previous=work.previous is not None, grace_over=grace_over,
+        rotated_away_now=plan.rotated_from is not None, previous_key_id=bool(status.previous_key_id),
+        by_id=plan.by_id is not None,
+    )  # fmt: skip
+    at_unix = int(work.revoke_at.timestamp()) if work.revoke_at else 0
+    for action in grace_actions(situation):
+        if action == GraceAction.EXPIRE_PREVIOUS and work.previous is not None:
+            # The gateway enforces the grace period itself too (where a previous credential is a key of its
+            # own): the old key expires even if Torii is down then.
+            await keys.expire_previous(request, work.previous, at_unix)
+        elif action == GraceAction.EXPIRE_ADOPTED and plan.rotated_from is not None:
+            await keys.expire_by_id(replace(request, adopting=True), plan.rotated_from, at_unix)
+        elif action == GraceAction.REVOKE_ADOPTED and status.previous_key_id:
+            await keys.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
+            work.events.append(Event("Normal", "PreviousCredentialRevoked", "the adopted key no longer works"))
+            status.previous_key_id, work.revoke_at = None, None
+        elif action == GraceAction.REVOKE_PREVIOUS and work.previous is not None and work.current is not None:
+            await keys.revoke_previous(replace(request, credential=work.current, next_credential=None), work.previous)
+            work.previous, work.revoke_at = None, None
+            await record(ctx, work, previous_credential_digest=None, previous_key_revoke_at=None)
+            await write_secret(ctx, work)
+            message = "the rotated-out credential no longer works"
+            work.events.append(Event("Normal", "PreviousCredentialRevoked", message))
 
 
 async def reconcile_key(
@@ -347,9 +341,9 @@ async def reconcile_key(
         unrecognised = read_credentials(work)
         plan = await settle_credential(ctx, work, apis, gid, conn, unrecognised)
         request = gateway_request(work, apis, gid, plan, ctx.now())
-        result = await driver.converge_key(request)
+        result = await driver.keys.converge_key(request)
         if plan.lost_key_id and plan.lost_key_id != result.key_id:
-            await driver.revoke_by_id(request, plan.lost_key_id)
+            await driver.keys.revoke_by_id(request, plan.lost_key_id)
         await end_grace(ctx, work, request, plan)
         finish_status(work, result, apis, plan)
         await quota(work, request)
@@ -383,11 +377,11 @@ async def quota(work: KeyWork, request: KeyRequest) -> None:
     status, spec = work.status, work.spec
     wanted_reset = spec.quota_reset_generation or 0
     if wanted_reset > (status.quota_reset_generation or 0):
-        await work.driver.reset_key_quota(request)
+        await work.driver.keys.reset_key_quota(request)
         work.events.append(Event("Normal", "QuotaReset", "live quota counters reset on the gateway"))
     status.quota_reset_generation = wanted_reset or status.quota_reset_generation
     with contextlib.suppress(GatewayError):  # quota figures are informative
-        status.quota = await work.driver.key_quota(request)
+        status.quota = await work.driver.keys.key_quota(request)
 
 
 def key_outcome(
@@ -416,21 +410,6 @@ def key_outcome(
     return Outcome(status.to_wire(), events)
 
 
-async def supplied_credential(ctx: ReconcileContext, ref: ObjectRef, spec: GatewayKeySpec) -> Credential | None:
-    """The existing key a user handed over in spec.adopt.credentialSecretRef (Tyk), None when not given."""
-    selector = spec.adopt.credential_secret_ref if spec.adopt else None
-    if selector is None:
-        return None
-    view = await ctx.secrets.get(ref.namespace, selector.name)
-    if view is None or not view.data.get(selector.key):
-        raise Blocked(
-            "WaitingForSecret",
-            f"spec.adopt.credentialSecretRef: Secret {selector.name} has no entry {selector.key!r} (yet)",
-            retry=True,
-        )
-    return Credential(key=view.data[selector.key])
-
-
 async def delete_key(
     ctx: ReconcileContext,
     ref: ObjectRef,
@@ -445,11 +424,12 @@ async def delete_key(
 
     async def revoke(driver: GatewayDriver) -> str:
         view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
-        current, previous = credentials_in(driver.type, view.data) if view and view.owned_by(owner) else (None, None)
+        kind = driver.keys.credential_kind
+        current, previous = credentials_in(kind, view.data) if view and view.owned_by(owner) else (None, None)
         # Only what Torii recognises is revoked by value; a key it issued is otherwise found by its id.
-        current = current if recognised(driver.type, owner.uid, current, status.credential_digest) else None
+        current = current if recognised(kind, owner.uid, current, status.credential_digest) else None
         previous = previous if status.previous_credential_digest and recognised(
-            driver.type, owner.uid, previous, status.previous_credential_digest) else None  # fmt: skip
+            kind, owner.uid, previous, status.previous_credential_digest) else None  # fmt: skip
         adopted_id = (raw_spec.get("adopt") or {}).get("id")
         by_id = adopted_id if current is None and adopted_id and status.key_id == adopted_id else None
         lost_id = status.key_id if current is None and by_id is None else None
@@ -474,16 +454,17 @@ async def delete_key(
         except ValidationError:
             spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
         request = KeyRequest(ref, spec, apis, gid, current or Credential(), key_id=by_id, adopting=by_id is not None)
+        keys = driver.keys
         if lost_id is not None:
-            await driver.revoke_by_id(request, lost_id)
+            await keys.revoke_by_id(request, lost_id)
             deleted = True
         else:
-            deleted = await driver.delete_key(request)
-        if previous is not None and driver.type == "tyk":
-            await driver.revoke_previous(request, previous)
+            deleted = await keys.delete_key(request)
+        if previous is not None and kind == CredentialKind.KEY:  # a KEY's previous credential is a key of its own
+            await keys.revoke_previous(request, previous)
         if status.previous_key_id:
             # an adopted key still in its grace period
-            await driver.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
+            await keys.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
         return f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
 
     return await ctx.cleanup(raw_spec, status, generation, revoke)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torii.gateways.base import Credential, GatewayDriver, OAuthClientRequest, ObjectRef
+from torii.gateways.base import Credential, CredentialKind, GatewayDriver, OAuthClientRequest, OAuthRole, ObjectRef
 from torii.gateways.errors import GatewayError, PolicyViolation
 from torii.kube import Owner, SecretView
 from torii.models.gatewayapi import AuthMode
@@ -33,14 +33,14 @@ def secret_data(client_id: str, client_secret: str, redirect_uri: str) -> dict[s
 
 async def settle_client(
     ctx: ReconcileContext, ref: ObjectRef, owner: Owner, spec: OAuthClientSpec, status: OAuthClientStatus,
-    view: SecretView | None, conn: Connection, api_id: str,
+    view: SecretView | None, conn: Connection, api_id: str, oauth: OAuthRole,
 ) -> tuple[Credential, list[Event]]:  # fmt: skip
     """The client's id and secret: the Secret's when Torii recognises them (status record), the adopted
     client's, or new ones (recorded, then stored, before the gateway sees them)."""
     data = view.data if view else {}
     held = Credential(client_id=data["clientId"], client_secret=data["clientSecret"]) if (
         data.get("clientId") and data.get("clientSecret")) else None  # fmt: skip
-    if held is not None and recognised("otoroshi", owner.uid, held, status.credential_digest):
+    if held is not None and recognised(CredentialKind.CLIENT, owner.uid, held, status.credential_digest):
         cred: Credential = held
         if data.get("redirectUri") == spec.redirect_uri:
             return cred, []
@@ -51,7 +51,7 @@ async def settle_client(
                 f"refused by the tenancy policy of gateway {conn.name}: spec.adopt: adopting an OAuth client "
                 "means reading its secret from the gateway (tenancy.adoption.credentials)"
             )
-        secret = await ctx.gateways.get(conn.name).adopted_oauth_client(ref, api_id, spec.adopt.client_id)
+        secret = await oauth.adopted_oauth_client(ref, api_id, spec.adopt.client_id)
         cred = Credential(client_id=spec.adopt.client_id, client_secret=secret)
     else:
         # New, or the Secret holds what Torii did not issue: the client keeps its id (status), a new secret.
@@ -88,10 +88,9 @@ async def reconcile_oauth_client(
         spec = parse_spec(OAuthClientSpec, raw_spec)
         driver = ctx.gateways.get(spec.gateway)
         status.gateway = driver.name
-        if driver.type != "tyk":
-            raise Blocked(
-                "Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients; use Tyk", retry=False
-            )
+        oauth = driver.oauth
+        if oauth is None:
+            raise Blocked("Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients", retry=False)
         conn = ctx.connection(driver)
         check_oauth_client(conn, ref.namespace, spec)
         secret_name = spec.secret_name or ref.name
@@ -101,12 +100,12 @@ async def reconcile_oauth_client(
             ref.namespace, spec.api, await ctx.apis.get(ref.namespace, spec.api), gateway=driver.name,
             default_gateway=ctx.gateways.default, auth=AuthMode.OAUTH2, field="spec.api: ",
         )  # fmt: skip
-        cred, events = await settle_client(ctx, ref, owner, spec, status, view, conn, api_id)
+        cred, events = await settle_client(ctx, ref, owner, spec, status, view, conn, api_id, oauth)
         request = OAuthClientRequest(
             ref, api_id, cred.client_id, cred.client_secret, spec.redirect_uri, spec.policy, spec.description,
             spec.metadata, adopting=spec.adopt is not None,
         )  # fmt: skip
-        changed = await driver.converge_oauth_client(request)
+        changed = await oauth.converge_oauth_client(request)
     except Blocked as exc:
         return blocked(status, generation, exc)
     except GatewayError as exc:
@@ -134,11 +133,11 @@ async def delete_oauth_client(
     ref = with_owner(ref, owner)
 
     async def remove(driver: GatewayDriver) -> str:
-        if not (status.client_id and status.api_id):
+        if not (status.client_id and status.api_id) or driver.oauth is None:
             return "no client was created: nothing to delete"
         adopting = (raw_spec.get("adopt") or {}).get("clientId") == status.client_id
         request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {}, adopting=adopting)
-        gone = "deleted" if await driver.delete_oauth_client(request) else "already gone"
+        gone = "deleted" if await driver.oauth.delete_oauth_client(request) else "already gone"
         return f"OAuth client {gone} on gateway {driver.name}"
 
     return await ctx.cleanup(raw_spec, status, generation, remove)

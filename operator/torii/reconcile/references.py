@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from torii.gateways.base import Credential, GatewayDriver, ObjectRef, ResolvedApi, group_id
+from torii.models.common import ConditionStatus
 from torii.models.gatewayapi import AuthMode
-from torii.reconcile.outcome import Blocked
+from torii.models.gatewaykey import GatewayKeySpec
+from torii.reconcile.context import ReconcileContext
+from torii.reconcile.outcome import READY, Blocked
 
 
 def api_serving(obj: dict[str, Any]) -> bool:
@@ -14,7 +18,9 @@ def api_serving(obj: dict[str, Any]) -> bool:
     if meta.get("deletionTimestamp"):
         return False
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" and c.get("observedGeneration") == meta.get("generation")
+        c.get("type") == READY
+        and c.get("status") == ConditionStatus.TRUE
+        and c.get("observedGeneration") == meta.get("generation")
         for c in (obj.get("status") or {}).get("conditions", [])
     )
 
@@ -54,3 +60,60 @@ def usable_api(
             "WaitingForAPI", f"{field}GatewayAPI {name} is not served (not Ready, or being deleted)", retry=True
         )
     return str(gateway_id)
+
+
+async def resolve_apis(
+    ctx: ReconcileContext, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
+) -> tuple[tuple[ResolvedApi, ...], str | None]:
+    """The APIs a key refers to, checked: same namespace, same gateway, `auth: key`, served."""
+    objects: list[tuple[str, dict[str, Any] | None, list[str]]] = []
+    gid = None
+    if spec.apis is not None:
+        for i, api in enumerate(spec.apis):
+            if api.namespace and api.namespace != ref.namespace:
+                raise Blocked(
+                    "InvalidReference",
+                    f"spec.apis[{i}].namespace: {api.namespace!r} is another namespace; a key may only refer to "
+                    f"GatewayAPIs in its own namespace ({ref.namespace})",
+                    retry=False,
+                )
+            objects.append((api.name, await ctx.apis.get(ref.namespace, api.name), list(api.versions)))
+    else:
+        assert spec.api_group is not None  # exactly one of apis/apiGroup (CRD rule)
+        members = await ctx.apis.in_group(ref.namespace, spec.api_group)
+        if not members:
+            raise Blocked(
+                "WaitingForAPI",
+                f"spec.apiGroup: no GatewayAPI in {ref.namespace} has group {spec.api_group!r}",
+                retry=True,
+            )
+        objects = [(m["metadata"]["name"], m, []) for m in members]
+        gid = group_id(ctx.id_prefix, ref.namespace, spec.api_group)
+
+    resolved = [
+        ResolvedApi(
+            name,
+            usable_api(
+                ref.namespace, name, obj, gateway=driver.name, default_gateway=ctx.gateways.default, auth=AuthMode.KEY
+            ),
+            tuple(versions),
+            ((obj or {}).get("spec") or {}).get("adopt", {}).get("orgId"),
+        )
+        for name, obj, versions in objects
+    ]
+    return tuple(resolved), gid
+
+
+async def supplied_credential(ctx: ReconcileContext, ref: ObjectRef, spec: GatewayKeySpec) -> Credential | None:
+    """The existing key a user handed over in spec.adopt.credentialSecretRef (Tyk), None when not given."""
+    selector = spec.adopt.credential_secret_ref if spec.adopt else None
+    if selector is None:
+        return None
+    view = await ctx.secrets.get(ref.namespace, selector.name)
+    if view is None or not view.data.get(selector.key):
+        raise Blocked(
+            "WaitingForSecret",
+            f"spec.adopt.credentialSecretRef: Secret {selector.name} has no entry {selector.key!r} (yet)",
+            retry=True,
+        )
+    return Credential(key=view.data[selector.key])

@@ -1,0 +1,194 @@
+"""What Torii sends Otoroshi: the ServiceDescriptor of a GatewayAPI and the ApiKey of a GatewayKey, and where in
+the admin API a key lives (its scope)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from torii.gateways.base import (
+    KeyRequest,
+    ObjectRef,
+    deep_merge,
+    fingerprint,
+    is_subset,
+    key_owner,
+    without_fields,
+)
+from torii.gateways.errors import PermanentGatewayError, Unsupported
+from torii.gateways.http import admin_path
+from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, AuthMode, GatewayAPISpec
+from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS
+
+
+def with_fingerprint(service: dict[str, Any]) -> dict[str, Any]:
+    # Metadata keys must not contain dots: CORE_FIELDS paths are dotted.
+    return deep_merge(service, {"metadata": {"torii-fingerprint": fingerprint(service)}})
+
+
+def _targets(urls: list[str]) -> tuple[list[dict[str, Any]], str]:
+    targets = []
+    root = "/"
+    for url in urls:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        targets.append({"host": f"{parts.hostname}:{port}", "scheme": parts.scheme})
+        root = parts.path or "/"
+    return targets, root
+
+
+def render_service(
+    ref: ObjectRef,
+    spec: GatewayAPISpec,
+    *,
+    service_id: str,
+    domain: str,
+    subdomain: str,
+    group: str,
+    api_group: str | None = None,
+) -> dict[str, Any]:
+    """The Otoroshi ServiceDescriptor for a GatewayAPI: neutral fields, then `spec.otoroshi` merged over."""
+    if spec.auth == AuthMode.OAUTH2:
+        raise Unsupported("spec.auth: oauth2 is not supported on Otoroshi gateways by Torii; use keyless or key")
+    if spec.rate_limit is not None:
+        raise Unsupported(
+            "spec.rateLimit: Otoroshi has no per-service global rate limit; set per-key throttling with "
+            "GatewayKey.spec.rateLimit instead"
+        )
+    targets, root = _targets(spec.upstream.urls)
+    keyless = spec.auth == AuthMode.KEYLESS
+    service: dict[str, Any] = {
+        "id": service_id,
+        "name": str(ref),
+        "env": "prod",
+        "domain": domain,
+        "subdomain": subdomain,
+        "groups": [group, *([api_group] if api_group else [])],
+        "targets": targets,
+        "root": root,
+        "matchingRoot": spec.listen_path,
+        "stripPath": spec.strip_listen_path,
+        "enabled": spec.active,
+        "forceHttps": False,
+        "enforceSecureCommunication": False,
+        "publicPatterns": ["/.*"] if keyless else [],
+        "privatePatterns": [] if keyless else ["/.*"],
+        "metadata": {f"torii.dev/tag.{i}": tag for i, tag in enumerate(spec.tags)},
+    }
+    if spec.cors is not None:
+        service["cors"] = {
+            "enabled": spec.cors.enabled,
+            "allowOrigin": ",".join(spec.cors.allowed_origins),
+            "allowMethods": spec.cors.allowed_methods,
+            "allowHeaders": spec.cors.allowed_headers,
+            "exposeHeaders": spec.cors.exposed_headers,
+            "allowCredentials": spec.cors.allow_credentials,
+            "maxAge": spec.cors.max_age,
+            "excludedPatterns": [],
+        }
+    if spec.otoroshi:
+        overrides = {k: v for k, v in spec.otoroshi.items() if k not in OTOROSHI_OWNED_FIELDS}
+        service = deep_merge(service, overrides)
+    # The owner record goes last: no escape hatch can forge it (Torii never writes or deletes a service whose
+    # record names another object).
+    service["metadata"] = {k: v for k, v in (service.get("metadata") or {}).items() if not k.startswith("torii.dev/")
+                           or k.startswith("torii.dev/tag.")} | owner_metadata(ref, "GatewayAPI")  # fmt: skip
+    return service
+
+
+def owner_metadata(ref: ObjectRef, kind: str) -> dict[str, str]:
+    return {"torii.dev/namespace": ref.namespace, "torii.dev/name": ref.name, "torii.dev/kind": ref.kind or kind,
+            "torii.dev/uid": ref.uid}  # fmt: skip
+
+
+KEY_CORE_FIELDS = (
+    "clientId", "clientSecret", "enabled", "throttlingQuota", "dailyQuota", "monthlyQuota", "validUntil",
+    "rotation.enabled", "rotation.nextSecret", "metadata.torii-fingerprint",
+)  # fmt: skip
+DEFAULT_QUOTA = 10_000_000  # Otoroshi's own default for throttling, daily and monthly quotas
+
+
+def _epoch_ms(rfc3339: str | None) -> int | None:
+    if not rfc3339:
+        return None
+    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def json_patch(desired: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    """RFC 6902 operations turning `current` into `desired` for the top-level fields Torii sets (Otoroshi's
+    PATCH takes a JSON Patch array, not a merge patch)."""
+    ops = []
+    for key, value in desired.items():
+        if key not in current:
+            ops.append({"op": "add", "path": f"/{key}", "value": value})
+        elif not is_subset(value, current[key]):
+            ops.append({"op": "replace", "path": f"/{key}", "value": value})
+    return ops
+
+
+SCOPE_KINDS = ("services", "groups")
+# Otoroshi's own entities (its admin API's service/route, group; the default group): never adopted, and a key
+# authorised on them is never adopted either (17.17.0 defaults; `app.adminapi.defaultValues.*`).
+RESERVED_IDS = frozenset({"admin-api-service", "admin-api-group", "default"})
+ADMIN_ENTITIES = frozenset({"group_admin-api-group", "service_admin-api-service", "route_admin-api-service",
+                            "admin-api-group"})  # fmt: skip
+
+
+def scoped(scope: str, rest: str, *values: str) -> str:
+    """An admin path under a key scope (`services/<id>` or `groups/<id>`): `/api/services/<id>/apikeys/...`."""
+    kind, _, entity = scope.partition("/")
+    if kind not in SCOPE_KINDS:
+        raise PermanentGatewayError(f"internal: unknown key scope kind {kind!r}")
+    return admin_path(f"/api/{kind}/{{}}{rest}", entity, *values)
+
+
+def key_scope(request: KeyRequest) -> str:
+    """Where the key lives in the admin API: under its service group (apiGroup) or its (first) service."""
+    if request.group_id:
+        return f"groups/{request.group_id}"
+    return f"services/{request.apis[0].gateway_id}"
+
+
+def render_apikey(request: KeyRequest) -> dict[str, Any]:
+    spec = request.spec
+    cred = request.credential
+    if request.group_id:
+        entities = [f"group_{request.group_id}"]
+    else:
+        entities = [f"service_{api.gateway_id}" for api in request.apis]
+    throttling = DEFAULT_QUOTA
+    if spec.rate_limit is not None:
+        # Otoroshi throttles per 10-second window.
+        throttling = max(1, math.ceil(spec.rate_limit.rate * 10 / spec.rate_limit.per))
+    body: dict[str, Any] = {
+        "clientId": cred.client_id,
+        "clientSecret": cred.client_secret,
+        "clientName": str(request.ref),
+        "description": f"managed by Torii for GatewayKey {request.ref}",
+        "authorizedEntities": entities,
+        "enabled": spec.enabled,
+        "throttlingQuota": throttling,
+        "dailyQuota": spec.quota.max if spec.quota and spec.quota.period.value == "day" else DEFAULT_QUOTA,
+        "monthlyQuota": spec.quota.max if spec.quota and spec.quota.period.value == "month" else DEFAULT_QUOTA,
+        "tags": list(spec.tags),
+        "metadata": dict(spec.metadata),
+        "rotation": {
+            # Otoroshi's native rotation: during the grace period both clientSecret and nextSecret are valid.
+            "enabled": request.next_credential is not None,
+            "rotationEvery": 31 * 24,
+            "gracePeriod": max(1, math.ceil(request.grace_seconds / 3600)),
+            "nextSecret": request.next_credential.client_secret if request.next_credential else None,
+        },
+    }
+    valid_until = _epoch_ms(spec.expires)
+    if valid_until is not None:
+        body["validUntil"] = valid_until
+    if spec.otoroshi:
+        body = deep_merge(body, without_fields(spec.otoroshi, OTOROSHI_KEY_OWNED_FIELDS))
+    # The owner record last: neither spec.metadata nor spec.otoroshi can forge it.
+    body["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if not k.startswith("torii-")}
+    body["metadata"] |= key_owner(request.ref, "GatewayKey")
+    body["metadata"]["torii-fingerprint"] = fingerprint(body)
+    return body
