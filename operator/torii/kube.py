@@ -17,7 +17,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from torii.gateways.errors import ConfigurationError, ConflictError
+from torii.gateways.errors import ConfigurationError, GatewayError
 from torii.models.common import GROUP, VERSION
 from torii.settings import CaBundleRef, SecretKeyRef
 
@@ -75,6 +75,12 @@ async def read_ca_bundle(ref: CaBundleRef) -> str:
         return str(value)
 
     return await asyncio.to_thread(read)
+
+
+class ConflictError(GatewayError):
+    """A Kubernetes object changed between read and write (optimistic concurrency): retry soon."""
+
+    reason = "Conflict"
 
 
 # ---------------------------------------------------------------------------------------- generated Secrets

@@ -9,8 +9,7 @@ from kubernetes import client
 
 from support.stack import Stack
 from torii import kube
-from torii.gateways.errors import ConflictError
-from torii.kube import KubeSecrets, Owner
+from torii.kube import ConflictError, KubeSecrets, Owner
 
 
 async def test_generated_secret_lifecycle(crds: Stack, admin: client.ApiClient, ns: str) -> None:

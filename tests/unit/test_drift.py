@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from torii.gateways.base import ObjectRef
-from torii.handlers.drift import Tracked, Tracker, drift_pass
+from torii.handlers.drift import drift_pass
+from torii.handlers.tracking import Tracked, Tracker
 from torii.kube import Owner
 
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pytest
+
 from torii.gateways.base import ConvergeResult, ObjectRef
-from torii.gateways.errors import GatewayError, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.errors import (
+    AuthenticationError,
+    GatewayError,
+    ListenPathConflict,
+    PermanentGatewayError,
+    RetryableGatewayError,
+)
 from torii.gateways.registry import Gateways
 from torii.kube import Owner
 from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.gatewayapi import delete_api, reconcile_api
-from torii.reconcile.outcome import Cause, backoff
+from torii.reconcile.outcome import Cause
+from torii.retry import RetryPolicy, backoff
 
 REF = ObjectRef("shop", "orders")
 SPEC = {"listenPath": "/orders/", "upstream": {"url": "http://orders:80"}}
@@ -149,3 +158,28 @@ async def test_delete_paths() -> None:
 
 def test_backoff_grows_and_is_capped() -> None:
     assert [backoff(r) for r in range(8)] == [5, 10, 20, 40, 80, 160, 300, 300]
+
+
+@pytest.mark.parametrize(
+    ("error", "delays"),
+    [
+        (RetryableGatewayError("down"), [5, 10, 20, 20, 20]),  # a gateway comes back: at most 20 s late
+        (AuthenticationError("refused"), [5, 10, 20, 40, 80]),  # a Secret to fix: plain backoff
+        (PermanentGatewayError("no"), [None] * 5),  # retrying cannot help
+        (ListenPathConflict("taken"), [None] * 5),  # the drift pass looks again
+    ],
+)
+async def test_the_retry_delay_comes_from_the_failure(error: GatewayError, delays: list[float | None]) -> None:
+    driver = ScriptedDriver()
+    driver.results = [error]
+    env = ReconcileContext(Gateways({"tyk": driver}, "tyk"), None, None)  # type: ignore[arg-type, dict-item]
+    out = await reconcile_api(env, REF, OWNER, SPEC, 1, None, Cause.CREATE)
+    assert [out.retry_policy.delay(attempt) for attempt in range(5)] == delays
+    assert out.retry == (delays[0] is not None)
+
+
+def test_waiting_for_another_object_is_looked_at_often() -> None:
+    from torii.reconcile.outcome import Blocked
+
+    assert [Blocked("WaitingForAPI", "x", retry=True).retry_policy.delay(a) for a in range(4)] == [5, 5, 5, 5]
+    assert Blocked("InvalidReference", "x", retry=False).retry_policy is RetryPolicy.NONE

@@ -5,12 +5,15 @@ Messages name the gateway, the operation and what the gateway said; never a cred
 
 from __future__ import annotations
 
+from torii.retry import RetryPolicy
+
 
 class GatewayError(Exception):
     """Base class. `reason` becomes the Ready condition's reason."""
 
     reason = "GatewayError"
     retryable = True
+    retry_policy = RetryPolicy.BACKOFF
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -22,12 +25,14 @@ class RetryableGatewayError(GatewayError):
     """5xx, 429, timeouts, refused connections: retried with backoff."""
 
     reason = "GatewayUnavailable"
+    retry_policy = RetryPolicy.UNAVAILABLE
 
 
 class AuthenticationError(RetryableGatewayError):
     """The gateway refused the admin credentials (401/403). Retried slowly: the Secret may be fixed."""
 
     reason = "GatewayCredentialsRefused"
+    retry_policy = RetryPolicy.BACKOFF
 
 
 class PermanentGatewayError(GatewayError):
@@ -35,6 +40,7 @@ class PermanentGatewayError(GatewayError):
 
     reason = "GatewayRejected"
     retryable = False
+    retry_policy = RetryPolicy.NONE
 
 
 class ListenPathConflict(GatewayError):
@@ -43,6 +49,7 @@ class ListenPathConflict(GatewayError):
 
     reason = "ListenPathConflict"
     retryable = False
+    retry_policy = RetryPolicy.NONE
 
 
 class AdoptionFailed(GatewayError):
@@ -51,6 +58,7 @@ class AdoptionFailed(GatewayError):
 
     reason = "AdoptionFailed"
     retryable = False
+    retry_policy = RetryPolicy.NONE
 
 
 class UnsafeId(PermanentGatewayError):
@@ -66,6 +74,7 @@ class OwnershipConflict(GatewayError):
 
     reason = "OwnershipConflict"
     retryable = False
+    retry_policy = RetryPolicy.NONE
 
 
 class PolicyViolation(GatewayError):
@@ -74,6 +83,7 @@ class PolicyViolation(GatewayError):
 
     reason = "PolicyViolation"
     retryable = False
+    retry_policy = RetryPolicy.NONE
 
 
 class Unsupported(PermanentGatewayError):
@@ -86,9 +96,3 @@ class ConfigurationError(PermanentGatewayError):
     """Operator configuration is wrong (unknown gateway name, missing credentials)."""
 
     reason = "GatewayNotConfigured"
-
-
-class ConflictError(RetryableGatewayError):
-    """A Kubernetes object changed between read and write (optimistic concurrency): retry soon."""
-
-    reason = "Conflict"

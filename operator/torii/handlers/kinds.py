@@ -13,7 +13,8 @@ import kopf
 from torii import kube
 from torii.gateways.base import ObjectRef
 from torii.handlers.common import apply, count, plain
-from torii.handlers.drift import Check, Tracked, Tracker, drift_loop, status_changes
+from torii.handlers.drift import Check, drift_loop
+from torii.handlers.tracking import Tracked, Tracker, status_changes
 from torii.kube import Owner
 from torii.models.common import API_VERSION, GROUP, VERSION
 from torii.reconcile.context import ReconcileContext

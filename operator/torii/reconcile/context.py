@@ -16,6 +16,7 @@ from torii.gateways.registry import Gateways
 from torii.kube import Owner, SecretView
 from torii.models.common import DeletionPolicy, StatusBase
 from torii.reconcile.outcome import Blocked, Event, Outcome, ready
+from torii.retry import RetryPolicy
 from torii.tenancy.rules import Connection
 
 # Writes status fields of the object being reconciled at once (a merge patch of the status subresource).
@@ -119,7 +120,7 @@ class ReconcileContext:
             return Outcome(
                 status.to_wire(),
                 [Event("Warning", "DeleteFailed", exc.message + ORPHAN_HINT)],
-                retry=True,
+                retry_policy=RetryPolicy.BACKOFF,
                 message=exc.message,
             )
         return Outcome(status.to_wire(), [Event("Normal", "Deleted", message)])

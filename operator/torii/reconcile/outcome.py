@@ -10,18 +10,11 @@ from pydantic import BaseModel, ValidationError
 
 from torii.gateways.errors import GatewayError
 from torii.models.common import Condition, ConditionStatus, StatusBase
+from torii.retry import RetryPolicy
 
 M = TypeVar("M", bound=BaseModel)
 
 READY = "Ready"
-
-# Backoff for retryable failures: 5 s, 10 s, 20 s ... capped at 5 minutes.
-BACKOFF_BASE = 5.0
-BACKOFF_CAP = 300.0
-
-
-def backoff(retry: int) -> float:
-    return float(min(BACKOFF_BASE * 2 ** max(retry, 0), BACKOFF_CAP))
 
 
 class Cause(StrEnum):
@@ -42,8 +35,12 @@ class Event:
 class Outcome:
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
-    retry: bool = False  # a retryable failure: try again with backoff
+    retry_policy: RetryPolicy = RetryPolicy.NONE  # how soon to try again (NONE: not)
     message: str = ""
+
+    @property
+    def retry(self) -> bool:
+        return self.retry_policy is not RetryPolicy.NONE
 
 
 def ready(status: StatusBase, generation: int, ok: bool, reason: str, message: str) -> None:
@@ -73,7 +70,7 @@ def failed(status: StatusBase, generation: int, exc: GatewayError, *, what: str)
     return Outcome(
         status=status.to_wire(),
         events=[Event("Warning", exc.reason, f"{what}: {exc.message}")],
-        retry=exc.retryable,
+        retry_policy=exc.retry_policy,
         message=exc.message,
     )
 
@@ -95,18 +92,20 @@ PERMANENT_REASONS = frozenset(
 
 
 class Blocked(Exception):
-    """The object cannot converge until the user (or another object) changes something."""
+    """The object cannot converge until the user (or another object) changes something. `retry`: it waits for
+    another object (an API to be served, a Secret to exist): looked at again soon (RetryPolicy.WAITING)."""
 
     def __init__(self, reason: str, message: str, *, retry: bool) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
-        self.retry = retry
+        self.retry_policy = RetryPolicy.WAITING if retry else RetryPolicy.NONE
 
 
 def blocked(status: StatusBase, generation: int, exc: Blocked) -> Outcome:
     ready(status, generation, False, exc.reason, exc.message)
-    return Outcome(status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry=exc.retry, message=exc.message)
+    return Outcome(status.to_wire(), [Event("Warning", exc.reason, exc.message)], retry_policy=exc.retry_policy,
+                   message=exc.message)  # fmt: skip
 
 
 def parse_spec(model: type[M], raw_spec: dict[str, Any]) -> M:
