@@ -329,3 +329,41 @@ async def test_a_listen_path_held_by_another_api_is_a_conflict_until_it_is_free(
     del model.files["hand-made"], model.loaded["hand-made"]
     await driver.apis.converge_api(ObjectRef("shop", "other"), spec(listenPath="/other/"))  # a fresh list
     assert (await driver.apis.converge_api(first, spec(listenPath="/taken/"))).created  # free now: served
+
+
+async def test_every_call_about_a_key_of_another_org_names_that_org() -> None:
+    """One org rule: a key's own org (its session), else its API's (an adopted API keeps its org), never the
+    connection's by default. Tyk looks keys up per org: a call in the wrong org misses the key."""
+    from torii.gateways.base import Credential, KeyRequest, ResolvedApi
+    from torii.models.gatewaykey import GatewayKeySpec
+
+    sessions: dict[str, dict[str, Any]] = {}
+    orgs: list[tuple[str, str]] = []
+
+    def tyk(request: httpx.Request) -> httpx.Response:
+        orgs.append((f"{request.method} {request.url.path}", request.url.params.get("org_id", "")))
+        name = request.url.path.removeprefix("/tyk/keys/")
+        if request.method in ("POST", "PUT"):
+            sessions[name] = json.loads(request.content)
+            return httpx.Response(200, json={"key": "acme" + name, "key_hash": "h" + name[:6], "action": "ok"})
+        if request.method == "DELETE":
+            sessions.pop(name, None)
+            return httpx.Response(200, json={"action": "deleted"})
+        return httpx.Response(200, json=sessions[name]) if name in sessions else httpx.Response(404, json={})
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, org_id="torii", transport=httpx.MockTransport(tyk),
+                       session_cache_seconds=0)  # fmt: skip
+    spec = GatewayKeySpec.model_validate({"apis": [{"name": "legacy"}], "quota": {"max": 5, "period": "day"}})
+    api = ResolvedApi("legacy", "legacy-api", (), "acme")  # an adopted API of org acme
+    request = KeyRequest(REF, spec, (api,), None, Credential(key="a" * 48))
+    keys = driver.keys
+    await keys.converge_key(request)
+    assert sessions["a" * 48]["org_id"] == "acme"
+    previous = Credential(key="b" * 48)
+    sessions["b" * 48] = {"org_id": "acme", "meta_data": {"torii-object": str(REF)}}
+    await keys.expire_previous(request, previous, 2_000_000_000)
+    await keys.reset_key_quota(request)
+    await keys.key_quota(request)
+    await keys.revoke_previous(request, previous)
+    await keys.delete_key(request)
+    assert orgs and {org for _, org in orgs} == {"acme"}, [c for c in orgs if c[1] != "acme"]

@@ -86,93 +86,89 @@ class TykKeys:
         self.session_cache_seconds = session_cache_seconds
         self._http = http
 
-    def _key_params(self, api_id: str | None = None, *, org: str | None = None, **extra: str) -> dict[str, str]:
-        return {"org_id": org or self.org_id, **({"api_id": api_id} if api_id else {}), **extra}
+    # ------------------------------------------------------------------------------- the one org rule
 
-    def _org(self, request: KeyRequest) -> str:
-        """The org of a request's keys: its API's (an adopted API keeps its own org), else the connection's."""
+    def org(self, request: KeyRequest, session: dict[str, Any] | None = None) -> str:
+        """The org every call about a key names: the key's own (its session, once read), else its API's (an
+        adopted API keeps its org, and its keys share it), else the connection's."""
+        if session is not None and session.get("org_id"):
+            return str(session["org_id"])
         return (request.apis[0].org_id if request.apis else None) or self.org_id
 
-    async def _get_key(self, key: str, api_id: str | None = None, *, hashed: bool = False) -> dict[str, Any] | None:
-        params = self._key_params(api_id, **({"hashed": "1"} if hashed else {}))
-        response = await self._http.request("GET", key_path(key), op="get key", params=params, passthrough=(404,))
-        if response.status_code == 404:
-            return None
-        body: dict[str, Any] = response.json()
-        return body
+    def _params(self, request: KeyRequest, *, session: dict[str, Any] | None = None) -> dict[str, str]:
+        api_id = request.apis[0].gateway_id if request.apis else None
+        return {"org_id": self.org(request, session), **({"api_id": api_id} if api_id else {})}
 
-    async def _revoke(
-        self, key: str, api_id: str | None, request: KeyRequest, *, hashed: bool = False, org: str | None = None
-    ) -> bool:
+    @staticmethod
+    def _address(request: KeyRequest) -> tuple[str, dict[str, str]]:
+        """How admin calls name the key: by the credential, or (an adopted key Torii has no credential for) by
+        Tyk's hash of it (`?hashed=1`: verified in 5.10.2's keyHandler, GET/PUT/DELETE take a hash then)."""
+        if request.credential.key or not request.key_id:
+            return request.credential.key, {}
+        return request.key_id, {"hashed": "1"}
+
+    async def _get(self, request: KeyRequest, key: str, **extra: str) -> dict[str, Any] | None:
+        response = await self._http.request(
+            "GET", key_path(key), op="get key", params={**self._params(request), **extra}, passthrough=(404,)
+        )
+        return None if response.status_code == 404 else dict(response.json())
+
+    def _claim(self, request: KeyRequest, session: dict[str, Any], *, adopting: bool | None = None) -> None:
+        """OwnershipConflict unless the key is `request`'s object's (or, adopting, nobody's)."""
+        adopt = request.adopting if adopting is None else adopting
+        if (
+            refused := owner_claim(self.name, "key", request.ref, session.get("meta_data"), adopting=adopt)
+        ) is not None:
+            raise refused
+
+    async def _put(self, request: KeyRequest, key: str, session: dict[str, Any], op: str, **extra: str) -> Any:
+        return await self._http.request(
+            "PUT", key_path(key), op=op, json=session, params={**self._params(request, session=session), **extra},
+            passthrough=(404,),
+        )  # fmt: skip
+
+    async def _revoke(self, request: KeyRequest, key: str, **extra: str) -> bool:
         """Delete a key of `request`'s object and make sure Tyk no longer knows it. True when it existed;
         OwnershipConflict (nothing deleted) when the key belongs to another object."""
-        current = await self._get_key(key, api_id, hashed=hashed)
+        current = await self._get(request, key, **extra)
         if current is None:
             return False
-        if (refused := owner_claim(self.name, "key", request.ref, current.get("meta_data"),
-                                   adopting=request.adopting)) is not None:  # fmt: skip
-            raise refused
-        # DELETE looks only in the org it is told: the key's own (an adopted API's may differ from Torii's).
-        in_org = str(current.get("org_id") or org or self.org_id)
-        await self._http.request(
-            "DELETE", key_path(key), op="delete key", params=self._key_params(api_id, org=in_org, **(
-                {"hashed": "1"} if hashed else {})), passthrough=(404,),
-        )  # fmt: skip
+        self._claim(request, current)
+        # DELETE looks only in the org it is told: without it Tyk answers 404 and the key keeps working.
+        params = {**self._params(request, session=current), **extra}
+        await self._http.request("DELETE", key_path(key), op="delete key", params=params, passthrough=(404,))
         # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the defect
         # this check exists for).
-        if await self._get_key(key, api_id, hashed=hashed) is not None:
+        if await self._get(request, key, **extra) is not None:
             raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
         await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
         return True
 
-    @staticmethod
-    def _address(request: KeyRequest) -> tuple[str, bool]:
-        """How admin calls name the key: by the credential, or (an adopted key Torii has no credential for) by
-        Tyk's hash of it (`?hashed=1`: verified in 5.10.2's keyHandler, GET/PUT/DELETE take a hash then)."""
-        if request.credential.key or not request.key_id:
-            return request.credential.key, False
-        return request.key_id, True
+    # ------------------------------------------------------------------------------------------ the role
 
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
         key, hashed = self._address(request)
-        first_api = request.apis[0].gateway_id
-        current = await self._get_key(key, first_api, hashed=hashed)
+        current = await self._get(request, key, **hashed)
         if current is None and hashed:
             raise AdoptionFailed(
                 f"gateway {self.name}: adopted key {key} no longer exists and Torii never knew its credential: set "
                 "spec.rotation.generation to issue a new key"
             )
-        if (
-            current is not None
-            and (
-                refused := owner_claim(
-                    self.name, "key", request.ref, current.get("meta_data"), adopting=request.adopting
-                )
-            )
-            is not None
-        ):
-            raise refused  # fmt: skip
-        # A key keeps its org; a new one takes its API's (an adopted API may have another org than Torii's own,
-        # and Tyk looks keys up per org).
-        api_org = self._org(request)
-        org_id = str(current.get("org_id") or api_org) if current is not None else api_org
-        desired = render_session(request, org_id)
+        if current is not None:
+            self._claim(request, current)
+        # A key keeps its org; a new one takes its API's (Tyk looks keys up per org).
+        desired = render_session(request, self.org(request, current))
         if _key_in_sync(desired, current):
             return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
-        hashed_param = {"hashed": "1"} if hashed else {}
         if current is None:
             # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
-            response = await self._http.request(
-                "POST", key_path(key), op="create key", json=desired, params=self._key_params()
-            )
+            response = await self._http.request("POST", key_path(key), op="create key", json=desired,
+                                                params=self._params(request, session=desired))  # fmt: skip
         else:
             extra = {"suppress_reset": "1"} if request.keep_quota_counters else {}
-            response = await self._http.request(
-                "PUT", key_path(key), op="update key", json=desired,
-                params=self._key_params(**extra, **hashed_param),
-            )  # fmt: skip
+            response = await self._put(request, key, desired, "update key", **extra, **hashed)
             await asyncio.sleep(self.session_cache_seconds)  # nodes may serve the cached old session until then
         answer = response.json()
         # Tyk's update answer has no key_hash: the id in status stays (a digest of the name would replace it).
@@ -182,7 +178,6 @@ class TykKeys:
     async def adopted_credential(
         self, request: KeyRequest, key_id: str, supplied: Credential | None, *, read_allowed: bool
     ) -> Credential | None:
-        api_id = request.apis[0].gateway_id if request.apis else None
         if key_id.startswith(PLAIN_ID_PREFIX):
             # Tyk does not hash keys: the listing names them, so the credential is recovered from its digest.
             if not read_allowed:
@@ -190,28 +185,22 @@ class TykKeys:
                     f"refused by the tenancy policy of gateway {self.name}: spec.adopt.id: adopting a key Tyk "
                     "stores in plain means reading its credential from the gateway (tenancy.adoption.credentials)"
                 )
-            stored = await self._find_plain(api_id, self._org(request), key_id)
+            stored = next((k for k in await self._plain_keys(request) if digest_id(k) == key_id), None)
             if stored is None:
                 raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with id {key_id} exists")
-            session = await self._get_key(stored, api_id)
-            if (
-                session is not None
-                and (refused := owner_claim(self.name, "key", request.ref, session.get("meta_data"), adopting=True))
-                is not None
-            ):
-                raise refused  # fmt: skip
+            if (session := await self._get(request, stored)) is not None:
+                self._claim(request, session, adopting=True)
             return Credential(key=stored)
-        adopted = await self._get_key(key_id, api_id, hashed=True)
+        adopted = await self._get(request, key_id, hashed="1")
         if adopted is None:
             raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with hash {key_id} exists")
-        if (refused := owner_claim(self.name, "key", request.ref, adopted.get("meta_data"), adopting=True)) is not None:
-            raise refused
+        self._claim(request, adopted, adopting=True)
         if supplied is None:
             return None  # Tyk keeps only the hash: the credential cannot be recovered
         # The supplied credential must name that very key. Tyk hashes with a non-standard murmur variant (or a
         # configured one), so compare the two sessions instead, on what live traffic does not change:
         # date_created is nanosecond-precise.
-        presented = await self._get_key(supplied.key, api_id)
+        presented = await self._get(request, supplied.key)
         if presented is None or pick(presented, SESSION_IDENTITY) != pick(adopted, SESSION_IDENTITY):
             raise AdoptionFailed(
                 f"gateway {self.name}: spec.adopt.credentialSecretRef: that Secret holds another key than "
@@ -219,70 +208,53 @@ class TykKeys:
             )
         return supplied
 
-    async def _find_plain(self, api_id: str | None, org: str, digest: str) -> str | None:
-        response = await self._http.request(
-            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, org=org, filter=org)
-        )
-        return next((k for k in response.json().get("keys") or [] if digest_id(k) == digest), None)
+    async def _plain_keys(self, request: KeyRequest) -> list[str]:
+        """The stored names of the org's keys (where Tyk does not hash keys, the names are the credentials)."""
+        org = self.org(request)
+        response = await self._http.request("GET", "/tyk/keys/", op="list keys",
+                                            params={**self._params(request), "filter": org})  # fmt: skip
+        return list(response.json().get("keys") or [])
 
     async def expire_by_id(self, request: KeyRequest, key_id: str, at_unix: int) -> None:
-        api_id = request.apis[0].gateway_id if request.apis else None
-        current = await self._get_key(key_id, api_id, hashed=True)
+        current = await self._get(request, key_id, hashed="1")
         if current is None:
             return
-        if (refused := owner_claim(self.name, "key", request.ref, current.get("meta_data"), adopting=True)) is not None:
-            raise refused
+        self._claim(request, current, adopting=True)
         current["expires"] = at_unix
         current["meta_data"] = {**(current.get("meta_data") or {}), **key_owner(request.ref, "GatewayKey")}
-        await self._http.request(
-            "PUT", key_path(key_id), op="update key", json=current,
-            params=self._key_params(suppress_reset="1", hashed="1"), passthrough=(404,),
-        )  # fmt: skip
-
-    async def delete_key(self, request: KeyRequest) -> bool:
-        key, hashed = self._address(request)
-        api_id = request.apis[0].gateway_id if request.apis else None
-        return await self._revoke(key, api_id, request, hashed=hashed, org=self._org(request))
-
-    async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
-        # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
-        api_id = request.apis[0].gateway_id if request.apis else None
-        await self._revoke(previous.key, api_id, request, org=self._org(request))
-
-    async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
-        api_id = request.apis[0].gateway_id if request.apis else None
-        if not key_id.startswith(PLAIN_ID_PREFIX):
-            await self._revoke(key_id, api_id, request, hashed=True)  # Tyk's own key hash
-            return
-        # Tyk does not hash keys: find the stored key whose digest this is among the org's keys.
-        org = self._org(request)
-        response = await self._http.request(
-            "GET", "/tyk/keys/", op="list keys", params=self._key_params(api_id, org=org, filter=org)
-        )
-        for stored in response.json().get("keys") or []:
-            if digest_id(stored) == key_id:
-                await self._revoke(stored, api_id, request, org=org)
+        await self._put(request, key_id, current, "update key", suppress_reset="1", hashed="1")
 
     async def expire_previous(self, request: KeyRequest, previous: Credential, at_unix: int) -> None:
         """Let Tyk itself refuse a rotated-out key after its grace period (even if Torii is down then)."""
-        key, api_id = previous.key, request.apis[0].gateway_id if request.apis else None
-        current = await self._get_key(key, api_id)
+        current = await self._get(request, previous.key)
         if current is None:
             return
-        if (refused := owner_claim(self.name, "key", request.ref, current.get("meta_data"),
-                                   adopting=request.adopting)) is not None:  # fmt: skip
-            raise refused
+        self._claim(request, current)
         current["expires"] = at_unix
-        await self._http.request(
-            "PUT", key_path(key), op="update key", json=current,
-            params=self._key_params(suppress_reset="1"), passthrough=(404,),
-        )  # fmt: skip
+        await self._put(request, previous.key, current, "update key", suppress_reset="1")
+
+    async def delete_key(self, request: KeyRequest) -> bool:
+        key, hashed = self._address(request)
+        return await self._revoke(request, key, **hashed)
+
+    async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
+        # A rotated-out Tyk key is a separate key: delete it (it has also been expiring natively since rotation).
+        await self._revoke(request, previous.key)
+
+    async def revoke_by_id(self, request: KeyRequest, key_id: str) -> None:
+        if not key_id.startswith(PLAIN_ID_PREFIX):
+            await self._revoke(request, key_id, hashed="1")  # Tyk's own key hash
+            return
+        # Tyk does not hash keys: find the stored key whose digest this is among the org's keys.
+        for stored in await self._plain_keys(request):
+            if digest_id(stored) == key_id:
+                await self._revoke(request, stored)
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
         if not request.apis:
             return None
         key, hashed = self._address(request)
-        session = await self._get_key(key, request.apis[0].gateway_id, hashed=hashed)
+        session = await self._get(request, key, **hashed)
         if session is None or int(session.get("quota_max", -1)) < 0:
             return None
         renews = session.get("quota_renews")
@@ -296,11 +268,5 @@ class TykKeys:
     async def reset_key_quota(self, request: KeyRequest) -> None:
         # Tyk resets the live quota when a key is written without suppress_reset.
         key, hashed = self._address(request)
-        current = await self._get_key(key, request.apis[0].gateway_id if request.apis else None, hashed=hashed)
-        session = render_session(request, str((current or {}).get("org_id") or self.org_id))
-        await self._http.request(
-            "PUT", key_path(key), op="reset quota", json=session,
-            params=self._key_params(**({"hashed": "1"} if hashed else {})),
-        )  # fmt: skip
-
-    # ------------------------------------------------------------------------------------------- OAuth
+        current = await self._get(request, key, **hashed)
+        await self._put(request, key, render_session(request, self.org(request, current)), "reset quota", **hashed)
