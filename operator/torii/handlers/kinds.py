@@ -5,7 +5,6 @@ and hands over to `torii.reconcile`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -20,14 +19,10 @@ from torii.models.common import API_VERSION, GROUP, VERSION
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.gatewayapi import delete_api, reconcile_api
 from torii.reconcile.gatewaykey import delete_key, reconcile_key
+from torii.reconcile.lifecycle import Delete, Reconcile
 from torii.reconcile.oauthclient import delete_oauth_client, reconcile_oauth_client
-from torii.reconcile.outcome import Cause, Outcome
+from torii.reconcile.outcome import Cause
 from torii.settings import OperatorSettings
-
-Reconcile = Callable[
-    [ReconcileContext, ObjectRef, Owner, dict[str, Any], int, dict[str, Any] | None, Cause], Awaitable[Outcome]
-]
-Delete = Callable[[ReconcileContext, ObjectRef, Owner, dict[str, Any], int, dict[str, Any] | None], Awaitable[Outcome]]
 
 
 def register_kind(

@@ -16,6 +16,7 @@ import secrets
 import string
 
 from torii.gateways.base import Credential, CredentialKind
+from torii.models.common import SecretTemplate
 
 ALPHANUM = string.ascii_letters + string.digits
 TYK_KEY = re.compile(r"[0-9a-f]{48}")
@@ -89,3 +90,8 @@ def credentials_in(kind: CredentialKind, data: dict[str, str]) -> tuple[Credenti
     if data.get("previousClientSecret"):
         previous = Credential(client_id=data["clientId"], client_secret=data["previousClientSecret"])
     return current, previous
+
+
+def template_annotations(template: SecretTemplate | None) -> dict[str, str]:
+    # torii.dev/ annotations are refused at apply; an object from before that rule still never sets one.
+    return {k: v for k, v in (template.annotations if template else {}).items() if not k.startswith("torii.dev/")}

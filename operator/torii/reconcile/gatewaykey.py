@@ -26,7 +26,7 @@ from torii.gateways.base import (
 )
 from torii.gateways.errors import GatewayError
 from torii.kube import Owner, SecretView
-from torii.models.common import ConditionStatus, SecretTemplate
+from torii.models.common import ConditionStatus
 from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.credential_plan import (
@@ -39,17 +39,21 @@ from torii.reconcile.credential_plan import (
     decide,
     grace_actions,
 )
-from torii.reconcile.credentials import credentials_in, digest, new_credential, recognised, secret_data
+from torii.reconcile.credentials import (
+    credentials_in,
+    digest,
+    new_credential,
+    recognised,
+    secret_data,
+    template_annotations,
+)
+from torii.reconcile.lifecycle import Subject, deleter, reconciler
 from torii.reconcile.outcome import (
     READY,
-    Blocked,
     Cause,
     Event,
     Outcome,
-    blocked,
-    failed,
     parse_spec,
-    permanently_failed_at,
     ready,
 )
 from torii.reconcile.references import resolve_apis, supplied_credential
@@ -142,11 +146,6 @@ async def write_secret(ctx: ReconcileContext, work: KeyWork) -> None:
         create=work.view is None, resource_version=work.view.resource_version if work.view else "",
     )  # fmt: skip
     work.view = SecretView(work.secret_name, {}, {}, {}, (work.owner.uid,), version)
-
-
-def template_annotations(template: SecretTemplate | None) -> dict[str, str]:
-    # torii.dev/ annotations are refused at apply; an object from before that rule still never sets one.
-    return {k: v for k, v in (template.annotations if template else {}).items() if not k.startswith("torii.dev/")}
 
 
 def metadata_drifted(work: KeyWork) -> bool:
@@ -314,49 +313,28 @@ async def end_grace(ctx: ReconcileContext, work: KeyWork, request: KeyRequest, p
             work.events.append(Event("Normal", "PreviousCredentialRevoked", message))
 
 
-async def reconcile_key(
-    ctx: ReconcileContext,
-    ref: ObjectRef,
-    owner: Owner,
-    raw_spec: dict[str, Any],
-    generation: int,
-    raw_status: dict[str, Any] | None,
-    cause: Cause,
-) -> Outcome:
-    status = GatewayKeyStatus.model_validate(raw_status or {})
-    if cause == Cause.DRIFT and permanently_failed_at(status, generation):
-        return Outcome(status.to_wire())
-    ref = with_owner(ref, owner)
-    try:
-        spec = parse_spec(GatewayKeySpec, raw_spec)
-        driver = ctx.gateways.get(spec.gateway)
-        status.gateway = driver.name
-        conn = ctx.connection(driver)
-        check_key(conn, ref.namespace, spec)
-        secret_name = spec.secret_name or ref.name
-        status.secret_name = secret_name
-        view = await ctx.owned_secret(ref, owner, secret_name)
-        apis, gid = await resolve_apis(ctx, driver, ref, spec)
-        work = KeyWork(ref, owner, spec, status, driver, secret_name, view)
-        unrecognised = read_credentials(work)
-        plan = await settle_credential(ctx, work, apis, gid, conn, unrecognised)
-        request = gateway_request(work, apis, gid, plan, ctx.now())
-        result = await driver.keys.converge_key(request)
-        if plan.lost_key_id and plan.lost_key_id != result.key_id:
-            await driver.keys.revoke_by_id(request, plan.lost_key_id)
-        await end_grace(ctx, work, request, plan)
-        finish_status(work, result, apis, plan)
-        await quota(work, request)
-    except Blocked as exc:
-        return blocked(status, generation, exc)
-    except GatewayError as exc:
-        return failed(status, generation, exc, what="converge key")
-    return key_outcome(work, generation, cause, result, apis, plan)
-
-
-def with_owner(ref: ObjectRef, owner: Owner) -> ObjectRef:
-    """The object's reference with its owner record's kind and uid (what the gateway objects carry)."""
-    return replace(ref, kind=owner.kind, uid=owner.uid)
+async def converge(ctx: ReconcileContext, obj: Subject[GatewayKeyStatus]) -> Outcome:
+    status, ref, owner = obj.status, obj.ref, obj.owner
+    spec = parse_spec(GatewayKeySpec, obj.raw_spec)
+    driver = ctx.gateways.get(spec.gateway)
+    status.gateway = driver.name
+    conn = ctx.connection(driver)
+    check_key(conn, ref.namespace, spec)
+    secret_name = spec.secret_name or ref.name
+    status.secret_name = secret_name
+    view = await ctx.owned_secret(ref, owner, secret_name)
+    apis, gid = await resolve_apis(ctx, driver, ref, spec)
+    work = KeyWork(ref, owner, spec, status, driver, secret_name, view)
+    unrecognised = read_credentials(work)
+    plan = await settle_credential(ctx, work, apis, gid, conn, unrecognised)
+    request = gateway_request(work, apis, gid, plan, ctx.now())
+    result = await driver.keys.converge_key(request)
+    if plan.lost_key_id and plan.lost_key_id != result.key_id:
+        await driver.keys.revoke_by_id(request, plan.lost_key_id)
+    await end_grace(ctx, work, request, plan)
+    finish_status(work, result, apis, plan)
+    await quota(work, request)
+    return key_outcome(work, obj.generation, obj.cause, result, apis, plan)
 
 
 def finish_status(work: KeyWork, result: KeyResult, apis: tuple[ResolvedApi, ...], plan: CredentialPlan) -> None:
@@ -410,61 +388,60 @@ def key_outcome(
     return Outcome(status.to_wire(), events)
 
 
-async def delete_key(
-    ctx: ReconcileContext,
-    ref: ObjectRef,
-    owner: Owner,
-    raw_spec: dict[str, Any],
-    generation: int,
-    raw_status: dict[str, Any] | None,
-) -> Outcome:
+async def remove(ctx: ReconcileContext, obj: Subject[GatewayKeyStatus], driver: GatewayDriver) -> str:
     """Revoke the key on the gateway. The Secret goes with the GatewayKey (ownerReference)."""
-    status = GatewayKeyStatus.model_validate(raw_status or {})
-    ref = with_owner(ref, owner)
+    status, ref, owner, raw_spec = obj.status, obj.ref, obj.owner, obj.raw_spec
+    view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
+    kind = driver.keys.credential_kind
+    current, previous = credentials_in(kind, view.data) if view and view.owned_by(owner) else (None, None)
+    # Only what Torii recognises is revoked by value; a key it issued is otherwise found by its id.
+    current = current if recognised(kind, owner.uid, current, status.credential_digest) else None
+    previous = previous if status.previous_credential_digest and recognised(
+        kind, owner.uid, previous, status.previous_credential_digest) else None  # fmt: skip
+    adopted_id = (raw_spec.get("adopt") or {}).get("id")
+    by_id = adopted_id if current is None and adopted_id and status.key_id == adopted_id else None
+    lost_id = status.key_id if current is None and by_id is None else None
+    if current is None and by_id is None and lost_id is None:
+        return "no credential was issued: nothing to revoke"
+    apis, gid = await deleted_key_apis(ctx, obj)
+    if not apis and gid is None:
+        return "the key referred to no API: nothing to revoke"
+    try:
+        spec = GatewayKeySpec.model_validate(raw_spec)
+    except ValidationError:
+        spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
+    request = KeyRequest(ref, spec, apis, gid, current or Credential(), key_id=by_id, adopting=by_id is not None)
+    keys = driver.keys
+    if lost_id is not None:
+        await keys.revoke_by_id(request, lost_id)
+        deleted = True
+    else:
+        deleted = await keys.delete_key(request)
+    if previous is not None and kind == CredentialKind.KEY:  # a KEY's previous credential is a key of its own
+        await keys.revoke_previous(request, previous)
+    if status.previous_key_id:  # an adopted key still in its grace period
+        await keys.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
+    return f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
 
-    async def revoke(driver: GatewayDriver) -> str:
-        view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
-        kind = driver.keys.credential_kind
-        current, previous = credentials_in(kind, view.data) if view and view.owned_by(owner) else (None, None)
-        # Only what Torii recognises is revoked by value; a key it issued is otherwise found by its id.
-        current = current if recognised(kind, owner.uid, current, status.credential_digest) else None
-        previous = previous if status.previous_credential_digest and recognised(
-            kind, owner.uid, previous, status.previous_credential_digest) else None  # fmt: skip
-        adopted_id = (raw_spec.get("adopt") or {}).get("id")
-        by_id = adopted_id if current is None and adopted_id and status.key_id == adopted_id else None
-        lost_id = status.key_id if current is None and by_id is None else None
-        if current is None and by_id is None and lost_id is None:
-            return "no credential was issued: nothing to revoke"
-        # Ids are deterministic: even when a crash kept them out of status, the spec names them.
-        api_ids = status.api_ids or [
-            ObjectRef(ref.namespace, a["name"]).gateway_id(ctx.id_prefix) for a in raw_spec.get("apis") or []
-        ]
-        # Tyk deletes a key only in the org it is told: an adopted API's org, read while its object still exists.
-        orgs = [((await ctx.apis.get(ref.namespace, a["name"])) or {}).get("spec", {}).get("adopt", {}).get("orgId")
-                for a in raw_spec.get("apis") or []]  # fmt: skip
-        org = next((o for o in orgs if o), None)
-        apis = tuple(ResolvedApi(i, i, (), org) for i in api_ids)
-        gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
-        if gid is None and raw_spec.get("apiGroup"):
-            gid = group_id(ctx.id_prefix, ref.namespace, raw_spec["apiGroup"])
-        if not apis and gid is None:
-            return "the key referred to no API: nothing to revoke"
-        try:
-            spec = GatewayKeySpec.model_validate(raw_spec)
-        except ValidationError:
-            spec = GatewayKeySpec.model_construct()  # deleting an invalid object: only the ids above matter
-        request = KeyRequest(ref, spec, apis, gid, current or Credential(), key_id=by_id, adopting=by_id is not None)
-        keys = driver.keys
-        if lost_id is not None:
-            await keys.revoke_by_id(request, lost_id)
-            deleted = True
-        else:
-            deleted = await keys.delete_key(request)
-        if previous is not None and kind == CredentialKind.KEY:  # a KEY's previous credential is a key of its own
-            await keys.revoke_previous(request, previous)
-        if status.previous_key_id:
-            # an adopted key still in its grace period
-            await keys.revoke_by_id(replace(request, adopting=True), status.previous_key_id)
-        return f"key revoked on gateway {driver.name}" if deleted else f"key already gone from gateway {driver.name}"
 
-    return await ctx.cleanup(raw_spec, status, generation, revoke)
+async def deleted_key_apis(
+    ctx: ReconcileContext, obj: Subject[GatewayKeyStatus]
+) -> tuple[tuple[ResolvedApi, ...], str | None]:
+    """The APIs (and group) a key being deleted was on: from status, else from the deterministic ids its spec
+    names (a crash may have kept them out of status); with an adopted API's org, read while its object exists
+    (Tyk deletes a key only in the org it is told)."""
+    status, ref, raw_spec = obj.status, obj.ref, obj.raw_spec
+    api_ids = status.api_ids or [
+        ObjectRef(ref.namespace, a["name"]).gateway_id(ctx.id_prefix) for a in raw_spec.get("apis") or []
+    ]
+    orgs = [((await ctx.apis.get(ref.namespace, a["name"])) or {}).get("spec", {}).get("adopt", {}).get("orgId")
+            for a in raw_spec.get("apis") or []]  # fmt: skip
+    org = next((o for o in orgs if o), None)
+    gid = status.scope.split("/", 1)[1] if status.scope and status.scope.startswith("groups/") else None
+    if gid is None and raw_spec.get("apiGroup"):
+        gid = group_id(ctx.id_prefix, ref.namespace, raw_spec["apiGroup"])
+    return tuple(ResolvedApi(i, i, (), org) for i in api_ids), gid
+
+
+reconcile_key = reconciler(GatewayKeyStatus, converge, what="converge key")
+delete_key = deleter(GatewayKeyStatus, remove)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torii.gateways.base import Credential, CredentialKind, GatewayDriver, OAuthClientRequest, OAuthRole, ObjectRef
-from torii.gateways.errors import GatewayError, PolicyViolation
+from torii.gateways.errors import PolicyViolation
 from torii.kube import Owner, SecretView
 from torii.models.gatewayapi import AuthMode
 from torii.models.oauthclient import OAuthClientSpec, OAuthClientStatus
 from torii.reconcile.context import ReconcileContext
-from torii.reconcile.credentials import digest, new_client, recognised
-from torii.reconcile.gatewaykey import template_annotations, with_owner
+from torii.reconcile.credentials import digest, new_client, recognised, template_annotations
+from torii.reconcile.lifecycle import Subject, deleter, reconciler
 from torii.reconcile.outcome import (
     Blocked,
     Cause,
     Event,
     Outcome,
-    blocked,
-    failed,
     parse_spec,
-    permanently_failed_at,
     ready,
 )
 from torii.reconcile.references import usable_api
@@ -71,73 +66,47 @@ async def settle_client(
     return cred, events
 
 
-async def reconcile_oauth_client(
-    ctx: ReconcileContext,
-    ref: ObjectRef,
-    owner: Owner,
-    raw_spec: dict[str, Any],
-    generation: int,
-    raw_status: dict[str, Any] | None,
-    cause: Cause,
-) -> Outcome:
-    status = OAuthClientStatus.model_validate(raw_status or {})
-    if cause == Cause.DRIFT and permanently_failed_at(status, generation):
-        return Outcome(status.to_wire())
-    ref = with_owner(ref, owner)
-    try:
-        spec = parse_spec(OAuthClientSpec, raw_spec)
-        driver = ctx.gateways.get(spec.gateway)
-        status.gateway = driver.name
-        oauth = driver.oauth
-        if oauth is None:
-            raise Blocked("Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients", retry=False)
-        conn = ctx.connection(driver)
-        check_oauth_client(conn, ref.namespace, spec)
-        secret_name = spec.secret_name or ref.name
-        status.secret_name = secret_name
-        view = await ctx.owned_secret(ref, owner, secret_name)
-        api_id = usable_api(
-            ref.namespace, spec.api, await ctx.apis.get(ref.namespace, spec.api), gateway=driver.name,
-            default_gateway=ctx.gateways.default, auth=AuthMode.OAUTH2, field="spec.api: ",
-        )  # fmt: skip
-        cred, events = await settle_client(ctx, ref, owner, spec, status, view, conn, api_id, oauth)
-        request = OAuthClientRequest(
-            ref, api_id, cred.client_id, cred.client_secret, spec.redirect_uri, spec.policy, spec.description,
-            spec.metadata, adopting=spec.adopt is not None,
-        )  # fmt: skip
-        changed = await oauth.converge_oauth_client(request)
-    except Blocked as exc:
-        return blocked(status, generation, exc)
-    except GatewayError as exc:
-        return failed(status, generation, exc, what="converge OAuth client")
-    status.client_id = cred.client_id
-    status.api_id = api_id
-    status.credential_digest = digest(owner.uid, cred)
+async def converge(ctx: ReconcileContext, obj: Subject[OAuthClientStatus]) -> Outcome:
+    status, ref, owner, generation = obj.status, obj.ref, obj.owner, obj.generation
+    spec = parse_spec(OAuthClientSpec, obj.raw_spec)
+    driver = ctx.gateways.get(spec.gateway)
+    status.gateway = driver.name
+    oauth = driver.oauth
+    if oauth is None:
+        raise Blocked("Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients", retry=False)
+    conn = ctx.connection(driver)
+    check_oauth_client(conn, ref.namespace, spec)
+    secret_name = spec.secret_name or ref.name
+    status.secret_name = secret_name
+    view = await ctx.owned_secret(ref, owner, secret_name)
+    api_id = usable_api(
+        ref.namespace, spec.api, await ctx.apis.get(ref.namespace, spec.api), gateway=driver.name,
+        default_gateway=ctx.gateways.default, auth=AuthMode.OAUTH2, field="spec.api: ",
+    )  # fmt: skip
+    cred, events = await settle_client(ctx, ref, owner, spec, status, view, conn, api_id, oauth)
+    request = OAuthClientRequest(
+        ref, api_id, cred.client_id, cred.client_secret, spec.redirect_uri, spec.policy, spec.description,
+        spec.metadata, adopting=spec.adopt is not None,
+    )  # fmt: skip
+    changed = await oauth.converge_oauth_client(request)
+    status.client_id, status.api_id, status.credential_digest = cred.client_id, api_id, digest(owner.uid, cred)
     if changed:
-        events.append(Event("Normal", "DriftRepaired" if cause == Cause.DRIFT else "Created",
+        events.append(Event("Normal", "DriftRepaired" if obj.cause == Cause.DRIFT else "Created",
                             f"OAuth client {cred.client_id} on gateway {driver.name}"))  # fmt: skip
     message = f"OAuth client {cred.client_id} of {spec.api} active on gateway {driver.name}"
     ready(status, generation, True, "Active", message)
     return Outcome(status.to_wire(), events)
 
 
-async def delete_oauth_client(
-    ctx: ReconcileContext,
-    ref: ObjectRef,
-    owner: Owner,
-    raw_spec: dict[str, Any],
-    generation: int,
-    raw_status: dict[str, Any] | None,
-) -> Outcome:
-    status = OAuthClientStatus.model_validate(raw_status or {})
-    ref = with_owner(ref, owner)
+async def remove(ctx: ReconcileContext, obj: Subject[OAuthClientStatus], driver: GatewayDriver) -> str:
+    status = obj.status
+    if not (status.client_id and status.api_id) or driver.oauth is None:
+        return "no client was created: nothing to delete"
+    adopting = (obj.raw_spec.get("adopt") or {}).get("clientId") == status.client_id
+    request = OAuthClientRequest(obj.ref, status.api_id, status.client_id, "", "", None, "", {}, adopting=adopting)
+    gone = "deleted" if await driver.oauth.delete_oauth_client(request) else "already gone"
+    return f"OAuth client {gone} on gateway {driver.name}"
 
-    async def remove(driver: GatewayDriver) -> str:
-        if not (status.client_id and status.api_id) or driver.oauth is None:
-            return "no client was created: nothing to delete"
-        adopting = (raw_spec.get("adopt") or {}).get("clientId") == status.client_id
-        request = OAuthClientRequest(ref, status.api_id, status.client_id, "", "", None, "", {}, adopting=adopting)
-        gone = "deleted" if await driver.oauth.delete_oauth_client(request) else "already gone"
-        return f"OAuth client {gone} on gateway {driver.name}"
 
-    return await ctx.cleanup(raw_spec, status, generation, remove)
+reconcile_oauth_client = reconciler(OAuthClientStatus, converge, what="converge OAuth client")
+delete_oauth_client = deleter(OAuthClientStatus, remove)
