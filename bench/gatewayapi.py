@@ -34,8 +34,9 @@ from support.metrics import counter, writes  # noqa: E402
 from support.operator import free_port, running_operator  # noqa: E402
 from support.stack import Stack, read_env_file  # noqa: E402
 from support.upstream import upstream  # noqa: E402
+from support.world import GROUP, VERSION  # noqa: E402
 
-GROUP, VERSION, PLURAL = "torii.dev", "v1alpha1", "gatewayapis"
+PLURAL = "gatewayapis"
 
 
 def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:

@@ -58,11 +58,6 @@ def live(
         release_all(admin, ns)
 
 
-@pytest.fixture
-def world(admin: client.ApiClient, ns: str, crds: Stack, live: Operator) -> World:
-    return World(admin, ns, crds)
-
-
 # ------------------------------------------------------------------------------------------------ helpers
 
 
@@ -123,16 +118,14 @@ def delete_everything(world: World) -> None:
     gateways), and wait until all are gone."""
     for kind in KINDS:
         for item in world.list(kind):
-            world.custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s",
-                                                         item["metadata"]["name"])  # fmt: skip
+            world.delete(kind, item["metadata"]["name"], wait=False)
     wait_until(lambda: objects_in(world) == 0, timeout=180, what="every Torii object deleted")
 
 
 def orphan(world: World, *objects: tuple[str, str]) -> None:
     """Delete (kind, name) objects with `deletionPolicy: Orphan`, waiting for each to be gone."""
     for kind, name in objects:
-        world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, f"{kind.lower()}s", name,
-                                                    {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
+        world.patch(kind, name, {"deletionPolicy": "Orphan"})
         world.delete(kind, name)
 
 
@@ -264,9 +257,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
         assert tyk.get(f"/tyk/apis/{ids[1]}").status_code == 200
         assert httpx.get(f"{base}/{marker}/1/", headers={headers[1]: keys[1]}).status_code == 200
         # Rotation on request: a key Torii can deliver replaces the one it only knew by hash.
-        world.custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", world.ns, "gatewaykeys",
-                                                    f"{marker}-key-3", {"spec": {"rotation": {
-                                                        "generation": 1, "gracePeriodSeconds": 0}}})  # fmt: skip
+        world.patch("GatewayKey", f"{marker}-key-3", {"rotation": {"generation": 1, "gracePeriodSeconds": 0}})
         rotated = wait_until(lambda: world.secret(f"{marker}-key-3").get("key")
                              if not gone(world.core.read_namespaced_secret, f"{marker}-key-3", world.ns) else None,
                              timeout=60, what="rotated key in its Secret")  # fmt: skip

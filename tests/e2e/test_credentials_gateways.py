@@ -37,11 +37,6 @@ def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest
         yield op
 
 
-@pytest.fixture
-def world(admin: client.ApiClient, ns: str, stack: Stack, live: Operator) -> World:
-    return World(admin, ns, stack)
-
-
 def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 

@@ -4,7 +4,6 @@ schema/CEL validation, reference checks, a foreign Secret left untouched, Unsupp
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,12 @@ from kubernetes import client
 from support.kube import kubectl
 from support.operator import Operator, release_all, running_operator, unreachable_gateways
 from support.stack import Stack
-from support.wait import wait_until
-
-GROUP, VERSION = "torii.dev", "v1alpha1"
+from support.world import World
+from torii.models.common import API_VERSION
 
 
 @pytest.fixture(scope="module")
-def operator(
-    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
+def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     gateways, secrets = unreachable_gateways("torii-gateways-cred", ("tyk", "tyk"), ("otoroshi", "otoroshi"))
     with running_operator(crds, admin, tmp_path_factory.mktemp("cred"), gateways=gateways, secret_data=secrets,
                           namespaces=[ns], secret_name="torii-gateways-cred") as op:  # fmt: skip
@@ -32,88 +28,67 @@ def operator(
         release_all(admin, ns)
 
 
-def create(admin: client.ApiClient, ns: str, kind: str, spec: dict[str, Any], name: str | None = None) -> str:
-    name = name or f"{kind.lower()}-{uuid.uuid4().hex[:6]}"
-    plural = {"GatewayAPI": "gatewayapis", "GatewayKey": "gatewaykeys", "OAuthClient": "oauthclients"}[kind]
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    client.CustomObjectsApi(admin).create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)
-    return name
-
-
-def condition(admin: client.ApiClient, ns: str, plural: str, name: str, reason: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = client.CustomObjectsApi(admin).get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
-        for cond in obj.get("status", {}).get("conditions", []):
-            if cond["type"] == "Ready" and cond["reason"] == reason:
-                return dict(cond)
-        return None
-
-    return wait_until(check, timeout=60, what=f"{plural}/{name} reason {reason}")
-
-
 API = {"listenPath": "/x/", "upstream": {"url": "http://127.0.0.1:9/"}}
 
 
-def test_key_to_another_namespace_is_refused(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    name = create(admin, ns, "GatewayKey", {"apis": [{"name": "orders", "namespace": "elsewhere"}]})
-    cond = condition(admin, ns, "gatewaykeys", name, "InvalidReference")
+def test_key_to_another_namespace_is_refused(world: World, live: Operator) -> None:
+    name = world.new("GatewayKey", {"apis": [{"name": "orders", "namespace": "elsewhere"}]})
+    cond = world.reason("GatewayKey", name, "InvalidReference", timeout=60)
     assert cond["status"] == "False" and "spec.apis[0].namespace" in cond["message"]
 
 
-def test_key_to_an_api_on_another_gateway_is_refused(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "otoroshi", "auth": "key"})
-    name = create(admin, ns, "GatewayKey", {"gateway": "tyk", "apis": [{"name": api}]})
-    cond = condition(admin, ns, "gatewaykeys", name, "InvalidReference")
+def test_key_to_an_api_on_another_gateway_is_refused(world: World, live: Operator) -> None:
+    api = world.new("GatewayAPI", {**API, "gateway": "otoroshi", "auth": "key"})
+    name = world.new("GatewayKey", {"gateway": "tyk", "apis": [{"name": api}]})
+    cond = world.reason("GatewayKey", name, "InvalidReference", timeout=60)
     assert "'otoroshi'" in cond["message"] and "'tyk'" in cond["message"]
 
 
-def test_key_to_a_keyless_api_is_refused(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk", "auth": "keyless"})
-    name = create(admin, ns, "GatewayKey", {"apis": [{"name": api}]})
-    assert "auth: key" in condition(admin, ns, "gatewaykeys", name, "InvalidReference")["message"]
+def test_key_to_a_keyless_api_is_refused(world: World, live: Operator) -> None:
+    api = world.new("GatewayAPI", {**API, "gateway": "tyk", "auth": "keyless"})
+    name = world.new("GatewayKey", {"apis": [{"name": api}]})
+    assert "auth: key" in world.reason("GatewayKey", name, "InvalidReference", timeout=60)["message"]
 
 
-def test_key_waits_for_a_missing_api(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    name = create(admin, ns, "GatewayKey", {"apis": [{"name": "not-yet"}]})
-    assert "does not exist" in condition(admin, ns, "gatewaykeys", name, "WaitingForAPI")["message"]
+def test_key_waits_for_a_missing_api(world: World, live: Operator) -> None:
+    name = world.new("GatewayKey", {"apis": [{"name": "not-yet"}]})
+    assert "does not exist" in world.reason("GatewayKey", name, "WaitingForAPI", timeout=60)["message"]
 
 
-def test_foreign_secret_is_left_untouched_and_reported(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    core = client.CoreV1Api(admin)
+def test_foreign_secret_is_left_untouched_and_reported(world: World, live: Operator) -> None:
+    core, ns = world.core, world.ns
     core.create_namespaced_secret(ns, client.V1Secret(
         metadata=client.V1ObjectMeta(name="app-credentials", labels={"team": "payments"}),
         data={"password": base64.b64encode(b"theirs").decode()},
     ))  # fmt: skip
     before = core.read_namespaced_secret("app-credentials", ns)
-    name = create(admin, ns, "GatewayKey", {"apis": [{"name": "orders"}], "secretName": "app-credentials"})
-    cond = condition(admin, ns, "gatewaykeys", name, "SecretConflict")
+    name = world.new("GatewayKey", {"apis": [{"name": "orders"}], "secretName": "app-credentials"})
+    cond = world.reason("GatewayKey", name, "SecretConflict", timeout=60)
     assert "app-credentials" in cond["message"] and "never overwrites" in cond["message"]
-    oauth = create(admin, ns, "OAuthClient", {"api": "orders", "redirectUri": "https://app/cb",
+    oauth = world.new("OAuthClient", {"api": "orders", "redirectUri": "https://app/cb",
                                               "secretName": "app-credentials"})  # fmt: skip
-    condition(admin, ns, "oauthclients", oauth, "SecretConflict")
+    world.reason("OAuthClient", oauth, "SecretConflict", timeout=60)
     after = core.read_namespaced_secret("app-credentials", ns)
     assert after.data == before.data and after.metadata.labels == before.metadata.labels
     assert after.metadata.resource_version == before.metadata.resource_version  # not even re-written
     assert not after.metadata.owner_references
 
 
-def test_oauth_client_on_otoroshi_is_unsupported(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    name = create(admin, ns, "OAuthClient", {"gateway": "otoroshi", "api": "x", "redirectUri": "https://app/cb"})
-    assert "Tyk" in condition(admin, ns, "oauthclients", name, "Unsupported")["message"]
+def test_oauth_client_on_otoroshi_is_unsupported(world: World, live: Operator) -> None:
+    name = world.new("OAuthClient", {"gateway": "otoroshi", "api": "x", "redirectUri": "https://app/cb"})
+    assert "Tyk" in world.reason("OAuthClient", name, "Unsupported", timeout=60)["message"]
 
 
-def test_oauth_client_needs_an_oauth2_api(operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk", "auth": "key"})
-    name = create(admin, ns, "OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
-    assert "auth: oauth2" in condition(admin, ns, "oauthclients", name, "InvalidReference")["message"]
+def test_oauth_client_needs_an_oauth2_api(world: World, live: Operator) -> None:
+    api = world.new("GatewayAPI", {**API, "gateway": "tyk", "auth": "key"})
+    name = world.new("OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
+    assert "auth: oauth2" in world.reason("OAuthClient", name, "InvalidReference", timeout=60)["message"]
 
 
-def test_kubectl_get_torii_lists_every_kind(
-    operator: Operator, crds: Stack, admin: client.ApiClient, ns: str, tmp_path: Path
-) -> None:
-    api = create(admin, ns, "GatewayAPI", {**API, "gateway": "tyk"})
-    create(admin, ns, "GatewayKey", {"apis": [{"name": api}]})
-    create(admin, ns, "OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
+def test_kubectl_get_torii_lists_every_kind(world: World, live: Operator, crds: Stack, ns: str, tmp_path: Path) -> None:
+    api = world.new("GatewayAPI", {**API, "gateway": "tyk"})
+    world.new("GatewayKey", {"apis": [{"name": api}]})
+    world.new("OAuthClient", {"api": api, "redirectUri": "https://app/cb"})
     # A fresh discovery cache: kubectl may have cached discovery before the CRDs existed (categories come from it).
     done = kubectl("get", "torii", "-n", ns, "-o", "name", f"--cache-dir={tmp_path}", kubeconfig=crds.kubeconfig)
     assert done.returncode == 0, done.stderr
@@ -145,7 +120,7 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
 def test_invalid_credential_manifests(
     crds: Stack, ns: str, case: str, kind: str, spec: dict[str, Any], text: str
 ) -> None:
-    manifest = yaml.safe_dump({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+    manifest = yaml.safe_dump({"apiVersion": API_VERSION, "kind": kind,
                                "metadata": {"name": "bad", "namespace": ns}, "spec": spec})  # fmt: skip
     done = kubectl("apply", "-f", "-", stdin=manifest, kubeconfig=crds.kubeconfig)
     assert done.returncode != 0 and text in done.stderr, done.stderr
@@ -153,7 +128,7 @@ def test_invalid_credential_manifests(
 
 def test_secret_name_and_api_are_immutable(crds: Stack, ns: str) -> None:
     def apply(kind: str, spec: dict[str, Any]) -> Any:
-        manifest = yaml.safe_dump({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+        manifest = yaml.safe_dump({"apiVersion": API_VERSION, "kind": kind,
                                    "metadata": {"name": "immutable", "namespace": ns}, "spec": spec})  # fmt: skip
         return kubectl("apply", "-f", "-", stdin=manifest, kubeconfig=crds.kubeconfig)
 

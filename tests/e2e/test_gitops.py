@@ -16,15 +16,12 @@ from support.argocd import health
 from support.kube import kubectl, namespace
 from support.operator import Operator, release_all, running_operator, unreachable_gateways
 from support.stack import Stack
-from support.wait import wait_until
-
-GROUP, VERSION = "torii.dev", "v1alpha1"
+from support.world import World
+from torii.models.common import API_VERSION
 
 
 @pytest.fixture(scope="module")
-def operator(
-    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
+def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     gateways, secrets = unreachable_gateways("torii-gateways-gitops")
     with running_operator(crds, admin, tmp_path_factory.mktemp("gitops"), gateways=gateways, secret_data=secrets,
                           namespaces=[ns], secret_name="torii-gateways-gitops") as op:  # fmt: skip
@@ -36,37 +33,24 @@ def manifests(ns: str) -> list[dict[str, Any]]:
     meta = {"namespace": ns, "labels": {"team": "shop", "argocd.argoproj.io/instance": "shop"},
             "annotations": {"owner": "shop-team@example.com"}}  # fmt: skip
     return [
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayAPI", "metadata": {"name": "orders", **meta},
+        {"apiVersion": API_VERSION, "kind": "GatewayAPI", "metadata": {"name": "orders", **meta},
          "spec": {"listenPath": "/orders/", "upstream": {"url": "http://orders:8080"}, "auth": "key",
                   "deletionPolicy": "Orphan"}},
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayKey", "metadata": {"name": "checkout", **meta},
+        {"apiVersion": API_VERSION, "kind": "GatewayKey", "metadata": {"name": "checkout", **meta},
          "spec": {"apis": [{"name": "orders"}], "rateLimit": {"rate": 5, "per": 1}}},
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OAuthClient", "metadata": {"name": "web", **meta},
+        {"apiVersion": API_VERSION, "kind": "OAuthClient", "metadata": {"name": "web", **meta},
          "spec": {"api": "orders", "redirectUri": "https://web/cb"}},
     ]  # fmt: skip
 
 
-def ready(admin: client.ApiClient, ns: str, plural: str, name: str) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(admin)
-
-    def check() -> dict[str, Any] | None:
-        obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
-        conds = obj.get("status", {}).get("conditions", [])
-        return obj if any(c["type"] == "Ready" for c in conds) else None
-
-    return wait_until(check, timeout=60, what=f"{plural}/{name} has a Ready condition")
-
-
-def test_server_side_diff_is_empty_after_reconcile(
-    crds: Stack, operator: Operator, admin: client.ApiClient, ns: str, tmp_path: Path
-) -> None:
+def test_server_side_diff_is_empty_after_reconcile(crds: Stack, world: World, ns: str, tmp_path: Path) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(yaml.safe_dump_all(manifests(ns)))
     applied = kubectl("apply", "--server-side", "--field-manager=argocd-controller", "-f", str(path),
                       kubeconfig=crds.kubeconfig)  # fmt: skip
     assert applied.returncode == 0, applied.stderr
-    objects = [ready(admin, ns, p, n) for p, n in (("gatewayapis", "orders"), ("gatewaykeys", "checkout"),
-                                                   ("oauthclients", "web"))]  # fmt: skip
+    objects = [world.reconciled(k, n) for k, n in (("GatewayAPI", "orders"), ("GatewayKey", "checkout"),
+                                                   ("OAuthClient", "web"))]  # fmt: skip
     for obj in objects:
         assert obj["metadata"]["labels"] == {"team": "shop", "argocd.argoproj.io/instance": "shop"}
         assert obj["metadata"]["annotations"]["owner"] == "shop-team@example.com"
@@ -75,12 +59,10 @@ def test_server_side_diff_is_empty_after_reconcile(
     assert diff.returncode == 0, f"unexpected diff:\n{diff.stdout}{diff.stderr}"
 
 
-def test_argocd_health_of_real_statuses(crds: Stack, operator: Operator, admin: client.ApiClient, ns: str) -> None:
-    custom = client.CustomObjectsApi(admin)
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayAPI", "metadata": {"name": "health"},
-            "spec": {"listenPath": "/h/", "upstream": {"url": "http://h:80"}, "deletionPolicy": "Orphan"}}  # fmt: skip
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gatewayapis", body)
-    failing = ready(admin, ns, "gatewayapis", "health")
+def test_argocd_health_of_real_statuses(world: World, admin: client.ApiClient) -> None:
+    spec = {"listenPath": "/h/", "upstream": {"url": "http://h:80"}, "deletionPolicy": "Orphan"}
+    world.create("GatewayAPI", "health", spec)
+    failing = world.reconciled("GatewayAPI", "health")
     assert health(failing) == (
         "Degraded",
         next(f"{c['reason']}: {c['message']}" for c in failing["status"]["conditions"] if c["type"] == "Ready"),
@@ -89,6 +71,7 @@ def test_argocd_health_of_real_statuses(crds: Stack, operator: Operator, admin: 
     edited = {**failing, "metadata": {**failing["metadata"], "generation": failing["metadata"]["generation"] + 1}}
     assert health(edited)[0] == "Progressing"
     with namespace(admin, "unwatched") as other:  # no operator here: no status at all
-        custom.create_namespaced_custom_object(GROUP, VERSION, other, "gatewayapis", body)
-        untouched = custom.get_namespaced_custom_object(GROUP, VERSION, other, "gatewayapis", "health")
+        unwatched = World(admin, other)
+        unwatched.create("GatewayAPI", "health", spec)
+        untouched = unwatched.get("GatewayAPI", "health")
         assert "status" not in untouched and health(untouched)[0] == "Progressing"

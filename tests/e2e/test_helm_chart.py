@@ -19,6 +19,7 @@ from support.operator import free_port, running_operator
 from support.stack import ROOT, Stack
 from support.tenants import sa_kubeconfig
 from support.wait import wait_until
+from support.world import World
 
 CHART = ROOT / "helm" / "torii"
 KUBE_VERSION = "v1.32.5"  # `helm template` has no cluster to ask
@@ -125,43 +126,35 @@ def test_operator_runs_with_the_charts_rbac_and_nothing_more(
     admin = api_client(crds.kubeconfig)
     config_text = client.CoreV1Api(admin).read_namespaced_config_map("torii-config", release_ns).data["torii.yaml"]
     kubeconfig = sa_kubeconfig(crds.kubeconfig, release_ns, sa, tmp_path / "sa.kubeconfig")
-    custom = client.CustomObjectsApi(admin)
     with (
         namespace(admin, "rbac-app") as ns,
         running_operator(
             crds, admin, tmp_path, config_text=config_text, kubeconfig=kubeconfig, peering=("torii", 10)
         ) as op,
     ):
+        world = World(admin, ns)
 
-        def make(plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
-            body = {"apiVersion": "torii.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-            custom.create_namespaced_custom_object("torii.dev", "v1alpha1", ns, plural, body)
+        def reason(kind: str, name: str) -> str | None:
+            return (world.condition_now(kind, name) or {}).get("reason")
 
-        def reason(plural: str, name: str) -> str | None:
-            obj = custom.get_namespaced_custom_object("torii.dev", "v1alpha1", ns, plural, name)
-            conds = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
-            return conds[0]["reason"] if conds else None
-
-        make("gatewayapis", "GatewayAPI", "api", {"listenPath": "/a/", "upstream": {"url": "http://127.0.0.1:9"},
-                                                  "auth": "key"})  # fmt: skip
+        world.create("GatewayAPI", "api", {"listenPath": "/a/", "upstream": {"url": "http://127.0.0.1:9"},
+                                           "auth": "key"})  # fmt: skip
         client.CoreV1Api(admin).create_namespaced_secret(
             ns, client.V1Secret(metadata=client.V1ObjectMeta(name="taken"))
         )
-        make("gatewaykeys", "GatewayKey", "key", {"apis": [{"name": "api"}], "secretName": "taken"})
-        make("oauthclients", "OAuthClient", "oauth", {"api": "api", "redirectUri": "https://app/cb"})
+        world.create("GatewayKey", "key", {"apis": [{"name": "api"}], "secretName": "taken"})
+        world.create("OAuthClient", "oauth", {"api": "api", "redirectUri": "https://app/cb"})
         # Each path reads or writes what it needs: gateway credentials Secret, status, events, finalizers, Secrets.
-        wait_until(lambda: reason("gatewayapis", "api") == "GatewayUnavailable", timeout=60, what="GatewayAPI status")
-        wait_until(lambda: reason("gatewaykeys", "key") == "SecretConflict", timeout=60, what="GatewayKey status")
-        wait_until(lambda: reason("oauthclients", "oauth") == "InvalidReference", timeout=60, what="OAuthClient status")
+        wait_until(lambda: reason("GatewayAPI", "api") == "GatewayUnavailable", timeout=60, what="GatewayAPI status")
+        wait_until(lambda: reason("GatewayKey", "key") == "SecretConflict", timeout=60, what="GatewayKey status")
+        wait_until(lambda: reason("OAuthClient", "oauth") == "InvalidReference", timeout=60, what="OAuthClient status")
         events = client.CoreV1Api(admin)
         wait_until(lambda: any(e.reason == "GatewayUnavailable" for e in events.list_namespaced_event(ns).items),
                    what="events posted")  # fmt: skip
-        custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", ns, "gatewayapis", "api",
-                                              {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
-        for plural, name in (("gatewayapis", "api"), ("gatewaykeys", "key"), ("oauthclients", "oauth")):
-            custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", ns, plural, name)
-        wait_until(lambda: not custom.list_namespaced_custom_object("torii.dev", "v1alpha1", ns, "gatewayapis")[
-                   "items"], timeout=60, what="finalizer released")  # fmt: skip
+        world.patch("GatewayAPI", "api", {"deletionPolicy": "Orphan"})
+        for kind, name in (("GatewayAPI", "api"), ("GatewayKey", "key"), ("OAuthClient", "oauth")):
+            world.delete(kind, name, wait=False)
+        wait_until(lambda: not world.list("GatewayAPI"), timeout=60, what="finalizer released")
         log = op.log()
         # An RBAC denial names the identity: `... is forbidden: User "system:serviceaccount:<ns>:<sa>" cannot ...`.
         denied = [line for line in log.splitlines() if 'User \\"system:serviceaccount:' in line or
@@ -225,7 +218,7 @@ def test_the_operator_under_the_charts_rbac_creates_rotates_adopts_and_deletes(c
     done = helm(crds, "install", "live", str(CHART), "-n", release_ns, "--create-namespace", "-f", str(values))
     assert done.returncode == 0, done.stderr
     admin = api_client(crds.kubeconfig)
-    custom, core = client.CustomObjectsApi(admin), client.CoreV1Api(admin)
+    core = client.CoreV1Api(admin)
     tyk = httpx.Client(base_url=crds.env["TYK_URL"], headers={"X-Tyk-Authorization": crds.env["TYK_SECRET"]})
     hand_made = f"rbac-hand-{uuid.uuid4().hex[:6]}"
     try:
@@ -239,53 +232,25 @@ def test_the_operator_under_the_charts_rbac_creates_rotates_adopts_and_deletes(c
         tyk.get("/tyk/reload/", params={"block": "true"})
         with running_operator(crds, admin, tmp_path / "op", config_text=config_text, kubeconfig=kubeconfig,
                               peering=("live-torii", 10)) as op:  # fmt: skip
+            world = World(admin, team)
 
-            def make(plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
-                body = {"apiVersion": "torii.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-                custom.create_namespaced_custom_object("torii.dev", "v1alpha1", team, plural, body)
-
-            def ready(plural: str, name: str) -> dict[str, Any]:
-                def check() -> dict[str, Any] | None:
-                    obj = custom.get_namespaced_custom_object("torii.dev", "v1alpha1", team, plural, name)
-                    conds = obj.get("status", {}).get("conditions", [])
-                    gen = obj["metadata"]["generation"]
-                    ok = any(c["type"] == "Ready" and c["status"] == "True" and c["observedGeneration"] == gen
-                             for c in conds)  # fmt: skip
-                    return obj if ok else None
-
-                return wait_until(check, timeout=90, what=f"{plural}/{name} Ready")
-
-            make("gatewayapis", "GatewayAPI", "api", {"listenPath": f"/{team}/", "auth": "key",
-                                                      "upstream": {"url": "http://127.0.0.1:9"}})  # fmt: skip
-            ready("gatewayapis", "api")
-            make("gatewaykeys", "GatewayKey", "key", {"apis": [{"name": "api"}]})
-            first = ready("gatewaykeys", "key")
+            world.create("GatewayAPI", "api", {"listenPath": f"/{team}/", "auth": "key",
+                                               "upstream": {"url": "http://127.0.0.1:9"}})  # fmt: skip
+            world.ready("GatewayAPI", "api")
+            world.create("GatewayKey", "key", {"apis": [{"name": "api"}]})
+            first = world.ready("GatewayKey", "key")
             old = core.read_namespaced_secret("key", team).data["key"]
-            custom.patch_namespaced_custom_object(
-                "torii.dev",
-                "v1alpha1",
-                team,
-                "gatewaykeys",
-                "key",
-                {"spec": {"rotation": {"generation": 1, "gracePeriodSeconds": 0}}},
-            )
-            rotated = ready("gatewaykeys", "key")
+            world.patch("GatewayKey", "key", {"rotation": {"generation": 1, "gracePeriodSeconds": 0}})
+            rotated = world.ready("GatewayKey", "key")
             assert core.read_namespaced_secret("key", team).data["key"] != old
             assert rotated["status"]["credentialDigest"] != first["status"]["credentialDigest"]
-            make("gatewayapis", "GatewayAPI", "adopted", {"listenPath": f"/{hand_made}/",
-                                                          "upstream": {"url": "http://127.0.0.1:9"},
-                                                          "adopt": {"id": hand_made}})  # fmt: skip
-            ready("gatewayapis", "adopted")
+            world.create("GatewayAPI", "adopted", {"listenPath": f"/{hand_made}/", "adopt": {"id": hand_made},
+                                                   "upstream": {"url": "http://127.0.0.1:9"}})  # fmt: skip
+            world.ready("GatewayAPI", "adopted")
             assert tyk.get(f"/tyk/apis/{hand_made}").json()["config_data"]["torii"]["namespace"] == team
-            for plural, name in (("gatewaykeys", "key"), ("gatewayapis", "api"), ("gatewayapis", "adopted")):
-                custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", team, plural, name)
-
-            def gone() -> bool:
-                lists = (custom.list_namespaced_custom_object("torii.dev", "v1alpha1", team, p)["items"]
-                         for p in ("gatewaykeys", "gatewayapis"))  # fmt: skip
-                return not any(lists)
-
-            wait_until(gone, timeout=90, what="all deleted")
+            for kind, name in (("GatewayKey", "key"), ("GatewayAPI", "api"), ("GatewayAPI", "adopted")):
+                world.delete(kind, name, wait=False)
+            wait_until(lambda: not world.list("GatewayKey") + world.list("GatewayAPI"), timeout=90, what="all deleted")
             assert tyk.get(f"/tyk/apis/{hand_made}").status_code == 404
             log = op.log().replace('\\"', '"')
             assert "is forbidden" not in log and "Forbidden" not in log, log[-3000:]

@@ -27,7 +27,7 @@ from support.stack import Stack
 from support.tenants import Tenant, make_tenant
 from support.upstream import Upstream, upstream
 from support.wait import wait_until
-from support.world import GROUP, PLURALS, VERSION
+from support.world import GROUP, PLURALS, VERSION, World
 
 BIG = 180  # seconds: Otoroshi objects wait for its state sync
 
@@ -72,54 +72,13 @@ def env(crds: Stack, admin: client.ApiClient, tmp_path_factory: pytest.TempPathF
             yield Env(crds, admin, *tenants, gw, up, uuid.uuid4().hex[:6])
             gw.close()
             for tenant in tenants:
-                release(admin, tenant.namespace)
-
-
-def release(admin: client.ApiClient, ns: str) -> None:
-    custom = client.CustomObjectsApi(admin)
-    for plural in ("gatewaykeys", "oauthclients", "gatewayapis"):
-        for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]:
-            custom.delete_namespaced_custom_object(GROUP, VERSION, ns, plural, item["metadata"]["name"])
-
-    def left() -> bool:
-        return not any(custom.list_namespaced_custom_object(GROUP, VERSION, ns, p)["items"] for p in PLURALS.values())
-
-    wait_until(left, timeout=BIG, what=f"Torii objects of {ns} deleted")
-
-
-def apply(tenant: Tenant, kind: str, name: str, spec: dict[str, Any]) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    tenant.custom.create_namespaced_custom_object(GROUP, VERSION, tenant.namespace, PLURALS[kind], body)
+                World(admin, tenant.namespace).delete_all(timeout=BIG)
 
 
 def refused_at_apply(tenant: Tenant, kind: str, spec: dict[str, Any], namespace_: str | None = None) -> str:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": f"x-{uuid.uuid4().hex[:6]}"},
-            "spec": spec}  # fmt: skip
     with pytest.raises(client.ApiException) as refused:
-        tenant.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace_ or tenant.namespace, PLURALS[kind], body
-        )
+        tenant.world.create(kind, f"x-{uuid.uuid4().hex[:6]}", spec, namespace=namespace_)
     return f"{refused.value.status} {refused.value.body}"
-
-
-def condition(tenant: Tenant, kind: str, name: str) -> dict[str, Any] | None:
-    obj = tenant.custom.get_namespaced_custom_object(GROUP, VERSION, tenant.namespace, PLURALS[kind], name)
-    gen = obj["metadata"]["generation"]
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"
-                 and c.get("observedGeneration") == gen), None)  # fmt: skip
-
-
-def wait_ready(tenant: Tenant, kind: str, name: str, status: str = "True", reason: str | None = None) -> dict[str, Any]:
-    seen: list[dict[str, Any] | None] = [None]
-
-    def check() -> dict[str, Any] | None:
-        c = seen[0] = condition(tenant, kind, name)
-        return c if c and c["status"] == status and (reason is None or c["reason"] == reason) else None
-
-    try:
-        return wait_until(check, timeout=BIG, what=f"{tenant.namespace} {kind} {name} Ready={status} {reason or ''}")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; its Ready condition: {seen[0]}") from None
 
 
 def secret(tenant: Tenant, name: str) -> dict[str, str]:
@@ -159,13 +118,14 @@ def victims(env: Env) -> dict[str, Victim]:
     out = {}
     for gateway in ("tyk", "otoroshi"):
         api, key = f"pay-{gateway}", f"key-{gateway}"
-        apply(env.b, "GatewayAPI", api, {"gateway": gateway, "listenPath": env.path(f"pay-{gateway}"), "auth": "key",
-                                         "upstream": {"url": env.up.url}})  # fmt: skip
-        apply(env.b, "GatewayKey", key, {"gateway": gateway, "apis": [{"name": api}]})
+        spec = {"gateway": gateway, "listenPath": env.path(f"pay-{gateway}"), "auth": "key",
+                "upstream": {"url": env.up.url}}  # fmt: skip
+        env.b.world.create("GatewayAPI", api, spec)
+        env.b.world.create("GatewayKey", key, {"gateway": gateway, "apis": [{"name": api}]})
     for gateway in ("tyk", "otoroshi"):
         api, key = f"pay-{gateway}", f"key-{gateway}"
-        wait_ready(env.b, "GatewayKey", key)
-        obj = env.b.custom.get_namespaced_custom_object(GROUP, VERSION, env.b.namespace, "gatewayapis", api)
+        env.b.world.ready("GatewayKey", key, timeout=BIG)
+        obj = env.b.world.get("GatewayAPI", api)
         gid, path = obj["status"]["gatewayId"], obj["spec"]["listenPath"]
         out[gateway] = Victim(gateway, api, key, gid, path, definition(env, gateway, gid), secret(env.b, key))
         assert serves(env, out[gateway])
@@ -198,10 +158,12 @@ def test_attacks_are_refused_at_apply(env: Env, victims: dict[str, Victim]) -> N
     with pytest.raises(client.ApiException) as denied:
         a.core.read_namespaced_secret(tyk.key, b.namespace)
     assert denied.value.status == 403
-    apply(a, "GatewayAPI", "own", {"gateway": "tyk", "listenPath": env.path("a-own"), "upstream": {"url": env.up.url}})
+    a.world.create(
+        "GatewayAPI", "own", {"gateway": "tyk", "listenPath": env.path("a-own"), "upstream": {"url": env.up.url}}
+    )
     with pytest.raises(client.ApiException) as denied:
-        a.custom.patch_namespaced_custom_object_status(GROUP, VERSION, a.namespace, "gatewayapis", "own",
-                                                       {"status": {"credentialDigest": "x"}})  # fmt: skip
+        a.world.custom.patch_namespaced_custom_object_status(GROUP, VERSION, a.namespace, "gatewayapis", "own",
+                                                             {"status": {"credentialDigest": "x"}})  # fmt: skip
     assert denied.value.status == 403
 
 
@@ -277,17 +239,19 @@ def test_attacks_are_refused_by_the_operator_and_the_victim_keeps_serving(env: E
          "PolicyViolation", "Torii's"),
     ]  # fmt: skip
     # The tenants' own, legitimate objects the attacks refer to.
-    apply(a, "GatewayAPI", "a-tyk", {"gateway": "tyk", "listenPath": env.path("a-tyk"), "auth": "key", "upstream": up})
-    apply(a, "GatewayAPI", "a-oto", {"gateway": "otoroshi", "listenPath": env.path("a-oto"), "auth": "key",
-                                     "upstream": up})  # fmt: skip
-    apply(a, "GatewayAPI", "a-oauth", {"gateway": "tyk", "listenPath": env.path("a-oauth"), "auth": "oauth2",
-                                       "upstream": up})  # fmt: skip
-    apply(c, "GatewayAPI", "c-oto", {"gateway": "otoroshi", "listenPath": f"/{c.namespace}/oto/", "auth": "key",
-                                     "upstream": up})  # fmt: skip
+    a.world.create(
+        "GatewayAPI", "a-tyk", {"gateway": "tyk", "listenPath": env.path("a-tyk"), "auth": "key", "upstream": up}
+    )
+    a.world.create("GatewayAPI", "a-oto",
+                   {"gateway": "otoroshi", "listenPath": env.path("a-oto"), "auth": "key", "upstream": up})  # fmt: skip
+    a.world.create("GatewayAPI", "a-oauth",
+                   {"gateway": "tyk", "listenPath": env.path("a-oauth"), "auth": "oauth2", "upstream": up})  # fmt: skip
+    c.world.create("GatewayAPI", "c-oto", {"gateway": "otoroshi", "listenPath": f"/{c.namespace}/oto/",
+                                           "auth": "key", "upstream": up})  # fmt: skip
     for tenant, kind, name, spec, _, _ in attacks:
-        apply(tenant, kind, name, spec)
+        tenant.world.create(kind, name, spec)
     for tenant, kind, name, _, reason, text in attacks:
-        got = wait_ready(tenant, kind, name, "False", reason)
+        got = tenant.world.reason(kind, name, reason, timeout=BIG)
         assert text in got["message"], (name, got["message"])
     assert_victims_unharmed(env, victims)
 
@@ -296,13 +260,15 @@ def test_a_tenant_tampering_with_its_own_secret_reaches_nothing_else(env: Env, v
     a = env.a
     tyk = victims["tyk"]
     up = {"url": env.up.url}
-    apply(a, "GatewayAPI", "t-tyk", {"gateway": "tyk", "listenPath": env.path("t-tyk"), "auth": "key", "upstream": up})
-    apply(a, "GatewayAPI", "t-oto", {"gateway": "otoroshi", "listenPath": env.path("t-oto"), "auth": "key",
-                                     "upstream": up})  # fmt: skip
-    apply(a, "GatewayKey", "tk", {"gateway": "tyk", "apis": [{"name": "t-tyk"}]})
-    apply(a, "GatewayKey", "ok", {"gateway": "otoroshi", "apis": [{"name": "t-oto"}]})
+    a.world.create(
+        "GatewayAPI", "t-tyk", {"gateway": "tyk", "listenPath": env.path("t-tyk"), "auth": "key", "upstream": up}
+    )
+    a.world.create("GatewayAPI", "t-oto",
+                   {"gateway": "otoroshi", "listenPath": env.path("t-oto"), "auth": "key", "upstream": up})  # fmt: skip
+    a.world.create("GatewayKey", "tk", {"gateway": "tyk", "apis": [{"name": "t-tyk"}]})
+    a.world.create("GatewayKey", "ok", {"gateway": "otoroshi", "apis": [{"name": "t-oto"}]})
     for name in ("tk", "ok"):
-        wait_ready(a, "GatewayKey", name)
+        a.world.ready("GatewayKey", name, timeout=BIG)
     issued_tyk, issued_oto = secret(a, "tk"), secret(a, "ok")
     # 1 + 2: Torii's old bookkeeping annotation and a path-climbing credential, written by the tenant who owns the
     # Secret; and on Otoroshi, the admin key's client id as the credential.
@@ -314,10 +280,10 @@ def test_a_tenant_tampering_with_its_own_secret_reaches_nothing_else(env: Env, v
         "stringData": {"clientId": env.stack.env["OTOROSHI_CLIENT_ID"], "clientSecret": "x" * 64},
     })  # fmt: skip
     for kind, name in (("GatewayKey", "tk"), ("GatewayKey", "ok")):  # touch the spec: a reconcile now
-        a.custom.patch_namespaced_custom_object(GROUP, VERSION, a.namespace, PLURALS[kind], name,
+        a.world.custom.patch_namespaced_custom_object(GROUP, VERSION, a.namespace, PLURALS[kind], name,
                                                 {"spec": {"tags": ["touched"]}})  # fmt: skip
     for name in ("tk", "ok"):
-        wait_ready(a, "GatewayKey", name)
+        a.world.ready("GatewayKey", name, timeout=BIG)
     fresh_tyk, fresh_oto = secret(a, "tk"), secret(a, "ok")
     assert fresh_tyk["key"] not in (issued_tyk["key"], f"../apis/{tyk.gateway_id}") and len(fresh_tyk["key"]) == 48
     assert fresh_oto["clientId"] == issued_oto["clientId"]  # the key keeps its id; a new secret
@@ -356,15 +322,15 @@ def assert_victims_unharmed(env: Env, victims: dict[str, Victim]) -> None:
 
 
 def key_status(env: Env, victim: Victim) -> dict[str, Any]:
-    obj = env.b.custom.get_namespaced_custom_object(GROUP, VERSION, env.b.namespace, "gatewaykeys", victim.key)
+    obj = env.b.world.get("GatewayKey", victim.key)
     return dict(obj["status"])
 
 
 def what_torii_told(tenant: Tenant) -> Iterator[tuple[str, str, str]]:
     """(object, its spec as the tenant wrote it, its status and Events as Torii wrote them) of every object."""
     events = tenant.core.list_namespaced_event(tenant.namespace).items
-    for plural in PLURALS.values():
-        for item in tenant.custom.list_namespaced_custom_object(GROUP, VERSION, tenant.namespace, plural)["items"]:
+    for kind in PLURALS:
+        for item in tenant.world.list(kind):
             name = item["metadata"]["name"]
             told = [e.message or "" for e in events if e.involved_object.name == name]
             yield name, json.dumps(item.get("spec", {})), json.dumps(item.get("status", {})) + " ".join(told)
@@ -373,11 +339,13 @@ def what_torii_told(tenant: Tenant) -> Iterator[tuple[str, str, str]]:
 def test_torii_keeps_working_for_everyone(env: Env, victims: dict[str, Victim]) -> None:
     b = env.b
     for gateway in ("tyk", "otoroshi"):
-        apply(b, "GatewayAPI", f"after-{gateway}", {"gateway": gateway, "listenPath": env.path(f"after-{gateway}"),
-                                                    "auth": "key", "upstream": {"url": env.up.url}})  # fmt: skip
-        apply(b, "GatewayKey", f"after-key-{gateway}", {"gateway": gateway, "apis": [{"name": f"after-{gateway}"}]})
+        api = {"gateway": gateway, "listenPath": env.path(f"after-{gateway}"), "auth": "key",
+               "upstream": {"url": env.up.url}}  # fmt: skip
+        b.world.create("GatewayAPI", f"after-{gateway}", api)
+        b.world.create("GatewayKey", f"after-key-{gateway}", {"gateway": gateway,
+                                                              "apis": [{"name": f"after-{gateway}"}]})  # fmt: skip
     for gateway in ("tyk", "otoroshi"):
-        wait_ready(b, "GatewayKey", f"after-key-{gateway}")
+        b.world.ready("GatewayKey", f"after-key-{gateway}", timeout=BIG)
         data = secret(b, f"after-key-{gateway}")
         assert env.gw.get(gateway, f"{env.path(f'after-{gateway}')}x", key_headers(gateway, data)).status_code == 200
     assert_victims_unharmed(env, victims)
@@ -385,5 +353,5 @@ def test_torii_keeps_working_for_everyone(env: Env, victims: dict[str, Victim]) 
 
 def test_deleting_the_attackers_objects_leaves_the_victim(env: Env, victims: dict[str, Victim]) -> None:
     for tenant in (env.a, env.c):
-        release(env.admin, tenant.namespace)
+        World(env.admin, tenant.namespace).delete_all(timeout=BIG)
     assert_victims_unharmed(env, victims)

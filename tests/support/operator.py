@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from support.stack import ROOT, Stack
 from support.wait import wait_until
+from support.world import GROUP, PLURALS, VERSION
 
 CONFIG_NAMESPACE = "torii-system"
 
@@ -174,18 +175,18 @@ def release_all(api: client.ApiClient, namespace: str, timeout: float = 90) -> N
     """Delete every Torii object of a namespace through the running operator (Orphan where a gateway is
     unreachable), and wait until they are gone, so the namespace can terminate."""
     custom = client.CustomObjectsApi(api)
-    plurals = ("gatewaykeys", "oauthclients", "gatewayapis")
+    plurals = tuple(PLURALS[k] for k in ("GatewayKey", "OAuthClient", "GatewayAPI"))
     for plural in plurals:
-        for item in custom.list_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural)["items"]:
+        for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
             name = item["metadata"]["name"]
-            custom.patch_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name,
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
                                                   {"spec": {"deletionPolicy": "Orphan"}})  # fmt: skip
-            custom.delete_namespaced_custom_object("torii.dev", "v1alpha1", namespace, plural, name)
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
 
     def remaining() -> list[str]:
         left = []
         for p in plurals:
-            for item in custom.list_namespaced_custom_object("torii.dev", "v1alpha1", namespace, p)["items"]:
+            for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, p)["items"]:
                 meta = item["metadata"]
                 ready = [c.get("reason") for c in item.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
                 left.append(
@@ -201,9 +202,9 @@ def release_all(api: client.ApiClient, namespace: str, timeout: float = 90) -> N
         # the open investigation, and let the namespace go.
         warnings.warn(f"{exc}; still there: {remaining()}", stacklevel=2)
         for p in plurals:
-            for item in custom.list_namespaced_custom_object("torii.dev", "v1alpha1", namespace, p)["items"]:
+            for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, p)["items"]:
                 custom.patch_namespaced_custom_object(
-                    "torii.dev", "v1alpha1", namespace, p, item["metadata"]["name"], {"metadata": {"finalizers": None}}
+                    GROUP, VERSION, namespace, p, item["metadata"]["name"], {"metadata": {"finalizers": None}}
                 )
 
 

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 
 from support.kube import api_client, kubectl
-from support.world import GROUP, PLURALS
+from support.world import GROUP, PLURALS, World
 
 TENANT_RULES = [
     {"apiGroups": [GROUP], "resources": sorted(PLURALS.values()),
@@ -30,8 +30,9 @@ class Tenant:
     api: client.ApiClient
 
     @property
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
+    def world(self) -> World:
+        """The tenant's objects, as the tenant sees them (its own identity, its RBAC)."""
+        return World(self.api, self.namespace)
 
     @property
     def core(self) -> client.CoreV1Api:

@@ -68,16 +68,43 @@ async def test_one_keys_failure_is_its_own_and_a_crash_fails_only_its_batch() ->
     assert await batcher.submit("x", 3) == 30  # the next batch is unaffected
 
 
+class Clock:
+    """Time the test moves itself: the batcher's sleeps end when the test has advanced past them."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now + seconds, future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for due, future in [s for s in self.sleepers if s[0] <= self.now]:
+            self.sleepers.remove((due, future))
+            future.set_result(None)
+        for _ in range(10):  # let the woken batcher run its batch and re-arm
+            await asyncio.sleep(0)
+
+
 async def test_max_delay_bounds_a_never_ending_burst() -> None:
-    rec = Recorder()
-    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.2, max_delay=0.3)
+    rec, clock = Recorder(), Clock()
+    # Binary fractions: the batcher's deadlines are exact, whatever the order of float additions.
+    batcher: Batcher[str, int, int] = Batcher(rec, quiet=0.25, max_delay=0.375, clock=clock, sleep=clock.sleep)
     waiters = []
-    for i in range(8):
+    for i in range(8):  # a request every 0.125 s: each renews the quiet period, never 0.25 s of quiet
         waiters.append(asyncio.ensure_future(batcher.submit(f"k{i}", i)))
-        await asyncio.sleep(0.1)  # each request renews the quiet period
+        await asyncio.sleep(0)
+        await clock.advance(0.125)
+    await clock.advance(1.0)
     await asyncio.gather(*waiters)
-    # Without max_delay the trickle would postpone the batch until it stops; with it, batches run during it.
-    assert 2 <= len(rec.batches) <= 5
+    # Without max_delay the trickle would postpone the batch until it stops; with it, a batch runs every 0.375 s.
+    assert [sorted(b) for b in rec.batches] == [["k0", "k1", "k2"], ["k3", "k4", "k5"], ["k6", "k7"]]
 
 
 def test_path_conflicts_keep_the_holder_and_order_newcomers_by_key() -> None:

@@ -32,8 +32,11 @@ class Batcher(Generic[K, Op, R]):
         quiet: float = 0.25,
         max_delay: float = 2.0,
         name: str = "batcher",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._process = process
+        self._clock, self._sleep = clock, sleep  # injectable: tests drive time themselves
         self._quiet = quiet
         self._max_delay = max_delay
         self._name = name
@@ -47,7 +50,7 @@ class Batcher(Generic[K, Op, R]):
     async def submit(self, key: K, op: Op) -> R:
         """The result of the first batch that started after this call and holds `op` (or a later op for
         `key`, which supersedes it: both callers get its result)."""
-        now = time.monotonic()
+        now = self._clock()
         if not self._ops:
             self._first = now
         self._last = now
@@ -63,8 +66,8 @@ class Batcher(Generic[K, Op, R]):
     async def _run(self) -> None:
         while self._ops:
             # A debounce deadline that moves with each request, bounded by max_delay: not a flag to poll.
-            while (wait := self._wait_left()) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(wait)
+            while (wait := self._wait_left()) > 0:
+                await self._sleep(wait)
             ops, self._ops = self._ops, {}
             waiters, self._waiters = self._waiters, {}
             self.batches += 1
@@ -83,7 +86,7 @@ class Batcher(Generic[K, Op, R]):
                         future.set_result(outcome)
 
     def _wait_left(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         return min(self._last + self._quiet - now, self._first + self._max_delay - now)
 
 

@@ -74,27 +74,7 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if auth == "keyless" and not definition.get("use_keyless"):
         return Skipped(what, "no authentication mode is enabled (Tyk refuses every request to it)")
 
-    spec: dict[str, Any] = {"gateway": gateway, "listenPath": listen_path}
-    spec["upstream"] = {"targets": urls} if len(urls) > 1 else {"url": urls[0]}
-    if not proxy.get("strip_listen_path"):
-        spec["stripListenPath"] = False
-    if auth != "keyless":
-        spec["auth"] = auth
-    limit = definition.get("global_rate_limit") or {}
-    if (limit.get("rate") or 0) >= 1 and (limit.get("per") or 0) >= 1:
-        spec["rateLimit"] = {"rate": int(limit["rate"]), "per": int(limit["per"])}
-    cors = definition.get("CORS") or {}
-    if cors.get("enable"):
-        spec["cors"] = {
-            "allowedOrigins": cors.get("allowed_origins") or [],
-            "allowedMethods": cors.get("allowed_methods") or [],
-            "allowedHeaders": cors.get("allowed_headers") or [],
-            "exposedHeaders": cors.get("exposed_headers") or [],
-            "allowCredentials": bool(cors.get("allow_credentials")),
-            "maxAge": int(cors.get("max_age") or 0),
-        }
-    if tags := [t for t in definition.get("tags") or [] if isinstance(t, str)]:
-        spec["tags"] = tags
+    spec = neutral_spec(definition, gateway, listen_path, urls, auth)
     api_org = str(definition.get("org_id") or "")
     spec["adopt"] = {"id": api_id, **({"orgId": api_org} if api_org != org_id else {})}
     k8s_name = name or names.claim(str(definition.get("name") or ""), api_id)
@@ -117,6 +97,34 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if differing:
         return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
     return made
+
+
+def neutral_spec(definition: dict[str, Any], gateway: str, listen_path: str, urls: list[str], auth: str
+                 ) -> dict[str, Any]:  # fmt: skip
+    """The GatewayAPI fields a Tyk definition maps onto (the rest goes to spec.tyk)."""
+    proxy = definition.get("proxy") or {}
+    spec: dict[str, Any] = {"gateway": gateway, "listenPath": listen_path}
+    spec["upstream"] = {"targets": urls} if len(urls) > 1 else {"url": urls[0]}
+    if not proxy.get("strip_listen_path"):
+        spec["stripListenPath"] = False
+    if auth != "keyless":
+        spec["auth"] = auth
+    limit = definition.get("global_rate_limit") or {}
+    if (limit.get("rate") or 0) >= 1 and (limit.get("per") or 0) >= 1:
+        spec["rateLimit"] = {"rate": int(limit["rate"]), "per": int(limit["per"])}
+    cors = definition.get("CORS") or {}
+    if cors.get("enable"):
+        spec["cors"] = {
+            "allowedOrigins": cors.get("allowed_origins") or [],
+            "allowedMethods": cors.get("allowed_methods") or [],
+            "allowedHeaders": cors.get("allowed_headers") or [],
+            "exposedHeaders": cors.get("exposed_headers") or [],
+            "allowCredentials": bool(cors.get("allow_credentials")),
+            "maxAge": int(cors.get("max_age") or 0),
+        }
+    if tags := [t for t in definition.get("tags") or [] if isinstance(t, str)]:
+        spec["tags"] = tags
+    return spec
 
 
 def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,

@@ -73,7 +73,8 @@ async def converge(ctx: ReconcileContext, obj: Subject[OAuthClientStatus]) -> Ou
     status.gateway = driver.name
     oauth = driver.oauth
     if oauth is None:
-        raise Blocked("Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients", retry=False)
+        raise Blocked("Unsupported", f"gateway {driver.name} ({driver.type}) has no OAuth clients; use Tyk",
+                      retry=False)  # fmt: skip
     conn = ctx.connection(driver)
     check_oauth_client(conn, ref.namespace, spec)
     secret_name = spec.secret_name or ref.name
