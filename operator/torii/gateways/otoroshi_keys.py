@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from torii.gateways.base import Credential, CredentialKind, KeyRequest, KeyResult, owner_claim, pick
-from torii.gateways.errors import AdoptionFailed, OwnershipConflict, PermanentGatewayError, PolicyViolation
+from torii.gateways.errors import (
+    AdoptionFailed,
+    OwnershipConflict,
+    PermanentGatewayError,
+    PolicyViolation,
+    RetryableGatewayError,
+)
 from torii.gateways.http import AdminClient, admin_path
 from torii.gateways.otoroshi_render import ADMIN_ENTITIES, KEY_CORE_FIELDS, json_patch, key_scope, render_apikey, scoped
 from torii.models.gatewaykey import QuotaState
@@ -89,12 +95,18 @@ class OtoroshiKeys:
         if (refused := owner_claim(self.name, "key", request.ref, current.get("metadata"),
                                    adopting=request.adopting)) is not None:  # fmt: skip
             raise refused
-        # Under the scope it should have, or (moved, or no scope known) wherever it is.
-        path = (
-            scoped(scope, "/apikeys/{}", client_id) if scope and in_scope else admin_path("/api/apikeys/{}", client_id)
-        )
-        response = await self._http.request("DELETE", path, op="delete key", passthrough=(404,))
-        return response.status_code != 404
+        # Under the scope it should have, or (moved, or no scope known) wherever it is; and confirmed: a key that
+        # is still known after the scoped delete is deleted unscoped (gone means gone, as on Tyk).
+        if scope and in_scope:
+            await self._http.request("DELETE", scoped(scope, "/apikeys/{}", client_id), op="delete key",
+                                     passthrough=(404,))  # fmt: skip
+            if await self._get_any(client_id) is None:
+                return True
+        await self._http.request("DELETE", admin_path("/api/apikeys/{}", client_id), op="delete key",
+                                 passthrough=(404,))  # fmt: skip
+        if await self._get_any(client_id) is not None:
+            raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Otoroshi; retrying")
+        return True
 
     async def _get_any(self, client_id: str) -> dict[str, Any] | None:
         response = await self._http.request(
