@@ -78,8 +78,9 @@ def setup(recoverable: Credential | None = None) -> tuple[ReconcileContext, Fake
     secrets, apis, driver, clock = FakeSecrets(journal), FakeApis(), AdoptingDriver(journal, recoverable), Clock()
     apis.add("orders")
     # Adoption is a privilege the platform grants: these tests run under a single-team policy.
-    gateways = Gateways({"tyk": driver}, "tyk", tenancy={"tyk": Tenancy(mode=TenancyMode.SINGLE_TEAM)})  # type: ignore[dict-item]
-    env = ReconcileContext(gateways, secrets, apis, now=clock, record=recorder(journal))
+    gateways = Gateways({"tyk": driver}, "tyk")  # type: ignore[dict-item]
+    single_team = {"tyk": Tenancy(mode=TenancyMode.SINGLE_TEAM)}
+    env = ReconcileContext(gateways, secrets, apis, now=clock, record=recorder(journal), tenancy=single_team)
     return env, secrets, driver, clock
 
 

@@ -40,8 +40,9 @@ def setup(*, oauth: bool = True, tenancy: Tenancy | None = None) -> tuple[Reconc
     journal = Journal()
     secrets, apis, driver = FakeSecrets(journal), FakeApis(), OAuthDriver(journal, oauth=oauth)
     apis.add("reports", auth="oauth2")
-    gateways = Gateways({"tyk": driver}, "tyk", tenancy={"tyk": tenancy or Tenancy()})  # type: ignore[dict-item]
-    return ReconcileContext(gateways, secrets, apis, record=recorder(journal)), secrets, driver
+    gateways = Gateways({"tyk": driver}, "tyk")  # type: ignore[dict-item]
+    policy = {"tyk": tenancy or Tenancy()}
+    return ReconcileContext(gateways, secrets, apis, record=recorder(journal), tenancy=policy), secrets, driver
 
 
 async def test_id_and_secret_are_recorded_and_stored_before_the_gateway_sees_them() -> None:

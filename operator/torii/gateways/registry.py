@@ -11,7 +11,6 @@ from torii.gateways.http import CallObserver, tls_context
 from torii.gateways.otoroshi import OtoroshiDriver
 from torii.gateways.tyk import TykDriver
 from torii.settings import CaBundleRef, GatewayConnection, GatewayType, OperatorSettings, SecretKeyRef
-from torii.tenancy.config import Tenancy
 
 log = logging.getLogger("torii")
 
@@ -26,16 +25,10 @@ class Gateways:
         drivers: dict[str, GatewayDriver],
         default: str | None,
         broken: dict[str, GatewayError] | None = None,
-        tenancy: dict[str, Tenancy] | None = None,
     ) -> None:
         self._drivers = drivers
         self._broken = broken or {}  # connections whose set-up failed: only their objects are affected
-        self._tenancy = tenancy or {}
         self.default = default
-
-    def tenancy(self, name: str) -> Tenancy:
-        """The tenancy policy of a connection (the safe default where none was configured)."""
-        return self._tenancy.get(name) or Tenancy()
 
     def get(self, name: str | None) -> GatewayDriver:
         """The driver for `spec.gateway` (None = the default); ConfigurationError names what to fix."""
@@ -139,5 +132,4 @@ async def build_gateways(
             drivers[conn.name] = await build_driver(conn, settings, read_secret, observer, read_ca)
         except GatewayError as exc:
             broken[conn.name] = ConfigurationError(f"gateway {conn.name} is misconfigured: {exc.message}")
-    tenancy = {conn.name: settings.tenancy_of(conn) for conn in settings.gateways}
-    return Gateways(drivers, settings.default_gateway_name, broken, tenancy)
+    return Gateways(drivers, settings.default_gateway_name, broken)

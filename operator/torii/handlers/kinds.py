@@ -83,6 +83,7 @@ def context(memo: kopf.Memo, settings: OperatorSettings, plural: str, ref: Objec
     return ReconcileContext(
         memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix,
         drift_view_age=settings.drift_interval_seconds / 2, record=record,
+        tenancy={conn.name: settings.tenancy_of(conn) for conn in settings.gateways},
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from torii.kube import Owner, SecretView
 from torii.models.common import DeletionPolicy, StatusBase
 from torii.reconcile.outcome import Blocked, Event, Outcome, ready
 from torii.retry import RetryPolicy
+from torii.tenancy.config import Tenancy
 from torii.tenancy.rules import Connection
 
 # Writes status fields of the object being reconciled at once (a merge patch of the status subresource).
@@ -72,11 +73,13 @@ class ReconcileContext:
     # Status fields that must be durable before a Secret or a gateway sees what they describe (a new
     # credential's digest): written at once, not with the outcome.
     record: StatusRecorder = field(default=no_record)
+    # The tenancy policy of each connection (the operator's configuration); the safe default for any other.
+    tenancy: dict[str, Tenancy] = field(default_factory=dict)
 
     def connection(self, driver: GatewayDriver) -> Connection:
         """What the tenancy checks need to know of the driver's connection."""
         return Connection(
-            driver.name, driver.type, self.gateways.tenancy(driver.name), list(driver.admin_urls),
+            driver.name, driver.type, self.tenancy.get(driver.name) or Tenancy(), list(driver.admin_urls),
             frozenset(driver.neutral_fields),
         )  # fmt: skip
 
