@@ -80,33 +80,33 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
         sids = []
         for ref in refs:
             spec = GatewayAPISpec.model_validate(
-                {"listenPath": f"/{driver.id_prefix}-{ref.name}/", "upstream": {"url": up.url}, "auth": "key",
+                {"listenPath": f"/{driver.apis.id_prefix}-{ref.name}/", "upstream": {"url": up.url}, "auth": "key",
                  "group": "g"}
             )  # fmt: skip
             sids.append((await driver.apis.converge_api(ref, spec)).gateway_id)
-        gid = f"{driver.id_prefix}.seed.group.g"
+        gid = f"{driver.apis.id_prefix}.seed.group.g"
         key_spec = GatewayKeySpec.model_validate({"apis": [{"name": "s1"}], "quota": {"max": 5, "period": "day"}})
         cred = Credential(client_id="seedkey" + secrets.token_hex(4), client_secret=secrets.token_hex(32))
         by_service = KeyRequest(ObjectRef("seed", "k"), key_spec, (ResolvedApi("s1", sids[0]),), None, cred)
 
         # create_api_key, api_key, api_keys, all_api_keys
         assert (await driver.keys.converge_key(by_service)).created
-        found, in_scope = await driver._find_key(f"services/{sids[0]}", cred.client_id)
+        found, in_scope = await driver.keys._find_key(f"services/{sids[0]}", cred.client_id)
         assert in_scope and found is not None and found["clientId"] == cred.client_id
         assert cred.client_id in {k["clientId"] for k in await driver.keys.list_keys(f"services/{sids[0]}")}
         assert cred.client_id in {k["clientId"] for k in await driver.keys.list_keys()}
         # the key works through the proxy, on its service only
-        assert call(stack, f"/{driver.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
-        assert call(stack, f"/{driver.id_prefix}-s2/x", cred.client_id, cred.client_secret).status_code != 200
+        assert call(stack, f"/{driver.apis.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
+        assert call(stack, f"/{driver.apis.id_prefix}-s2/x", cred.client_id, cred.client_secret).status_code != 200
 
         # patch_api_key (a JSON Patch diff), api_key_quotas, reset_api_key_quotas
         disabled = KeyRequest(by_service.ref, key_spec.model_copy(update={"enabled": False}), by_service.apis,
                               None, cred)  # fmt: skip
         assert (await driver.keys.converge_key(disabled)).changed
-        assert (await driver._find_key(f"services/{sids[0]}", cred.client_id))[0]["enabled"] is False  # type: ignore[index]
-        assert call(stack, f"/{driver.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code != 200
+        assert (await driver.keys._find_key(f"services/{sids[0]}", cred.client_id))[0]["enabled"] is False  # type: ignore[index]
+        assert call(stack, f"/{driver.apis.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code != 200
         assert (await driver.keys.converge_key(by_service)).changed  # enabled again
-        assert call(stack, f"/{driver.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
+        assert call(stack, f"/{driver.apis.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
         quota = await driver.keys.key_quota(by_service)
         assert quota is not None and quota.max == 5 and quota.remaining is not None and quota.remaining < 5
         await driver.keys.reset_key_quota(by_service)
@@ -115,12 +115,12 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
         # a key moved to the other service (unscoped PUT): the old scope no longer holds it
         moved = KeyRequest(by_service.ref, key_spec, (ResolvedApi("s2", sids[1]),), None, cred)
         assert (await driver.keys.converge_key(moved)).changed
-        assert (await driver._find_key(f"services/{sids[1]}", cred.client_id))[1] is True
-        assert (await driver._find_key(f"services/{sids[0]}", cred.client_id))[1] is False
+        assert (await driver.keys._find_key(f"services/{sids[1]}", cred.client_id))[1] is True
+        assert (await driver.keys._find_key(f"services/{sids[0]}", cred.client_id))[1] is False
 
         # delete_api_key
         assert await driver.keys.delete_key(moved)
-        assert (await driver._find_key(f"services/{sids[1]}", cred.client_id))[0] is None
+        assert (await driver.keys._find_key(f"services/{sids[1]}", cred.client_id))[0] is None
 
         # the group variants: create_api_key_from_group, api_key_from_group, api_keys_from_group, patch, quotas,
         # reset, delete_api_key_from_group
@@ -129,23 +129,24 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
         apis = tuple(ResolvedApi(f"s{i + 1}", sid) for i, sid in enumerate(sids))
         by_group = KeyRequest(ObjectRef("seed", "g"), group_spec, apis, gid, gcred)
         assert (await driver.keys.converge_key(by_group)).created
-        assert (await driver._find_key(f"groups/{gid}", gcred.client_id))[1] is True
+        assert (await driver.keys._find_key(f"groups/{gid}", gcred.client_id))[1] is True
         assert gcred.client_id in {k["clientId"] for k in await driver.keys.list_keys(f"groups/{gid}")}
         for sid in ("s1", "s2"):
-            assert call(stack, f"/{driver.id_prefix}-{sid}/x", gcred.client_id, gcred.client_secret).status_code == 200
+            path = f"/{driver.apis.id_prefix}-{sid}/x"
+            assert call(stack, path, gcred.client_id, gcred.client_secret).status_code == 200
         tighter = KeyRequest(by_group.ref, group_spec.model_copy(update={"rate_limit": None, "enabled": False}),
                              apis, gid, gcred)  # fmt: skip
         assert (await driver.keys.converge_key(tighter)).changed  # PATCH under the group
-        assert call(stack, f"/{driver.id_prefix}-s1/x", gcred.client_id, gcred.client_secret).status_code != 200
+        assert call(stack, f"/{driver.apis.id_prefix}-s1/x", gcred.client_id, gcred.client_secret).status_code != 200
         assert (await driver.keys.key_quota(by_group)).max == 7  # type: ignore[union-attr]
         await driver.keys.reset_key_quota(by_group)
         assert await driver.keys.delete_key(by_group)
-        assert (await driver._find_key(f"groups/{gid}", gcred.client_id))[0] is None
+        assert (await driver.keys._find_key(f"groups/{gid}", gcred.client_id))[0] is None
         assert not await driver.keys.delete_key(by_group)  # already gone
         # a key created under a service, then moved to the group
         assert (await driver.keys.converge_key(KeyRequest(by_group.ref, key_spec, apis[:1], None, gcred))).created
         assert (await driver.keys.converge_key(by_group)).changed
-        assert (await driver._find_key(f"groups/{gid}", gcred.client_id))[1] is True
+        assert (await driver.keys._find_key(f"groups/{gid}", gcred.client_id))[1] is True
         assert await driver.keys.delete_key(by_group)
 
         for ref in refs:
