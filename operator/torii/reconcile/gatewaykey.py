@@ -8,9 +8,8 @@ converges the same credential (no duplicates).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -25,7 +24,6 @@ from torii.gateways.base import (
     group_id,
 )
 from torii.gateways.errors import GatewayError
-from torii.kube import Owner, SecretView
 from torii.models.common import ConditionStatus
 from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
 from torii.reconcile.context import ReconcileContext
@@ -41,12 +39,10 @@ from torii.reconcile.credential_plan import (
 )
 from torii.reconcile.credentials import (
     credentials_in,
-    digest,
     new_credential,
     recognised,
-    secret_data,
-    template_annotations,
 )
+from torii.reconcile.key_state import KeyWork, fmt, issue, metadata_drifted, read_credentials, record, write_secret
 from torii.reconcile.lifecycle import Subject, deleter, reconciler
 from torii.reconcile.outcome import (
     READY,
@@ -60,118 +56,6 @@ from torii.reconcile.references import resolve_apis, supplied_credential
 from torii.tenancy.rules import Connection, check_key, may_read_adopted_credentials
 
 # --------------------------------------------------------------------------------------------- reconcile
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _fmt(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class KeyWork:
-    """One reconcile of a GatewayKey: what it read, and the credential state it moves through."""
-
-    ref: ObjectRef
-    owner: Owner
-    spec: GatewayKeySpec
-    status: GatewayKeyStatus
-    driver: GatewayDriver
-    secret_name: str
-    view: SecretView | None
-    current: Credential | None = None  # recognised credential in the Secret
-    previous: Credential | None = None  # recognised rotated-out credential, in its grace period
-    revoke_at: datetime | None = None
-    applied_rotation: int = 0
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def kind(self) -> CredentialKind:
-        return self.driver.keys.credential_kind
-
-    @property
-    def wanted_rotation(self) -> int:
-        return self.spec.rotation.generation if self.spec.rotation else 0
-
-    @property
-    def grace(self) -> int:
-        return self.spec.rotation.grace_period_seconds if self.spec.rotation else 0
-
-    def digest(self, cred: Credential | None) -> str | None:
-        return digest(self.owner.uid, cred) if cred is not None else None
-
-
-def read_credentials(work: KeyWork) -> bool:
-    """Fill `work.current`/`previous` from the Secret with what Torii recognises (status record); True when the
-    Secret holds a credential Torii does not recognise (written by somebody else: it is not used)."""
-    status = work.status
-    work.applied_rotation = status.rotation_generation if status.rotation_generation is not None else (
-        work.wanted_rotation)  # fmt: skip
-    work.revoke_at = _parse_time(status.previous_key_revoke_at)
-    if work.view is None:
-        return False
-    current, previous = credentials_in(work.kind, work.view.data)
-    uid = work.owner.uid
-    if recognised(work.kind, uid, current, status.credential_digest):
-        work.current = current
-    elif current is not None and status.previous_credential_digest == work.digest(current):
-        # A rotation recorded in status whose Secret write did not happen: the old credential is still the
-        # current one in the Secret. It becomes the previous one again, and a new credential is issued below.
-        work.previous = current
-        return False
-    recorded = status.previous_credential_digest
-    # Nothing recorded at all: an object from before the record existed, trusted with Torii-shaped credentials.
-    if recognised(work.kind, uid, previous, recorded) and (recorded or status.credential_digest is None):
-        work.previous = previous
-    return current is not None and work.current is None
-
-
-async def record(ctx: ReconcileContext, work: KeyWork, **fields: Any) -> None:
-    """Set status fields and write them NOW (before the Secret and the gateway see what they describe)."""
-    for name, value in fields.items():
-        setattr(work.status, name, value)
-    wire = work.status.to_wire()
-    await ctx.record({k: wire.get(k) for k in (GatewayKeyStatus.model_fields[n].alias or n for n in fields)})
-
-
-async def write_secret(ctx: ReconcileContext, work: KeyWork) -> None:
-    """The Secret with the current (and previous) credential, the template's labels and annotations."""
-    assert work.current is not None
-    template = work.spec.secret_template
-    version = await ctx.secrets.write(
-        work.ref.namespace, work.secret_name, work.owner, secret_data(work.kind, work.current, work.previous),
-        labels=dict(template.labels) if template else {}, annotations=template_annotations(template),
-        create=work.view is None, resource_version=work.view.resource_version if work.view else "",
-    )  # fmt: skip
-    work.view = SecretView(work.secret_name, {}, {}, {}, (work.owner.uid,), version)
-
-
-def metadata_drifted(work: KeyWork) -> bool:
-    template = work.spec.secret_template
-    if work.view is None or template is None:
-        return False
-    return bool(
-        template.labels.items() - work.view.labels.items()
-        or template_annotations(template).items() - work.view.annotations.items()
-    )
-
-
-async def issue(ctx: ReconcileContext, work: KeyWork, cred: Credential, **fields: Any) -> None:
-    """A credential Torii chose: recorded in status, then stored in the Secret, before any gateway sees it.
-
-    The first credential of an object needs no record ahead: with none recorded, a credential of the shape
-    Torii issues is recognised, and nothing older exists to revoke. (One apiserver write less per new key.)"""
-    work.current = cred
-    fields |= {"credential_digest": work.digest(cred), "previous_credential_digest": work.digest(work.previous)}
-    first = work.status.credential_digest is None and work.status.key_id is None and work.previous is None
-    if first:
-        for name, value in fields.items():
-            setattr(work.status, name, value)
-    else:
-        await record(ctx, work, **fields)
-    await write_secret(ctx, work)
 
 
 @dataclass
@@ -231,10 +115,10 @@ async def adopt(ctx: ReconcileContext, work: KeyWork, plan: CredentialPlan, requ
         # for the grace period (and then expires on the gateway itself).
         work.applied_rotation, work.revoke_at = work.wanted_rotation, ctx.now() + timedelta(seconds=work.grace)
         await issue(ctx, work, new_credential(work.kind), rotation_generation=work.wanted_rotation,
-                    previous_key_id=key_id, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
+                    previous_key_id=key_id, previous_key_revoke_at=fmt(work.revoke_at))  # fmt: skip
         plan.rotated_from = key_id
         message = f"new credential in Secret {work.secret_name}; adopted key {key_id} revoked at "
-        work.events.append(Event("Normal", "Rotated", message + _fmt(work.revoke_at)))
+        work.events.append(Event("Normal", "Rotated", message + fmt(work.revoke_at)))
 
 
 async def reissue(ctx: ReconcileContext, work: KeyWork, plan: CredentialPlan, unrecognised: bool) -> None:
@@ -263,9 +147,9 @@ async def rotate(ctx: ReconcileContext, work: KeyWork, request: KeyRequest) -> N
     work.revoke_at = ctx.now() + timedelta(seconds=work.grace)
     work.applied_rotation = work.wanted_rotation
     await issue(ctx, work, new_credential(work.kind, client_id=work.current.client_id),
-                rotation_generation=work.wanted_rotation, previous_key_revoke_at=_fmt(work.revoke_at))  # fmt: skip
+                rotation_generation=work.wanted_rotation, previous_key_revoke_at=fmt(work.revoke_at))  # fmt: skip
     work.events.append(Event("Normal", "Rotated", f"new credential in Secret {work.secret_name}; previous revoked "
-                                                  f"at {_fmt(work.revoke_at)}"))  # fmt: skip
+                                                  f"at {fmt(work.revoke_at)}"))  # fmt: skip
 
 
 def gateway_request(
@@ -346,7 +230,7 @@ def finish_status(work: KeyWork, result: KeyResult, apis: tuple[ResolvedApi, ...
     status.api_ids = [a.gateway_id for a in apis]
     status.quota_fingerprint = work.spec.quota_fingerprint
     status.rotation_generation = work.applied_rotation
-    status.previous_key_revoke_at = _fmt(work.revoke_at) if work.revoke_at else None
+    status.previous_key_revoke_at = fmt(work.revoke_at) if work.revoke_at else None
     status.credential_digest = work.digest(current)
     status.previous_credential_digest = work.digest(work.previous)
 
