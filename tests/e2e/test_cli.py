@@ -92,3 +92,35 @@ def test_clean_virtualenv_install_like_the_image(tmp_path: Path) -> None:
     assert done.returncode == 0 and "gatewayapis.torii.dev" in done.stdout
     help_text = subprocess.run([str(target / "bin" / "torii"), "run", "--help"], capture_output=True, text=True).stdout
     assert "--priority-from-pod-name" in help_text
+
+
+def test_https_admin_apis_are_verified_and_a_private_ca_is_given_by_configmap(stack: Stack, tmp_path: Path) -> None:
+    """The real Tyk behind https with a certificate of a private CA: refused as untrusted by default, trusted
+    with the connection's caBundle (a ConfigMap the platform team owns); the CA is never needed for http."""
+    stack.require("tyk")
+    from support.tls import https_front, make_ca_and_server_cert
+
+    ca, cert, key = make_ca_and_server_cert(tmp_path)
+    admin = api_client(stack.kubeconfig)
+    core = client.CoreV1Api(admin)
+    put_secret(admin, CONFIG_NAMESPACE, "torii-check-tls", {"tyk": stack.env["TYK_SECRET"]})
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="tyk-ca"), data={"ca.crt": ca.read_text()})
+    try:
+        core.create_namespaced_config_map(CONFIG_NAMESPACE, body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.replace_namespaced_config_map("tyk-ca", CONFIG_NAMESPACE, body)
+    ref = {"namespace": CONFIG_NAMESPACE, "name": "torii-check-tls", "key": "tyk"}
+    with https_front(stack.env["TYK_URL"], cert, key) as url:
+        config = tmp_path / "torii.yaml"
+        config.write_text(yaml.safe_dump({"gateways": [
+            {"name": "untrusted", "type": "tyk", "url": url, "secretRef": ref},
+            {"name": "private-ca", "type": "tyk", "url": url, "secretRef": ref,
+             "caBundle": {"kind": "ConfigMap", "namespace": CONFIG_NAMESPACE, "name": "tyk-ca"}},
+        ]}))  # fmt: skip
+        done = torii(stack, "check", "--config", str(config))
+    out = done.stdout
+    assert "FAIL untrusted (tyk): GatewayUnavailable" in out and "TLS certificate is not trusted" in out, out
+    assert "caBundle" in out and "ok   private-ca (tyk): Tyk Gateway" in out, out
+    assert stack.env["TYK_SECRET"] not in out + done.stderr
