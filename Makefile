@@ -74,8 +74,8 @@ demo: venv ## stack, CRDs, operator, examples, and a request through each gatewa
 demo-stop: ## stop the demo's operator and upstream
 	bash hack/demo.sh stop
 
-bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench N=1000 GATEWAY=otoroshi)
-	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200} --gateway $${GATEWAY:-tyk}
+bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench N=1000 GATEWAY=otoroshi ENTITY=services)
+	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200} --gateway $${GATEWAY:-tyk} --entity $${ENTITY:-routes}
 
 chaos: venv stack-up ## chaos scenarios at full size on the real stack, then the table of figures
 	. .stack/env && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null

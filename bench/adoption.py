@@ -73,18 +73,20 @@ async def create_otoroshi(env: dict[str, str], marker: str, count: int, port: in
     auth = (env["OTOROSHI_CLIENT_ID"], env["OTOROSHI_CLIENT_SECRET"])
     async with httpx.AsyncClient(base_url=env["OTOROSHI_URL"], auth=auth, headers={"Host": env["OTOROSHI_API_HOST"]},
                                  timeout=60) as oto:  # fmt: skip
-        template = (await oto.get("/api/services/_template")).json()
+        template = (await oto.get("/api/routes/_template")).json()
         limit = asyncio.Semaphore(16)
+        host = f"api.{env['OTOROSHI_DOMAIN']}"
 
         async def service(i: int) -> tuple[str, str]:
             async with limit:
-                await oto.post("/api/services", json={
-                    **template, "id": f"{marker}-{i}", "name": f"{marker} api {i}", "domain": env["OTOROSHI_DOMAIN"],
-                    "subdomain": "api", "matchingRoot": f"/{marker}/{i}/", "root": "/",
-                    "targets": [{"host": f"127.0.0.1:{port}", "scheme": "http"}], "publicPatterns": [],
-                    "privatePatterns": ["/.*"], "forceHttps": False, "enforceSecureCommunication": False,
+                await oto.post("/api/routes", json={
+                    **template, "id": f"{marker}-{i}", "name": f"{marker} api {i}",
+                    "frontend": {**template["frontend"], "domains": [f"{host}/{marker}/{i}/"]},
+                    "backend": {**template["backend"], "root": "/",
+                                "targets": [{"hostname": "127.0.0.1", "port": port, "tls": False}]},
+                    "plugins": [*template["plugins"], {"plugin": "cp:otoroshi.next.plugins.ApikeyCalls"}],
                 })  # fmt: skip
-                key = (await oto.post(f"/api/services/{marker}-{i}/apikeys",
+                key = (await oto.post(f"/api/routes/{marker}-{i}/apikeys",
                                       json={"clientName": f"{marker}-key-{i}"})).json()  # fmt: skip
             return key["clientId"], key["clientSecret"]
 

@@ -117,6 +117,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--gateway", choices=["tyk", "otoroshi"], default="tyk")
+    parser.add_argument("--entity", choices=["routes", "services"], default="routes", help="Otoroshi: what an API is")
     parser.add_argument("--drift-interval", type=float, default=10.0)
     parser.add_argument("--changes", type=int, default=5, help="single changes to time, one after another")
     parser.add_argument("--keys", type=int, default=0, help="also measure this many GatewayKeys")
@@ -149,7 +150,7 @@ def main() -> int:
             "name": "otoroshi", "type": "otoroshi", "url": env["OTOROSHI_URL"], "insecureHttp": True,
             "apiHost": env["OTOROSHI_API_HOST"],
             "domain": env["OTOROSHI_DOMAIN"], "stateSyncSeconds": float(env.get("OTOROSHI_STATE_SYNC_SECONDS", "10")),
-            "clientIdRef": {**ref, "key": "i"}, "clientSecretRef": {**ref, "key": "s"},
+            "clientIdRef": {**ref, "key": "i"}, "clientSecretRef": {**ref, "key": "s"}, "entity": args.entity,
         }]  # fmt: skip
         secret = {"i": env["OTOROSHI_CLIENT_ID"], "s": env["OTOROSHI_CLIENT_SECRET"]}
     port = free_port()

@@ -31,6 +31,7 @@ class GatewayType(StrEnum):
 
 
 TykReloadScope = Literal["node", "group"]
+OtoroshiEntity = Literal["routes", "services"]
 
 
 class SecretKeyRef(CamelModel):
@@ -111,6 +112,12 @@ class GatewayConnection(CamelModel):
         le=300,
         description="Otoroshi: its `otoroshi.next.state-sync-interval` in seconds. Admin writes reach the proxy at "
         "the next state sync, so Ready waits at least this long after a change.",
+    )
+    entity: OtoroshiEntity = Field(
+        default="routes",
+        description="Otoroshi: what a GatewayAPI becomes. `routes` (default; Otoroshi 1.5.3 and later, the entity "
+        "of its current proxy engine) or `services` (service descriptors: deprecated by Otoroshi, removed in v18; "
+        "for older sites). Switching migrates Torii's objects in place, without a failed request.",
     )
 
     @model_validator(mode="after")

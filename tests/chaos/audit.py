@@ -109,10 +109,12 @@ class Gateways:
         response = self.tyk.get(f"/tyk/oauth/clients/{api_id}")
         return [c["client_id"] for c in (response.json() or [])] if response.status_code == 200 else []
 
-    def oto_services(self) -> list[dict[str, Any]]:
+    def oto_apis(self) -> list[dict[str, Any]]:
+        """Torii's routes, and any service of Torii's (a `routes` connection must leave none: an orphan)."""
         if not self.has_otoroshi:
             return []
-        return [s for s in self.oto.get("/api/services").json() if str(s.get("id", "")).startswith(PREFIX)]
+        return [s for kind in ("routes", "services") for s in self.oto.get(f"/api/{kind}").json()
+                if str(s.get("id", "")).startswith(PREFIX)]  # fmt: skip
 
     def oto_key_owners(self) -> list[str]:
         if not self.has_otoroshi:
@@ -171,7 +173,7 @@ def ref(obj: dict[str, Any]) -> str:
 def audit_apis(gw: Gateways, apis: list[dict[str, Any]], namespaces: list[str], found: Findings) -> None:
     on_gateway: dict[str, Counter[str]] = {
         "tyk": Counter(a["name"] for a in gw.tyk_apis() if a["name"].split("/")[0] in namespaces),
-        "otoroshi": Counter(s["name"] for s in gw.oto_services() if s["name"].split("/")[0] in namespaces),
+        "otoroshi": Counter(s["name"] for s in gw.oto_apis() if s["name"].split("/")[0] in namespaces),
     }
     # Every object may be on its gateway (a not-Ready one may be half way); a Ready active one must be.
     exists = {(o["spec"]["gateway"], ref(o)) for o in apis if o["spec"].get("active", True)}

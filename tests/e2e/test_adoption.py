@@ -1,11 +1,11 @@
 """Adopting what a gateway already holds, on the real stack (`torii import`, `spec.adopt`).
 
-Per gateway, 50 key-protected APIs and 50 keys are created the way a team without Torii did it: through the
-admin API. `torii import` turns them into manifests; `kubectl apply --dry-run=server` accepts every file it
-writes; applying them makes Torii manage the same objects in place. All along, a client loop sends traffic with
-the original credentials through the gateway: not one request may fail. Afterwards Torii's drift check makes no
-gateway write, Tyk keys stay known by their hash (Otoroshi keys land in their Secret), `deletionPolicy: Orphan`
-leaves the gateway object serving, and `Delete` revokes an adopted key.
+Per gateway, 50 key-protected APIs (Otoroshi: routes) and 50 keys are created the way a team without Torii did
+it: through the admin API. `torii import` turns them into manifests; `kubectl apply --dry-run=server` accepts
+every file it writes; applying them makes Torii manage the same objects in place. All along, a client loop
+sends traffic with the original credentials through the gateway: not one request may fail. Afterwards Torii's
+drift check makes no gateway write, Tyk keys stay known by their hash (Otoroshi keys land in their Secret),
+`deletionPolicy: Orphan` leaves the gateway object serving, and `Delete` revokes an adopted key.
 
 The migration from tyk-operator v0.18.0: 20 ApiDefinitions served by the real tyk-operator; it is stopped,
 `torii import --from-tyk-operator` writes GatewayAPIs adopting the same Tyk APIs, they are applied, the
@@ -287,27 +287,27 @@ def oto_admin(stack: Stack) -> httpx.Client:
     )  # fmt: skip
 
 
-def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
+def test_otoroshi_routes_and_keys_adopted_without_a_failed_request(
     world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
 ) -> None:
     crds.require("otoroshi")
     marker = f"adopt-{RUN}-oto"
-    # Service 0 answers on a host of its own, the others on the connection's public host.
-    subdomains = [f"legacy-{RUN}" if i == 0 else "api" for i in range(COUNT)]
-    hosts = [f"{sub}.{crds.env['OTOROSHI_DOMAIN']}" for sub in subdomains]
+    # Route 0 answers on a host of its own, the others on the connection's public host.
+    hosts = [f"{f'legacy-{RUN}' if i == 0 else 'api'}.{crds.env['OTOROSHI_DOMAIN']}" for i in range(COUNT)]
     with upstream("adopt-oto") as up, oto_admin(crds) as oto:
-        template = oto.get("/api/services/_template").json()
+        template = oto.get("/api/routes/_template").json()
         ids = [f"{marker}-{i}" for i in range(COUNT)]
-        for i, service_id in enumerate(ids):
-            service = {**template, "id": service_id, "name": f"{marker} api {i}", "domain": crds.env["OTOROSHI_DOMAIN"],
-                       "subdomain": subdomains[i], "matchingRoot": f"/{marker}/{i}/", "root": "/",
-                       "targets": [{"host": f"127.0.0.1:{up.port}", "scheme": "http"}], "publicPatterns": [],
-                       "privatePatterns": ["/.*"], "forceHttps": False,
-                       "enforceSecureCommunication": False}  # fmt: skip
-            assert oto.post("/api/services", json=service).status_code in (200, 201)
+        for i, route_id in enumerate(ids):
+            route = {**template, "id": route_id, "name": f"{marker} api {i}",
+                     "frontend": {**template["frontend"], "domains": [f"{hosts[i]}/{marker}/{i}/"]},
+                     "backend": {**template["backend"], "root": "/",
+                                 "targets": [{"hostname": "127.0.0.1", "port": up.port, "tls": False}]},
+                     "plugins": [*template["plugins"], {"plugin": "cp:otoroshi.next.plugins.ApikeyCalls",
+                                                        "config": {}}]}  # fmt: skip
+            assert oto.post("/api/routes", json=route).status_code in (200, 201)
         creds = []
-        for i, service_id in enumerate(ids):
-            key = oto.post(f"/api/services/{service_id}/apikeys",
+        for i, route_id in enumerate(ids):
+            key = oto.post(f"/api/routes/{route_id}/apikeys",
                            json={"clientName": f"{marker}-key-{i}", "throttlingQuota": 1000}).json()  # fmt: skip
             creds.append((key["clientId"], key["clientSecret"]))
         # A key Torii cannot represent (authorized for a whole service group).
@@ -320,7 +320,8 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
             assert f"Otoroshi apikey {group_key['clientId']}" in said and "group_default" in said
             assert len(list(mine.glob("gatewayapi-*"))) == COUNT and len(list(mine.glob("gatewaykey-*"))) == COUNT
             assert "clientSecret" not in "".join(p.read_text() for p in mine.glob("*.yaml"))
-            assert manifest(mine / f"gatewayapi-{marker}-api-0.yaml")["spec"]["otoroshi"]["subdomain"] == subdomains[0]
+            own_host = manifest(mine / f"gatewayapi-{marker}-api-0.yaml")["spec"]["otoroshi"]["frontend"]["domains"]
+            assert own_host == [f"{hosts[0]}/{marker}/0/"]
             applied_at = time.monotonic()
             apply_dir(mine)
             apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
@@ -332,26 +333,28 @@ def test_otoroshi_services_and_keys_adopted_without_a_failed_request(
         assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
         assert traffic.first_at < applied_at and traffic.last_at > ready_at
 
-        for i, service_id in enumerate(ids):
-            assert apis[f"{marker}-api-{i}"]["status"]["gatewayId"] == service_id
-            stored = oto.get(f"/api/services/{service_id}").json()
-            assert stored["name"] == f"{marker} api {i}" and stored["matchingRoot"] == f"/{marker}/{i}/"
+        for i, route_id in enumerate(ids):
+            assert apis[f"{marker}-api-{i}"]["status"]["gatewayId"] == route_id
+            stored = oto.get(f"/api/routes/{route_id}").json()
+            assert stored["name"] == f"{marker} api {i}"
+            assert stored["frontend"]["domains"] == [f"{hosts[i]}/{marker}/{i}/"]
             secret = world.secret(f"{marker}-key-{i}")
             assert (secret["clientId"], secret["clientSecret"]) == creds[i]  # the existing credential, recovered
+        assert not set(ids) & {s["id"] for s in oto.get("/api/services").json()}
 
-        oto.delete(f"/api/services/{ids[4]}")  # by hand: the drift check restores it, same id, same key
+        oto.delete(f"/api/routes/{ids[4]}")  # by hand: the drift check restores it, same id, same key
         wait_until(lambda: httpx.get(traffic.targets[4][0], headers=traffic.targets[4][1]).status_code == 200
-                   and oto.get(f"/api/services/{ids[4]}").status_code == 200,
-                   timeout=90, what="adopted service restored by the drift check")  # fmt: skip
+                   and oto.get(f"/api/routes/{ids[4]}").status_code == 200,
+                   timeout=90, what="adopted route restored by the drift check")  # fmt: skip
         orphan(world, ("GatewayKey", f"{marker}-key-1"), ("GatewayAPI", f"{marker}-api-1"))
-        assert oto.get(f"/api/services/{ids[1]}").status_code == 200
+        assert oto.get(f"/api/routes/{ids[1]}").status_code == 200
         assert httpx.get(traffic.targets[1][0], headers=traffic.targets[1][1]).status_code == 200
         world.delete("GatewayKey", f"{marker}-key-2")
         assert oto.get(f"/api/apikeys/{creds[2][0]}").status_code == 404
 
         delete_everything(world)
-        assert oto.get(f"/api/services/{ids[0]}").status_code == 404
-        oto.delete(f"/api/services/{ids[1]}")
+        assert oto.get(f"/api/routes/{ids[0]}").status_code == 404
+        oto.delete(f"/api/routes/{ids[1]}")
         for client_id in (creds[1][0], group_key["clientId"]):
             oto.delete(f"/api/apikeys/{client_id}")
 

@@ -161,7 +161,7 @@ def test_tyk_oauth_authorization_code_flow(stack: Stack, world: World) -> None:
         assert creds["clientId"] not in [c["client_id"] for c in listed]
 
 
-def test_otoroshi_keys_service_and_group_scoped(stack: Stack, world: World) -> None:
+def test_otoroshi_keys_route_and_group_scoped(stack: Stack, world: World) -> None:
     stack.require("otoroshi")
     host = f"api.{stack.env['OTOROSHI_DOMAIN']}"
     one, two, single, grouped = uid("s1"), uid("s2"), uid("single"), uid("grouped")
@@ -180,7 +180,7 @@ def test_otoroshi_keys_service_and_group_scoped(stack: Stack, world: World) -> N
         world.apply("GatewayKey", single, {"gateway": "otoroshi", "apis": [{"name": one}],
                                            "quota": {"max": 2, "period": "day"}})  # fmt: skip
         world.apply("GatewayKey", grouped, {"gateway": "otoroshi", "apiGroup": "shop"})
-        assert world.ready("GatewayKey", single)["status"]["scope"].startswith("services/")
+        assert world.ready("GatewayKey", single)["status"]["scope"].startswith("routes/")
         assert world.ready("GatewayKey", grouped)["status"]["scope"].startswith("groups/")
         s, g = world.secret(single), world.secret(grouped)
         assert (

@@ -171,10 +171,10 @@ def test_otoroshi_apply_ready_traffic_update_delete(stack: Stack, world: World) 
                    what="traffic follows the upstream")  # fmt: skip
         world.delete(KIND, name)
         assert through_otoroshi(stack, f"/{name}/hello").status_code == 404
-        assert admin.get(f"/api/services/{service_id}").status_code == 404
+        assert admin.get(f"/api/routes/{service_id}").status_code == 404
 
 
-def test_otoroshi_drift_service_deleted_by_hand_is_restored(stack: Stack, world: World) -> None:
+def test_otoroshi_drift_route_deleted_by_hand_is_restored(stack: Stack, world: World) -> None:
     stack.require("otoroshi")
     name = unique("odrift")
     admin = httpx.Client(
@@ -184,7 +184,7 @@ def test_otoroshi_drift_service_deleted_by_hand_is_restored(stack: Stack, world:
     with upstream("odrift") as up:
         world.apply(KIND, name, {"gateway": "otoroshi", "listenPath": f"/{name}/", "upstream": {"url": up.url}})
         service_id = world.ready(KIND, name)["status"]["gatewayId"]
-        assert admin.delete(f"/api/services/{service_id}").status_code == 200
-        wait_until(lambda: admin.get(f"/api/services/{service_id}").status_code == 200, timeout=60,
-                   what="service restored")  # fmt: skip
+        assert admin.delete(f"/api/routes/{service_id}").status_code == 200
+        wait_until(lambda: admin.get(f"/api/routes/{service_id}").status_code == 200, timeout=60,
+                   what="route restored")  # fmt: skip
         wait_until(lambda: through_otoroshi(stack, f"/{name}/x").status_code == 200, what="traffic restored")

@@ -60,21 +60,25 @@ def call(stack: Stack, path: str, client_id: str = "", client_secret: str = "") 
 # ------------------------------------------------------------------------------ seed 002 through the driver
 
 
-@pytest.fixture
-async def driver(stack: Stack) -> AsyncIterator[OtoroshiDriver]:
+@pytest.fixture(params=["services", "routes"])
+async def driver(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[OtoroshiDriver]:
     stack.require("otoroshi")
     env = stack.env
     d = OtoroshiDriver(
         "otoroshi", env["OTOROSHI_URL"], env["OTOROSHI_CLIENT_ID"], env["OTOROSHI_CLIENT_SECRET"],
         api_host=env["OTOROSHI_API_HOST"], domain=env["OTOROSHI_DOMAIN"], subdomain="api",
         state_sync_seconds=float(env["OTOROSHI_STATE_SYNC_SECONDS"]), id_prefix=f"seed{secrets.token_hex(3)}",
+        entity=request.param,
     )  # fmt: skip
     yield d
     await d.aclose()
 
 
 async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driver: OtoroshiDriver) -> None:
-    """The 18 operations of seed 002, each made by Torii's driver against Otoroshi 17.17 and checked."""
+    """The 18 operations of seed 002 (on a `services` connection: `/api/services/{id}/apikeys...`), and their
+    route-scoped counterparts on a `routes` one (`/api/routes/{id}/apikeys...`), each made by Torii's driver
+    against Otoroshi 17.17 and checked."""
+    kind = driver.entity
     with upstream("seed") as up:
         refs = [ObjectRef("seed", f"s{i}") for i in (1, 2)]
         sids = []
@@ -84,6 +88,8 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
                  "group": "g"}
             )  # fmt: skip
             sids.append((await driver.apis.converge_api(ref, spec)).gateway_id)
+        other = driver.apis.other  # the entity this connection does not publish holds none of them
+        assert not set(sids) & set(await other.list_all()) and set(sids) <= set(await driver.apis.sync.list_all())
         gid = f"{driver.apis.id_prefix}.seed.group.g"
         key_spec = GatewayKeySpec.model_validate({"apis": [{"name": "s1"}], "quota": {"max": 5, "period": "day"}})
         cred = Credential(client_id="seedkey" + secrets.token_hex(4), client_secret=secrets.token_hex(32))
@@ -91,9 +97,9 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
 
         # create_api_key, api_key, api_keys, all_api_keys
         assert (await driver.keys.converge_key(by_service)).created
-        found, in_scope = await driver.keys._find_key(f"services/{sids[0]}", cred.client_id)
+        found, in_scope = await driver.keys._find_key(f"{kind}/{sids[0]}", cred.client_id)
         assert in_scope and found is not None and found["clientId"] == cred.client_id
-        assert cred.client_id in {k["clientId"] for k in await driver.keys.list_keys(f"services/{sids[0]}")}
+        assert cred.client_id in {k["clientId"] for k in await driver.keys.list_keys(f"{kind}/{sids[0]}")}
         assert cred.client_id in {k["clientId"] for k in await driver.keys.list_keys()}
         # the key works through the proxy, on its service only
         assert call(stack, f"/{driver.apis.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
@@ -103,7 +109,7 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
         disabled = KeyRequest(by_service.ref, key_spec.model_copy(update={"enabled": False}), by_service.apis,
                               None, cred)  # fmt: skip
         assert (await driver.keys.converge_key(disabled)).changed
-        assert (await driver.keys._find_key(f"services/{sids[0]}", cred.client_id))[0]["enabled"] is False  # type: ignore[index]
+        assert (await driver.keys._find_key(f"{kind}/{sids[0]}", cred.client_id))[0]["enabled"] is False  # type: ignore[index]
         assert call(stack, f"/{driver.apis.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code != 200
         assert (await driver.keys.converge_key(by_service)).changed  # enabled again
         assert call(stack, f"/{driver.apis.id_prefix}-s1/x", cred.client_id, cred.client_secret).status_code == 200
@@ -115,12 +121,12 @@ async def test_every_seed_apikey_operation_through_the_driver(stack: Stack, driv
         # a key moved to the other service (unscoped PUT): the old scope no longer holds it
         moved = KeyRequest(by_service.ref, key_spec, (ResolvedApi("s2", sids[1]),), None, cred)
         assert (await driver.keys.converge_key(moved)).changed
-        assert (await driver.keys._find_key(f"services/{sids[1]}", cred.client_id))[1] is True
-        assert (await driver.keys._find_key(f"services/{sids[0]}", cred.client_id))[1] is False
+        assert (await driver.keys._find_key(f"{kind}/{sids[1]}", cred.client_id))[1] is True
+        assert (await driver.keys._find_key(f"{kind}/{sids[0]}", cred.client_id))[1] is False
 
         # delete_api_key
         assert await driver.keys.delete_key(moved)
-        assert (await driver.keys._find_key(f"services/{sids[1]}", cred.client_id))[0] is None
+        assert (await driver.keys._find_key(f"{kind}/{sids[1]}", cred.client_id))[0] is None
 
         # the group variants: create_api_key_from_group, api_key_from_group, api_keys_from_group, patch, quotas,
         # reset, delete_api_key_from_group

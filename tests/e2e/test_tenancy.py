@@ -102,9 +102,9 @@ def definition(env: Env, gateway: str, gateway_id: str) -> dict[str, Any]:
         got = env.gw.tyk.get(f"/tyk/apis/{gateway_id}").json()
         return {"fingerprint": got["config_data"]["torii"]["fingerprint"], "target": got["proxy"]["target_url"],
                 "path": got["proxy"]["listen_path"], "owner": got["config_data"]["torii"]["namespace"]}  # fmt: skip
-    got = env.gw.oto.get(f"/api/services/{gateway_id}").json()
-    return {"fingerprint": got["metadata"]["torii-fingerprint"], "targets": got["targets"][0]["host"],
-            "path": got["matchingRoot"], "owner": got["metadata"]["torii.dev/namespace"]}  # fmt: skip
+    got = env.gw.oto.get(f"/api/routes/{gateway_id}").json()
+    return {"fingerprint": got["metadata"]["torii-fingerprint"], "targets": got["backend"]["targets"][0],
+            "path": got["frontend"]["domains"], "owner": got["metadata"]["torii.dev/namespace"]}  # fmt: skip
 
 
 def serves(env: Env, victim: Victim) -> bool:
@@ -218,12 +218,14 @@ def test_attacks_are_refused_by_the_operator_and_the_victim_keeps_serving(env: E
                                    "tyk": {"Proxy": {"Target_URL": "http://169.254.169.254/"}}},
          "PolicyViolation", "spec.tyk.Proxy.Target_URL"),
         (a, "GatewayAPI", "hosts", {"gateway": "otoroshi", "listenPath": env.path("hosts"), "upstream": up,
-                                    "otoroshi": {"hosts": [f"api.{env.stack.env['OTOROSHI_DOMAIN']}"],
+                                    "otoroshi": {"frontend": {"domains": [f"api.{env.stack.env['OTOROSHI_DOMAIN']}/"]},
                                                  "metadata": {"torii.dev/namespace": env.b.namespace}}},
-         "PolicyViolation", "spec.otoroshi.hosts"),
+         "PolicyViolation", "spec.otoroshi.frontend.domains"),
         (a, "GatewayAPI", "public", {"gateway": "otoroshi", "listenPath": env.path("public"), "upstream": up,
-                                     "auth": "key", "otoroshi": {"publicPatterns": ["/.*"]}},
-         "PolicyViolation", "spec.otoroshi.publicPatterns"),
+                                     "auth": "key", "otoroshi": {"plugins": [
+                                         {"plugin": "cp:otoroshi.next.plugins.ApikeyCalls",
+                                          "config": {"validate": False, "mandatory": False}}]}},
+         "PolicyViolation", "spec.otoroshi.plugins"),
         (a, "GatewayAPI", "shadow-tyk", {"gateway": "tyk", "listenPath": f"{tyk.path}v2/", "upstream": up},
          "ListenPathConflict", "another namespace"),
         (a, "GatewayAPI", "shadow-oto", {"gateway": "otoroshi", "listenPath": f"{oto.path}v2/", "upstream": up},

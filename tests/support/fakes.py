@@ -67,6 +67,10 @@ class KeyDriver:
     neutral_fields: frozenset[str] = frozenset()
 
     @property
+    def dialect(self) -> str:
+        return str(self.type)
+
+    @property
     def keys(self) -> KeyDriver:
         return self
 

@@ -149,6 +149,90 @@ def test_an_otoroshi_key_never_carries_its_secret_into_the_manifest() -> None:
     assert isinstance(group, Skipped) and "group_default" in group.reason
 
 
+def route_template() -> dict[str, Any]:
+    """`GET /api/routes/_template` of Otoroshi 17.17 (abridged)."""
+    return {
+        "_loc": {"tenant": "default", "teams": ["default"]}, "id": "route_random", "name": "New route",
+        "description": "A new route", "tags": [], "metadata": {}, "enabled": True, "debug_flow": False,
+        "export_reporting": False, "capture": False, "groups": ["default"], "bound_listeners": [],
+        "frontend": {"domains": ["newroute.oto.tools"], "strip_path": True, "exact": False, "headers": {},
+                     "query": {}, "methods": []},
+        "backend": {"targets": [{"id": "target_1", "hostname": "request.otoroshi.io", "port": 443, "tls": True,
+                                 "weight": 1}], "root": "/", "rewrite": False,
+                    "load_balancing": {"type": "RoundRobin"}, "client": {"retries": 1}},
+        "backend_ref": None,
+        "plugins": [{"enabled": True, "debug": False, "plugin": "cp:otoroshi.next.plugins.OverrideHost",
+                     "include": [], "exclude": [], "config": {}, "bound_listeners": []}],
+    }  # fmt: skip
+
+
+def plugin(name: str, **config: Any) -> dict[str, Any]:
+    return {"enabled": True, "plugin": f"cp:otoroshi.next.plugins.{name}", "include": [], "exclude": [],
+            "config": config}  # fmt: skip
+
+
+def test_an_otoroshi_route_maps_to_neutral_fields_and_keeps_the_rest() -> None:
+    route = {**route_template(), "id": "billing-route", "name": "billing", "metadata": {"team": "b"},
+             "frontend": {**route_template()["frontend"], "domains": ["api.oto.tools/billing/"]},
+             "backend": {**route_template()["backend"], "root": "/v1",
+                         "targets": [{"hostname": "10.0.0.5", "port": 8080, "tls": False, "weight": 1}],
+                         "client": {"retries": 3}},
+             "plugins": [plugin("OverrideHost"), plugin("ApikeyCalls"),
+                         plugin("Cors", allow_origin="https://a.example", allow_methods=["GET"]),
+                         plugin("AdditionalHeadersIn", headers={"X-A": "1"})]}  # fmt: skip
+    out = otoroshi.route_manifest(route, route_template(), gateway="oto", host="api.oto.tools", group="default",
+                                  names=Names())  # fmt: skip
+    assert isinstance(out, Manifest), out
+    assert out.spec == {
+        "gateway": "oto", "listenPath": "/billing/", "upstream": {"url": "http://10.0.0.5:8080/v1"}, "auth": "key",
+        "cors": {"allowedOrigins": ["https://a.example"], "allowedMethods": ["GET"]}, "adopt": {"id": "billing-route"},
+        "otoroshi": {"name": "billing", "description": "A new route", "metadata": {"team": "b"},
+                     "backend": {"client": {"retries": 3}},
+                     "plugins": [plugin("AdditionalHeadersIn", headers={"X-A": "1"})]},
+    }  # fmt: skip
+    elsewhere = {**route, "frontend": {**route["frontend"], "domains": ["legacy.oto.tools/billing/"]}}
+    kept = otoroshi.route_manifest(elsewhere, route_template(), gateway="oto", host="api.oto.tools",
+                                   group="default", names=Names())  # fmt: skip
+    assert isinstance(kept, Manifest) and kept.spec["otoroshi"]["frontend"] == {
+        "domains": ["legacy.oto.tools/billing/"]
+    }
+
+
+def test_otoroshi_routes_torii_cannot_represent_are_named_with_the_reason() -> None:
+    base = {**route_template(), "id": "r", "frontend": {"domains": ["api.oto.tools/r/"]}}
+    cases = {
+        "already managed by Torii": {**base, "metadata": {"torii.dev/name": "x", "torii.dev/namespace": "y"}},
+        "Otoroshi's own admin API": {**base, "id": "admin-api-service"},
+        "2 domains": {**base, "frontend": {"domains": ["api.oto.tools/a/", "api.oto.tools/b/"]}},
+        "JwtVerification": {**base, "plugins": [plugin("JwtVerification")]},
+        "optional API key": {**base, "plugins": [plugin("ApikeyCalls", mandatory=False)]},
+    }
+    for reason, route in cases.items():
+        out = otoroshi.route_manifest(route, route_template(), gateway="oto", host="api.oto.tools", group="default",
+                                      names=Names())  # fmt: skip
+        assert isinstance(out, Skipped) and reason in out.reason, (reason, out)
+    converted = {**base, "plugins": [plugin("NgLegacyApikeyCall", public_patterns=["/.*"], private_patterns=[])]}
+    keyless = otoroshi.route_manifest(converted, route_template(), gateway="oto", host="api.oto.tools",
+                                      group="default", names=Names())  # fmt: skip
+    assert isinstance(keyless, Manifest) and "auth" not in keyless.spec  # a converted keyless service
+
+
+def test_an_otoroshi_key_on_a_route_maps_without_torii_probe_rule() -> None:
+    probe = {"method": "*", "path": "/.*\\.torii-probe", "authorized_entity": None}
+    key = {"clientId": "abc", "clientSecret": "s3cr3t", "clientName": "partner", "authorizedEntities": ["route_r1"],
+           "enabled": True, "throttlingQuota": 10_000_000, "dailyQuota": 10_000_000, "monthlyQuota": 10_000_000,
+           "rotation": {"enabled": False}, "metadata": {}, "tags": [],
+           "restrictions": {"enabled": True, "allowLast": True, "allowed": [], "notFound": [],
+                            "forbidden": [probe, {"method": "*", "path": "/admin/.*"}]}}  # fmt: skip
+    out = otoroshi.key_manifest(key, {}, gateway="oto", apis={"r1": "billing"}, names=Names(), entity="route")
+    assert isinstance(out, Manifest), out
+    assert out.spec["apis"] == [{"name": "billing"}]
+    assert out.spec["otoroshi"]["restrictions"]["forbidden"] == [{"method": "*", "path": "/admin/.*"}]
+    plain = otoroshi.key_manifest({**key, "restrictions": {"enabled": False}}, {}, gateway="oto", apis={"r1": "b"},
+                                  names=Names(), entity="route")  # fmt: skip
+    assert isinstance(plain, Manifest) and "restrictions" not in plain.spec["otoroshi"]
+
+
 def test_tyk_operator_ids_and_names() -> None:
     assert tyk_operator_api_id({"metadata": {"namespace": "default", "name": "httpbin"}}) == "ZGVmYXVsdC9odHRwYmlu"
     assert tyk_operator_api_id({"metadata": {}, "status": {"api_id": "given"}}) == "given"

@@ -3,88 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-from typing import Any
 
 import httpx
 import pytest
 
+from support.otoroshi_model import CLIENT_ID, CLIENT_SECRET, REF, OtoroshiModel, make_driver, spec
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError, Unsupported
 from torii.gateways.otoroshi import OtoroshiDriver
 from torii.gateways.otoroshi_render import render_service
-from torii.models.gatewayapi import GatewayAPISpec
-
-REF = ObjectRef("shop", "catalog")
-CLIENT_ID, CLIENT_SECRET = "admin-id", "admin-secret-value"
 
 
-class OtoroshiModel:
-    def __init__(self) -> None:
-        self.services: dict[str, dict[str, Any]] = {}
-        self.methods: list[str] = []
-        self.exists_on_post = False
-        self.proxied: list[str] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.headers["Host"] == "api.oto.tools":
-            return self.proxy(request)
-        assert request.headers["Host"] == "otoroshi-api.oto.tools"
-        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
-            return httpx.Response(401, json={"error": "unauthorized"})
-        self.methods.append(request.method)
-        path = request.url.path
-        if path == "/api/services" and request.method == "POST":
-            body = json.loads(request.content)
-            if self.exists_on_post or body["id"] in self.services:
-                return httpx.Response(400, json={"error": "not_found", "error_description": "Entity already exists"})
-            self.services[body["id"]] = {**body, "sendOtoroshiHeadersBack": True}
-            return httpx.Response(201, json=body)
-        if path == "/api/services" and request.method == "GET":
-            return httpx.Response(200, json=list(self.services.values()))
-        sid = path.rsplit("/", 1)[1]
-        if request.method == "GET":
-            if sid not in self.services:
-                return httpx.Response(404, json={"error": "not_found"})
-            return httpx.Response(200, json=self.services[sid])
-        if request.method == "PUT":
-            self.services[sid] = json.loads(request.content)
-            return httpx.Response(200, json=self.services[sid])
-        if request.method == "DELETE":
-            if self.services.pop(sid, None) is None:
-                return httpx.Response(404, json={"error": "not_found"})
-            return httpx.Response(200, json={"deleted": True})
-        return httpx.Response(405)
-
-    def proxy(self, request: httpx.Request) -> httpx.Response:
-        """Client traffic: routed to an enabled service by path prefix, else Otoroshi's own "no route"."""
-        self.proxied.append(request.url.path)
-        for service in self.services.values():
-            if service["enabled"] and request.url.path.startswith(service["matchingRoot"]):
-                return httpx.Response(200, json={"served": service["id"]})
-        return httpx.Response(404, headers={"Otoroshi-Error-Msg": "no route found !"}, json={})
-
-
-def spec(**overrides: Any) -> GatewayAPISpec:
-    return GatewayAPISpec.model_validate(
-        {"listenPath": "/catalog/", "upstream": {"url": "http://catalog.shop:8080/v1"}, **overrides}
-    )
-
-
-@pytest.fixture
-def oto() -> tuple[OtoroshiDriver, OtoroshiModel]:
+@pytest.fixture(params=["routes", "services"])
+def oto(request: pytest.FixtureRequest) -> tuple[OtoroshiDriver, OtoroshiModel]:
+    """The driver on either entity (the tests that take it hold for both)."""
     model = OtoroshiModel()
-    driver = OtoroshiDriver(
-        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(model),
-        state_sync_seconds=0,
-    )  # fmt: skip
-    return driver, model
+    return make_driver(model, request.param), model
 
 
-async def test_create_update_and_no_write_in_sync(oto: tuple[OtoroshiDriver, OtoroshiModel]) -> None:
-    driver, model = oto
+async def test_service_create_update_and_no_write_in_sync() -> None:
+    model = OtoroshiModel()
+    driver = make_driver(model, "services")
     created = await driver.apis.converge_api(REF, spec())
     assert created.changed and created.created and created.gateway_id == "torii.shop.catalog"
     service = model.services["torii.shop.catalog"]
@@ -180,7 +119,7 @@ async def test_drift_checks_share_one_list_of_services(oto: tuple[OtoroshiDriver
     )
     assert not any(r.changed for r in results)
     assert model.methods == ["GET"]  # a stale view: one list for the five, no read per service
-    del model.services["torii.shop.s0"]  # deleted by hand: a drift pass with a fresh view repairs it
+    del model.objects[driver.entity]["torii.shop.s0"]  # deleted by hand: a drift pass with a fresh view repairs it
     assert (await driver.apis.converge_api(refs[0], spec(listenPath="/s0/"), max_age=0)).created
 
 
@@ -199,7 +138,7 @@ async def test_a_burst_lists_once_writes_what_differs_and_waits_for_the_proxy_on
     assert sorted(model.proxied) == [f"/b{i}/" for i in range(1, 6)]  # every written path confirmed served
     model.methods.clear()
     gone = await asyncio.gather(*(driver.apis.delete_api(r) for r in refs))
-    assert all(gone) and model.services == {}
+    assert all(gone) and model.objects[driver.entity] == {}
     assert model.methods.count("DELETE") == 6 and model.methods.count("GET") <= 1
 
 
@@ -213,10 +152,7 @@ async def test_a_path_the_proxy_never_routes_fails_only_its_own_object() -> None
         return proxy(request)
 
     model.proxy = never_b1  # type: ignore[method-assign]
-    driver = OtoroshiDriver(
-        "otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(model),
-        state_sync_seconds=0, serve_timeout=0.3,
-    )  # fmt: skip
+    driver = make_driver(model, serve_timeout=0.3)
     ok, stuck = await asyncio.gather(
         driver.apis.converge_api(ObjectRef("shop", "b0"), spec(listenPath="/b0/")),
         driver.apis.converge_api(ObjectRef("shop", "b1"), spec(listenPath="/b1/")),

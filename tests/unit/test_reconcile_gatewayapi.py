@@ -34,6 +34,10 @@ class ScriptedDriver:
     neutral_fields: frozenset[str] = frozenset()
 
     @property
+    def dialect(self) -> str:
+        return str(self.type)
+
+    @property
     def apis(self) -> ScriptedDriver:
         return self
 

@@ -23,6 +23,10 @@ class OAuthDriver:
     admin_urls: list[str] = []  # noqa: RUF012
     neutral_fields: frozenset[str] = frozenset()
 
+    @property
+    def dialect(self) -> str:
+        return str(self.type)
+
     def __init__(self, journal: Journal, *, oauth: bool = True) -> None:
         self.name = "tyk"
         self.journal = journal

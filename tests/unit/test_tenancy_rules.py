@@ -151,6 +151,50 @@ def test_default_otoroshi_rules_refuse(hatch: dict[str, Any]) -> None:
     assert refused("otoroshi", hatch)
 
 
+@pytest.mark.parametrize(
+    ("hatch", "why"),
+    [
+        ({"plugins": [{"plugin": "cp:otoroshi.next.plugins.StaticResponse"}]}, "runs code"),
+        ({"frontend": {"domains": ["payments.oto.tools/"]}}, "changes routing"),
+        ({"frontend": {"headers": {"X-Team": "b"}}}, "changes routing"),
+        ({"groups": ["admin-api-group"]}, "changes routing"),
+        ({"backend": {"targets": [{"hostname": "169.254.169.254", "port": 80}]}}, "other addresses"),
+        ({"backend": {"client": {"proxy": {"host": "evil"}}}}, "other addresses"),
+        ({"backend_ref": "someone-elses-backend"}, "other addresses"),
+        ({"metadata": {"torii-fingerprint": "x"}}, "Torii's"), ({"_loc": {"tenant": "x"}}, "Torii's"),
+        ({"capture": True}, "records requests"), ({"description": "${vault://secret}"}, "own secrets"),
+        ({"matchingRoot": "/x/"}, "not in the allowed fields"),  # a service field means nothing on a route
+    ],
+)  # fmt: skip
+def test_default_otoroshi_route_rules_refuse(hatch: dict[str, Any], why: str) -> None:
+    problems = refused("otoroshi-routes", hatch)
+    assert problems and any(why in p for p in problems), problems
+
+
+def test_default_otoroshi_route_rules_allow_what_only_shapes_the_tenants_own_route() -> None:
+    hatch = {
+        "name": "orders",
+        "tags": ["shop"],
+        "metadata": {"team": "shop"},
+        "frontend": {"exact": True},
+        "backend": {"load_balancing": {"type": "Random"}, "client": {"call_timeout": 5000, "retries": 2}},
+    }
+    assert refused("otoroshi-routes", hatch) == []
+
+
+async def test_route_hosts_follow_the_namespaces_host_rules() -> None:
+    tenancy = Tenancy.model_validate(
+        {"hosts": {"patterns": ["{namespace}.oto.tools"]}, "escapeHatch": {"allowed": ["*"], "denied": []}}
+    )
+    conn = Connection("oto", "otoroshi", tenancy, ["http://oto:8080"], dialect="otoroshi-routes")
+    base = {"listenPath": "/x/", "upstream": {"url": "http://orders.shop.svc:8080"}}
+    own = GatewayAPISpec.model_validate({**base, "otoroshi": {"frontend": {"domains": ["shop.oto.tools/x/"]}}})
+    await check_api(conn, "shop", own, resolver=no_dns)
+    other = GatewayAPISpec.model_validate({**base, "otoroshi": {"frontend": {"domains": ["pay.oto.tools/x/"]}}})
+    with pytest.raises(PolicyViolation, match=r"frontend\.domains: pay\.oto\.tools is not a host of namespace"):
+        await check_api(conn, "shop", other, resolver=no_dns)
+
+
 def test_single_team_and_platform_rules() -> None:
     dangerous = {"custom_middleware": {"driver": "otto"}, "domain": "x.example.com"}
     assert refused("tyk", dangerous, single=True) == []

@@ -123,6 +123,7 @@ class Inventory:
     # What this connection renders into every object (Tyk: org_id; Otoroshi: domain, subdomain, group).
     rendering: dict[str, str]
     kind: str = ""  # the gateway kind whose objects these are (which importer maps them)
+    not_imported: list[tuple[str, str]] = field(default_factory=list)  # (object, why and what to do) to report
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,9 @@ class GatewayDriver(Protocol):
     admin_urls: list[str]
     # Escape-hatch fields Torii overrides with its neutral fields, as dotted paths (setting them changes nothing).
     neutral_fields: frozenset[str]
+    # What the escape hatch holds (the tenancy rules that apply to it): `tyk`, `otoroshi` (service descriptor
+    # fields) or `otoroshi-routes` (route fields).
+    dialect: str
 
     @property
     def apis(self) -> ApiRole: ...

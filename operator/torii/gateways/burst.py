@@ -49,6 +49,7 @@ class Remove:
 
     owner: Owner | None = None
     settled: bool = False
+    confirm: bool = True  # wait until the gateway stops serving it (not when another object takes its path over)
 
 
 @dataclass(frozen=True)

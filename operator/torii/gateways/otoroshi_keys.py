@@ -1,13 +1,23 @@
-"""Otoroshi API keys (`/api/apikeys`, and scoped under a service or group): created with the client id and secret
-Torii chose, never one whose owner record names another object, never the connection's own admin key."""
+"""Otoroshi API keys (`/api/apikeys`, and scoped under a route, service or group): created with the client id and
+secret Torii chose, never one whose owner record names another object, never the connection's own admin key.
+
+A key write is confirmed at the proxy: after the state sync, a request with the key's credential to the path
+the key forbids itself (`otoroshi_render.PROBE_RESTRICTION`) on one of its APIs is answered 403 once the proxy
+accepts the credential, 401 `bad apikey` while it refuses it (old secret, disabled key), 400 `invalid apikey
+tuple` while it does not know the key for that API. Nothing reaches the upstream and no quota is counted."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from torii.gateways.base import Credential, CredentialKind, KeyRequest, KeyResult, owner_claim, pick
+import httpx
+
+from torii.gateways.base import Credential, CredentialKind, KeyRequest, KeyResult, is_subset, owner_claim, pick
 from torii.gateways.errors import (
     AdoptionFailed,
     OwnershipConflict,
@@ -16,8 +26,35 @@ from torii.gateways.errors import (
     RetryableGatewayError,
 )
 from torii.gateways.http import AdminClient, admin_path
-from torii.gateways.otoroshi_render import ADMIN_ENTITIES, KEY_CORE_FIELDS, json_patch, key_scope, render_apikey, scoped
+from torii.gateways.otoroshi_render import (
+    ADMIN_ENTITIES,
+    KEY_CORE_FIELDS,
+    PROBE_SUFFIX,
+    json_patch,
+    key_scope,
+    render_apikey,
+    scoped,
+)
 from torii.models.gatewaykey import QuotaState
+
+Locate = Callable[[str], Awaitable[tuple[str, str, bool] | None]]  # gateway id -> (host, path, keyed)
+
+
+class Verdict(StrEnum):
+    """What the proxy makes of a credential on one API."""
+
+    ACCEPTED = "accepted"  # the secret checks out (the key's own restriction answered, or the request went on)
+    REFUSED = "refused"  # the key is known there but refused: another secret, or disabled
+    UNKNOWN = "unknown"  # no such key for that API (not synced yet, revoked, or the API is gone)
+
+
+def verdict(response: httpx.Response) -> Verdict:
+    message = response.headers.get("Otoroshi-Error-Msg", "")
+    if message == "bad apikey" or message == "invalid apikey":
+        return Verdict.REFUSED
+    if message in ("no apikey", "invalid apikey tuple") or "no route" in message:
+        return Verdict.UNKNOWN
+    return Verdict.ACCEPTED
 
 
 class OtoroshiKeys:
@@ -26,18 +63,77 @@ class OtoroshiKeys:
 
     credential_kind = CredentialKind.CLIENT
 
-    def __init__(self, name: str, http: AdminClient, *, admin_client_id: str, state_sync_seconds: float) -> None:
+    def __init__(
+        self, name: str, http: AdminClient, *, admin_client_id: str, state_sync_seconds: float, entity: str = "route",
+        proxy: httpx.AsyncClient | None = None, locate: Locate | None = None, confirm_timeout: float = 60.0,
+    ) -> None:  # fmt: skip
         self.name = name
         self._http = http
         self.admin_client_id = admin_client_id  # the connection's own: never adopted, never touched
         self.state_sync_seconds = state_sync_seconds
+        self.entity = entity  # what the connection's APIs are: `route` or `service`
+        self._proxy = proxy
+        self._locate = locate
+        self._confirm_timeout = confirm_timeout
+
+    def _scope(self, request: KeyRequest) -> str:
+        return key_scope(request, self.entity)
 
     async def _key_synced(self) -> None:
-        """Wait until the proxy has synced a key write. Unlike a service, a key cannot be confirmed through the
-        proxy without sending client traffic to the upstream, so this waits out the worst case: the sync that
-        starts just after the write, plus that sync's own run time (up to a second on a busy machine, measured),
-        before a key is reported Active, updated or revoked."""
+        """Wait out the worst case of a state sync (the one that starts just after the write, plus its own run
+        time: up to a second on a busy machine, measured); for a key no API of which can be probed."""
         await asyncio.sleep(self.state_sync_seconds * 2 + 0.5)
+
+    async def _confirmed(self, request: KeyRequest, checks: list[tuple[Credential, Verdict]]) -> None:
+        """Wait until the proxy gives each credential its expected verdict on one of the key's APIs."""
+        target = await self._target(request)
+        if target is None or self._proxy is None:
+            await self._key_synced()
+            return
+        host, path = target
+        await asyncio.sleep(self.state_sync_seconds)
+        deadline = time.monotonic() + self._confirm_timeout
+        delay = 0.1
+        for credential, want in checks:
+            while (got := await self._verdict(host, path, credential)) != want:
+                if time.monotonic() > deadline:
+                    raise RetryableGatewayError(
+                        f"gateway {self.name}: the proxy still finds the key {got.value} (expected {want.value}) "
+                        f"{self.state_sync_seconds + self._confirm_timeout:.0f}s after the admin write"
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _target(self, request: KeyRequest) -> tuple[str, str] | None:
+        """(host, path) of the first of the key's APIs that asks for a key, where its credential can be tried."""
+        if self._locate is None:
+            return None
+        for api in request.apis:
+            where = await self._locate(api.gateway_id)
+            if where is not None and where[2]:
+                return where[0], where[1].rstrip("/") + "/" + PROBE_SUFFIX
+        return None
+
+    async def _verdict(self, host: str, path: str, credential: Credential) -> Verdict:
+        assert self._proxy is not None
+        try:
+            response = await self._proxy.head(path, headers={
+                "Host": host, "Otoroshi-Client-Id": credential.client_id,
+                "Otoroshi-Client-Secret": credential.client_secret,
+            })  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise RetryableGatewayError(
+                f"gateway {self.name}: proxy unreachable while confirming a key ({type(exc).__name__})"
+            ) from None
+        return verdict(response)
+
+    def _expected(self, request: KeyRequest) -> list[tuple[Credential, Verdict]]:
+        """What the proxy must make of the key's credentials once it has the key as written."""
+        expires = request.spec.expires
+        expired = bool(expires) and datetime.fromisoformat(str(expires).replace("Z", "+00:00")) <= datetime.now(UTC)
+        if not request.spec.enabled or expired:
+            return [(request.credential, Verdict.REFUSED)]
+        return [(c, Verdict.ACCEPTED) for c in (request.credential, request.next_credential) if c is not None]
 
     async def _find_key(self, scope: str, client_id: str) -> tuple[dict[str, Any] | None, bool]:
         """(the key, whether it was found under `scope`). Looked up under the scope it should have; a key whose
@@ -55,9 +151,9 @@ class OtoroshiKeys:
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis and not request.group_id:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
-        scope = key_scope(request)
+        scope = self._scope(request)
         client_id = request.credential.client_id
-        desired = render_apikey(request)
+        desired = render_apikey(request, self.entity)
         current, in_scope = await self._find_key(scope, client_id)
         if (
             current is not None
@@ -69,7 +165,7 @@ class OtoroshiKeys:
             is not None
         ):
             raise refused  # fmt: skip
-        if current is not None and pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS):
+        if current is not None and is_subset(pick(desired, KEY_CORE_FIELDS), pick(current, KEY_CORE_FIELDS)):
             return KeyResult(client_id, scope, changed=False)
         if current is None:
             await self._http.request("POST", scoped(scope, "/apikeys"), op="create key", json=desired)
@@ -83,12 +179,12 @@ class OtoroshiKeys:
             # for a key not yet on that service, and a scoped write keeps its scope's entity; the unscoped PUT
             # replaces the key whole, so the old service's access goes.
             await self._http.request("PUT", admin_path("/api/apikeys/{}", client_id), op="update key", json=desired)
-        await self._key_synced()
+        await self._confirmed(request, self._expected(request))
         return KeyResult(client_id, scope, changed=True, created=current is None)
 
     async def delete_key(self, request: KeyRequest) -> bool:
         client_id = request.credential.client_id
-        scope = key_scope(request) if request.apis or request.group_id else None
+        scope = self._scope(request) if request.apis or request.group_id else None
         current, in_scope = await self._find_key(scope, client_id) if scope else (await self._get_any(client_id), False)
         if current is None:
             return False
@@ -101,11 +197,13 @@ class OtoroshiKeys:
             await self._http.request("DELETE", scoped(scope, "/apikeys/{}", client_id), op="delete key",
                                      passthrough=(404,))  # fmt: skip
             if await self._get_any(client_id) is None:
+                await self._confirmed(request, [(request.credential, Verdict.UNKNOWN)])
                 return True
         await self._http.request("DELETE", admin_path("/api/apikeys/{}", client_id), op="delete key",
                                  passthrough=(404,))  # fmt: skip
         if await self._get_any(client_id) is not None:
             raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Otoroshi; retrying")
+        await self._confirmed(request, [(request.credential, Verdict.UNKNOWN)])
         return True
 
     async def _get_any(self, client_id: str) -> dict[str, Any] | None:
@@ -116,7 +214,9 @@ class OtoroshiKeys:
 
     async def revoke_previous(self, request: KeyRequest, previous: Credential) -> None:
         # Same clientId: writing the key with the new clientSecret and no nextSecret ends the old secret's grace.
-        await self.converge_key(request)
+        result = await self.converge_key(request)
+        if result.changed and previous.client_secret != request.credential.client_secret:
+            await self._confirmed(request, [(previous, Verdict.REFUSED)])
 
     async def adopted_credential(
         self, request: KeyRequest, key_id: str, supplied: Credential | None, *, read_allowed: bool
@@ -157,17 +257,27 @@ class OtoroshiKeys:
         await self._http.request("DELETE", admin_path("/api/apikeys/{}", key_id), op="delete key", passthrough=(404,))
 
     async def list_keys(self, scope: str | None = None) -> list[dict[str, Any]]:
-        """Every apikey (`GET /api/apikeys`), or those of one service's group or of a group
-        (`GET /api/services/{id}/apikeys`, `GET /api/groups/{id}/apikeys`)."""
+        """Every apikey (`GET /api/apikeys`), or those of one route, service or group
+        (`GET /api/routes/{id}/apikeys`, `/api/services/{id}/apikeys`, `/api/groups/{id}/apikeys`)."""
         path = scoped(scope, "/apikeys") if scope else "/api/apikeys"
-        response = await self._http.request("GET", path, op="list keys")
-        return list(response.json())
+        keys = list((await self._http.request("GET", path, op="list keys")).json())
+        if scope and scope.startswith("routes/"):
+            # Verified on 17.17: the route-scoped list keeps keys authorised on `service_<id>` or a group of the
+            # route, not those authorised on `route_<id>` alone (Torii's): those are found in the full list.
+            entity = "route_" + scope.partition("/")[2]
+            listed = {k.get("clientId") for k in keys}
+            keys += [k for k in await self.list_keys() if entity in (k.get("authorizedEntities") or [])
+                     and k.get("clientId") not in listed]  # fmt: skip
+        return keys
 
     async def key_quota(self, request: KeyRequest) -> QuotaState | None:
-        response = await self._http.request(
-            "GET", scoped(key_scope(request), "/apikeys/{}/quotas", request.credential.client_id), op="get quotas",
-            passthrough=(404,),
-        )  # fmt: skip
+        scope = self._scope(request)
+        client_id = request.credential.client_id
+        # Verified on 17.17: the route-scoped quotas GET answers 404 unless the key is authorised on
+        # `service_<id>` (it checks the service authorisation only); the unscoped one reads any key's quotas.
+        path = (admin_path("/api/apikeys/{}/quotas", client_id) if scope.startswith("routes/")
+                else scoped(scope, "/apikeys/{}/quotas", client_id))  # fmt: skip
+        response = await self._http.request("GET", path, op="get quotas", passthrough=(404,))
         if response.status_code == 404:
             return None
         q = response.json()
@@ -181,6 +291,6 @@ class OtoroshiKeys:
 
     async def reset_key_quota(self, request: KeyRequest) -> None:
         await self._http.request(
-            "DELETE", scoped(key_scope(request), "/apikeys/{}/quotas", request.credential.client_id), op="reset quota"
+            "DELETE", scoped(self._scope(request), "/apikeys/{}/quotas", request.credential.client_id), op="reset quota"
         )
         await self._key_synced()

@@ -105,8 +105,14 @@ def owner_metadata(ref: ObjectRef, kind: str) -> dict[str, str]:
 
 KEY_CORE_FIELDS = (
     "clientId", "clientSecret", "enabled", "throttlingQuota", "dailyQuota", "monthlyQuota", "validUntil",
-    "rotation.enabled", "rotation.nextSecret", "metadata.torii-fingerprint",
+    "rotation.enabled", "rotation.nextSecret", "restrictions", "metadata.torii-fingerprint",
 )  # fmt: skip
+# Every key Torii writes forbids itself one path: a request there with the key's credential is answered 403 by
+# Otoroshi once the secret checks out, before quotas are counted and before the upstream is called (verified on
+# 17.17: restrictions are handled after the secret, before the quota increment). That is how Torii confirms at
+# the proxy that a credential gets through, without client traffic reaching the application.
+PROBE_SUFFIX = ".torii-probe"
+PROBE_RESTRICTION = {"method": "*", "path": "/.*\\.torii-probe"}
 DEFAULT_QUOTA = 10_000_000  # Otoroshi's own default for throttling, daily and monthly quotas
 
 
@@ -128,7 +134,7 @@ def json_patch(desired: dict[str, Any], current: dict[str, Any]) -> list[dict[st
     return ops
 
 
-SCOPE_KINDS = ("services", "groups")
+SCOPE_KINDS = ("services", "routes", "groups")
 # Otoroshi's own entities (its admin API's service/route, group; the default group): never adopted, and a key
 # authorised on them is never adopted either (17.17.0 defaults; `app.adminapi.defaultValues.*`).
 RESERVED_IDS = frozenset({"admin-api-service", "admin-api-group", "default"})
@@ -137,27 +143,37 @@ ADMIN_ENTITIES = frozenset({"group_admin-api-group", "service_admin-api-service"
 
 
 def scoped(scope: str, rest: str, *values: str) -> str:
-    """An admin path under a key scope (`services/<id>` or `groups/<id>`): `/api/services/<id>/apikeys/...`."""
+    """An admin path under a key scope (`routes/<id>`, `services/<id>` or `groups/<id>`):
+    `/api/routes/<id>/apikeys/...`."""
     kind, _, entity = scope.partition("/")
     if kind not in SCOPE_KINDS:
         raise PermanentGatewayError(f"internal: unknown key scope kind {kind!r}")
     return admin_path(f"/api/{kind}/{{}}{rest}", entity, *values)
 
 
-def key_scope(request: KeyRequest) -> str:
-    """Where the key lives in the admin API: under its service group (apiGroup) or its (first) service."""
+def key_scope(request: KeyRequest, entity: str = "service") -> str:
+    """Where the key lives in the admin API: under its group (apiGroup) or its (first) route or service."""
     if request.group_id:
         return f"groups/{request.group_id}"
-    return f"services/{request.apis[0].gateway_id}"
+    return f"{entity}s/{request.apis[0].gateway_id}"
 
 
-def render_apikey(request: KeyRequest) -> dict[str, Any]:
+def restrictions(given: Any) -> dict[str, Any]:
+    """The key's restrictions: those of spec.otoroshi (when enabled there), and Torii's probe path forbidden."""
+    mine = given if isinstance(given, dict) and given.get("enabled") else {}
+    forbidden = [r for r in mine.get("forbidden") or [] if r != PROBE_RESTRICTION]
+    return {"enabled": True, "allowLast": mine.get("allowLast", True), "allowed": mine.get("allowed") or [],
+            "notFound": mine.get("notFound") or [], "forbidden": [PROBE_RESTRICTION, *forbidden]}  # fmt: skip
+
+
+def render_apikey(request: KeyRequest, entity: str = "service") -> dict[str, Any]:
+    """The Otoroshi ApiKey of a GatewayKey; `entity`: `route` or `service`, what its APIs are on the gateway."""
     spec = request.spec
     cred = request.credential
     if request.group_id:
         entities = [f"group_{request.group_id}"]
     else:
-        entities = [f"service_{api.gateway_id}" for api in request.apis]
+        entities = [f"{entity}_{api.gateway_id}" for api in request.apis]
     throttling = DEFAULT_QUOTA
     if spec.rate_limit is not None:
         # Otoroshi throttles per 10-second window.
@@ -187,6 +203,7 @@ def render_apikey(request: KeyRequest) -> dict[str, Any]:
         body["validUntil"] = valid_until
     if spec.otoroshi:
         body = deep_merge(body, without_fields(spec.otoroshi, OTOROSHI_KEY_OWNED_FIELDS))
+    body["restrictions"] = restrictions(body.get("restrictions"))
     # The owner record last: neither spec.metadata nor spec.otoroshi can forge it.
     body["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if not k.startswith("torii-")}
     body["metadata"] |= key_owner(request.ref, "GatewayKey")

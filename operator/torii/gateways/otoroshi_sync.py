@@ -1,10 +1,10 @@
-"""Otoroshi services converged in bursts (`burst.BurstSync`): one list before, only the writes that differ; then
-each written object waits for the state sync and asks the proxy about its path. This is where the Otoroshi
-driver's GatewayAPI work goes.
+"""Otoroshi routes and services converged in bursts (`burst.BurstSync`): one list before, only the writes that
+differ; then each written object waits for the state sync and asks the proxy about its path. This is where the
+Otoroshi driver's GatewayAPI work goes (`OtoroshiRouteSync` in otoroshi_routes.py, `OtoroshiServiceSync` here).
 
-Per burst of B objects: `GET /api/services` once, `POST /api/services` (create), `PUT /api/services/{id}`
-(update) or `DELETE /api/services/{id}` for each object that differs, and no read-back (both write answers carry
-the service as stored). Admin writes reach the proxy only at its next state sync, so once the burst is written
+Per burst of B objects: `GET /api/routes` (or `/api/services`) once, `POST` (create), `PUT .../{id}` (update; it
+never creates) or `DELETE .../{id}` for each object that differs, and no read-back (both write answers carry
+the object as stored). Admin writes reach the proxy only at its next state sync, so once the burst is written
 each caller waits for that sync and then probes the proxy (client traffic, not admin calls) for its own path
 until it routes (or stops routing) it.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,30 +52,24 @@ def in_sync(desired: dict[str, Any], current: View | None) -> bool:
     return want == have and is_subset(want_targets, have_targets)
 
 
-def route(state: View) -> str | None:
-    """Host and path the proxy routes to a stored service (None: disabled)."""
-    path = served_path(state)
-    if path is None:
-        return None
-    return f"{host_of(state)}{path}"
-
-
-def host_of(state: dict[str, Any]) -> str:
-    return ".".join(p for p in (state.get("subdomain"), state.get("domain")) if p)
-
-
-def served_path(state: dict[str, Any] | None) -> str | None:
-    """The path the proxy routes for a stored service (None: it routes nothing, e.g. disabled)."""
+def served(state: View | None) -> tuple[str, str] | None:
+    """(host, path) the proxy routes to a stored service (None: it routes nothing, e.g. disabled)."""
     if not state or state.get("enabled") is False:
         return None
     path = state.get("matchingRoot")
-    return path if isinstance(path, str) and path else None
+    if not isinstance(path, str) or not path:
+        return None
+    return ".".join(p for p in (state.get("subdomain"), state.get("domain")) if p), path
 
 
-class OtoroshiServiceSync(BurstSync):
-    what = "service"
-    id_field = "id"
-    list_path = "/api/services"
+def keyed(state: View | None) -> bool:
+    """Does the service ask for an API key (private patterns, no public ones)?"""
+    return bool(state) and bool(state.get("privatePatterns")) and not state.get("publicPatterns")  # type: ignore[union-attr]
+
+
+class OtoroshiSync(BurstSync):
+    """Otoroshi objects the proxy serves (services, routes): written in bursts, each confirmed at the proxy.
+    Subclasses say how a stored object is viewed, compared and where it is served."""
 
     def __init__(
         self, name: str, http: AdminClient, routed: Probe, *, state_sync_seconds: float, serve_timeout: float,
@@ -85,74 +80,87 @@ class OtoroshiServiceSync(BurstSync):
         self._state_sync_seconds = state_sync_seconds
         self._serve_timeout = serve_timeout
 
-    async def put(
-        self, service_id: str, desired: dict[str, Any], *, max_age: float = 0.0, adopting: bool = False
-    ) -> Applied:
-        return await self._settled(service_id, await self.submit(service_id, Put(desired, max_age, adopting)))
+    @abstractmethod
+    def served(self, view: View | None) -> tuple[str, str] | None:
+        """(host, path) the proxy serves a stored object on; None when it serves nothing."""
 
-    async def remove(self, service_id: str, owner: tuple[str, str]) -> bool:
-        return (await self._settled(service_id, await self.submit(service_id, Remove(owner)))).changed
-
-    def core(self, body: dict[str, Any]) -> View:
-        return core(body)
-
-    def in_sync(self, desired: dict[str, Any], current: View | None) -> bool:
-        return in_sync(desired, current)
+    @abstractmethod
+    def keyed(self, view: View | None) -> bool:
+        """Does the object ask clients for an API key?"""
 
     def route(self, view: View) -> str | None:
-        return route(view)
+        where = self.served(view)
+        return f"{where[0]}{where[1]}" if where else None
 
     def get_path(self, object_id: str) -> str:
-        return admin_path("/api/services/{}", object_id)
+        return admin_path(self.list_path + "/{}", object_id)
+
+    async def put(
+        self, object_id: str, desired: dict[str, Any], *, max_age: float = 0.0, adopting: bool = False
+    ) -> Applied:
+        return await self._settled(object_id, await self.submit(object_id, Put(desired, max_age, adopting)))
+
+    async def remove(self, object_id: str, owner: tuple[str, str], *, confirm: bool = True) -> bool:
+        """Delete the object; `confirm`: wait until the proxy stops serving its path (not when another object
+        takes the path over, as in a migration)."""
+        return (await self._settled(object_id, await self.submit(object_id, Remove(owner, confirm=confirm)))).changed
+
+    async def location(self, object_id: str) -> tuple[str, str, bool] | None:
+        """(host, path, keyed) of a stored object, from the view or (not in it) the admin API."""
+        view = self._view.get(object_id) or await self.get(object_id)
+        where = self.served(view)
+        return (*where, self.keyed(view)) if where else None
 
     async def write(self, object_id: str, desired: dict[str, Any], *, exists: bool) -> View | None:
-        """The service as stored (both write answers carry it, verified on 17.17)."""
+        """The object as stored (both write answers carry it, verified on 17.17)."""
         if not exists:
             try:
-                response = await self._http.request("POST", "/api/services", op="create service", json=desired)
-                return _stored(response.json())
+                response = await self._http.request("POST", self.list_path, op=f"create {self.what}", json=desired)
+                return self._stored(response.json())
             except PermanentGatewayError as exc:
                 # Created concurrently (or by an attempt whose answer was lost): update instead.
                 if "already exists" not in exc.message:
                     raise
-        response = await self._http.request("PUT", self.get_path(object_id), op="update service", json=desired)
-        return _stored(response.json())
+        response = await self._http.request("PUT", self.get_path(object_id), op=f"update {self.what}", json=desired)
+        return self._stored(response.json())
+
+    def _stored(self, body: Any) -> View | None:
+        return self.core(body) if isinstance(body, dict) else None
 
     async def delete(self, object_id: str) -> None:
-        await self._http.request("DELETE", self.get_path(object_id), op="delete service", passthrough=(404,))
+        await self._http.request("DELETE", self.get_path(object_id), op=f"delete {self.what}", passthrough=(404,))
 
     async def finish(self, ops: dict[str, Op], before: dict[str, View], written: dict[str, View | None],
                      results: Results) -> Results:  # fmt: skip
         """No confirmation inside the burst: each caller waits for the state sync and probes its own path."""
         written_at = time.monotonic()
-        for service_id, op in ops.items():
-            if service_id in results:
+        for object_id, op in ops.items():
+            if object_id in results:
                 continue
-            if service_id not in written:
-                results[service_id] = Applied(changed=False)  # a removal of a service already gone
+            if object_id not in written:
+                results[object_id] = Applied(changed=False)  # a removal of an object already gone
                 continue
             probe: tuple[str, str, bool] | None = None
             if isinstance(op, Put):
-                stored = written[service_id]
-                if stored is None or not in_sync(op.desired, stored):
-                    results[service_id] = RetryableGatewayError(
-                        f"gateway {self.name}: service {service_id} not stored as sent"
+                stored = written[object_id]
+                if stored is None or not self.in_sync(op.desired, stored):
+                    results[object_id] = RetryableGatewayError(
+                        f"gateway {self.name}: {self.what} {object_id} not stored as sent"
                     )
                     continue
-                self._view[service_id] = stored
-                path = served_path(core(op.desired))
-                probe = (host_of(op.desired), path, True) if path is not None else None
+                self._view[object_id] = stored
+                where = self.served(self.core(op.desired))
+                probe = (*where, True) if where is not None else None
             else:
-                old = before.get(service_id) or {}
-                previous = served_path(old)
-                self._view.pop(service_id, None)
-                probe = (host_of(old), previous, False) if previous is not None else None
-            results[service_id] = Applied(
-                changed=True, created=before.get(service_id) is None, written_at=written_at, probe=probe
+                where = self.served(before.get(object_id)) if op.confirm else None
+                self._view.pop(object_id, None)
+                probe = (*where, False) if where is not None else None
+            results[object_id] = Applied(
+                changed=True, created=before.get(object_id) is None, written_at=written_at, probe=probe
             )
         return results
 
-    async def _settled(self, service_id: str, applied: Applied) -> Applied:
+    async def _settled(self, object_id: str, applied: Applied) -> Applied:
         """Wait for the state sync after the write, then until the proxy routes (or no longer routes) the path.
         Each caller waits for its own object, outside the batch: a path the proxy is slow to route (Otoroshi
         restarting, say) never holds up the next burst."""
@@ -160,20 +168,20 @@ class OtoroshiServiceSync(BurstSync):
             return applied
         await asyncio.sleep(max(0.0, applied.written_at + self._state_sync_seconds - time.monotonic()))
         if applied.probe is None:
-            return applied  # an inactive service is routed by nobody: only the sync is awaited for it
+            return applied  # an inactive object is routed by nobody: only the sync is awaited for it
         host, path, want = applied.probe
         deadline = time.monotonic() + self._serve_timeout
         next_look = time.monotonic() + VANISHED_CHECK_SECONDS
         delay = 0.1
         while await self._probe(path, host) != want:
             if want and time.monotonic() > next_look:
-                # Still not routed: is the service still stored? An Otoroshi restarted with in-memory storage
+                # Still not routed: is the object still stored? An Otoroshi restarted with in-memory storage
                 # lost it, and waiting out the whole timeout would only delay the rewrite.
                 next_look = time.monotonic() + VANISHED_CHECK_SECONDS
-                if await self.get(service_id) is None:
-                    self._view.pop(service_id, None)
+                if await self.get(object_id) is None:
+                    self._view.pop(object_id, None)
                     raise RetryableGatewayError(
-                        f"gateway {self.name}: service {service_id} disappeared before the proxy served it "
+                        f"gateway {self.name}: {self.what} {object_id} disappeared before the proxy served it "
                         "(gateway restarted?); writing it again"
                     )
             if time.monotonic() > deadline:
@@ -189,10 +197,22 @@ class OtoroshiServiceSync(BurstSync):
         async with self._limit:
             return await self._routed(path, host)
 
-    async def list_services(self) -> dict[str, View]:
-        """Every stored service, by id."""
-        return await self.list_all()
 
+class OtoroshiServiceSync(OtoroshiSync):
+    """Service descriptors (`/api/services`): the entity of a `services` connection."""
 
-def _stored(body: Any) -> View | None:
-    return core(body) if isinstance(body, dict) else None
+    what = "service"
+    id_field = "id"
+    list_path = "/api/services"
+
+    def core(self, body: dict[str, Any]) -> View:
+        return core(body)
+
+    def in_sync(self, desired: dict[str, Any], current: View | None) -> bool:
+        return in_sync(desired, current)
+
+    def served(self, view: View | None) -> tuple[str, str] | None:
+        return served(view)
+
+    def keyed(self, view: View | None) -> bool:
+        return keyed(view)

@@ -113,6 +113,7 @@ async def build_driver(
         group=conn.group,
         proxy_url=conn.proxy_url,
         state_sync_seconds=conn.state_sync_seconds,
+        entity=conn.entity,
         id_prefix=settings.id_prefix,
         observer=observer,
     )

@@ -132,6 +132,7 @@ class TykDriver:
 
     type = "tyk"
     neutral_fields = frozenset(NEUTRAL_FIELDS)
+    dialect = "tyk"
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Otoroshi services and apikeys as GatewayAPI / GatewayKey manifests that adopt them."""
+"""Otoroshi routes (or services) and apikeys as GatewayAPI / GatewayKey manifests that adopt them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from torii.gateways.base import Credential, Inventory, KeyRequest, ObjectRef, ResolvedApi
-from torii.gateways.otoroshi_render import DEFAULT_QUOTA, render_apikey, render_service
+from torii.gateways.otoroshi_render import (
+    DEFAULT_QUOTA,
+    PROBE_RESTRICTION,
+    RESERVED_IDS,
+    owner_metadata,
+    render_apikey,
+    render_service,
+)
+from torii.gateways.otoroshi_routes import APIKEY_PLUGIN, AUTH_PLUGINS, PLUGIN, render_route
 from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, GatewayAPISpec
@@ -17,6 +25,108 @@ from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, GatewayKeySpec
 # Service fields Torii derives from the neutral spec or keeps for itself.
 SERVICE_DERIVED = ("id", "matchingRoot", "stripPath", "enabled", "metadata.torii-fingerprint")
 KEY_IGNORED = (*OTOROSHI_KEY_OWNED_FIELDS, "metadata.torii-fingerprint", "metadata.torii-object")
+# Route fields Torii derives from the neutral spec (plugins are compared apart: Torii's own are derived).
+ROUTE_DERIVED = ("id", "enabled", "frontend.domains", "frontend.strip_path", "backend.targets", "backend.root",
+                 "plugins", "metadata.torii-fingerprint", "metadata.torii.dev/namespace", "metadata.torii.dev/name",
+                 "metadata.torii.dev/kind", "metadata.torii.dev/uid")  # fmt: skip
+LEGACY_APIKEY_PLUGIN = PLUGIN + "NgLegacyApikeyCall"
+DERIVED_PLUGINS = {PLUGIN + "OverrideHost", PLUGIN + "Cors", APIKEY_PLUGIN, LEGACY_APIKEY_PLUGIN}
+
+
+def _route_auth(plugins: list[dict[str, Any]]) -> str | None:
+    """`keyless` or `key` from a route's enabled authentication plugins; None when it uses another kind."""
+    auth = [p for p in plugins if p.get("plugin") in AUTH_PLUGINS | {LEGACY_APIKEY_PLUGIN}]
+    if not auth:
+        return "keyless"
+    if len(auth) > 1:
+        return None
+    plugin = auth[0]
+    if plugin["plugin"] == APIKEY_PLUGIN:
+        config = plugin.get("config") or {}
+        return "key" if config.get("validate", True) and config.get("mandatory", True) else None
+    if plugin["plugin"] == LEGACY_APIKEY_PLUGIN:  # a converted service: public patterns make it keyless
+        config = plugin.get("config") or {}
+        public, private = config.get("public_patterns") or [], config.get("private_patterns") or []
+        return "keyless" if public == ["/.*"] and not private else ("key" if not public else None)
+    return None
+
+
+def _cors(plugins: list[dict[str, Any]]) -> dict[str, Any] | None:
+    cors = next((p for p in plugins if p.get("plugin") == PLUGIN + "Cors"), None)
+    if cors is None:
+        return None
+    c = cors.get("config") or {}
+    origins = [o.strip() for o in str(c.get("allow_origin") or "*").split(",") if o.strip()]
+    out: dict[str, Any] = {"allowedOrigins": origins}
+    for neutral, native in (("allowedMethods", "allow_methods"), ("allowedHeaders", "allow_headers"),
+                            ("exposedHeaders", "expose_headers")):  # fmt: skip
+        if c.get(native):
+            out[neutral] = list(c[native])
+    if c.get("allow_credentials") is not None:
+        out["allowCredentials"] = bool(c["allow_credentials"])
+    if isinstance(c.get("max_age"), int):
+        out["maxAge"] = c["max_age"]
+    return out
+
+
+def route_manifest(route: dict[str, Any], template: dict[str, Any], *, gateway: str, host: str, group: str,
+                   names: Names, namespace: str | None = None) -> Manifest | Skipped:  # fmt: skip
+    route_id = str(route.get("id") or "")
+    what = f"Otoroshi route {route_id} ({route.get('name', '')})"
+    meta = route.get("metadata") or {}
+    if meta.get("torii.dev/name"):
+        return Skipped(what, f"already managed by Torii (GatewayAPI {meta.get('torii.dev/namespace')}/"
+                             f"{meta['torii.dev/name']})")  # fmt: skip
+    if route_id in RESERVED_IDS or "admin-api-group" in (route.get("groups") or []):
+        return Skipped(what, "is Otoroshi's own admin API")
+    domains = (route.get("frontend") or {}).get("domains") or []
+    if len(domains) != 1:
+        return Skipped(what, f"serves {len(domains)} domains: a GatewayAPI has one listen path on the "
+                             "connection's host")  # fmt: skip
+    route_host, slash, rest = str(domains[0]).partition("/")
+    listen_path = slash + rest if slash else "/"
+    if not re.match(LISTEN_PATH_PATTERN, listen_path):
+        return Skipped(what, f"serves path {listen_path}, which is not a listen path")
+    backend = route.get("backend") or {}
+    root = str(backend.get("root") or "/")
+    urls = [f"{'https' if t.get('tls') else 'http'}://{t.get('hostname')}:{t.get('port')}{root}"
+            for t in backend.get("targets") or []]  # fmt: skip
+    if not urls:
+        return Skipped(what, "has no targets")
+    plugins = [p for p in route.get("plugins") or [] if isinstance(p, dict) and p.get("enabled", True) is not False]
+    auth = _route_auth(plugins)
+    if auth is None and any(p.get("plugin") == APIKEY_PLUGIN for p in plugins):
+        return Skipped(what, "asks for an optional API key (ApikeyCalls without validate/mandatory): a GatewayAPI "
+                             "is keyless or key")  # fmt: skip
+    if auth is None:
+        used = ", ".join(str(p.get("plugin")).removeprefix(PLUGIN) for p in plugins if p.get("plugin") in AUTH_PLUGINS)
+        return Skipped(what, f"authenticates with {used or 'an optional API key'}: a GatewayAPI is keyless or key")
+    spec: dict[str, Any] = {"gateway": gateway, "listenPath": listen_path}
+    spec["upstream"] = {"targets": urls} if len(urls) > 1 else {"url": urls[0]}
+    if (route.get("frontend") or {}).get("strip_path") is False:
+        spec["stripListenPath"] = False
+    if auth != "keyless":
+        spec["auth"] = auth
+    if route.get("enabled") is False:
+        spec["active"] = False
+    if (cors := _cors(plugins)) is not None:
+        spec["cors"] = cors
+    spec["adopt"] = {"id": route_id}
+    k8s_name = names.claim(str(route.get("name") or ""), route_id)
+    try:
+        parsed = GatewayAPISpec.model_validate(spec)
+        ref = ObjectRef(namespace or "default", k8s_name)
+        rendered = render_route(ref, parsed, route_id=route_id, host=host, group=group)
+        rendered["metadata"] = {k: v for k, v in rendered["metadata"].items() if k not in owner_metadata(ref, "")}
+        override = prune(minimal_override(without(route, ROUTE_DERIVED), without(rendered, ROUTE_DERIVED), template))
+        extra = [p for p in plugins if p.get("plugin") not in DERIVED_PLUGINS]
+        if extra:
+            override["plugins"] = extra
+        if route_host.lower() != host.lower():  # served on a host of its own: kept (the path is the listen path)
+            override.setdefault("frontend", {})["domains"] = [str(domains[0])]
+    except (ValidationError, ValueError) as exc:
+        return Skipped(what, f"cannot be expressed as a GatewayAPI: {first_error(exc)}")
+    return to_manifest("GatewayAPI", GatewayAPISpec, k8s_name, spec, "otoroshi", override, what, namespace)
 
 
 def service_manifest(service: dict[str, Any], template: dict[str, Any], *, gateway: str, domain: str,
@@ -59,9 +169,10 @@ def service_manifest(service: dict[str, Any], template: dict[str, Any], *, gatew
     return made
 
 
-def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str, apis: dict[str, str],
-                 names: Names, namespace: str | None = None) -> Manifest | Skipped:  # fmt: skip
-    """`apis`: Otoroshi service id -> name of the GatewayAPI that adopts it."""
+def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
+                 namespace: str | None = None, entity: str = "service") -> Manifest | Skipped:  # fmt: skip
+    """`apis`: Otoroshi route (or service) id -> name of the GatewayAPI that adopts it. A key authorised on
+    `service_<id>` or `route_<id>` passes the object with that id either way (the proxy treats them alike)."""
     client_id = str(key.get("clientId") or "")
     what = f"Otoroshi apikey {client_id} ({key.get('clientName', '')})"
     meta = key.get("metadata") or {}
@@ -70,15 +181,15 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
     if (key.get("rotation") or {}).get("enabled"):
         return Skipped(what, "uses Otoroshi's automatic rotation; a GatewayKey rotates declaratively (spec.rotation)")
     refs = []
-    for entity in key.get("authorizedEntities") or []:
-        kind, _, ident = str(entity).partition("_")
-        if kind != "service":
-            return Skipped(what, f"authorizes {entity}: only service authorizations map to spec.apis")
+    for authorized in key.get("authorizedEntities") or []:
+        kind, _, ident = str(authorized).partition("_")
+        if kind not in ("service", "route"):
+            return Skipped(what, f"authorizes {authorized}: only route and service authorizations map to spec.apis")
         if ident not in apis:
-            return Skipped(what, f"authorizes service {ident}, which this import does not adopt as a keyed API")
+            return Skipped(what, f"authorizes {kind} {ident}, which this import does not adopt as a keyed API")
         refs.append({"name": apis[ident]})
     if not refs:
-        return Skipped(what, "authorizes no service")
+        return Skipped(what, "authorizes no route or service")
     spec: dict[str, Any] = {"gateway": gateway, "apis": refs}
     throttling = int(key.get("throttlingQuota") or DEFAULT_QUOTA)
     if throttling != DEFAULT_QUOTA:
@@ -97,8 +208,17 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
         resolved = tuple(ResolvedApi(r["name"], sid) for sid, r in zip(
             [str(e).partition("_")[2] for e in key.get("authorizedEntities") or []], refs, strict=True))  # fmt: skip
         request = KeyRequest(ObjectRef(namespace or "default", k8s_name), parsed, resolved, None, Credential())
-        rendered = render_apikey(request)
-        override = prune(minimal_override(without(key, KEY_IGNORED), without(rendered, KEY_IGNORED), template))
+        rendered = render_apikey(request, entity)
+        ignored = KEY_IGNORED if (key.get("restrictions") or {}).get("enabled") else (*KEY_IGNORED, "restrictions")
+        actual = dict(key)
+        if isinstance(actual.get("restrictions"), dict):  # Torii's own probe rule is never the user's
+            forbidden = [
+                r
+                for r in actual["restrictions"].get("forbidden") or []
+                if {k: v for k, v in r.items() if k != "authorized_entity"} != PROBE_RESTRICTION
+            ]
+            actual["restrictions"] = {**actual["restrictions"], "forbidden": forbidden}
+        override = prune(minimal_override(without(actual, ignored), without(rendered, ignored), template))
     except (ValidationError, ValueError) as exc:
         return Skipped(what, f"cannot be expressed as a GatewayKey: {first_error(exc)}")
     made = to_manifest("GatewayKey", GatewayKeySpec, k8s_name, spec, "otoroshi", override, what, namespace)
@@ -113,6 +233,16 @@ def map_api(item: dict[str, Any], inventory: Inventory, *, gateway: str, names: 
                             namespace=namespace)  # fmt: skip
 
 
+def map_route(item: dict[str, Any], inventory: Inventory, *, gateway: str, names: Names,
+              namespace: str | None) -> Manifest | Skipped:  # fmt: skip
+    rendering = inventory.rendering
+    host = ".".join(p for p in (rendering["subdomain"], rendering["domain"]) if p)
+    return route_manifest(item, inventory.api_defaults, gateway=gateway, host=host, group=rendering["group"],
+                          names=names, namespace=namespace)  # fmt: skip
+
+
 def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, str],
             names: Names, namespace: str | None) -> Manifest | Skipped:  # fmt: skip
-    return key_manifest(body, inventory.key_defaults, gateway=gateway, apis=apis, names=names, namespace=namespace)
+    entity = "route" if inventory.kind == "otoroshi-routes" else "service"
+    return key_manifest(body, inventory.key_defaults, gateway=gateway, apis=apis, names=names, namespace=namespace,
+                        entity=entity)  # fmt: skip

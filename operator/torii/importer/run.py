@@ -21,6 +21,7 @@ async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace
     inventory = await driver.importer.inventory()
     mapper = MAPPERS[inventory.kind]
     result = ImportResult()
+    result.skipped += [Skipped(source, reason) for source, reason in inventory.not_imported]
     api_names: dict[str, str] = {}
     oauth_apis: dict[str, str] = {}
     names = Names()
@@ -57,6 +58,7 @@ class Mapper:
 MAPPERS = {
     "tyk": Mapper(tyk.map_api, tyk.map_key, tyk_operator=True),
     "otoroshi": Mapper(otoroshi.map_api, otoroshi.map_key, tyk_operator=False),
+    "otoroshi-routes": Mapper(otoroshi.map_route, otoroshi.map_key, tyk_operator=False),
 }
 
 

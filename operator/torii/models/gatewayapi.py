@@ -185,8 +185,10 @@ class GatewayAPISpec(CamelModel):
     )
     otoroshi: dict[str, Any] | None = Field(
         default=None,
-        description="Otoroshi service descriptor fields merged over what Torii generates. "
-        f"Torii owns {', '.join(OTOROSHI_OWNED_FIELDS)}: it cannot be set here.",
+        description="Otoroshi route fields (`services` connections: service descriptor fields) merged over what "
+        "Torii generates; `plugins` are added after Torii's. Torii sets authentication (its plugins), `enabled`, "
+        "the frontend domains and the backend targets from the neutral fields, and owns "
+        f"{', '.join(OTOROSHI_OWNED_FIELDS)}.",
         json_schema_extra=escape_hatch("spec.otoroshi", OTOROSHI_OWNED_FIELDS),
     )
 

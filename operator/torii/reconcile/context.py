@@ -80,7 +80,7 @@ class ReconcileContext:
         """What the tenancy checks need to know of the driver's connection."""
         return Connection(
             driver.name, driver.type, self.tenancy.get(driver.name) or Tenancy(), list(driver.admin_urls),
-            frozenset(driver.neutral_fields),
+            frozenset(driver.neutral_fields), driver.dialect,
         )  # fmt: skip
 
     async def owned_secret(self, ref: ObjectRef, owner: Owner, secret_name: str) -> SecretView | None:

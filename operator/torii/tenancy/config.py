@@ -54,7 +54,8 @@ class PathRules(CamelModel):
 
 class HostRules(CamelModel):
     """Hosts each namespace may publish on, where an escape hatch sets one (Tyk `domain`, Otoroshi `hosts`,
-    `domain`, `subdomain`); such fields are refused by the default escape-hatch rules in the first place."""
+    `domain`, `subdomain`, the hosts of a route's `frontend.domains`); such fields are refused by the default
+    escape-hatch rules in the first place."""
 
     patterns: list[str] = Field(
         default_factory=list,

@@ -94,13 +94,30 @@ OTOROSHI_DENIED = {
     "clientValidatorRef": CERTS, "tlsSettings": CERTS, "issueCert": CERTS, "issueCertCA": CERTS,
 }  # fmt: skip
 
+# Otoroshi NgRoute (`routes` connections; the fields of NgRoute.fmt in 17.17.0).
+OTOROSHI_ROUTE_ALLOWED = [
+    "name", "description", "tags", "metadata", "export_reporting", "frontend.exact", "frontend.methods",
+    "backend.rewrite", "backend.load_balancing", "backend.client",
+]  # fmt: skip
+OTOROSHI_ROUTE_DENIED = {
+    "id": TORIIS, "_loc": TORIIS, "metadata.torii-*": TORIIS, "metadata.torii.dev/*": TORIIS,
+    "metadata.otoroshi-core-*": "drives Otoroshi internals (capture, certificates)",
+    "debug_flow": "records requests on the gateway", "capture": "records requests on the gateway",
+    "enabled": ROUTING, "groups": ROUTING, "bound_listeners": ROUTING, "frontend.domains": ROUTING,
+    "frontend.headers": ROUTING, "frontend.query": ROUTING, "frontend.cookies": ROUTING,
+    "backend.targets": OUTBOUND, "backend.root": OUTBOUND, "backend.health_check": OUTBOUND,
+    "backend.client.proxy": OUTBOUND, "backend_ref": OUTBOUND,
+    "plugins": RUNS_CODE,
+}  # fmt: skip
+
 DEFAULTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "tyk": (TYK_ALLOWED, TYK_DENIED),
     "otoroshi": (OTOROSHI_ALLOWED, OTOROSHI_DENIED),
+    "otoroshi-routes": (OTOROSHI_ROUTE_ALLOWED, OTOROSHI_ROUTE_DENIED),
 }
 # Tyk decodes JSON with Go's encoding/json, which matches field names case-insensitively (`Proxy` is `proxy`):
 # its rules and paths are compared folded. Otoroshi's reads are case-sensitive.
-FOLDED = {"tyk": True, "otoroshi": False}
+FOLDED = {"tyk": True, "otoroshi": False, "otoroshi-routes": False}
 
 # Strings a gateway expands into secrets of its own when it loads or serves a definition (Tyk: KV references
 # in the raw JSON and `$secret_*` variables; Otoroshi: its expression language, vault references included).
@@ -108,6 +125,7 @@ SECRET_REFERENCES = {
     "tyk": ("env://", "secrets://", "consul://", "vault://", "$secret_env.", "$secret_conf.", "$secret_vault.",
             "$secret_consul."),
     "otoroshi": ("${",),
+    "otoroshi-routes": ("${",),
 }  # fmt: skip
 # Header names no tenant may set in a header map: they steer the gateway itself (Tyk sends a request carrying
 # X-Tyk-Internal to the internal API its Host names; Otoroshi's own admin service is reached by its Host).

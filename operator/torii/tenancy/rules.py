@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from torii.gateways.base import dotted_get
 from torii.gateways.errors import PolicyViolation
 from torii.models.gatewayapi import GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
@@ -15,7 +16,8 @@ from torii.tenancy.escape_hatch import ambiguous_keys, secret_references, violat
 from torii.tenancy.upstream import Resolver, resolve, upstream_violations
 
 # Escape-hatch fields that carry a host, per gateway type (checked against the host rules when allowed at all).
-HOST_FIELDS = {"tyk": ("domain",), "otoroshi": ("domain", "subdomain", "hosts")}
+HOST_FIELDS = {"tyk": ("domain",), "otoroshi": ("domain", "subdomain", "hosts"),
+               "otoroshi-routes": ("frontend.domains",)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class Connection:
     admin_urls: list[str] = field(default_factory=list)
     # Escape-hatch fields Torii overrides with its neutral fields (setting them changes nothing).
     neutral_fields: frozenset[str] = frozenset()
+    # What the escape hatch holds (escape_hatch.DEFAULTS): the gateway type, or `otoroshi-routes`.
+    dialect: str = ""
+
+    @property
+    def hatch_dialect(self) -> str:
+        return self.dialect or self.type
 
 
 def refuse(conn: Connection, problems: list[str]) -> None:
@@ -72,13 +80,16 @@ async def check_api(conn: Connection, namespace: str, spec: GatewayAPISpec, *, r
     if hatch:
         problems += [
             f"{hatch_name}.{v} (tenancy.escapeHatch)"
-            for v in violations(conn.type, hatch, tenancy.escape_hatch, single_team=tenancy.single_team,
+            for v in violations(conn.hatch_dialect, hatch, tenancy.escape_hatch, single_team=tenancy.single_team,
                                 ignored=set(conn.neutral_fields))
         ]  # fmt: skip
         allowed_hosts = tenancy.hosts.allowed(namespace)
-        for name in HOST_FIELDS.get(conn.type, ()):
-            if name in hatch and (allowed_hosts or not tenancy.single_team):
-                values = hatch[name] if isinstance(hatch[name], list) else [hatch[name]]
+        for name in HOST_FIELDS.get(conn.hatch_dialect, ()):
+            present, value = dotted_get(hatch, name)
+            if present and (allowed_hosts or not tenancy.single_team):
+                values = value if isinstance(value, list) else [value]
+                if name == "frontend.domains":  # `host/path`: the host is what the rule is about
+                    values = [v.partition("/")[0] if isinstance(v, str) else v for v in values]
                 problems += [
                     f"{hatch_name}.{name}: {value} is not a host of namespace {namespace} (tenancy.hosts)"
                     for value in values
