@@ -188,3 +188,47 @@ def test_otoroshi_drift_route_deleted_by_hand_is_restored(stack: Stack, world: W
         wait_until(lambda: admin.get(f"/api/routes/{service_id}").status_code == 200, timeout=60,
                    what="route restored")  # fmt: skip
         wait_until(lambda: through_otoroshi(stack, f"/{name}/x").status_code == 200, what="traffic restored")
+
+
+def test_otoroshi_route_rate_limit_cors_and_two_targets(stack: Stack, world: World) -> None:
+    stack.require("otoroshi")
+    name = unique("olimit")
+    with upstream("first") as first, upstream("second") as second:
+        world.apply(KIND, name, {
+            "gateway": "otoroshi", "listenPath": f"/{name}/", "upstream": {"targets": [first.url, second.url]},
+            "rateLimit": {"rate": 4, "per": 60}, "cors": {"allowedOrigins": ["https://app.example"]},
+        })  # fmt: skip
+        world.ready(KIND, name)
+        origin = {"Host": f"api.{stack.env['OTOROSHI_DOMAIN']}", "Origin": "https://app.example"}
+        answers = [httpx.get(f"{stack.env['OTOROSHI_URL']}/{name}/x", headers=origin) for _ in range(5)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 200, 429]  # the window's quota, then refused
+        assert {a.json()["upstream"] for a in answers[:4]} == {"first", "second"}  # both targets serve
+        assert answers[0].headers.get("Access-Control-Allow-Origin") == "https://app.example"
+
+
+def test_otoroshi_route_never_takes_the_path_of_a_service(stack: Stack, world: World) -> None:
+    """The proxy serves a (hand-made) service before a route on the same path: such a route would be written,
+    enabled, and never get a request. Torii refuses it instead."""
+    stack.require("otoroshi")
+    name = unique("oshadow")
+    admin = httpx.Client(
+        base_url=stack.env["OTOROSHI_URL"], headers={"Host": stack.env["OTOROSHI_API_HOST"]},
+        auth=(stack.env["OTOROSHI_CLIENT_ID"], stack.env["OTOROSHI_CLIENT_SECRET"]),
+    )  # fmt: skip
+    with upstream("hand") as hand, upstream("torii") as mine:
+        service = admin.get("/api/services/_template").json() | {
+            "id": f"hand-{name}", "name": f"hand-{name}", "subdomain": "api", "domain": stack.env["OTOROSHI_DOMAIN"],
+            "matchingRoot": f"/{name}/", "stripPath": True, "enabled": True, "publicPatterns": ["/.*"],
+            "targets": [{"host": hand.url.removeprefix("http://"), "scheme": "http"}],
+        }  # fmt: skip
+        assert admin.post("/api/services", json=service).status_code in (200, 201)
+        try:
+            world.apply(KIND, name, {"gateway": "otoroshi", "listenPath": f"/{name}/", "upstream": {"url": mine.url}})
+            condition = world.reason(KIND, name, "ListenPathConflict")
+            assert "already served by another service" in condition["message"]
+            assert not [r for r in admin.get("/api/routes").json() if r["frontend"]["domains"][0].endswith(f"/{name}/")]
+        finally:
+            admin.delete(f"/api/services/hand-{name}")
+        world.ready(KIND, name)  # the path is free: the route is written (the next retry)
+        wait_until(lambda: through_otoroshi(stack, f"/{name}/x").json().get("upstream") == "torii",
+                   what="the route serves")  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 
 from support.otoroshi_model import CLIENT_ID, CLIENT_SECRET, REF, OtoroshiModel, make_driver, spec
 from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
+from torii.gateways.errors import ListenPathConflict
 from torii.gateways.otoroshi import OtoroshiDriver
 from torii.gateways.otoroshi_keys import Verdict, verdict
 from torii.gateways.otoroshi_render import PROBE_RESTRICTION, render_apikey, with_fingerprint
@@ -125,6 +126,38 @@ async def test_switching_to_routes_moves_own_services_and_leaves_others_alone() 
     # Deleting an object still on a service (not converged since the switch) deletes that service too.
     assert await routes.apis.delete_api(theirs)
     assert sorted(model.services) == ["by-hand"]
+
+
+def hand_made_service(path: str, **fields: Any) -> dict[str, Any]:
+    return {"id": "by-hand", "enabled": True, "subdomain": "api", "domain": "oto.tools", "matchingRoot": path,
+            "metadata": {}, **fields}  # fmt: skip
+
+
+async def test_a_new_route_never_takes_a_path_a_service_holds() -> None:
+    model = OtoroshiModel()
+    model.services["by-hand"] = hand_made_service("/catalog/")
+    driver = make_driver(model)
+    with pytest.raises(ListenPathConflict, match="already served by another service"):
+        await driver.apis.converge_api(REF, spec())
+    assert model.routes == {}  # nothing half-applied
+    # Another namespace's Torii service under the path is refused too (it would take part of its traffic).
+    model.services["by-hand"] = hand_made_service(
+        "/catalog/v2/", metadata={"torii.dev/namespace": "other", "torii.dev/name": "v2"}
+    )
+    with pytest.raises(ListenPathConflict):
+        await make_driver(model).apis.converge_api(REF, spec())
+    model.services.clear()
+    assert (await make_driver(model).apis.converge_api(REF, spec())).created
+
+
+async def test_a_route_keeps_its_path_when_a_service_appears_on_it_later() -> None:
+    model = OtoroshiModel()
+    driver = make_driver(model)
+    await driver.apis.converge_api(REF, spec())
+    model.services["by-hand"] = hand_made_service("/catalog/")
+    model.routes["torii.shop.catalog"]["backend"]["targets"] = []  # drift to repair, on a path it holds
+    assert (await make_driver(model).apis.converge_api(REF, spec())).changed
+    assert model.routes["torii.shop.catalog"]["backend"]["targets"][0]["hostname"] == "catalog.shop"
 
 
 def key_request(**overrides: Any) -> KeyRequest:

@@ -10,7 +10,8 @@ list that makes it (a change that lands while the list streams in is never taken
 
 Before any write, in this order: ownership (an object whose owner record names another Torii object, or no
 owner where Torii does not adopt, is refused and neither takes nor frees a path), then routes (a path held by
-another object, or overlapping another namespace's, is refused: `batch.path_conflicts`).
+another object, or overlapping another namespace's, is refused: `batch.path_conflicts`). Objects of another
+kind the gateway routes alongside (`neighbours`: Otoroshi services beside routes) hold their paths too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torii.gateways.batch import Batcher, conflict_message, path_conflicts
@@ -58,6 +59,16 @@ class Applied:
     created: bool = False
     written_at: float = 0.0
     probe: tuple[str, str, bool] | None = None  # (host, path, should it be routed) to confirm after the burst
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """An object of another kind that takes a route from the same gateway (`BurstSync.neighbours`)."""
+
+    what: str  # how messages name one ("service")
+    object_id: str
+    route: str | None
+    owner: Owner | None
 
 
 Op = Put | Remove
@@ -112,6 +123,11 @@ class BurstSync(ABC):
         """Complete the burst once its writes are done: confirm what the gateway serves, answer every op that
         `results` does not answer yet. `written`: the ids written (with their stored views)."""
 
+    async def neighbours(self, claims: dict[str, str]) -> dict[str, Neighbour]:
+        """Objects of another kind the gateway routes on the same paths, for a burst that claims new paths
+        (`claims`: {id: route}). Keys are never ids of this kind. None by default."""
+        return {}
+
     def in_sync(self, desired: dict[str, Any], current: View | None) -> bool:
         return current is not None and self.core(desired) == current
 
@@ -133,6 +149,10 @@ class BurstSync(ABC):
         self._view = {v[self.id_field]: v for v in views}
         self._view_at = started
         return self._view
+
+    async def recent(self, max_age: float) -> dict[str, View]:
+        """Every object of the kind, from a list at most `max_age` seconds old."""
+        return self._view if time.monotonic() - self._view_at <= max_age else await self.list_all()
 
     def few(self, ids: list[str] | set[str]) -> bool:
         return len(ids) <= SMALL_BATCH and len(self._view) >= FEW_RATIO * len(ids)
@@ -172,7 +192,8 @@ class BurstSync(ABC):
             i: refused for i, op in ops.items()
             if isinstance(op, Put) and (refused := self.claim_refused(i, op, before.get(i))) is not None
         }  # fmt: skip
-        results |= self._conflicts({i: op for i, op in ops.items() if i not in results}, before)
+        remaining = {i: op for i, op in ops.items() if i not in results}
+        results |= self._conflicts(remaining, before, await self.neighbours(self._claims(remaining, before)))
         writes: dict[str, Awaitable[View | None]] = {}
         for object_id, op in ops.items():
             if object_id not in results:
@@ -237,19 +258,38 @@ class BurstSync(ABC):
             )
         return None
 
-    def _conflicts(self, ops: dict[str, Op], before: dict[str, View]) -> dict[str, GatewayError]:
+    def _wanted(self, ops: dict[str, Op]) -> dict[str, str]:
+        return {i: r for i, op in ops.items() if isinstance(op, Put) and (r := self.route(self.core(op.desired)))}
+
+    def _claims(self, ops: dict[str, Op], before: dict[str, View]) -> dict[str, str]:
+        """The routes of `ops` their objects do not hold yet."""
         views = {**self._view, **before}
-        wanted = {i: r for i, op in ops.items() if isinstance(op, Put) and (r := self.route(self.core(op.desired)))}
+        return {i: r for i, r in self._wanted(ops).items() if i not in views or self.route(views[i]) != r}
+
+    def _conflicts(
+        self, ops: dict[str, Op], before: dict[str, View], neighbours: dict[str, Neighbour]
+    ) -> dict[str, GatewayError]:
+        views = {**self._view, **before}
+        wanted = self._wanted(ops)
         current = {i: self.route(v) for i, v in views.items()}
         # Only a removal that will happen frees a path (one of another object's is left alone).
         freed = {i for i, op in ops.items() if isinstance(op, Remove) and owner_of(views.get(i)) == op.owner}
-        namespaces = {i: (owner_of(v) or (None, None))[0] for i, v in views.items()}
-        namespaces |= {
-            i: (owner_of(self.core(op.desired)) or (None, None))[0] for i, op in ops.items() if isinstance(op, Put)
-        }
-        return {
-            object_id: ListenPathConflict(
-                conflict_message(self.name, self.what, conflict, namespaces, namespaces.get(object_id))
-            )
-            for object_id, conflict in path_conflicts(wanted, current, freed, namespaces).items()
-        }
+        owners = {i: owner_of(v) for i, v in views.items()}
+        owners |= {i: owner_of(self.core(op.desired)) for i, op in ops.items() if isinstance(op, Put)}
+        held = {r for r in current.values() if r}
+        for key, other in neighbours.items():
+            # Not the same object's view of the other kind (what a switch of kind leaves, retired once this one
+            # serves), nor a path one of ours holds already (it was there first, or took the path over).
+            if (other.owner is not None and owners.get(other.object_id) == other.owner) or other.route in held:
+                continue
+            current[key], owners[key] = other.route, other.owner
+        namespaces = {i: (o or (None, None))[0] for i, o in owners.items()}
+        refused: dict[str, GatewayError] = {}
+        for object_id, conflict in path_conflicts(wanted, current, freed, namespaces).items():
+            what, found = self.what, conflict
+            if (holder := neighbours.get(conflict.holder)) is not None:  # named by its own kind and id
+                what, found = holder.what, replace(conflict, holder=holder.object_id)
+                namespaces = {**namespaces, holder.object_id: namespaces[conflict.holder]}
+            message = conflict_message(self.name, what, found, namespaces, namespaces.get(object_id))
+            refused[object_id] = ListenPathConflict(message)
+        return refused

@@ -187,6 +187,9 @@ class OtoroshiDriver:
         services = OtoroshiServiceSync(
             name, self._http, self.routed, state_sync_seconds=state_sync_seconds, serve_timeout=serve_timeout
         )
+        # Each kind's paths are held against the other's: a hand-made service (which the proxy serves before a
+        # route) must not leave a new route on its path Ready while it never gets a request.
+        routes.neighbour, services.neighbour = services, routes
         self.entity = entity
         # The escape-hatch dialect (tenancy rules) and the fields Torii overrides there, per entity.
         self.dialect = "otoroshi" if entity == SERVICES else "otoroshi-routes"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from torii.gateways.base import is_subset, pick
-from torii.gateways.burst import Applied, BurstSync, Op, Put, Remove, Results, View
+from torii.gateways.burst import Applied, BurstSync, Neighbour, Op, Put, Remove, Results, View, owner_of
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient, admin_path
 
@@ -28,6 +28,7 @@ CORE_FIELDS = (
 )  # fmt: skip
 # The owner record Torii writes into every service it manages (metadata); absent: not Torii's.
 OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
+NEIGHBOUR_MAX_AGE = 10.0  # how old the list of the other kind may be when a burst claims new paths
 VANISHED_CHECK_SECONDS = 5.0  # while the proxy does not route a written path, look at the admin API this often
 Probe = Callable[[str, str], Awaitable[bool]]  # does the proxy route this path on this host?
 
@@ -79,6 +80,7 @@ class OtoroshiSync(BurstSync):
         self._routed = routed
         self._state_sync_seconds = state_sync_seconds
         self._serve_timeout = serve_timeout
+        self.neighbour: OtoroshiSync | None = None  # the other kind (routes beside services), whose paths count
 
     @abstractmethod
     def served(self, view: View | None) -> tuple[str, str] | None:
@@ -94,6 +96,17 @@ class OtoroshiSync(BurstSync):
 
     def get_path(self, object_id: str) -> str:
         return admin_path(self.list_path + "/{}", object_id)
+
+    async def neighbours(self, claims: dict[str, str]) -> dict[str, Neighbour]:
+        """The other kind's objects, for a burst that claims new paths (one list of them per 10 s at most; a
+        drift pass or an unchanged path costs nothing). Keyed `<list path>/<id>`: never an id of this kind."""
+        other = self.neighbour
+        if other is None or not claims:
+            return {}
+        views = await other.recent(NEIGHBOUR_MAX_AGE)
+        return {
+            f"{other.list_path}/{i}": Neighbour(other.what, i, other.route(v), owner_of(v)) for i, v in views.items()
+        }
 
     async def put(
         self, object_id: str, desired: dict[str, Any], *, max_age: float = 0.0, adopting: bool = False
