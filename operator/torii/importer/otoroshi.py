@@ -69,14 +69,22 @@ def _cors(plugins: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def already_managed(what: str, entity: dict[str, Any]) -> Skipped | None:
+    """A route or service Torii manages is never imported again."""
+    meta = entity.get("metadata") or {}
+    if not meta.get("torii.dev/name"):
+        return None
+    return Skipped(
+        what, f"already managed by Torii (GatewayAPI {meta.get('torii.dev/namespace')}/{meta['torii.dev/name']})"
+    )
+
+
 def route_manifest(route: dict[str, Any], template: dict[str, Any], *, gateway: str, host: str, group: str,
                    names: Names, namespace: str | None = None) -> Manifest | Skipped:  # fmt: skip
     route_id = str(route.get("id") or "")
     what = f"Otoroshi route {route_id} ({route.get('name', '')})"
-    meta = route.get("metadata") or {}
-    if meta.get("torii.dev/name"):
-        return Skipped(what, f"already managed by Torii (GatewayAPI {meta.get('torii.dev/namespace')}/"
-                             f"{meta['torii.dev/name']})")  # fmt: skip
+    if managed := already_managed(what, route):
+        return managed
     if route_id in RESERVED_IDS or "admin-api-group" in (route.get("groups") or []):
         return Skipped(what, "is Otoroshi's own admin API")
     domains = (route.get("frontend") or {}).get("domains") or []
@@ -134,10 +142,8 @@ def service_manifest(service: dict[str, Any], template: dict[str, Any], *, gatew
                      ) -> Manifest | Skipped:  # fmt: skip
     service_id = str(service.get("id") or "")
     what = f"Otoroshi service {service_id} ({service.get('name', '')})"
-    meta = service.get("metadata") or {}
-    if meta.get("torii.dev/name"):
-        return Skipped(what, f"already managed by Torii (GatewayAPI {meta.get('torii.dev/namespace')}/"
-                             f"{meta['torii.dev/name']})")  # fmt: skip
+    if managed := already_managed(what, service):
+        return managed
     listen_path = service.get("matchingRoot")
     if not isinstance(listen_path, str) or not re.match(LISTEN_PATH_PATTERN, listen_path):
         return Skipped(what, "routes every path of its host (no matchingRoot): a GatewayAPI has a listen path")
