@@ -24,6 +24,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -211,8 +212,8 @@ def checks(state: State) -> dict[str, Callable[[], bool]]:
         "kube-controller-manager": lambda: http_ok(f"https://127.0.0.1:{p['kube-controller-manager']}/healthz"),
         "redis": lambda: redis_ok(p["redis"]),
     }
-    if "tyk" in p:
-        result["tyk"] = lambda: http_ok(f"http://127.0.0.1:{p['tyk']}/hello")
+    for node in tyk_nodes(state):
+        result[node] = lambda node=node: http_ok(f"http://127.0.0.1:{p[node]}/hello")  # type: ignore[misc]
     if "otoroshi" in p:
         result["otoroshi"] = lambda: otoroshi_admin_ok(state)
     return result
@@ -408,15 +409,27 @@ def start_redis(state: State) -> None:
     wait_for("redis", checks(state)["redis"], lambda: started_alive(state.pids["redis"]), 30)
 
 
-def tyk_config(state: State, pins: dict[str, str], app_path: Path) -> Path:
+def tyk_nodes(state: State) -> list[str]:
+    """The Tyk nodes of the stack: `tyk` (node 0, the demo's one gateway), then `tyk-1`, `tyk-2`, ..."""
+    extra = sorted((k for k in state.ports if re.fullmatch(r"tyk-\d+", k)), key=lambda k: int(k.split("-")[1]))
+    return (["tyk"] if "tyk" in state.ports else []) + extra
+
+
+def tyk_node_name(index: int) -> str:
+    return "tyk" if index == 0 else f"tyk-{index}"
+
+
+def tyk_config(state: State, pins: dict[str, str], app_path: Path, node: str = "tyk") -> Path:
     home = CACHE / f"tyk-v{pins['TYK_VERSION']}"
     policies = STACK_DIR / "tyk-policies"
     policies.mkdir(parents=True, exist_ok=True)
     (policies / "policies.json").write_text("{}")
     conf = {
         "listen_address": "127.0.0.1",
-        "listen_port": state.ports["tyk"],
+        "listen_port": state.ports[node],
         "secret": state.secrets["tyk_secret"],
+        # Nodes sign their cluster notifications (key evictions, group reloads) with it: one value for all.
+        "node_secret": state.secrets["tyk_secret"],
         "template_path": str(home / "templates"),
         "app_path": str(app_path),
         "use_db_app_configs": False,
@@ -428,26 +441,48 @@ def tyk_config(state: State, pins: dict[str, str], app_path: Path) -> Path:
         "health_check": {"enable_health_checks": True, "health_check_value_timeouts": 60},
         "reload_interval": 1,
         # Default /var/run/tyk-gateway.pid would be shared by two stacks on one machine.
-        "pid_file_location": str(STACK_DIR / "tyk.pid"),
+        "pid_file_location": str(STACK_DIR / f"{node}.pid"),
     }
-    path = STACK_DIR / "tyk.conf"
+    path = STACK_DIR / f"{node}.conf"
     path.write_text(json.dumps(conf, indent=2))
     path.chmod(0o600)
     return path
 
 
-def start_tyk(state: State, pins: dict[str, str], app_path: Path | None = None) -> None:
-    """Start (or restart, e.g. with an empty app directory) the Tyk Gateway on its recorded port."""
-    app_path = app_path or Path(state.paths.get("tyk-apps", STACK_DIR / "tyk-apps"))
+def start_tyk(state: State, pins: dict[str, str], app_path: Path | None = None, node: str = "tyk") -> None:
+    """Start (or restart, e.g. with an empty app directory) one Tyk node on its recorded port. Every node shares
+    the one Redis (keys, OAuth clients) and has an app directory of its own (API definitions are per node)."""
+    apps = f"{node}-apps"
+    app_path = app_path or Path(state.paths.get(apps, STACK_DIR / apps))
     app_path.mkdir(parents=True, exist_ok=True)
-    state.paths["tyk-apps"] = str(app_path)
-    state.ports.setdefault("tyk", free_port())
+    state.paths[apps] = str(app_path)
+    state.ports.setdefault(node, free_port())
     state.secrets.setdefault("tyk_secret", secrets.token_urlsafe(24))
-    state.binaries["tyk"] = str(BIN / f"tyk-v{pins['TYK_VERSION']}")
-    conf = tyk_config(state, pins, app_path)
-    state.pids["tyk"] = spawn("tyk", [state.binaries["tyk"], "--conf", str(conf)])
+    state.binaries[node] = str(BIN / f"tyk-v{pins['TYK_VERSION']}")
+    conf = tyk_config(state, pins, app_path, node)
+    state.pids[node] = spawn(node, [state.binaries[node], "--conf", str(conf)])
     state.save()
-    wait_for("tyk", checks(state)["tyk"], lambda: started_alive(state.pids["tyk"]), 60)
+    wait_for(node, checks(state)[node], lambda: started_alive(state.pids[node]), 60)
+
+
+def wanted_tyk_nodes() -> int:
+    """`TORII_TYK_NODES` (default 1): how many Tyk nodes `up` runs."""
+    value = os.environ.get("TORII_TYK_NODES", "1")
+    if not value.isdigit() or not 1 <= int(value) <= 9:
+        raise SystemExit(f"[stack] TORII_TYK_NODES={value!r}: a number from 1 to 9")
+    return int(value)
+
+
+def add_tyk_nodes(state: State, pins: dict[str, str]) -> bool:
+    """Start the Tyk nodes `TORII_TYK_NODES` asks for that are not running yet (a running stack grows)."""
+    added = False
+    for index in range(1, wanted_tyk_nodes()):
+        node = tyk_node_name(index)
+        if node not in state.pids:
+            shutil.rmtree(STACK_DIR / f"{node}-apps", ignore_errors=True)
+            start_tyk(state, pins, node=node)
+            added = True
+    return added
 
 
 def otoroshi_admin_ok(state: State) -> bool:
@@ -542,6 +577,8 @@ def write_env(state: State) -> None:
     if "tyk" in p:
         env |= {
             "TYK_URL": f"http://127.0.0.1:{p['tyk']}",
+            # Every node's admin URL (the first is TYK_URL), space-separated.
+            "TYK_NODE_URLS": " ".join(f"http://127.0.0.1:{p[n]}" for n in tyk_nodes(state)),
             "TYK_SECRET": s["tyk_secret"],
             # For tests that start a second, differently configured Tyk (e.g. hash_keys off) on the same Redis.
             "TORII_TYK_CONF": str(STACK_DIR / "tyk.conf"),
@@ -576,6 +613,9 @@ def cmd_up(_: argparse.Namespace) -> int:
     if state is not None:
         health = healthy(state)
         if all(health.values()):
+            if "tyk" in state.pids and add_tyk_nodes(state, versions()):
+                write_env(state)
+                log(f"Tyk nodes now: {len(tyk_nodes(state))}")
             log(f"already running and healthy; env: {ENV_FILE}")
             return 0
         log(f"stack unhealthy ({', '.join(n for n, ok in health.items() if not ok)}): restarting")
@@ -592,7 +632,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         tykop_built, tykop_reason = False, str(exc).splitlines()[0]
 
     STACK_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in ("etcd", "tyk-apps", "otoroshi"):
+    for stale in ("etcd", "otoroshi", *(f"{tyk_node_name(i)}-apps" for i in range(10))):
         shutil.rmtree(STACK_DIR / stale, ignore_errors=True)
     state = State(
         secrets={
@@ -613,6 +653,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         start_redis(state)
         if tyk_built:
             start_tyk(state, pins)
+            add_tyk_nodes(state, pins)
         if oto_built:
             start_otoroshi(state, pins)
     except BaseException:
@@ -642,9 +683,9 @@ def cmd_down(_: argparse.Namespace) -> int:
 def describe(state: State, name: str) -> str:
     """What a healthy component says it is (the version it reports itself where it does)."""
     pins = versions()
-    if name == "tyk":
+    if name == "tyk" or re.fullmatch(r"tyk-\d+", name):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{state.ports['tyk']}/hello", timeout=2) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{state.ports[name]}/hello", timeout=2) as resp:
                 return f"Tyk Gateway {json.loads(resp.read()).get('version', '?')}"
         except (urllib.error.URLError, OSError, ValueError):
             return "Tyk Gateway (version unknown)"
@@ -685,15 +726,16 @@ def cmd_restart_tyk(args: argparse.Namespace) -> int:
     """Restart Tyk on the same port; with --empty, on a fresh empty app directory (a gateway that lost state);
     with --flush-redis, Redis is emptied while Tyk is down (every key gone)."""
     state = State.load()
-    if state is None or "tyk" not in state.pids:
-        raise SystemExit("[stack] no running Tyk")
-    stop_pid(state.pids["tyk"], Path(state.binaries["tyk"]).name)
+    node = tyk_node_name(args.node)
+    if state is None or node not in state.pids:
+        raise SystemExit(f"[stack] no running Tyk node {args.node}")
+    stop_pid(state.pids[node], Path(state.binaries[node]).name)
     if args.flush_redis:
         redis_command(state, "FLUSHALL")
     app_path = None
     if args.empty:
-        app_path = STACK_DIR / f"tyk-apps-{int(time.time() * 1000)}"
-    start_tyk(state, versions(), app_path)
+        app_path = STACK_DIR / f"{node}-apps-{int(time.time() * 1000)}"
+    start_tyk(state, versions(), app_path, node)
     return 0
 
 
@@ -703,19 +745,30 @@ def redis_command(state: State, *words: str) -> bytes:
         return conn.recv(1024)
 
 
-# Components a fault-injection test may stop and start again (same ports, same data unless said otherwise).
+# Components a fault-injection test may stop and start again (same ports, same data unless said otherwise);
+# Tyk nodes also as `tyk-1`, `tyk-2`, ... (or `tyk --node N`).
 RESTARTABLE = ("tyk", "otoroshi", "kube-apiserver")
+
+
+def component(args: argparse.Namespace) -> str:
+    name: str = args.name
+    if name == "tyk" and args.node:
+        return tyk_node_name(args.node)
+    if name not in RESTARTABLE and not re.fullmatch(r"tyk-\d", name):
+        raise SystemExit(f"[stack] {name}: one of {', '.join(RESTARTABLE)} or tyk-N")
+    return name
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop one component (a gateway outage, an apiserver restart); `start NAME` brings it back."""
     state = State.load()
-    if state is None or args.name not in state.pids:
-        raise SystemExit(f"[stack] {args.name} is not running")
-    binary = state.binaries[args.name]
-    stop_pid(state.pids.pop(args.name), Path(binary).name)
+    name = component(args)
+    if state is None or name not in state.pids:
+        raise SystemExit(f"[stack] {name} is not running")
+    binary = state.binaries[name]
+    stop_pid(state.pids.pop(name), Path(binary).name)
     state.save()
-    log(f"stopped {args.name}")
+    log(f"stopped {name}")
     return 0
 
 
@@ -724,17 +777,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     state = State.load()
     if state is None:
         raise SystemExit("[stack] no stack")
-    if checks(state)[args.name]():
-        raise SystemExit(f"[stack] {args.name} is already running")
-    if args.name == "tyk":
-        start_tyk(state, versions())
-    elif args.name == "otoroshi":
+    name = component(args)
+    if name in checks(state) and checks(state)[name]():
+        raise SystemExit(f"[stack] {name} is already running")
+    if name == "tyk" or name.startswith("tyk-"):
+        start_tyk(state, versions(), node=name)
+    elif name == "otoroshi":
         start_otoroshi(state, versions())
     else:
-        state.pids[args.name] = spawn(args.name, state.argv[args.name])
+        state.pids[name] = spawn(name, state.argv[name])
         state.save()
-        wait_for(args.name, checks(state)[args.name], lambda: started_alive(state.pids[args.name]), 120)
-    log(f"started {args.name}")
+        wait_for(name, checks(state)[name], lambda: started_alive(state.pids[name]), 120)
+    log(f"started {name}")
     return 0
 
 
@@ -747,10 +801,12 @@ def main() -> int:
     restart = sub.add_parser("restart-tyk")
     restart.add_argument("--empty", action="store_true", help="start on an empty app directory")
     restart.add_argument("--flush-redis", action="store_true", help="empty Redis (every key) while Tyk is down")
+    restart.add_argument("--node", type=int, default=0, help="which Tyk node (0: the first)")
     restart.set_defaults(func=cmd_restart_tyk)
     for command, func in (("stop", cmd_stop), ("start", cmd_start)):
         one = sub.add_parser(command, help=f"{command} one component: {', '.join(RESTARTABLE)}")
-        one.add_argument("name", choices=RESTARTABLE)
+        one.add_argument("name", help=f"{', '.join(RESTARTABLE)}, or a Tyk node tyk-N")
+        one.add_argument("--node", type=int, default=0, help="with `tyk`: which node (0: the first)")
         one.set_defaults(func=func)
     args = parser.parse_args()
     return int(args.func(args))

@@ -89,6 +89,20 @@ class GatewayConnection(CamelModel):
         description="Tyk: how long its nodes cache a key's session (10 s in Tyk; 0 when tyk.conf sets "
         "`local_session_cache.disable_cached_session_state`). A revoked key is reported revoked after this.",
     )
+    nodes: list[str] = Field(
+        default_factory=list,
+        description="Tyk: the admin URL of every gateway node (Tyk OSS keeps API definitions per node): each "
+        "GatewayAPI is written to every node and is Ready only when every node serves it. Keys and OAuth clients "
+        "(in the Redis the nodes share) go through `url`, which may be any node or the nodes' Service. Default: "
+        "`url` alone.",
+    )
+    node_check_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Tyk with several nodes: how often each node is looked at (one `/hello` and one API read), so "
+        "that a node back from an outage or restarted empty is filled at once.",
+    )
     reload_scope: TykReloadScope = Field(
         default="node",
         description="Tyk: `node` reloads the node behind `url` and waits for it (`/tyk/reload/?block=true`); "
@@ -119,6 +133,15 @@ class GatewayConnection(CamelModel):
         "of its current proxy engine) or `services` (service descriptors: deprecated by Otoroshi, removed in v18; "
         "for older sites). Switching migrates Torii's objects in place, without a failed request.",
     )
+
+    @model_validator(mode="after")
+    def _node_urls(self) -> GatewayConnection:
+        for url in self.nodes:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"gateway {self.name}: nodes: {url!r} is not an http(s) URL")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError(f"gateway {self.name}: nodes: each node once")
+        return self
 
     @model_validator(mode="after")
     def _credentials_for_type(self) -> GatewayConnection:

@@ -125,6 +125,8 @@ class KeyDriver:
     async def converge_api(self, *a: Any) -> ConvergeResult:
         raise NotImplementedError
 
+    async def watch(self, refill: Any) -> None: ...
+
     async def aclose(self) -> None: ...
 
 

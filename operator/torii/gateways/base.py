@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ class ConvergeResult:
     changed: bool  # a gateway write happened
     created: bool = False  # the object did not exist on the gateway before
     notes: tuple[str, ...] = ()  # what the user should know (e.g. escape-hatch fields Torii overrode)
+    nodes: tuple[int, int] | None = None  # (serving, of) the gateway's nodes, where it has several (Tyk)
 
 
 def group_id(prefix: str, namespace: str, group: str) -> str:
@@ -271,6 +273,11 @@ class GatewayDriver(Protocol):
 
     async def check(self) -> str:
         """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
+        ...
+
+    async def watch(self, refill: Callable[[], None]) -> None:
+        """Run until cancelled, calling `refill` when the gateway needs its objects converged now, not at the
+        next drift pass (a node that came back or restarted empty). Returns at once where nothing is watched."""
         ...
 
     async def aclose(self) -> None: ...

@@ -150,6 +150,15 @@ class BurstSync(ABC):
         self._view_at = started
         return self._view
 
+    @property
+    def view(self) -> Mapping[str, View]:
+        """The last view of the gateway's objects (no call)."""
+        return self._view
+
+    def forget(self) -> None:
+        """Drop the view: the next burst reads the gateway (it lost state, or came back from an outage)."""
+        self._view, self._view_at = {}, float("-inf")
+
     async def recent(self, max_age: float) -> dict[str, View]:
         """Every object of the kind, from a list at most `max_age` seconds old."""
         return self._view if time.monotonic() - self._view_at <= max_age else await self.list_all()

@@ -214,6 +214,9 @@ class OtoroshiDriver:
         )  # fmt: skip
         self.importer = OtoroshiInventory(self._http, domain=domain, subdomain=subdomain, group=group, entity=entity)
 
+    async def watch(self, refill: Callable[[], None]) -> None:
+        """Nothing to watch: one Otoroshi (or its cluster leader) holds every route; drift passes repair it."""
+
     async def aclose(self) -> None:
         await self._http.aclose()
         await self._proxy.aclose()

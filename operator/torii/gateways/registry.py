@@ -64,12 +64,13 @@ async def build_driver(
     observer: CallObserver | None,
     read_ca: CaReader | None = None,
 ) -> GatewayDriver:
-    if conn.url.startswith("http://") and not conn.insecure_http:
+    plain = [u for u in (conn.url, *conn.nodes) if u.startswith("http://")]
+    if plain and not conn.insecure_http:
         raise ConfigurationError(
-            f"url {conn.url} is plain http: the admin credentials would cross the network in clear. Use https "
+            f"url {plain[0]} is plain http: the admin credentials would cross the network in clear. Use https "
             "(with caBundle for a private CA), or set insecureHttp: true to accept it"
         )
-    if conn.url.startswith("http://"):
+    if plain:
         log.warning("gateway %s: admin API over plain http (insecureHttp: true): credentials are not encrypted",
                     conn.name)  # fmt: skip
     ca_pem = None
@@ -96,6 +97,8 @@ async def build_driver(
             reload_quiet=settings.reload_quiet_seconds,
             reload_max_delay=settings.reload_max_delay_seconds,
             reload_scope=conn.reload_scope,
+            nodes=conn.nodes,
+            node_check_seconds=conn.node_check_seconds,
             session_cache_seconds=conn.session_cache_seconds,
             api_health=conn.api_health,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from torii.gateways.base import ConvergeResult, Inventory, ObjectRef, api_gatewa
 from torii.gateways.burst import Remove
 from torii.gateways.http import AdminClient, CallObserver, admin_path
 from torii.gateways.tyk_keys import TykKeys, digest_id
+from torii.gateways.tyk_nodes import NodeMonitor, TykNode, TykNodes
 from torii.gateways.tyk_oauth import TykOAuth
 from torii.gateways.tyk_render import NEUTRAL_FIELDS, overridden_fields, render_api_definition, with_fingerprint
 from torii.gateways.tyk_sync import TykApiSync
@@ -28,16 +30,17 @@ ADMIN_HEADER = "X-Tyk-Authorization"
 
 
 class TykApis:
-    """The API role of the Tyk driver (`ApiRole`): definitions converged in bursts by `TykApiSync`."""
+    """The API role of the Tyk driver (`ApiRole`): definitions converged in bursts by `TykApiSync`, on every
+    node of the connection (`tyk_nodes`)."""
 
-    def __init__(self, name: str, http: AdminClient, sync: TykApiSync, *, org_id: str, id_prefix: str,
-                 health: bool) -> None:  # fmt: skip
+    def __init__(self, name: str, nodes: TykNodes, *, org_id: str, id_prefix: str, health: bool) -> None:
         self.name = name
         self.org_id = org_id
         self.id_prefix = id_prefix
         self.health_enabled = health
-        self.sync = sync
-        self._http = http
+        self.nodes = nodes
+        self.sync = nodes.first.sync  # the first node's (reload counts, tests)
+        self._http = nodes.first.http
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         api_id = api_gateway_id(ref, spec, self.id_prefix)
@@ -45,15 +48,21 @@ class TykApis:
         if not spec.active:
             # Verified on 5.10.2: Tyk OSS serves every loaded classic definition, `active: false` included (the
             # flag is the Dashboard's). An inactive API is therefore kept off the gateway altogether.
-            removed = await self.sync.submit(api_id, Remove((ref.namespace, ref.name), settled=True))
-            return ConvergeResult(api_id, changed=removed.changed)
+            owner = (ref.namespace, ref.name)
+            removed = await self.nodes.each(lambda n: n.sync.submit(api_id, Remove(owner, settled=True)))
+            return ConvergeResult(api_id, changed=TykNodes.applied(removed).changed)
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=org_id))
         notes = tuple(overridden_fields(spec, desired))
-        applied = await self.sync.put(api_id, desired, max_age=max_age, adopting=spec.adopt is not None)
-        return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes)
+        adopting = spec.adopt is not None
+        applied = TykNodes.applied(
+            await self.nodes.each(lambda n: n.sync.put(api_id, desired, max_age=max_age, adopting=adopting))
+        )
+        return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes,
+                              nodes=(len(self.nodes), len(self.nodes)))  # fmt: skip
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
-        return await self.sync.remove(gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name))
+        api_id, owner = gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name)
+        return any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.health_enabled:
@@ -149,37 +158,59 @@ class TykDriver:
         reload_quiet: float = 0.25,
         reload_max_delay: float = 2.0,
         reload_scope: str = "node",
+        nodes: Sequence[str] = (),
+        node_check_seconds: float = 2.0,
         load_timeout: float = 30.0,
         session_cache_seconds: float = 10.0,
         api_health: bool = False,
     ) -> None:
         self.name = name
         self.reload_scope = reload_scope
-        self.admin_urls = [url]
-        self._http = AdminClient(
-            name, url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer, timeout=timeout,
-            verify=verify, secrets=[secret],
-        )  # fmt: skip
-        sync = TykApiSync(
-            name, self._http, self._reload_now, quiet=reload_quiet, max_delay=reload_max_delay,
-            load_timeout=load_timeout,
-        )  # fmt: skip
-        self.apis = TykApis(name, self._http, sync, org_id=org_id, id_prefix=id_prefix, health=api_health)
+
+        def client(base_url: str) -> AdminClient:
+            return AdminClient(
+                name, base_url, headers={ADMIN_HEADER: secret}, transport=transport, observer=observer,
+                timeout=timeout, verify=verify, secrets=[secret],
+            )  # fmt: skip
+
+        def node(base_url: str) -> TykNode:
+            http = self._http if base_url == url else client(base_url)
+            sync = TykApiSync(
+                name, http, lambda: self._reload(http), quiet=reload_quiet, max_delay=reload_max_delay,
+                load_timeout=load_timeout,
+            )  # fmt: skip
+            return TykNode(base_url, http, sync)
+
+        # Keys and OAuth clients live in the Redis every node shares: written once, through `url`. API
+        # definitions are per node: written to each of `nodes` (default: `url` alone).
+        self._http = client(url)
+        self.admin_urls = list(nodes) or [url]
+        self.nodes = TykNodes([node(u) for u in self.admin_urls])
+        self.monitor = NodeMonitor(name, self.nodes, interval=node_check_seconds) if len(self.nodes) > 1 else None
+        self.apis = TykApis(name, self.nodes, org_id=org_id, id_prefix=id_prefix, health=api_health)
         self.keys = TykKeys(name, self._http, org_id=org_id, session_cache_seconds=session_cache_seconds)
         self.oauth: TykOAuth | None = TykOAuth(name, self._http)
         self.importer = TykInventory(self._http, TykOAuth(name, self._http), org_id=org_id)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        for node in self.nodes.nodes:
+            if node.http is not self._http:
+                await node.http.aclose()
 
-    async def _reload_now(self) -> None:
-        if self.reload_scope == "group":
+    async def watch(self, refill: Callable[[], None]) -> None:
+        """Fill nodes that came back or restarted empty (`NodeMonitor`); nothing to watch with one node."""
+        if self.monitor is not None:
+            await self.monitor.run(refill)
+
+    async def _reload(self, http: AdminClient) -> None:
+        if self.reload_scope == "group" and len(self.nodes) == 1:
             # Every node of the cluster (through Redis pub/sub); returns before anything reloaded, so callers
             # confirm by reading the API back until this node serves what was written.
-            await self._http.request("GET", "/tyk/reload/group", op="reload group")
+            await http.request("GET", "/tyk/reload/group", op="reload group")
             return
         # `/tyk/reload/?block=true` returns only after this node reloaded.
-        await self._http.request("GET", "/tyk/reload/", op="reload", params={"block": "true"})
+        await http.request("GET", "/tyk/reload/", op="reload", params={"block": "true"})
 
     async def check(self) -> str:
         await self._http.request("GET", "/tyk/apis/", op="list APIs")

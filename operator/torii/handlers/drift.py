@@ -11,6 +11,7 @@ nothing drifted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -42,13 +43,17 @@ async def drift_pass(trackers: list[Tracker], check: Check, *, concurrency: int 
     return sum(await asyncio.gather(*(one(t, o) for t, o in work)))
 
 
-async def drift_loop(trackers: list[Tracker], check: Check, interval: float) -> None:
-    """A pass every `interval` seconds. A pass is not awaited by the next one: objects it is still busy with
-    are skipped by the next pass, every other object is checked on time."""
+async def drift_loop(trackers: list[Tracker], check: Check, interval: float, wake: asyncio.Event | None = None) -> None:
+    """A pass every `interval` seconds, or at once when `wake` is set (a gateway node came back empty). A pass
+    is not awaited by the next one: objects it is still busy with are skipped by the next pass, every other
+    object is checked on time."""
     passes: set[asyncio.Task[int]] = set()
+    wake = wake or asyncio.Event()
     try:
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)
+            wake.clear()
             task = asyncio.create_task(drift_pass(trackers, check), name="torii-drift-pass")
             passes.add(task)
             task.add_done_callback(passes.discard)

@@ -132,6 +132,15 @@ def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
 
 
 def start_drift(trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo) -> asyncio.Task[None]:
-    return asyncio.create_task(
-        drift_loop(trackers, drift_check(settings, memo), settings.drift_interval_seconds), name="torii-drift"
-    )
+    """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`)."""
+
+    async def drift() -> None:
+        wake = asyncio.Event()
+        watchers = [asyncio.create_task(d.watch(wake.set), name=f"torii-watch-{d.name}") for d in memo.gateways]
+        try:
+            await drift_loop(trackers, drift_check(settings, memo), settings.drift_interval_seconds, wake)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+
+    return asyncio.create_task(drift(), name="torii-drift")

@@ -214,4 +214,9 @@ class GatewayAPIStatus(StatusBase):
     gateway: str | None = Field(default=None, description="The gateway connection actually used.")
     gateway_id: str | None = Field(default=None, description="The id of the API on the gateway.")
     listen_path: str | None = Field(default=None, description="The listen path served.")
+    nodes: str | None = Field(
+        default=None,
+        description="How many of the gateway's nodes serve the API, e.g. `3/3` (Tyk connections with several "
+        "nodes: Ready only when every node serves it).",
+    )
     health: ApiHealth | None = Field(default=None, description="Gateway health figures, when available.")

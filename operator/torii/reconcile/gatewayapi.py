@@ -25,11 +25,14 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     was_ready = (c := status.condition(READY)) is not None and c.status == ConditionStatus.TRUE
     status.gateway_id = result.gateway_id
     status.listen_path = spec.listen_path
+    status.nodes = f"{result.nodes[0]}/{result.nodes[1]}" if result.nodes else None
     if cause == Cause.DRIFT:
         with contextlib.suppress(GatewayError):  # health figures are informative; the API itself is served
             status.health = await driver.apis.api_health(ref, result.gateway_id)
     if spec.active:
         reason, message = "Serving", f"gateway {driver.name} serves {spec.listen_path} as {result.gateway_id}"
+        if result.nodes and result.nodes[1] > 1:
+            message += f" on {result.nodes[0]}/{result.nodes[1]} nodes"
     else:
         reason, message = "Inactive", f"spec.active is false: gateway {driver.name} does not serve {spec.listen_path}"
     ready(status, generation, True, reason, "; ".join([message, *result.notes]))

@@ -1,0 +1,113 @@
+"""The nodes of one Tyk connection: API definitions go to every node, and each node confirms what it serves.
+
+Tyk OSS keeps API definitions per node (each node's `app_path`: `POST /tyk/apis` writes a file on the node it
+reaches and nothing to Redis, verified in 5.10.2's sources), while keys and OAuth clients live in the Redis the
+nodes share. So a connection with several nodes converges each GatewayAPI on every node, each through its own
+burst sync (one list, the writes that differ, one reload per node per burst), and an API is served only when
+every node serves it. One node's failure is reported naming that node; the other nodes still converge.
+
+A node that comes back from an outage or restarts empty must be filled at once, not at the next drift pass:
+`NodeMonitor` looks at every node every few seconds (`/hello`, and one API the node is known to serve) and,
+when a node came back or lost what it served, forgets that node's view and wakes the drift loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from torii.gateways.burst import Applied, owner_of
+from torii.gateways.errors import GatewayError, RetryableGatewayError
+from torii.gateways.http import AdminClient
+from torii.gateways.tyk_sync import TykApiSync
+
+log = logging.getLogger("torii.tyk")
+T = TypeVar("T")
+
+
+@dataclass
+class TykNode:
+    """One gateway node: its admin client and the burst sync of the API definitions it serves."""
+
+    url: str
+    http: AdminClient
+    sync: TykApiSync
+    reachable: bool = True
+
+
+class TykNodes:
+    """Every node of a connection."""
+
+    def __init__(self, nodes: Sequence[TykNode]) -> None:
+        if not nodes:
+            raise ValueError("a Tyk connection has at least one node")
+        self.nodes = list(nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def first(self) -> TykNode:
+        return self.nodes[0]
+
+    async def each(self, call: Callable[[TykNode], Awaitable[T]]) -> list[T]:
+        """`call` on every node at once; every node's result, or (any node failed) the first failure, its
+        message naming the node and how many nodes succeeded."""
+        outcomes = await asyncio.gather(*(call(n) for n in self.nodes), return_exceptions=True)
+        failed = [(n, o) for n, o in zip(self.nodes, outcomes, strict=True) if isinstance(o, BaseException)]
+        if not failed:
+            return outcomes  # type: ignore[return-value]
+        node, error = failed[0]
+        if len(self.nodes) == 1 or not isinstance(error, GatewayError):
+            raise error
+        done = len(self.nodes) - len(failed)
+        others = f" (and {len(failed) - 1} more node(s))" if len(failed) > 1 else ""
+        raise type(error)(
+            f"node {node.url}: {error.message}{others}; {done}/{len(self.nodes)} nodes done", status=error.status
+        ) from error
+
+    @staticmethod
+    def applied(results: list[Applied]) -> Applied:
+        """One result for all nodes: changed or created on any of them."""
+        return Applied(changed=any(r.changed for r in results), created=any(r.created for r in results))
+
+
+class NodeMonitor:
+    """Watches every node of a connection (a few admin calls per node per interval) and calls `refill` when a
+    node needs filling: it became reachable again, or an API Torii made it serve is gone (a restart on an empty
+    app directory). `refill` should trigger a drift pass: the node's view is forgotten first, so that pass reads
+    the node instead of trusting what it served before."""
+
+    def __init__(self, name: str, nodes: TykNodes, *, interval: float = 2.0) -> None:
+        self.name = name
+        self.nodes = nodes
+        self.interval = interval
+
+    async def run(self, refill: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            lost = await asyncio.gather(*(self.check(n) for n in self.nodes.nodes))
+            if any(lost):
+                refill()
+
+    async def check(self, node: TykNode) -> bool:
+        """Does `node` need filling? Its view is forgotten when it does."""
+        try:
+            await node.http.request("GET", "/hello", op="node check", passthrough=(503,))
+            canary = next((i for i, v in node.sync.view.items() if owner_of(v) is not None), None)
+            gone = canary is not None and await node.sync.get(canary) is None
+        except RetryableGatewayError:
+            if node.reachable:
+                log.warning("gateway %s: node %s unreachable", self.name, node.url)
+            node.reachable = False
+            return False
+        back = not node.reachable
+        node.reachable = True
+        if back or gone:
+            log.info("gateway %s: node %s %s: filling it", self.name, node.url, "is back" if back else "lost its APIs")
+            node.sync.forget()
+            return True
+        return False
