@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from torii.gateways.errors import ConfigurationError, GatewayError
 from torii.models.common import GROUP, VERSION
-from torii.settings import CaBundleRef, SecretKeyRef
+from torii.settings import CaBundleRef, NodeServiceRef, SecretKeyRef
+
+log = logging.getLogger("torii")
 
 
 @cache
@@ -277,3 +282,71 @@ async def post_event(reference: dict[str, Any], type_: str, reason: str, message
                 raise
 
     await asyncio.to_thread(send)
+
+
+def endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
+    """The ready endpoints of a Service as URLs (`scheme://address:port`), sorted, every time they change: its
+    EndpointSlices listed, then watched (a thread per Service: the client is synchronous)."""
+    return _endpoint_urls(ref)
+
+
+async def _endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
+    loop = asyncio.get_running_loop()
+    changes: asyncio.Queue[list[str]] = asyncio.Queue()
+    stop = threading.Event()
+    selector = f"kubernetes.io/service-name={ref.name}"
+
+    def publish(slices: dict[str, list[str]]) -> None:
+        loop.call_soon_threadsafe(changes.put_nowait, sorted({u for urls in slices.values() for u in urls}))
+
+    def follow() -> None:
+        api = client.DiscoveryV1Api(api_client())
+        while not stop.is_set():
+            try:
+                listing: Any = api.list_namespaced_endpoint_slice(ref.namespace, label_selector=selector)
+                slices: dict[str, list[str]] = {str(s.metadata.name): slice_urls(s, ref) for s in listing.items}
+                publish(slices)
+                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                    api.list_namespaced_endpoint_slice, ref.namespace, label_selector=selector,
+                    resource_version=listing.metadata.resource_version, timeout_seconds=60,
+                )  # fmt: skip
+                for event in stream:
+                    if stop.is_set():
+                        return
+                    item, name = event["object"], str(event["object"].metadata.name)
+                    if event["type"] == "DELETED":
+                        slices.pop(name, None)
+                    else:
+                        slices[name] = slice_urls(item, ref)
+                    publish(slices)
+            except Exception as exc:  # the apiserver away, or a watch expired: list again shortly
+                log.warning("EndpointSlices of Service %s/%s: %s; listing again", ref.namespace, ref.name,
+                            type(exc).__name__)  # fmt: skip
+                stop.wait(2.0)
+
+    thread = threading.Thread(target=follow, name=f"torii-endpoints-{ref.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            yield await changes.get()
+    finally:
+        stop.set()
+
+
+def slice_urls(endpoint_slice: Any, ref: NodeServiceRef) -> list[str]:
+    """URLs of the ready endpoints of one EndpointSlice on the port `ref` names (by name or by number)."""
+    numbers = [
+        p.port for p in endpoint_slice.ports or []
+        if p.port is not None and (p.name == ref.port if isinstance(ref.port, str) else p.port == ref.port)
+    ]  # fmt: skip
+    if not numbers:
+        return []
+    urls = []
+    for endpoint in endpoint_slice.endpoints or []:
+        conditions = endpoint.conditions
+        if conditions is not None and conditions.ready is False:  # unset counts as ready (the API's rule)
+            continue
+        for address in endpoint.addresses or []:
+            host = f"[{address}]" if ":" in address else address
+            urls.append(f"{ref.scheme}://{host}:{numbers[0]}")
+    return urls

@@ -61,7 +61,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         memo.gateways = await build_gateways(
-            operator_settings, kube.read_secret_key, metrics.observer_for, kube.read_ca_bundle
+            operator_settings, kube.read_secret_key, metrics.observer_for, kube.read_ca_bundle, kube.endpoint_urls
         )
         for name, error in memo.gateways.broken.items():
             log.error("gateway %s unusable: %s", name, error.message)

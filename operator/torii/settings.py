@@ -51,6 +51,17 @@ class CaBundleRef(CamelModel):
     key: str = Field(default="ca.crt", description="Key holding the PEM bundle. Default `ca.crt`.")
 
 
+class NodeServiceRef(CamelModel):
+    """A Kubernetes Service whose ready endpoints are a gateway's nodes (followed through its EndpointSlices)."""
+
+    namespace: str = Field(description="Namespace of the Service.")
+    name: str = Field(description="Name of the Service.")
+    port: str | int = Field(
+        description="The admin port: its name in the Service's EndpointSlices (e.g. `http`), or its number."
+    )
+    scheme: Literal["http", "https"] = Field(default="https", description="`https` (default) or `http`.")
+
+
 class GatewayConnection(CamelModel):
     """How the operator reaches one gateway's admin API."""
 
@@ -95,6 +106,12 @@ class GatewayConnection(CamelModel):
         "GatewayAPI is written to every node and is Ready only when every node serves it. Keys and OAuth clients "
         "(in the Redis the nodes share) go through `url`, which may be any node or the nodes' Service. Default: "
         "`url` alone.",
+    )
+    node_service: NodeServiceRef | None = Field(
+        default=None,
+        description="Tyk: a Service whose ready endpoints are the gateway's nodes, followed as they come and go "
+        "(EndpointSlices, watched): every ready endpoint gets every API. Instead of `nodes`; `url` (keys, OAuth "
+        "clients) may then be the Service itself.",
     )
     node_check_seconds: float = Field(
         default=2.0,
@@ -141,6 +158,12 @@ class GatewayConnection(CamelModel):
                 raise ValueError(f"gateway {self.name}: nodes: {url!r} is not an http(s) URL")
         if len(set(self.nodes)) != len(self.nodes):
             raise ValueError(f"gateway {self.name}: nodes: each node once")
+        if self.nodes and self.node_service is not None:
+            raise ValueError(f"gateway {self.name}: set nodes or nodeService, not both")
+        if self.type != GatewayType.TYK and (self.nodes or self.node_service is not None):
+            raise ValueError(f"gateway {self.name}: nodes and nodeService are for Tyk connections")
+        if self.node_service is not None and self.node_service.scheme == "http" and not self.insecure_http:
+            raise ValueError(f"gateway {self.name}: nodeService.scheme http needs insecureHttp: true")
         return self
 
     @model_validator(mode="after")

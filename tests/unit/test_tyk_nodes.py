@@ -4,6 +4,7 @@ comes back or restarts empty is noticed at once. Each node is the verified Tyk m
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -37,9 +38,8 @@ class Cluster:
 
 
 def driver(cluster: Cluster, **options: Any) -> TykDriver:
-    return TykDriver(
-        "tyk", URLS[0], SECRET, nodes=URLS, transport=httpx.MockTransport(cluster), reload_quiet=0.01, **options
-    )
+    options.setdefault("nodes", URLS)
+    return TykDriver("tyk", URLS[0], SECRET, transport=httpx.MockTransport(cluster), reload_quiet=0.01, **options)
 
 
 async def test_every_node_gets_the_definition_and_reloads_once() -> None:
@@ -128,3 +128,71 @@ def test_node_urls_are_checked() -> None:
         GatewayConnection.model_validate({**base, "nodes": [URLS[0], URLS[0]]})
     with pytest.raises(ValueError, match="not an http"):
         GatewayConnection.model_validate({**base, "nodes": ["node-0:8080"]})
+
+
+async def test_nodes_followed_from_a_service_are_filled_as_they_join() -> None:
+    cluster = Cluster()
+    endpoints: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def follow() -> AsyncIterator[list[str]]:
+        while True:
+            yield await endpoints.get()
+
+    tyk = driver(cluster, nodes=(), follow=follow, follow_where="behind Service gw/tyk", node_check_seconds=60)
+    refills: list[int] = []
+    watcher = asyncio.create_task(tyk.watch(lambda: refills.append(1)))
+    try:
+        first = asyncio.create_task(tyk.apis.converge_api(REF, spec()))  # waits for the first endpoint list
+        await endpoints.put(URLS[:2])
+        assert (await first).nodes == (2, 2)
+        assert [bool(m.loaded) for m in cluster.nodes.values()] == [True, True, False]
+        await endpoints.put(URLS)  # a node joins: a drift pass is asked for at once, and fills it
+        await asyncio.wait_for(_until(lambda: len(refills) == 2), 5)
+        assert (await tyk.apis.converge_api(REF, spec(), max_age=3600)).nodes == (3, 3)
+        assert "torii.shop.orders" in cluster.nodes[URLS[2]].loaded
+        await endpoints.put(URLS[1:])  # a node leaves: not a failure, and nothing to fill
+        await asyncio.wait_for(_until(lambda: len(tyk.nodes) == 2), 5)
+        assert (await tyk.apis.converge_api(REF, spec())).nodes == (2, 2) and len(refills) == 2
+        await endpoints.put([])
+        await asyncio.wait_for(_until(lambda: len(tyk.nodes) == 0), 5)
+        with pytest.raises(RetryableGatewayError, match="no ready node behind Service gw/tyk"):
+            await tyk.apis.converge_api(REF, spec())
+    finally:
+        watcher.cancel()
+        await tyk.aclose()
+
+
+async def _until(condition: Any) -> None:
+    """Poll a condition the driver changes from its own task (no event to await there)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
+def test_ready_endpoints_of_a_slice_become_urls() -> None:
+    from kubernetes.client import (
+        DiscoveryV1EndpointPort,
+        V1Endpoint,
+        V1EndpointConditions,
+        V1EndpointSlice,
+        V1ObjectMeta,
+    )
+
+    from torii.kube import slice_urls
+    from torii.settings import NodeServiceRef
+
+    def endpoint(address: str, ready: bool | None) -> V1Endpoint:
+        return V1Endpoint(addresses=[address], conditions=V1EndpointConditions(ready=ready))
+
+    endpoint_slice = V1EndpointSlice(
+        address_type="IPv4", metadata=V1ObjectMeta(name="tyk-abc"),
+        ports=[DiscoveryV1EndpointPort(name="metrics", port=9090), DiscoveryV1EndpointPort(name="admin", port=8080)],
+        endpoints=[endpoint("10.0.0.1", True), endpoint("10.0.0.2", False), endpoint("10.0.0.3", None),
+                   endpoint("fd00::4", True)],
+    )  # fmt: skip
+    by_name = NodeServiceRef(namespace="gw", name="tyk", port="admin")
+    assert slice_urls(endpoint_slice, by_name) == [
+        "https://10.0.0.1:8080", "https://10.0.0.3:8080", "https://[fd00::4]:8080"
+    ]  # fmt: skip
+    by_number = NodeServiceRef(namespace="gw", name="tyk", port=9090, scheme="http")
+    assert slice_urls(endpoint_slice, by_number)[0] == "http://10.0.0.1:9090"
+    assert slice_urls(endpoint_slice, NodeServiceRef(namespace="gw", name="tyk", port="other")) == []

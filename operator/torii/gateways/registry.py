@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from torii.gateways.base import GatewayDriver
 from torii.gateways.errors import ConfigurationError, GatewayError
 from torii.gateways.http import CallObserver, tls_context
 from torii.gateways.otoroshi import OtoroshiDriver
 from torii.gateways.tyk import TykDriver
-from torii.settings import CaBundleRef, GatewayConnection, GatewayType, OperatorSettings, SecretKeyRef
+from torii.settings import (
+    CaBundleRef,
+    GatewayConnection,
+    GatewayType,
+    NodeServiceRef,
+    OperatorSettings,
+    SecretKeyRef,
+)
 
 log = logging.getLogger("torii")
 
 SecretReader = Callable[[SecretKeyRef], Awaitable[str]]
 CaReader = Callable[[CaBundleRef], Awaitable[str]]
 ObserverFactory = Callable[[str], CallObserver]
+# The ready endpoints of a Service as admin URLs, each time they change (kube.endpoint_urls).
+EndpointFollower = Callable[[NodeServiceRef], AsyncIterator[list[str]]]
 
 
 class Gateways:
@@ -63,6 +72,7 @@ async def build_driver(
     read_secret: SecretReader,
     observer: CallObserver | None,
     read_ca: CaReader | None = None,
+    endpoints: EndpointFollower | None = None,
 ) -> GatewayDriver:
     plain = [u for u in (conn.url, *conn.nodes) if u.startswith("http://")]
     if plain and not conn.insecure_http:
@@ -85,6 +95,8 @@ async def build_driver(
                                  f"({type(exc).__name__})") from None  # fmt: skip
     if conn.type == GatewayType.TYK:
         assert conn.secret_ref is not None  # enforced by GatewayConnection's validator
+        # Commands that only read (check, import) do not follow the Service: they talk to `url`.
+        service = conn.node_service
         return TykDriver(
             conn.name,
             conn.url,
@@ -99,6 +111,8 @@ async def build_driver(
             reload_scope=conn.reload_scope,
             nodes=conn.nodes,
             node_check_seconds=conn.node_check_seconds,
+            follow=(lambda: endpoints(service)) if service is not None and endpoints is not None else None,
+            follow_where=f"behind Service {service.namespace}/{service.name}" if service is not None else "",
             session_cache_seconds=conn.session_cache_seconds,
             api_health=conn.api_health,
         )
@@ -127,13 +141,14 @@ async def build_gateways(
     read_secret: SecretReader,
     observers: ObserverFactory | None = None,
     read_ca: CaReader | None = None,
+    endpoints: EndpointFollower | None = None,
 ) -> Gateways:
     drivers: dict[str, GatewayDriver] = {}
     broken: dict[str, GatewayError] = {}
     for conn in settings.gateways:
         try:
             observer = observers(conn.name) if observers else None
-            drivers[conn.name] = await build_driver(conn, settings, read_secret, observer, read_ca)
+            drivers[conn.name] = await build_driver(conn, settings, read_secret, observer, read_ca, endpoints)
         except GatewayError as exc:
             broken[conn.name] = ConfigurationError(f"gateway {conn.name} is misconfigured: {exc.message}")
     return Gateways(drivers, settings.default_gateway_name, broken)

@@ -9,8 +9,9 @@ list); keys and OAuth clients need no reload and are handled one by one here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,20 +28,21 @@ from torii.gateways.tyk_sync import TykApiSync
 from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
 
 ADMIN_HEADER = "X-Tyk-Authorization"
+log = logging.getLogger("torii.tyk")
 
 
 class TykApis:
     """The API role of the Tyk driver (`ApiRole`): definitions converged in bursts by `TykApiSync`, on every
     node of the connection (`tyk_nodes`)."""
 
-    def __init__(self, name: str, nodes: TykNodes, *, org_id: str, id_prefix: str, health: bool) -> None:
+    def __init__(self, name: str, http: AdminClient, nodes: TykNodes, *, org_id: str, id_prefix: str,
+                 health: bool) -> None:  # fmt: skip
         self.name = name
         self.org_id = org_id
         self.id_prefix = id_prefix
         self.health_enabled = health
         self.nodes = nodes
-        self.sync = nodes.first.sync  # the first node's (reload counts, tests)
-        self._http = nodes.first.http
+        self._http = http  # health figures: any node's
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         api_id = api_gateway_id(ref, spec, self.id_prefix)
@@ -160,6 +162,8 @@ class TykDriver:
         reload_scope: str = "node",
         nodes: Sequence[str] = (),
         node_check_seconds: float = 2.0,
+        follow: Callable[[], AsyncIterator[list[str]]] | None = None,
+        follow_where: str = "",
         load_timeout: float = 30.0,
         session_cache_seconds: float = 10.0,
         api_health: bool = False,
@@ -184,10 +188,16 @@ class TykDriver:
         # Keys and OAuth clients live in the Redis every node shares: written once, through `url`. API
         # definitions are per node: written to each of `nodes` (default: `url` alone).
         self._http = client(url)
-        self.admin_urls = list(nodes) or [url]
-        self.nodes = TykNodes([node(u) for u in self.admin_urls])
-        self.monitor = NodeMonitor(name, self.nodes, interval=node_check_seconds) if len(self.nodes) > 1 else None
-        self.apis = TykApis(name, self.nodes, org_id=org_id, id_prefix=id_prefix, health=api_health)
+        self._node = node
+        self._follow = follow
+        self.admin_urls = [url, *nodes] if follow is None else [url]
+        if follow is None:
+            self.nodes = TykNodes(name, [node(u) for u in (list(nodes) or [url])])
+        else:  # the Service's ready endpoints, once its EndpointSlices are listed (`watch`)
+            self.nodes = TykNodes(name, [], where=follow_where)
+        several = len(self.nodes) > 1 or follow is not None
+        self.monitor = NodeMonitor(name, self.nodes, interval=node_check_seconds) if several else None
+        self.apis = TykApis(name, self._http, self.nodes, org_id=org_id, id_prefix=id_prefix, health=api_health)
         self.keys = TykKeys(name, self._http, org_id=org_id, session_cache_seconds=session_cache_seconds)
         self.oauth: TykOAuth | None = TykOAuth(name, self._http)
         self.importer = TykInventory(self._http, TykOAuth(name, self._http), org_id=org_id)
@@ -199,9 +209,27 @@ class TykDriver:
                 await node.http.aclose()
 
     async def watch(self, refill: Callable[[], None]) -> None:
-        """Fill nodes that came back or restarted empty (`NodeMonitor`); nothing to watch with one node."""
-        if self.monitor is not None:
-            await self.monitor.run(refill)
+        """Fill nodes that came back or restarted empty (`NodeMonitor`), and follow the Service's endpoints
+        (a node that joins is filled at once); nothing to watch with one fixed node."""
+        tasks = [self.monitor.run(refill)] if self.monitor is not None else []
+        if self._follow is not None:
+            tasks.append(self._follow_nodes(refill))
+        await asyncio.gather(*tasks)
+
+    async def _follow_nodes(self, refill: Callable[[], None]) -> None:
+        assert self._follow is not None
+        async for urls in self._follow():
+            before = {n.url for n in self.nodes.nodes}
+            if set(urls) == before:
+                continue
+            left = self.nodes.replace(urls, self._node)
+            self.admin_urls = [self._http.base_url, *urls]
+            log.info("gateway %s: %d node(s): %s", self.name, len(urls), " ".join(urls))
+            for node in left:
+                if node.http is not self._http:
+                    await node.http.aclose()
+            if set(urls) - before:
+                refill()  # new nodes hold nothing yet
 
     async def _reload(self, http: AdminClient) -> None:
         if self.reload_scope == "group" and len(self.nodes) == 1:

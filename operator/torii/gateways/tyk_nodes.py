@@ -14,6 +14,7 @@ when a node came back or lost what it served, forgets that node's view and wakes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,34 +40,49 @@ class TykNode:
 
 
 class TykNodes:
-    """Every node of a connection."""
+    """Every node of a connection: a fixed list, or (`follow`) the ready endpoints of a Service as they change."""
 
-    def __init__(self, nodes: Sequence[TykNode]) -> None:
-        if not nodes:
-            raise ValueError("a Tyk connection has at least one node")
+    FIRST_NODES_TIMEOUT = 30.0  # a followed Service: how long a call waits for the first list of its endpoints
+
+    def __init__(self, name: str, nodes: Sequence[TykNode], *, where: str = "") -> None:
+        self.name = name
         self.nodes = list(nodes)
+        self.where = where  # what the nodes are (a Service), for messages when there is none
+        self._known = asyncio.Event()  # the node list is known (fixed, or followed and listed once)
+        if nodes or not where:
+            self._known.set()
+
+    def replace(self, urls: Sequence[str], make: Callable[[str], TykNode]) -> list[TykNode]:
+        """Follow a new list of node URLs: nodes still listed are kept (with their views), new ones made; the
+        nodes that left are returned (their clients to close)."""
+        kept = {n.url: n for n in self.nodes}
+        self.nodes = [kept.pop(u) if u in kept else make(u) for u in urls]
+        self._known.set()
+        return list(kept.values())
 
     def __len__(self) -> int:
         return len(self.nodes)
 
-    @property
-    def first(self) -> TykNode:
-        return self.nodes[0]
-
     async def each(self, call: Callable[[TykNode], Awaitable[T]]) -> list[T]:
         """`call` on every node at once; every node's result, or (any node failed) the first failure, its
         message naming the node and how many nodes succeeded."""
-        outcomes = await asyncio.gather(*(call(n) for n in self.nodes), return_exceptions=True)
-        failed = [(n, o) for n, o in zip(self.nodes, outcomes, strict=True) if isinstance(o, BaseException)]
+        if not self._known.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._known.wait(), self.FIRST_NODES_TIMEOUT)
+        if not self.nodes:
+            raise RetryableGatewayError(f"gateway {self.name}: no ready node {self.where or 'configured'}")
+        nodes = list(self.nodes)  # the list may change while the calls run
+        outcomes = await asyncio.gather(*(call(n) for n in nodes), return_exceptions=True)
+        failed = [(n, o) for n, o in zip(nodes, outcomes, strict=True) if isinstance(o, BaseException)]
         if not failed:
             return outcomes  # type: ignore[return-value]
         node, error = failed[0]
-        if len(self.nodes) == 1 or not isinstance(error, GatewayError):
+        if (len(nodes) == 1 and not self.where) or not isinstance(error, GatewayError):
             raise error
-        done = len(self.nodes) - len(failed)
+        done = len(nodes) - len(failed)
         others = f" (and {len(failed) - 1} more node(s))" if len(failed) > 1 else ""
         raise type(error)(
-            f"node {node.url}: {error.message}{others}; {done}/{len(self.nodes)} nodes done", status=error.status
+            f"node {node.url}: {error.message}{others}; {done}/{len(nodes)} nodes done", status=error.status
         ) from error
 
     @staticmethod
@@ -89,7 +105,7 @@ class NodeMonitor:
     async def run(self, refill: Callable[[], None]) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            lost = await asyncio.gather(*(self.check(n) for n in self.nodes.nodes))
+            lost = await asyncio.gather(*(self.check(n) for n in list(self.nodes.nodes)))
             if any(lost):
                 refill()
 
