@@ -98,6 +98,25 @@ def test_namespaced_scope_grants_nothing_cluster_wide_on_resources(stack: Stack)
     assert {p["metadata"]["namespace"] for p in peerings} == {"team-a", "team-b"}
 
 
+def test_tyk_nodes_from_a_service_get_read_only_endpointslices_of_its_namespace(stack: Stack) -> None:
+    service = ["--set", "gateways[0].nodeService.namespace=tyk", "--set", "gateways[0].nodeService.name=tyk-gw",
+               "--set", "gateways[0].nodeService.port=admin"]  # fmt: skip
+    docs = render(stack, *GATEWAYS, *service)
+    config = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["torii.yaml"])
+    assert config["gateways"][0]["nodeService"] == {"namespace": "tyk", "name": "tyk-gw", "port": "admin",
+                                                    "scheme": "https"}  # fmt: skip
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "torii-nodes-tyk-gw")
+    assert role["metadata"]["namespace"] == "tyk"
+    assert role["rules"] == [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                              "verbs": ["list", "watch"]}]  # fmt: skip
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "torii-nodes-tyk-gw")
+    assert binding["subjects"][0]["namespace"] == "torii-system"
+    listed = render(stack, *GATEWAYS, "--set", "gateways[0].nodes={https://a:8080,https://b:8080}")
+    config = yaml.safe_load(next(d for d in listed if d["kind"] == "ConfigMap")["data"]["torii.yaml"])
+    assert config["gateways"][0]["nodes"] == ["https://a:8080", "https://b:8080"]
+    assert not any(d["kind"] == "Role" and "nodes" in d["metadata"]["name"] for d in listed)
+
+
 @pytest.fixture
 def installed(crds: Stack) -> Iterator[tuple[str, str]]:
     release_ns = f"torii-{uuid.uuid4().hex[:6]}"
