@@ -58,6 +58,11 @@ def ready_now(obj: dict[str, Any]) -> bool:
     )
 
 
+def tyk_node_urls(env: dict[str, str]) -> list[str]:
+    """The Tyk nodes of the stack (TYK_NODE_URLS), or the one TYK_URL."""
+    return env.get("TYK_NODE_URLS", "").split() or [env["TYK_URL"]]
+
+
 class Gateways:
     """Admin and client access to the stack's gateways (read-only, for audits)."""
 
@@ -66,6 +71,10 @@ class Gateways:
         self.env = env
         self.tyk = httpx.Client(base_url=env["TYK_URL"], headers={"X-Tyk-Authorization": env["TYK_SECRET"]})
         self.tyk_client = httpx.Client(base_url=env["TYK_URL"])
+        # Every Tyk node the operators write to (API definitions are per node): each is audited on its own.
+        self.tyk_nodes = [
+            httpx.Client(base_url=url, headers={"X-Tyk-Authorization": env["TYK_SECRET"]}) for url in tyk_node_urls(env)
+        ]  # fmt: skip
         self.has_otoroshi = "OTOROSHI_URL" in env
         if self.has_otoroshi:
             creds = base64.b64encode(f"{env['OTOROSHI_CLIENT_ID']}:{env['OTOROSHI_CLIENT_SECRET']}".encode()).decode()
@@ -79,7 +88,8 @@ class Gateways:
             )
 
     def close(self) -> None:
-        for c in (self.tyk, self.tyk_client, *((self.oto, self.oto_client) if self.has_otoroshi else ())):
+        for c in (self.tyk, self.tyk_client, *self.tyk_nodes,
+                  *((self.oto, self.oto_client) if self.has_otoroshi else ())):  # fmt: skip
             c.close()
 
     def get(self, gateway: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -93,8 +103,14 @@ class Gateways:
             return response.status_code != 404
         return not (response.status_code == 404 and "no route" in response.headers.get("Otoroshi-Error-Msg", ""))
 
-    def tyk_apis(self) -> list[dict[str, Any]]:
-        return [a for a in self.tyk.get("/tyk/apis/").json() or [] if str(a.get("api_id", "")).startswith(PREFIX)]
+    def tyk_apis(self, node: httpx.Client | None = None) -> list[dict[str, Any]]:
+        listed = (node or self.tyk).get("/tyk/apis/").json() or []
+        return [a for a in listed if str(a.get("api_id", "")).startswith(PREFIX)]
+
+    def tyk_routed_everywhere(self, path: str) -> list[str]:
+        """The nodes that do not route `path` (client traffic sent to each node directly)."""
+        return [str(n.base_url) for n in self.tyk_nodes if n.get(path, headers={"X-Tyk-Authorization": ""}).status_code
+                == 404]  # fmt: skip
 
     def tyk_key_owners(self, api_id: str) -> list[str]:
         """The Torii object each key on Tyk belongs to (`meta_data.torii-object`), one entry per key."""
@@ -172,18 +188,22 @@ def ref(obj: dict[str, Any]) -> str:
 
 def audit_apis(gw: Gateways, apis: list[dict[str, Any]], namespaces: list[str], found: Findings) -> None:
     on_gateway: dict[str, Counter[str]] = {
-        "tyk": Counter(a["name"] for a in gw.tyk_apis() if a["name"].split("/")[0] in namespaces),
         "otoroshi": Counter(s["name"] for s in gw.oto_apis() if s["name"].split("/")[0] in namespaces),
     }
+    for index, node in enumerate(gw.tyk_nodes):  # "tyk" (node 0), "tyk node 1", ...: every node on its own
+        name = "tyk" if index == 0 else f"tyk node {index}"
+        on_gateway[name] = Counter(a["name"] for a in gw.tyk_apis(node) if a["name"].split("/")[0] in namespaces)
     # Every object may be on its gateway (a not-Ready one may be half way); a Ready active one must be.
     exists = {(o["spec"]["gateway"], ref(o)) for o in apis if o["spec"].get("active", True)}
+    exists |= {(g, r) for g in on_gateway if g.startswith("tyk node") for (t, r) in exists if t == "tyk"}
     for gateway, counts in on_gateway.items():
         found.duplicates += [f"{gateway} API {r} x{n}" for r, n in counts.items() if n > 1]
         found.orphans += [f"{gateway} API {r}" for r in counts if (gateway, r) not in exists]
     for o in apis:
         gateway, r = o["spec"]["gateway"], ref(o)
-        if ready_now(o) and o["spec"].get("active", True) and on_gateway.get(gateway, Counter())[r] == 0:
-            found.missing.append(f"{gateway} API {r}")
+        holders = [g for g in on_gateway if g == gateway or (gateway == "tyk" and g.startswith("tyk node"))]
+        if ready_now(o) and o["spec"].get("active", True):
+            found.missing += [f"{g} API {r}" for g in holders if on_gateway[g][r] == 0]
     for o in apis:
         if (
             ready_now(o)
@@ -191,6 +211,9 @@ def audit_apis(gw: Gateways, apis: list[dict[str, Any]], namespaces: list[str], 
             and not gw.routed(o["spec"]["gateway"], o["spec"]["listenPath"])
         ):
             found.untrue.append(f"API {ref(o)} Ready but {o['spec']['listenPath']} not routed")
+        elif ready_now(o) and o["spec"].get("active", True) and o["spec"]["gateway"] == "tyk":
+            found.untrue += [f"API {ref(o)} Ready but not routed on Tyk node {n}"
+                             for n in gw.tyk_routed_everywhere(o["spec"]["listenPath"])]  # fmt: skip
 
 
 def audit_keys(

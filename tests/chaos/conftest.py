@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from chaos.audit import tyk_node_urls
 from support.kube import namespace
 from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
@@ -81,6 +82,9 @@ class Operators:
     def __init__(self, stack: Stack, api: client.ApiClient, tmp: Path, namespaces: list[str]) -> None:
         self.stack, self.api, self.tmp, self.namespaces = stack, api, tmp, namespaces
         self.gateways, self.secret = stack_gateways(stack, "torii-gateways-chaos")
+        nodes = tyk_node_urls(stack.env)
+        if len(nodes) > 1:  # every node gets every API, and the audit checks each node
+            self.gateways = [g | {"nodes": nodes} if g["name"] == "tyk" else g for g in self.gateways]
         self.starts = 0
 
     @contextmanager

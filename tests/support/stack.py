@@ -88,6 +88,7 @@ def ensure_stack() -> Stack:
         env_file.exists()
         and subprocess.run([sys.executable, str(STACK_PY), "status"], capture_output=True).returncode == 0
     )
-    if not running:
-        subprocess.run([sys.executable, str(STACK_PY), "up"], check=True)
+    # Three Tyk nodes by default for the suite (the chaos audit checks each; a running stack grows to them).
+    nodes = os.environ.get("TORII_TYK_NODES", "3")
+    subprocess.run([sys.executable, str(STACK_PY), "up"], check=True, env={**os.environ, "TORII_TYK_NODES": nodes})
     return Stack(read_env_file(env_file), started_here=not running)

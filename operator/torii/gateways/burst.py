@@ -159,10 +159,6 @@ class BurstSync(ABC):
         """Drop the view: the next burst reads the gateway (it lost state, or came back from an outage)."""
         self._view, self._view_at = {}, float("-inf")
 
-    async def recent(self, max_age: float) -> dict[str, View]:
-        """Every object of the kind, from a list at most `max_age` seconds old."""
-        return self._view if time.monotonic() - self._view_at <= max_age else await self.list_all()
-
     def few(self, ids: list[str] | set[str]) -> bool:
         return len(ids) <= SMALL_BATCH and len(self._view) >= FEW_RATIO * len(ids)
 

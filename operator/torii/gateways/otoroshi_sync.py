@@ -28,7 +28,6 @@ CORE_FIELDS = (
 )  # fmt: skip
 # The owner record Torii writes into every service it manages (metadata); absent: not Torii's.
 OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
-NEIGHBOUR_MAX_AGE = 10.0  # how old the list of the other kind may be when a burst claims new paths
 VANISHED_CHECK_SECONDS = 5.0  # while the proxy does not route a written path, look at the admin API this often
 Probe = Callable[[str, str], Awaitable[bool]]  # does the proxy route this path on this host?
 
@@ -98,12 +97,13 @@ class OtoroshiSync(BurstSync):
         return admin_path(self.list_path + "/{}", object_id)
 
     async def neighbours(self, claims: dict[str, str]) -> dict[str, Neighbour]:
-        """The other kind's objects, for a burst that claims new paths (one list of them per 10 s at most; a
-        drift pass or an unchanged path costs nothing). Keyed `<list path>/<id>`: never an id of this kind."""
+        """The other kind's objects, for a burst that claims new paths (one list of them, read then: a service
+        made a moment ago counts; a drift pass or an unchanged path costs nothing). Keyed `<list path>/<id>`:
+        never an id of this kind."""
         other = self.neighbour
         if other is None or not claims:
             return {}
-        views = await other.recent(NEIGHBOUR_MAX_AGE)
+        views = await other.list_all()
         return {
             f"{other.list_path}/{i}": Neighbour(other.what, i, other.route(v), owner_of(v)) for i, v in views.items()
         }
