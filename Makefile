@@ -32,8 +32,8 @@ venv: $(VENV)/.installed ## create the virtualenv with the operator and dev tool
 deps: ## install system packages the stack needs (apt; idempotent)
 	bash hack/install-deps.sh
 
-stack-up: ## build (cached) and start the local stack; idempotent; writes .stack/env
-	$(STACK) up
+stack-up: ## build (cached) and start the local stack; idempotent; writes .stack/env (NODES=3: three Tyk nodes)
+	TORII_TYK_NODES=$${TORII_TYK_NODES:-$${NODES:-1}} $(STACK) up
 
 stack-down: ## stop exactly the processes stack-up started (and the demo's)
 	bash hack/demo.sh stop
@@ -74,8 +74,8 @@ demo: venv ## stack, CRDs, operator, examples, and a request through each gatewa
 demo-stop: ## stop the demo's operator and upstream
 	bash hack/demo.sh stop
 
-bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench N=1000 GATEWAY=otoroshi ENTITY=services)
-	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200} --gateway $${GATEWAY:-tyk} --entity $${ENTITY:-routes}
+bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench N=1000 GATEWAY=otoroshi ENTITY=services; NODES=3: Tyk nodes)
+	. .stack/env && $(PY) bench/gatewayapi.py --count $${N:-200} --gateway $${GATEWAY:-tyk} --entity $${ENTITY:-routes} --tyk-nodes $${NODES:-1}
 
 chaos: venv stack-up ## chaos scenarios at full size on the real stack, then the table of figures
 	. .stack/env && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null

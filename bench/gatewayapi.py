@@ -51,10 +51,10 @@ CLIENT = httpx.Client(timeout=10)  # one connection pool for the thousands of ch
 
 
 def through_gateway_response(
-    gateway: str, env: dict[str, str], path: str, headers: dict[str, str] | None = None
+    gateway: str, env: dict[str, str], path: str, headers: dict[str, str] | None = None, node: str | None = None
 ) -> httpx.Response:
     if gateway == "tyk":
-        return CLIENT.get(f"{env['TYK_URL']}{path}x", headers=headers or {})
+        return CLIENT.get(f"{node or env['TYK_URL']}{path}x", headers=headers or {})
     host = {"Host": f"api.{env['OTOROSHI_DOMAIN']}"}
     return CLIENT.get(f"{env['OTOROSHI_URL']}{path}x", headers={**host, **(headers or {})})
 
@@ -121,6 +121,7 @@ def main() -> int:
     parser.add_argument("--drift-interval", type=float, default=10.0)
     parser.add_argument("--changes", type=int, default=5, help="single changes to time, one after another")
     parser.add_argument("--keys", type=int, default=0, help="also measure this many GatewayKeys")
+    parser.add_argument("--tyk-nodes", type=int, default=1, help="Tyk: write to this many of the stack's nodes")
     args = parser.parse_args()
     # The local apiserver's certificate is self-signed (kubeconfig: insecure-skip-tls-verify): one warning per
     # request would bury the figures.
@@ -141,9 +142,14 @@ def main() -> int:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
 
     ref = {"namespace": "torii-system", "name": "torii-bench"}
+    # Served means served by every node the APIs are written to.
+    nodes = env.get("TYK_NODE_URLS", env.get("TYK_URL", "")).split()[: args.tyk_nodes] if args.gateway == "tyk" else []
+    if len(nodes) < args.tyk_nodes:
+        print(f"the stack runs {len(nodes)} Tyk node(s): TORII_TYK_NODES={args.tyk_nodes} make stack-up")
+        return 2
     if args.gateway == "tyk":
         gateways = [{"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "insecureHttp": True,
-                     "secretRef": {**ref, "key": "s"}}]  # fmt: skip
+                     "secretRef": {**ref, "key": "s"}, **({"nodes": nodes} if args.tyk_nodes > 1 else {})}]  # fmt: skip
         secret = {"s": env["TYK_SECRET"]}
     else:
         gateways = [{
@@ -184,8 +190,11 @@ def main() -> int:
         all_ready = time.monotonic() - start
         after_ready = scrape()
         # Ready means serving: every listen path answers through the gateway now.
-        answers = {n: through_gateway_response(args.gateway, env, f"/{ns}/{n}/") for n in ready_at}
-        served = sum(r.status_code == 200 for r in answers.values())
+        answers = {
+            (n, node): through_gateway_response(args.gateway, env, f"/{ns}/{n}/", node=node)
+            for n in ready_at for node in (nodes or [None])
+        }  # fmt: skip
+        served = sum(all(answers[(n, node)].status_code == 200 for node in (nodes or [None])) for n in ready_at)
         for n, r in [(n, r) for n, r in answers.items() if r.status_code != 200][:5]:
             print(f"  not served right after Ready: {n}: HTTP {r.status_code} {r.text[:120]!r}")
         # One full drift pass with everything in sync (awaited on the reconcile counter), then count writes.
@@ -207,21 +216,26 @@ def main() -> int:
                 GROUP, VERSION, ns, PLURAL, name, {"spec": {"upstream": {"url": target}}}
             )
             want = "changed" if target == changed.url else "bench"
-            while True:
-                r = through_gateway_response(args.gateway, env, f"/{ns}/{name}/")
-                if r.status_code == 200 and r.json().get("upstream") == want:
-                    break
-                time.sleep(0.05)
+            for node in nodes or [None]:  # served by every node
+                while True:
+                    r = through_gateway_response(args.gateway, env, f"/{ns}/{name}/", node=node)
+                    if r.status_code == 200 and r.json().get("upstream") == want:
+                        break
+                    time.sleep(0.05)
             latencies.append(time.monotonic() - started)
         per_object = sorted(ready_at[n] - created[n] for n in ready_at)
-        print(f"objects: {args.count} on {args.gateway}; Ready: {len(ready_at)}")
+        where = f" ({len(nodes)} nodes)" if len(nodes) > 1 else ""
+        print(f"objects: {args.count} on {args.gateway}{where}; Ready: {len(ready_at)}")
         print(f"applied in {applied:.1f}s; all Ready after {all_ready:.1f}s; served right after: {served}")
         if per_object:
             p95 = per_object[max(0, int(len(per_object) * 0.95) - 1)]
             print(f"time to Ready per object: p50 {statistics.median(per_object):.2f}s, p95 {p95:.2f}s")
         calls = counter(after_ready, "torii_gateway_calls_total") - counter(before, "torii_gateway_calls_total")
         reloads = counter(after_ready, "torii_tyk_reloads_total") - counter(before, "torii_tyk_reloads_total")
-        print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}")
+        per_node = (
+            f" ({calls / len(nodes):.0f} calls, {reloads / len(nodes):.0f} reloads per node)" if len(nodes) > 1 else ""
+        )
+        print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}{per_node}")
         print(f"operator peak RSS: {peak_rss_mib(op.process.pid):.0f} MiB (now {steady_rss:.0f} MiB)")
         print(
             f"in-sync drift pass: {drift_calls:.0f} admin calls, {writes(after_drift) - writes(after_ready):.0f} writes"
