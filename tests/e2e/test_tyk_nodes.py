@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -116,3 +117,49 @@ def test_a_node_down_is_named_and_caught_up_when_it_returns(stack: Stack, world:
         obj = world.ready("GatewayAPI", name, timeout=90)
         assert obj["status"]["nodes"] == "3/3"
         assert through(nodes[1], f"/{name}/x").json()["upstream"] == "after"
+
+
+def test_a_deleted_key_with_a_quota_is_refused_by_every_node_under_traffic(world: World, nodes: list[str]) -> None:
+    """Tyk caches sessions per node and a request in flight writes a quota'd session back after its delete:
+    Torii deletes again what comes back and evicts every node's cache. Traffic runs on every node throughout;
+    once the GatewayKey is gone, no node accepts the key again (watched for longer than Tyk's 10 s cache)."""
+    name = f"revoke-{uuid.uuid4().hex[:5]}"
+    with upstream("revoke") as up:
+        world.apply("GatewayAPI", name, {"gateway": "tyk", "listenPath": f"/{name}/", "upstream": {"url": up.url},
+                                         "auth": "key"})  # fmt: skip
+        world.apply("GatewayKey", name, {"gateway": "tyk", "apis": [{"name": name}],
+                                         "quota": {"max": 1_000_000, "period": "day"}})  # fmt: skip
+        world.ready("GatewayKey", name)
+        key = world.secret(name)["key"]
+        answers: list[tuple[float, str, int]] = []
+        stop = threading.Event()
+
+        def traffic(node: str) -> None:
+            with httpx.Client(timeout=5) as http:
+                while not stop.is_set():
+                    status = http.get(f"{node}/{name}/x", headers={"Authorization": key}).status_code
+                    answers.append((time.monotonic(), node, status))
+                    stop.wait(0.1)
+
+        threads = [threading.Thread(target=traffic, args=(n,), daemon=True) for n in nodes]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: {n for _, n, s in answers if s == 200} == set(nodes), what="the key works everywhere")
+            deleting = time.monotonic()
+            world.delete("GatewayKey", name)
+            deleted = time.monotonic()
+            wait_until(lambda: time.monotonic() > deleted + 12 and all(
+                any(t > deleted + 12 for t, n, _ in answers if n == node) for node in nodes
+            ), timeout=60, what="traffic on every node beyond the cache time")  # fmt: skip
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+        accepted_after = [(round(t - deleted, 2), n) for t, n, s in answers if t > deleted and s == 200]
+        assert not accepted_after, f"a node accepted the key after its GatewayKey was deleted: {accepted_after[:5]}"
+        last = max((t for t, _, s in answers if s == 200), default=deleting)
+        print(
+            f"revocation under traffic on {len(nodes)} nodes: last accepted {last - deleting:.2f}s after the "
+            f"delete began; the GatewayKey was gone after {deleted - deleting:.2f}s"
+        )

@@ -341,7 +341,8 @@ async def test_every_call_about_a_key_of_another_org_names_that_org() -> None:
     orgs: list[tuple[str, str]] = []
 
     def tyk(request: httpx.Request) -> httpx.Response:
-        orgs.append((f"{request.method} {request.url.path}", request.url.params.get("org_id", "")))
+        if request.url.params.get("hashed") != "1":  # not a cache eviction (org-less by design)
+            orgs.append((f"{request.method} {request.url.path}", request.url.params.get("org_id", "")))
         name = request.url.path.removeprefix("/tyk/keys/")
         if request.method in ("POST", "PUT"):
             sessions[name] = json.loads(request.content)
@@ -367,3 +368,51 @@ async def test_every_call_about_a_key_of_another_org_names_that_org() -> None:
     await keys.revoke_previous(request, previous)
     await keys.delete_key(request)
     assert orgs and {org for _, org in orgs} == {"acme"}, [c for c in orgs if c[1] != "acme"]
+
+
+async def test_a_key_written_back_after_its_delete_is_deleted_again_and_every_node_cache_evicted() -> None:
+    """Verified on 5.10.2: a request past auth when the key was deleted writes its session back (a key with a
+    quota comes back), and other nodes keep it cached under the murmur64 of the key clients send."""
+    import mmh3
+
+    key = "k" * 48
+    owned = {"org_id": "torii", "access_rights": {}, "meta_data": {"torii-object": str(REF)}}
+    stored: dict[str, dict[str, Any]] = {key: owned}
+    calls: list[str] = []
+    write_backs = [1]  # the first delete is undone by a request in flight
+
+    def tyk(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.removeprefix("/tyk/keys/")
+        calls.append(f"{request.method} {name if name == key else 'hash:' + name}")
+        if request.method == "POST":
+            stored[name] = json.loads(request.content)
+            return httpx.Response(200, json={"action": "added"})
+        if request.method == "DELETE":
+            stored.pop(name, None)
+            if name == key and write_backs:
+                write_backs.pop()
+                stored[key] = owned
+            return httpx.Response(200, json={"action": "deleted"})
+        return httpx.Response(200, json=stored[name]) if name in stored else httpx.Response(404, json={})
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
+    assert await driver.keys.delete_key(key_request())
+    cached = format(mmh3.hash64(key, signed=False)[0], "016x")
+    assert calls.count(f"DELETE {key}") == 2 and key not in stored  # deleted again once written back
+    assert calls.count(f"POST hash:{cached}") == 2 and calls.count(f"DELETE hash:{cached}") == 2
+    assert set(stored) == set()  # the eviction placeholder does not outlive its call
+
+
+async def test_a_key_written_back_forever_is_reported_not_revoked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torii.gateways import tyk_keys
+
+    monkeypatch.setattr(tyk_keys, "REVOKE_TIMEOUT", 0.0)
+    monkeypatch.setattr(tyk_keys, "WRITE_BACK_SECONDS", 0.0)
+    owned = {"org_id": "torii", "access_rights": {}, "meta_data": {"torii-object": str(REF)}}
+
+    def tyk(request: httpx.Request) -> httpx.Response:  # every delete undone by traffic
+        return httpx.Response(200, json=owned if request.method == "GET" else {"action": "ok"})
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
+    with pytest.raises(RetryableGatewayError, match="written back"):
+        await driver.keys.delete_key(key_request())

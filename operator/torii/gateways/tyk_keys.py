@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any
+
+import mmh3
 
 from torii.gateways.base import (
     Credential,
@@ -29,6 +32,9 @@ from torii.gateways.tyk_render import KEY_CORE_FIELDS, render_session
 from torii.models.gatewaykey import QuotaState
 
 RESERVED_KEY_NAMES = frozenset({"create", "preview"})
+REVOKE_TIMEOUT = 60.0  # how long a revocation deletes again a key that requests in flight write back
+WRITE_BACK_SECONDS = 0.3  # a request past auth when the key was deleted writes its session back within this
+EVICT_API = "torii-evict-sentinel"  # the (absent) API a cache-eviction placeholder names: it grants nothing
 
 
 def key_path(key: str) -> str:
@@ -128,21 +134,55 @@ class TykKeys:
         )  # fmt: skip
 
     async def _revoke(self, request: KeyRequest, key: str, **extra: str) -> bool:
-        """Delete a key of `request`'s object and make sure Tyk no longer knows it. True when it existed;
-        OwnershipConflict (nothing deleted) when the key belongs to another object."""
+        """Delete a key of `request`'s object and make sure no node accepts it any more. True when it existed;
+        OwnershipConflict (nothing deleted) when the key belongs to another object.
+
+        Verified on Tyk 5.10.2 with several nodes on one Redis: each node caches a key's session under a hash
+        of the key as clients send it (10 s), and the DELETE's cluster notification names the stored key, so
+        other nodes keep accepting it; a request already past auth also writes the session back to Redis (a
+        key with a quota comes back, on one node too). So: DELETE, evict the nodes' caches (`_evict`), look
+        again; a key written back is deleted again; once gone, look once more after the cache time."""
         current = await self._get(request, key, **extra)
         if current is None:
             return False
         self._claim(request, current)
         # DELETE looks only in the org it is told: without it Tyk answers 404 and the key keeps working.
         params = {**self._params(request, session=current), **extra}
-        await self._http.request("DELETE", key_path(key), op="delete key", params=params, passthrough=(404,))
-        # A 404 is "gone" only if the key really is unknown now (a 404 for a key still accepted was the defect
-        # this check exists for).
-        if await self._get(request, key, **extra) is not None:
-            raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
-        await asyncio.sleep(self.session_cache_seconds)  # until no node's session cache accepts it
-        return True
+        deadline = time.monotonic() + REVOKE_TIMEOUT
+        settled = False
+        while True:
+            deleted = await self._http.request("DELETE", key_path(key), op="delete key", params=params,
+                                               passthrough=(404,))  # fmt: skip
+            if deleted.status_code == 404 and await self._get(request, key, **extra) is not None:
+                # A 404 for a key still accepted (another org) was the defect this check exists for.
+                raise RetryableGatewayError(f"gateway {self.name}: a deleted key is still known to Tyk; retrying")
+            if not extra:  # the key itself is known (not only its hash): evict it from every node's cache
+                await self._evict(key)
+            await asyncio.sleep(WRITE_BACK_SECONDS)
+            if await self._get(request, key, **extra) is None:
+                if settled:
+                    return True
+                await asyncio.sleep(self.session_cache_seconds)  # until no node can hold it in memory
+                settled = await self._get(request, key, **extra) is None
+                if settled:
+                    return True
+            if time.monotonic() > deadline:
+                raise RetryableGatewayError(
+                    f"gateway {self.name}: a deleted key keeps being written back by requests in flight; retrying"
+                )
+
+    async def _evict(self, key: str) -> None:
+        """Make every node drop its cached session of `key`: a placeholder written then deleted under the hash
+        the nodes cache it by (Tyk's default murmur64 of the key) notifies every node with that hash. The
+        placeholder is inactive and grants nothing; it lives for one admin call."""
+        cached = format(mmh3.hash64(key, signed=False)[0], "016x")
+        placeholder = {"org_id": "", "is_inactive": True, "quota_max": -1,
+                       "access_rights": {EVICT_API: {"api_id": EVICT_API, "versions": ["Default"]}}}  # fmt: skip
+        path = admin_path("/tyk/keys/{}", cached)
+        await self._http.request("POST", path, op="evict key", params={"hashed": "1"}, json=placeholder,
+                                 passthrough=(400, 404))  # fmt: skip
+        await self._http.request("DELETE", path, op="evict key", params={"hashed": "1", "org_id": ""},
+                                 passthrough=(400, 404))  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ the role
 
