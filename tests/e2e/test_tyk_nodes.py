@@ -21,6 +21,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+from support.kube import namespace
 from support.operator import Operator, running_operator, stack_gateways
 from support.stack import STACK_PY, Stack, read_env_file
 from support.upstream import upstream
@@ -163,3 +164,31 @@ def test_a_deleted_key_with_a_quota_is_refused_by_every_node_under_traffic(world
             f"revocation under traffic on {len(nodes)} nodes: last accepted {last - deleting:.2f}s after the "
             f"delete began; the GatewayKey was gone after {deleted - deleting:.2f}s"
         )
+
+
+def test_moving_from_one_url_to_a_node_list_needs_only_the_configuration(
+    crds: Stack, admin: client.ApiClient, tmp_path: Path, nodes: list[str]
+) -> None:
+    """A site that ran Torii with one `url` adds `nodes` and restarts Torii: the same APIs (same ids) reach every
+    node, the keys keep their credentials, nothing else is touched."""
+    gateways, secret = stack_gateways(crds, "torii-gateways-move")
+    single = next(g for g in gateways if g["name"] == "tyk")
+    with namespace(admin, "nodes-move") as ns, upstream("move") as up:
+        world = World(admin, ns, crds)
+        name = f"move-{uuid.uuid4().hex[:5]}"
+        with running_operator(crds, admin, tmp_path / "one", gateways=[single], secret_data=secret, namespaces=[ns],
+                              secret_name="torii-gateways-move", drift_interval=600):  # fmt: skip
+            world.apply("GatewayAPI", name, {"gateway": "tyk", "listenPath": f"/{name}/", "auth": "key",
+                                             "upstream": {"url": up.url}})  # fmt: skip
+            world.apply("GatewayKey", name, {"gateway": "tyk", "apis": [{"name": name}]})
+            api_id = world.ready("GatewayAPI", name)["status"]["gatewayId"]
+            world.ready("GatewayKey", name)
+            key = world.secret(name)["key"]
+        assert through(nodes[2], f"/{name}/x", key).status_code == 404  # one node only, so far
+        with running_operator(crds, admin, tmp_path / "all", gateways=[single | {"nodes": nodes}], secret_data=secret,
+                              namespaces=[ns], secret_name="torii-gateways-move", drift_interval=600):  # fmt: skip
+            wait_until(lambda: all(through(n, f"/{name}/x", key).status_code == 200 for n in nodes), timeout=90,
+                       what="every node serves the API with the same key")  # fmt: skip
+            assert world.get("GatewayAPI", name)["status"]["gatewayId"] == api_id
+            assert world.secret(name)["key"] == key
+            world.delete_all()
