@@ -297,7 +297,10 @@ async def _endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
     selector = f"kubernetes.io/service-name={ref.name}"
 
     def publish(slices: dict[str, list[str]]) -> None:
-        loop.call_soon_threadsafe(changes.put_nowait, sorted({u for urls in slices.values() for u in urls}))
+        # A dual-stack Service lists each pod in an IPv4 and an IPv6 slice: one address family, IPv4 first.
+        urls = {u for urls in slices.values() for u in urls}
+        ipv4 = {u for u in urls if "[" not in u}
+        loop.call_soon_threadsafe(changes.put_nowait, sorted(ipv4 or urls))
 
     def follow() -> None:
         api = client.DiscoveryV1Api(api_client())
@@ -320,8 +323,8 @@ async def _endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
                         slices[name] = slice_urls(item, ref)
                     publish(slices)
             except Exception as exc:  # the apiserver away, or a watch expired: list again shortly
-                log.warning("EndpointSlices of Service %s/%s: %s; listing again", ref.namespace, ref.name,
-                            type(exc).__name__)  # fmt: skip
+                log.warning("EndpointSlices of Service %s/%s: %s %s; listing again in 2 s", ref.namespace, ref.name,
+                            type(exc).__name__, getattr(exc, "status", "") or "")  # fmt: skip
                 stop.wait(2.0)
 
     thread = threading.Thread(target=follow, name=f"torii-endpoints-{ref.name}", daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -148,6 +149,21 @@ async def test_a_new_route_never_takes_a_path_a_service_holds() -> None:
         await make_driver(model).apis.converge_api(REF, spec())
     model.services.clear()
     assert (await make_driver(model).apis.converge_api(REF, spec())).created
+
+
+async def test_a_path_given_up_in_a_burst_does_not_hide_a_service_holding_it() -> None:
+    model = OtoroshiModel()
+    driver = make_driver(model)
+    await driver.apis.converge_api(REF, spec())  # catalog on /catalog/
+    model.services["by-hand"] = hand_made_service("/catalog/")  # shadowed by... nothing yet: the route was first
+    other = ObjectRef("shop", "other")
+    moved, taken = await asyncio.gather(
+        driver.apis.converge_api(REF, spec(listenPath="/catalog-v2/")),  # gives /catalog/ up
+        driver.apis.converge_api(other, spec(listenPath="/catalog/")),  # and this one would take it
+        return_exceptions=True,
+    )
+    assert not isinstance(moved, BaseException)
+    assert isinstance(taken, ListenPathConflict) and "service" in str(taken)  # the service holds it now
 
 
 async def test_a_route_keeps_its_path_when_a_service_appears_on_it_later() -> None:

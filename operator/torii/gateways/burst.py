@@ -281,11 +281,13 @@ class BurstSync(ABC):
         freed = {i for i, op in ops.items() if isinstance(op, Remove) and owner_of(views.get(i)) == op.owner}
         owners = {i: owner_of(v) for i, v in views.items()}
         owners |= {i: owner_of(self.core(op.desired)) for i, op in ops.items() if isinstance(op, Put)}
-        held = {r for r in current.values() if r}
+        # Paths this kind holds and keeps through the burst (not given up, not moved away).
+        held = {r for i, r in current.items() if r and i not in freed and wanted.get(i, r) == r}
         for key, other in neighbours.items():
             # Not the same object's view of the other kind (what a switch of kind leaves, retired once this one
-            # serves), nor a path one of ours holds already (it was there first, or took the path over).
-            if (other.owner is not None and owners.get(other.object_id) == other.owner) or other.route in held:
+            # serves), nor a path one of ours keeps (it was there first, or took the path over).
+            mine = other.owner is not None and owners.get(other.object_id) == other.owner
+            if mine or other.route in held:
                 continue
             current[key], owners[key] = other.route, other.owner
         namespaces = {i: (o or (None, None))[0] for i, o in owners.items()}

@@ -56,11 +56,11 @@ class TykApis:
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=org_id))
         notes = tuple(overridden_fields(spec, desired))
         adopting = spec.adopt is not None
-        applied = TykNodes.applied(
-            await self.nodes.each(lambda n: n.sync.put(api_id, desired, max_age=max_age, adopting=adopting))
-        )
-        return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes,
-                              nodes=(len(self.nodes), len(self.nodes)))  # fmt: skip
+        results = await self.nodes.each(lambda n: n.sync.put(api_id, desired, max_age=max_age, adopting=adopting))
+        applied = TykNodes.applied(results)
+        # Every node called (`each` raises otherwise): reported where a connection has several.
+        nodes = (len(results), len(results)) if self.nodes.several else None
+        return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes, nodes=nodes)
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
         api_id, owner = gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name)
@@ -190,6 +190,7 @@ class TykDriver:
         self._http = client(url)
         self._node = node
         self._follow = follow
+        self._left: list[TykNode] = []
         self.admin_urls = [url, *nodes] if follow is None else [url]
         if follow is None:
             self.nodes = TykNodes(name, [node(u) for u in (list(nodes) or [url])])
@@ -204,17 +205,19 @@ class TykDriver:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        for node in self.nodes.nodes:
+        for node in [*self.nodes.nodes, *self._left]:
             if node.http is not self._http:
                 await node.http.aclose()
 
     async def watch(self, refill: Callable[[], None]) -> None:
         """Fill nodes that came back or restarted empty (`NodeMonitor`), and follow the Service's endpoints
-        (a node that joins is filled at once); nothing to watch with one fixed node."""
-        tasks = [self.monitor.run(refill)] if self.monitor is not None else []
-        if self._follow is not None:
-            tasks.append(self._follow_nodes(refill))
-        await asyncio.gather(*tasks)
+        (a node that joins is filled at once); nothing to watch with one fixed node. One failing ends both
+        (the caller restarts the watch)."""
+        async with asyncio.TaskGroup() as group:
+            if self.monitor is not None:
+                group.create_task(self.monitor.run(refill))
+            if self._follow is not None:
+                group.create_task(self._follow_nodes(refill))
 
     async def _follow_nodes(self, refill: Callable[[], None]) -> None:
         assert self._follow is not None
@@ -225,9 +228,8 @@ class TykDriver:
             left = self.nodes.replace(urls, self._node)
             self.admin_urls = [self._http.base_url, *urls]
             log.info("gateway %s: %d node(s): %s", self.name, len(urls), " ".join(urls))
-            for node in left:
-                if node.http is not self._http:
-                    await node.http.aclose()
+            # Calls may still be running on a node that left: its client is closed with the driver.
+            self._left += [n for n in left if n.http is not self._http]
             if set(urls) - before:
                 refill()  # new nodes hold nothing yet
 

@@ -145,7 +145,8 @@ class TykKeys:
         current = await self._get(request, key, **extra)
         if current is None:
             return False
-        self._claim(request, current)
+        if EVICT_API not in (current.get("access_rights") or {}):  # else: an eviction placeholder left behind
+            self._claim(request, current)
         # DELETE looks only in the org it is told: without it Tyk answers 404 and the key keeps working.
         params = {**self._params(request, session=current), **extra}
         deadline = time.monotonic() + REVOKE_TIMEOUT

@@ -63,22 +63,37 @@ class TykNodes:
     def __len__(self) -> int:
         return len(self.nodes)
 
+    @property
+    def several(self) -> bool:
+        """Several nodes, or nodes followed from a Service (however many are ready now)."""
+        return len(self.nodes) > 1 or bool(self.where)
+
     async def each(self, call: Callable[[TykNode], Awaitable[T]]) -> list[T]:
         """`call` on every node at once; every node's result, or (any node failed) the first failure, its
-        message naming the node and how many nodes succeeded."""
+        message naming the node and how many nodes succeeded. The node list may change meanwhile (a followed
+        Service): a node that joined is called too before this returns, one that left does not count."""
         if not self._known.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._known.wait(), self.FIRST_NODES_TIMEOUT)
         if not self.nodes:
             raise RetryableGatewayError(f"gateway {self.name}: no ready node {self.where or 'configured'}")
-        nodes = list(self.nodes)  # the list may change while the calls run
-        outcomes = await asyncio.gather(*(call(n) for n in nodes), return_exceptions=True)
-        failed = [(n, o) for n, o in zip(nodes, outcomes, strict=True) if isinstance(o, BaseException)]
+        seen: dict[str, tuple[TykNode, T | BaseException]] = {}
+        while pending := [n for n in self.nodes if n.url not in seen]:
+            outcomes = await asyncio.gather(*(call(n) for n in pending), return_exceptions=True)
+            seen |= {n.url: (n, o) for n, o in zip(pending, outcomes, strict=True)}
+        current = {n.url for n in self.nodes}
+        results = [(n, o) for url, (n, o) in seen.items() if url in current]
+        if not results:  # every node left meanwhile
+            raise RetryableGatewayError(f"gateway {self.name}: no ready node {self.where or 'configured'}")
+        failed = [(n, o) for n, o in results if isinstance(o, BaseException)]
         if not failed:
-            return outcomes  # type: ignore[return-value]
+            return [o for _, o in results]  # type: ignore[misc]
+        nodes = [n for n, _ in results]
         node, error = failed[0]
-        if (len(nodes) == 1 and not self.where) or not isinstance(error, GatewayError):
+        if len(nodes) == 1 and not self.where:
             raise error
+        if not isinstance(error, GatewayError):  # e.g. a closed client: a node going away
+            error = RetryableGatewayError(f"{type(error).__name__} talking to the node")
         done = len(nodes) - len(failed)
         others = f" (and {len(failed) - 1} more node(s))" if len(failed) > 1 else ""
         raise type(error)(
@@ -115,9 +130,10 @@ class NodeMonitor:
             await node.http.request("GET", "/hello", op="node check", passthrough=(503,))
             canary = next((i for i, v in node.sync.view.items() if owner_of(v) is not None), None)
             gone = canary is not None and await node.sync.get(canary) is None
-        except RetryableGatewayError:
+        except Exception as exc:  # whatever it is, the node is not usable now; the monitor itself goes on
             if node.reachable:
-                log.warning("gateway %s: node %s unreachable", self.name, node.url)
+                log.warning("gateway %s: node %s unreachable (%s)", self.name, node.url,
+                            exc.message if isinstance(exc, GatewayError) else type(exc).__name__)  # fmt: skip
             node.reachable = False
             return False
         back = not node.reachable

@@ -5,12 +5,13 @@ and hands over to `torii.reconcile`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import kopf
 
 from torii import kube
-from torii.gateways.base import ObjectRef
+from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.handlers.common import apply, count, plain
 from torii.handlers.drift import Check, drift_loop
 from torii.handlers.tracking import Tracked, Tracker, status_changes
@@ -23,6 +24,8 @@ from torii.reconcile.lifecycle import Delete, Reconcile
 from torii.reconcile.oauthclient import delete_oauth_client, reconcile_oauth_client
 from torii.reconcile.outcome import Cause
 from torii.settings import OperatorSettings
+
+log = logging.getLogger("torii")
 
 
 def register_kind(
@@ -134,9 +137,19 @@ def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
 def start_drift(trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo) -> asyncio.Task[None]:
     """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`)."""
 
+    async def watch(driver: GatewayDriver, wake: asyncio.Event) -> None:
+        # A watch that fails (a bug, an unexpected answer) is logged and started again: refills never stop.
+        while True:
+            try:
+                await driver.watch(wake.set)
+                return  # nothing to watch
+            except Exception:
+                log.exception("gateway %s: its watch failed; starting it again in 5 s", driver.name)
+                await asyncio.sleep(5)
+
     async def drift() -> None:
         wake = asyncio.Event()
-        watchers = [asyncio.create_task(d.watch(wake.set), name=f"torii-watch-{d.name}") for d in memo.gateways]
+        watchers = [asyncio.create_task(watch(d, wake), name=f"torii-watch-{d.name}") for d in memo.gateways]
         try:
             await drift_loop(trackers, drift_check(settings, memo), settings.drift_interval_seconds, wake)
         finally:
