@@ -24,6 +24,7 @@ class OtoroshiModel:
         self.methods: list[str] = []
         self.exists_on_post = False
         self.proxied: list[str] = []
+        self.served_by: list[str] = []  # which object answered each proxied request ("" for no route)
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:
@@ -74,11 +75,14 @@ class OtoroshiModel:
         self.proxied.append(request.url.path)
         for service in self.services.values():
             if service["enabled"] and request.url.path.startswith(service["matchingRoot"]):
+                self.served_by.append(f"service:{service['id']}")
                 return httpx.Response(200, json={"served": service["id"]})
         for route in self.routes.values():
             path = "/" + route["frontend"]["domains"][0].partition("/")[2]
             if route["enabled"] and request.url.path.startswith(path):
+                self.served_by.append(f"route:{route['id']}")
                 return httpx.Response(200, json={"served": route["id"]})
+        self.served_by.append("")
         return httpx.Response(404, headers={"Otoroshi-Error-Msg": "no route found !"}, json={})
 
 

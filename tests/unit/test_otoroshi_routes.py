@@ -122,6 +122,8 @@ async def test_switching_to_routes_moves_own_services_and_leaves_others_alone() 
     routes = make_driver(model, "routes")
     moved = await routes.apis.converge_api(mine, spec(auth="key"))
     assert moved.changed and "torii.shop.catalog" in model.routes
+    # Ready only once the route itself answered (the service, served first, answered the first probe).
+    assert model.served_by[-1] == "route:torii.shop.catalog"
     assert sorted(model.services) == ["by-hand", "torii.shop.other"]  # only its own service went
     assert not (await routes.apis.converge_api(mine, spec(auth="key"))).changed  # and once only
     # Deleting an object still on a service (not converged since the switch) deletes that service too.

@@ -83,6 +83,10 @@ class OtoroshiApis:
             return False
         await self.other.remove(object_id, owner, confirm=confirm)
         leftovers.pop(object_id, None)
+        if not confirm:
+            # The proxy answered the new object's probe while the old one (served first) still stood: Ready
+            # only once the new object itself answers on the path.
+            await self.sync.reconfirm(object_id)
         return True
 
     async def leftovers(self) -> dict[str, Owner]:

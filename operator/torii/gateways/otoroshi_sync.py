@@ -173,6 +173,13 @@ class OtoroshiSync(BurstSync):
             )
         return results
 
+    async def reconfirm(self, object_id: str) -> None:
+        """Wait for a state sync, then until the proxy routes the object's path again (after an object that
+        answered on the same path, e.g. the service a migration replaced, was removed)."""
+        where = self.served(self._view.get(object_id) or await self.get(object_id))
+        if where is not None:
+            await self._settled(object_id, Applied(changed=True, written_at=time.monotonic(), probe=(*where, True)))
+
     async def _settled(self, object_id: str, applied: Applied) -> Applied:
         """Wait for the state sync after the write, then until the proxy routes (or no longer routes) the path.
         Each caller waits for its own object, outside the batch: a path the proxy is slow to route (Otoroshi
