@@ -69,6 +69,9 @@ class ScriptedDriver:
     def admin_calls(self) -> int:
         return 0
 
+    async def ready(self) -> None:
+        pass
+
     async def watch(self, refill: Any) -> None:
         pass
 

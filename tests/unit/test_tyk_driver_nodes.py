@@ -196,3 +196,26 @@ def test_ready_endpoints_of_a_slice_become_urls() -> None:
     by_number = NodeServiceRef(namespace="gw", name="tyk", port=9090, scheme="http")
     assert slice_urls(endpoint_slice, by_number)[0] == "http://10.0.0.1:9090"
     assert slice_urls(endpoint_slice, NodeServiceRef(namespace="gw", name="tyk", port="other")) == []
+
+
+async def test_the_followed_nodes_are_admin_endpoints_before_any_api_is_checked() -> None:
+    """Tenancy refuses upstreams pointing at the gateway's admin endpoints: with a followed Service those are
+    the pods, so `ready` (awaited before the check) returns only once they are listed."""
+    endpoints: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def follow() -> AsyncIterator[list[str]]:
+        while True:
+            yield await endpoints.get()
+
+    tyk = driver(Cluster(), nodes=(), follow=follow, follow_where="behind Service gw/tyk", node_check_seconds=60)
+    watcher = asyncio.create_task(tyk.watch(lambda: None))
+    try:
+        ready = asyncio.create_task(tyk.ready())
+        await asyncio.sleep(0.05)
+        assert not ready.done()  # not listed yet: no check may run on a partial list
+        await endpoints.put(URLS[1:])
+        await asyncio.wait_for(ready, 5)
+        assert set(URLS[1:]) <= set(tyk.admin_urls)
+    finally:
+        watcher.cancel()
+        await tyk.aclose()

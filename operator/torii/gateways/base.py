@@ -275,6 +275,11 @@ class GatewayDriver(Protocol):
         """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
         ...
 
+    async def ready(self) -> None:
+        """Return once the driver knows every admin endpoint of its gateway (`admin_urls`: tenancy checks
+        refuse upstreams pointing there); nodes followed from a Service are known once listed."""
+        ...
+
     async def watch(self, refill: Callable[[], None]) -> None:
         """Run until cancelled, calling `refill` when the gateway needs its objects converged now, not at the
         next drift pass (a node that came back or restarted empty). Returns at once where nothing is watched."""

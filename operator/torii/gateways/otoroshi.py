@@ -218,6 +218,9 @@ class OtoroshiDriver:
         )  # fmt: skip
         self.importer = OtoroshiInventory(self._http, domain=domain, subdomain=subdomain, group=group, entity=entity)
 
+    async def ready(self) -> None:
+        """Its admin endpoint is its URL: known from the start."""
+
     async def watch(self, refill: Callable[[], None]) -> None:
         """Nothing to watch: one Otoroshi (or its cluster leader) holds every route; drift passes repair it."""
 

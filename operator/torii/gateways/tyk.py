@@ -209,6 +209,9 @@ class TykDriver:
             if node.http is not self._http:
                 await node.http.aclose()
 
+    async def ready(self) -> None:
+        await self.nodes.known()
+
     async def watch(self, refill: Callable[[], None]) -> None:
         """Fill nodes that came back or restarted empty (`NodeMonitor`), and follow the Service's endpoints
         (a node that joins is filled at once); nothing to watch with one fixed node. One failing ends both

@@ -68,13 +68,20 @@ class TykNodes:
         """Several nodes, or nodes followed from a Service (however many are ready now)."""
         return len(self.nodes) > 1 or bool(self.where)
 
+    async def known(self) -> None:
+        """Return once the node list is known (a followed Service listed once); RetryableGatewayError after
+        FIRST_NODES_TIMEOUT."""
+        if not self._known.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._known.wait(), self.FIRST_NODES_TIMEOUT)
+        if not self._known.is_set():
+            raise RetryableGatewayError(f"gateway {self.name}: the nodes {self.where} are not listed yet")
+
     async def each(self, call: Callable[[TykNode], Awaitable[T]]) -> list[T]:
         """`call` on every node at once; every node's result, or (any node failed) the first failure, its
         message naming the node and how many nodes succeeded. The node list may change meanwhile (a followed
         Service): a node that joined is called too before this returns, one that left does not count."""
-        if not self._known.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._known.wait(), self.FIRST_NODES_TIMEOUT)
+        await self.known()
         if not self.nodes:
             raise RetryableGatewayError(f"gateway {self.name}: no ready node {self.where or 'configured'}")
         seen: dict[str, tuple[TykNode, T | BaseException]] = {}

@@ -19,6 +19,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     spec = parse_spec(GatewayAPISpec, obj.raw_spec)
     driver = ctx.gateways.get(spec.gateway)
     status.gateway = driver.name
+    await driver.ready()  # every admin endpoint known: an upstream may not point at any of them
     await check_api(ctx.connection(driver), ref.namespace, spec)
     result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
 
