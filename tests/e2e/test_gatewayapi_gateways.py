@@ -149,6 +149,14 @@ def test_tyk_fifty_apis_need_at_most_five_reloads(stack: Stack, world: World, me
 # ----------------------------------------------------------------------------------------------- Otoroshi
 
 
+def otoroshi_admin(stack: Stack) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.env["OTOROSHI_URL"],
+        headers={"Host": stack.env["OTOROSHI_API_HOST"]},
+        auth=(stack.env["OTOROSHI_CLIENT_ID"], stack.env["OTOROSHI_CLIENT_SECRET"]),
+    )
+
+
 def through_otoroshi(stack: Stack, path: str) -> httpx.Response:
     return httpx.get(f"{stack.env['OTOROSHI_URL']}{path}", headers={"Host": f"api.{stack.env['OTOROSHI_DOMAIN']}"})
 
@@ -156,10 +164,7 @@ def through_otoroshi(stack: Stack, path: str) -> httpx.Response:
 def test_otoroshi_apply_ready_traffic_update_delete(stack: Stack, world: World) -> None:
     stack.require("otoroshi")
     name = unique("catalog")
-    admin = httpx.Client(
-        base_url=stack.env["OTOROSHI_URL"], headers={"Host": stack.env["OTOROSHI_API_HOST"]},
-        auth=(stack.env["OTOROSHI_CLIENT_ID"], stack.env["OTOROSHI_CLIENT_SECRET"]),
-    )  # fmt: skip
+    admin = otoroshi_admin(stack)
     with upstream("first") as first, upstream("second") as second:
         world.apply(KIND, name, {"gateway": "otoroshi", "listenPath": f"/{name}/", "upstream": {"url": first.url}})
         service_id = world.ready(KIND, name)["status"]["gatewayId"]
@@ -177,10 +182,7 @@ def test_otoroshi_apply_ready_traffic_update_delete(stack: Stack, world: World) 
 def test_otoroshi_drift_route_deleted_by_hand_is_restored(stack: Stack, world: World) -> None:
     stack.require("otoroshi")
     name = unique("odrift")
-    admin = httpx.Client(
-        base_url=stack.env["OTOROSHI_URL"], headers={"Host": stack.env["OTOROSHI_API_HOST"]},
-        auth=(stack.env["OTOROSHI_CLIENT_ID"], stack.env["OTOROSHI_CLIENT_SECRET"]),
-    )  # fmt: skip
+    admin = otoroshi_admin(stack)
     with upstream("odrift") as up:
         world.apply(KIND, name, {"gateway": "otoroshi", "listenPath": f"/{name}/", "upstream": {"url": up.url}})
         service_id = world.ready(KIND, name)["status"]["gatewayId"]
@@ -214,10 +216,7 @@ def test_otoroshi_route_never_takes_the_path_of_a_service(stack: Stack, world: W
     enabled, and never get a request. Torii refuses it instead."""
     stack.require("otoroshi")
     name = unique("oshadow")
-    admin = httpx.Client(
-        base_url=stack.env["OTOROSHI_URL"], headers={"Host": stack.env["OTOROSHI_API_HOST"]},
-        auth=(stack.env["OTOROSHI_CLIENT_ID"], stack.env["OTOROSHI_CLIENT_SECRET"]),
-    )  # fmt: skip
+    admin = otoroshi_admin(stack)
     with upstream("hand") as hand, upstream("torii") as mine:
         service = admin.get("/api/services/_template").json() | {
             "id": f"hand-{name}", "name": f"hand-{name}", "subdomain": "api", "domain": stack.env["OTOROSHI_DOMAIN"],

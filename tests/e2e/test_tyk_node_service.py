@@ -9,13 +9,9 @@ following the endpoints.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +20,7 @@ from kubernetes import client
 
 from support.forward import forwarder, host_address
 from support.operator import Operator, running_operator, stack_gateways
-from support.stack import STACK_PY, Stack, read_env_file
+from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
@@ -33,10 +29,8 @@ SERVICE = "tyk-nodes"
 
 
 @pytest.fixture(scope="module")
-def nodes(stack: Stack) -> list[str]:
-    stack.require("tyk")
-    subprocess.run([sys.executable, str(STACK_PY), "up"], check=True, env={**os.environ, "TORII_TYK_NODES": "3"})
-    return read_env_file(Path(stack.env["TORII_STACK_DIR"]) / "env")["TYK_NODE_URLS"].split()[:3]
+def nodes(tyk_nodes: list[str]) -> list[str]:
+    return tyk_nodes
 
 
 @pytest.fixture(scope="module")

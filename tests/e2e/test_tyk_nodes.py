@@ -8,9 +8,6 @@ stack). The operator's drift interval is 600 s: anything repaired here is repair
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,7 +20,7 @@ from kubernetes import client
 
 from support.kube import namespace
 from support.operator import Operator, running_operator, stack_gateways
-from support.stack import STACK_PY, Stack, read_env_file
+from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
@@ -32,14 +29,8 @@ NODES = 3
 
 
 @pytest.fixture(scope="module")
-def nodes(stack: Stack) -> list[str]:
-    """The admin URLs of three Tyk nodes (the stack grown to three)."""
-    stack.require("tyk")
-    subprocess.run([sys.executable, str(STACK_PY), "up"], check=True, env={**os.environ, "TORII_TYK_NODES": "3"})
-    env = read_env_file(Path(stack.env["TORII_STACK_DIR"]) / "env")
-    urls = env["TYK_NODE_URLS"].split()
-    assert len(urls) >= NODES, urls
-    return urls[:NODES]
+def nodes(tyk_nodes: list[str]) -> list[str]:
+    return tyk_nodes
 
 
 @pytest.fixture(scope="module")
