@@ -454,3 +454,18 @@ async def test_an_oauth_client_of_an_api_already_gone_is_gone_and_another_object
             OAuthClientRequest(ref, "torii.a.reports", "theirs", "", "", None, "", {})
         )
     assert deleted == []
+
+
+async def test_an_upstream_at_any_tyk_nodes_admin_port_is_refused() -> None:
+    """Several Tyk nodes: every node's admin endpoint is the gateway's, not only `url`'s (an API on node 0 could
+    otherwise proxy tenants' requests into node 2's admin API)."""
+    from torii.gateways.tyk import TykDriver
+
+    nodes = ["http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://10.0.0.3:8080"]
+    driver = TykDriver("tyk", nodes[0], "secret", nodes=nodes)
+    try:
+        attack = ["http://10.0.0.3:8080/tyk/keys/"]
+        problems = await upstream_violations(attack, UpstreamRules(), "shop", driver.admin_urls, resolver=no_dns)
+        assert problems and "admin endpoint" in problems[0], problems
+    finally:
+        await driver.aclose()
