@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -224,7 +225,9 @@ async def test_a_key_is_active_only_once_the_proxy_accepts_its_credential() -> N
         path = request.url.path
         if request.headers["Host"] == "api.oto.tools" and path.endswith(".torii-probe"):
             # The proxy learns of a key only on its second probe (a state sync in between).
-            answers.append(request.headers["Otoroshi-Client-Secret"])
+            scheme, _, encoded = request.headers["Otoroshi-Authorization"].partition(" ")
+            assert scheme == "Basic"
+            answers.append(base64.b64decode(encoded).decode().split(":", 1)[1])
             if len(answers) < 2:
                 return httpx.Response(400, headers={"Otoroshi-Error-Msg": "invalid apikey tuple"})
             return httpx.Response(403, headers={"Otoroshi-Error-Msg": "Forbidden"})

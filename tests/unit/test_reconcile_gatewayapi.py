@@ -54,7 +54,7 @@ class ScriptedDriver:
             raise result
         return result
 
-    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, **_: Any) -> bool:
         if isinstance(self.delete_result, GatewayError):
             raise self.delete_result
         return self.delete_result

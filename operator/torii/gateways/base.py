@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from torii.gateways.errors import OwnershipConflict
-from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
+from torii.models.gatewayapi import ApiHealth, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import GatewayKeySpec, QuotaState
 
 
@@ -166,9 +166,11 @@ class ApiRole(Protocol):
         taken for a neighbour moments ago; changes never do)."""
         ...
 
-    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, *,
+                         auth: AuthMode = AuthMode.KEYLESS) -> bool:  # fmt: skip
         """Remove the API (`gateway_id`: an adopted id, else Torii's own); True if something was deleted, False
-        if it was already gone; OwnershipConflict (nothing deleted) when it belongs to another object."""
+        if it was already gone; OwnershipConflict (nothing deleted) when it belongs to another object. `auth`:
+        the API's spec.auth (what else Torii made for it goes too: a JWT API's verifier or policy)."""
         ...
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:

@@ -9,6 +9,7 @@ tuple` while it does not know the key for that API. Nothing reaches the upstream
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -117,10 +118,10 @@ class OtoroshiKeys:
     async def _verdict(self, host: str, path: str, credential: Credential) -> Verdict:
         assert self._proxy is not None
         try:
-            response = await self._proxy.head(path, headers={
-                "Host": host, "Otoroshi-Client-Id": credential.client_id,
-                "Otoroshi-Client-Secret": credential.client_secret,
-            })  # fmt: skip
+            # Basic auth in Otoroshi's own header: the one extractor every API-key route of Torii's has on
+            # (`auth: key` keeps them all, `auth: basicAuth` only this one).
+            basic = base64.b64encode(f"{credential.client_id}:{credential.client_secret}".encode()).decode()
+            response = await self._proxy.head(path, headers={"Host": host, "Otoroshi-Authorization": f"Basic {basic}"})
         except httpx.HTTPError as exc:
             raise RetryableGatewayError(
                 f"gateway {self.name}: proxy unreachable while confirming a key ({type(exc).__name__})"

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from torii.gateways.base import ObjectRef, deep_merge, dotted_get, is_subset, pick
 from torii.gateways.burst import View
 from torii.gateways.errors import Unsupported
+from torii.gateways.otoroshi_jwt import verifier_id
 from torii.gateways.otoroshi_render import owner_metadata
 from torii.gateways.otoroshi_sync import OtoroshiSync
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, AuthMode, GatewayAPISpec
@@ -73,6 +74,17 @@ def _neutral_plugins(route_id: str, spec: GatewayAPISpec) -> list[dict[str, Any]
         # are what Torii documents; the extracted credential is wiped from the backend request.
         plugins.append(_plugin("ApikeyCalls", {"validate": True, "mandatory": True, "pass_with_user": False,
                                                "wipe_backend_request": True, "update_quotas": True}))  # fmt: skip
+    if spec.auth == AuthMode.BASIC_AUTH:
+        # The same keys, presented as `Authorization: Basic b64(clientId:clientSecret)` only.
+        off = {"enabled": False}
+        extractors = {"basic": {"enabled": True}, "custom_headers": off, "client_id": off, "jwt": off,
+                      "oto_bearer": off}  # fmt: skip
+        plugins.append(_plugin("ApikeyCalls", {"extractors": extractors, "validate": True, "mandatory": True,
+                                               "pass_with_user": False, "wipe_backend_request": True,
+                                               "update_quotas": True}))  # fmt: skip
+    if spec.auth == AuthMode.JWT:
+        # The verifier (`otoroshi_jwt`) is written before the route: an unknown verifier id answers 500.
+        plugins.append(_plugin("JwtVerification", {"verifiers": [verifier_id(route_id)]}))
     if spec.cors is not None and spec.cors.enabled:
         plugins.append(_plugin("Cors", {
             "allow_origin": ",".join(spec.cors.allowed_origins), "allow_methods": spec.cors.allowed_methods,

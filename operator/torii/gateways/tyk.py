@@ -18,14 +18,21 @@ from typing import Any
 import httpx
 
 from torii.gateways.base import ConvergeResult, Inventory, ObjectRef, api_gateway_id
-from torii.gateways.burst import Remove
+from torii.gateways.burst import Applied, Remove
 from torii.gateways.http import AdminClient, CallObserver, admin_path
 from torii.gateways.tyk_keys import TykKeys, digest_id
 from torii.gateways.tyk_nodes import NodeMonitor, TykNode, TykNodes
 from torii.gateways.tyk_oauth import TykOAuth
-from torii.gateways.tyk_render import NEUTRAL_FIELDS, overridden_fields, render_api_definition, with_fingerprint
+from torii.gateways.tyk_policies import TykPolicies
+from torii.gateways.tyk_render import (
+    NEUTRAL_FIELDS,
+    overridden_fields,
+    render_api_definition,
+    render_policy,
+    with_fingerprint,
+)
 from torii.gateways.tyk_sync import TykApiSync
-from torii.models.gatewayapi import ApiHealth, GatewayAPISpec
+from torii.models.gatewayapi import ApiHealth, AuthMode, GatewayAPISpec
 
 ADMIN_HEADER = "X-Tyk-Authorization"
 log = logging.getLogger("torii.tyk")
@@ -43,6 +50,7 @@ class TykApis:
         self.health_enabled = health
         self.nodes = nodes
         self._http = http  # health figures: any node's
+        self.policies = TykPolicies(name)
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         api_id = api_gateway_id(ref, spec, self.id_prefix)
@@ -56,15 +64,29 @@ class TykApis:
         desired = with_fingerprint(render_api_definition(ref, spec, api_id=api_id, org_id=org_id))
         notes = tuple(overridden_fields(spec, desired))
         adopting = spec.adopt is not None
-        results = await self.nodes.each(lambda n: n.sync.put(api_id, desired, max_age=max_age, adopting=adopting))
+        policy = render_policy(ref, api_id=api_id, org_id=org_id) if desired.get("jwt_default_policies") else None
+
+        async def on(node: TykNode) -> Applied:
+            # A JWT API's policy goes first: the reload that loads the definition loads it too.
+            wrote = policy is not None and await self.policies.ensure(node.http, ref, policy)
+            applied = await node.sync.put(api_id, desired, max_age=max_age, adopting=adopting)
+            if wrote and not applied.changed:
+                await node.sync.reload_now()  # the definition was in sync: the policy still has to be loaded
+            return Applied(changed=applied.changed or wrote, created=applied.created)
+
+        results = await self.nodes.each(on)
         applied = TykNodes.applied(results)
         # Every node called (`each` raises otherwise): reported where a connection has several.
         nodes = (len(results), len(results)) if self.nodes.several else None
         return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes, nodes=nodes)
 
-    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None) -> bool:
+    async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, *,
+                         auth: AuthMode = AuthMode.KEYLESS) -> bool:  # fmt: skip
         api_id, owner = gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name)
-        return any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
+        deleted = any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
+        if auth == AuthMode.JWT:  # its policy, once nothing names it (unloaded at the next reload)
+            await self.nodes.each(lambda n: self.policies.delete(n.http, ref, api_id))
+        return deleted
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.health_enabled:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +17,9 @@ from torii.gateways.base import (
     key_owner,
     without_fields,
 )
-from torii.models.gatewayapi import TYK_OWNED_FIELDS, AuthMode, GatewayAPISpec
-from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS
+from torii.gateways.errors import PermanentGatewayError, Unsupported
+from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiJwt, AuthMode, GatewayAPISpec
+from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, KeyType
 
 
 def with_fingerprint(definition: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +35,14 @@ NEUTRAL_FIELDS = {
     "use_keyless": "spec.auth",
     "use_standard_auth": "spec.auth",
     "use_oauth2": "spec.auth",
+    "use_basic_auth": "spec.auth",
+    "enable_jwt": "spec.auth",
+    "jwt_source": "spec.jwt",
+    "jwt_signing_method": "spec.jwt.algorithm",
+    "jwt_identity_base_field": "spec.jwt.identityClaim",
+    "jwt_default_policies": "spec.jwt",
+    "jwt_policy_field_name": "spec.jwt",
+    "jwt_client_base_field": "spec.jwt",
     "proxy.listen_path": "spec.listenPath",
     "proxy.target_url": "spec.upstream",
     "proxy.strip_listen_path": "spec.stripListenPath",
@@ -86,6 +97,11 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
     if spec.auth == AuthMode.KEY:
         definition["auth"] = {"auth_header_name": "Authorization"}
         definition["auth_configs"] = {"authToken": {"auth_header_name": "Authorization"}}
+    if spec.auth == AuthMode.BASIC_AUTH:
+        definition["use_basic_auth"] = True
+        definition["auth_configs"] = {"basic": {"auth_header_name": "Authorization"}}
+    if spec.auth == AuthMode.JWT:
+        definition |= jwt_fields(spec, api_id)
     if spec.auth == AuthMode.OAUTH2:
         definition["oauth_meta"] = {
             "allowed_access_types": ["authorization_code", "refresh_token", "client_credentials"],
@@ -114,6 +130,56 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
             if present:
                 dotted_set(definition, path, value)
     return definition
+
+
+SIGNING_METHODS = {"HS": "hmac", "RS": "rsa", "ES": "ecdsa"}
+
+
+def jwt_fields(spec: GatewayAPISpec, api_id: str) -> dict[str, Any]:
+    """A JWT API's fields. Verified on 5.10.2: `jwt_source` set = every token signed by that key passes, as the
+    policy `jwt_default_policies` names (Torii's own, `render_policy`: without a loaded policy Tyk answers 403);
+    no `jwt_source` = the token's `kid` names a key whose `jwt_data.secret` signs it (GatewayKeys of type jwt).
+    A base64 `jwt_source` is the HMAC secret or the PEM key; a raw http(s) URL is a JWKS. The claims that would
+    let a token pick its own policy or borrow another key's are turned off: access comes from Torii only."""
+    jwt = spec.jwt or ApiJwt()
+    if jwt.issuer or jwt.audience:
+        raise Unsupported("spec.jwt.issuer/audience: Tyk classic APIs do not check the iss and aud claims (Tyk "
+                          "checks them on OAS APIs only); remove them, or check them upstream")  # fmt: skip
+    fields: dict[str, Any] = {
+        "enable_jwt": True,
+        "jwt_signing_method": SIGNING_METHODS[jwt.effective_algorithm.family],
+        "jwt_identity_base_field": jwt.identity_claim,
+        "jwt_policy_field_name": "",
+        "jwt_client_base_field": "",
+        "jwt_source": "",
+        "jwt_default_policies": [],
+        "auth_configs": {"jwt": {"auth_header_name": jwt.header}},
+    }
+    if jwt.jwks_url is not None:
+        fields |= {"jwt_source": jwt.jwks_url, "jwt_default_policies": [api_id]}
+    elif jwt.secret_ref is not None:
+        if jwt.key is None:
+            raise PermanentGatewayError("spec.jwt.secretRef: the verification key was not read")
+        fields |= {"jwt_source": base64.b64encode(jwt.key.encode()).decode(), "jwt_default_policies": [api_id]}
+    return fields
+
+
+def render_policy(ref: ObjectRef, *, api_id: str, org_id: str) -> dict[str, Any]:
+    """The policy a JWT API with its own key grants its callers: that API, no limit (the API's own rate limit
+    still applies). Its id is the API's."""
+    return {
+        "id": api_id,
+        "name": f"{ref} (JWT)",
+        "org_id": org_id,
+        "active": True,
+        **UNLIMITED_RATE,
+        "quota_max": -1,
+        "access_rights": {
+            api_id: {"api_id": api_id, "api_name": str(ref), "versions": ["Default"], "allowed_urls": []}
+        },
+        "tags": ["torii"],
+        "meta_data": key_owner(ref, "GatewayAPI"),
+    }
 
 
 # Tyk has no "unlimited" rate: a key without spec.rateLimit gets a rate no client can reach.
@@ -161,5 +227,15 @@ def render_session(request: KeyRequest, org_id: str) -> dict[str, Any]:
     # The owner record last: neither spec.metadata nor spec.tyk can forge it.
     session["meta_data"] = {k: v for k, v in (session.get("meta_data") or {}).items() if not k.startswith("torii-")}
     session["meta_data"] |= key_owner(request.ref, "GatewayKey")
+    secret = request.credential.client_secret
+    if spec.type != KeyType.KEY and secret:
+        # Tyk never returns a basic-auth password (and Torii never reads a secret back): the fingerprint covers a
+        # salted digest of it, so a new password or JWT secret is written, the same one is not.
+        session["meta_data"]["torii-secret"] = hashlib.sha256(f"{request.ref.uid}\0{secret}".encode()).hexdigest()
     session["meta_data"]["torii-fingerprint"] = fingerprint(session)
+    session["meta_data"].pop("torii-secret", None)
+    if spec.type == KeyType.BASIC_AUTH and secret:
+        session["basic_auth_data"] = {"password": secret, "hash_type": ""}  # Tyk hashes it (bcrypt)
+    elif spec.type == KeyType.JWT and secret:
+        session["jwt_data"] = {"secret": secret}  # HS256 tokens whose `kid` is this key's name
     return session

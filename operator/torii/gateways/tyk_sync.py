@@ -61,6 +61,11 @@ class TykApiSync(BurstSync):
     ) -> Applied:
         return await self.submit(api_id, Put(desired, max_age, adopting))
 
+    async def reload_now(self) -> None:
+        """Reload outside a burst: something the definitions name changed without them (a JWT API's policy)."""
+        await self._reload()
+        self.reloads += 1
+
     async def remove(self, api_id: str, owner: tuple[str, str]) -> bool:
         return (await self.submit(api_id, Remove(owner))).changed
 

@@ -185,6 +185,13 @@ class StatusBase(CamelModel):
         self.conditions = [c for c in self.conditions if c.type != new.type] + [new]
 
 
+class SecretKeySelector(CamelModel):
+    """One entry of a Secret in this namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    key: str = Field(default="key", max_length=253, description="Entry of the Secret. Default `key`.")
+
+
 class SecretTemplate(CamelModel):
     """Extra metadata for a generated Secret."""
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from torii.models.common import (
     DNS_LABEL,
     CamelModel,
     DeletionPolicy,
+    SecretKeySelector,
     StatusBase,
     adopt_id_field,
     adoption_immutable,
@@ -51,6 +52,112 @@ class AuthMode(StrEnum):
     KEYLESS = "keyless"
     KEY = "key"
     OAUTH2 = "oauth2"
+    BASIC_AUTH = "basicAuth"
+    JWT = "jwt"
+
+
+class JwtAlgorithm(StrEnum):
+    HS256 = "HS256"
+    HS384 = "HS384"
+    HS512 = "HS512"
+    RS256 = "RS256"
+    RS384 = "RS384"
+    RS512 = "RS512"
+    ES256 = "ES256"
+    ES384 = "ES384"
+    ES512 = "ES512"
+
+    @property
+    def family(self) -> str:
+        """`HS`, `RS` or `ES`."""
+        return self.value[:2]
+
+    @property
+    def size(self) -> int:
+        return int(self.value[2:])
+
+
+class ApiJwt(CamelModel):
+    """How the gateway checks JWTs (spec.auth: jwt). With jwksUrl or secretRef, every token signed by that key
+    passes (an identity provider issues them); with neither (Tyk), each GatewayKey of `type: jwt` is a consumer
+    with its own HMAC secret, named by the token's `kid` header."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "!(has(self.jwksUrl) && has(self.secretRef))",
+                "spec.jwt: set at most one of spec.jwt.jwksUrl and spec.jwt.secretRef",
+            ),
+            cel(
+                "!has(self.jwksUrl) || !has(self.algorithm) || !self.algorithm.startsWith('HS')",
+                "spec.jwt.algorithm: a JWKS holds public keys: use an RS or ES algorithm with spec.jwt.jwksUrl",
+                field_path=".algorithm",
+            ),
+        )
+    }
+
+    algorithm: JwtAlgorithm = Field(
+        default=JwtAlgorithm.HS256,
+        description="Signing algorithm of the tokens: HS256/384/512 (a shared secret), RS256/384/512 (RSA) or "
+        "ES256/384/512 (ECDSA). Default HS256 (RS256 with jwksUrl). Tyk checks the family (HS, RS, ES).",
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="URL of the identity provider's JWKS (http or https): tokens signed by any of its keys pass.",
+    )
+    secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        description="Secret entry (this namespace) with the verification key: the shared secret for HS "
+        "algorithms, a PEM public key or certificate for RS/ES. Renewals of the Secret reach the gateway.",
+    )
+    issuer: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Required `iss` claim (Otoroshi; Tyk classic APIs do not check it and refuse this field).",
+    )
+    audience: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Required `aud` claim (Otoroshi; Tyk classic APIs do not check it and refuse this field).",
+    )
+    identity_claim: str = Field(
+        default="sub",
+        max_length=128,
+        description="Claim naming the caller (Tyk `jwt_identity_base_field`: rate limits and quotas count per "
+        "identity). Default `sub`.",
+    )
+    header: str = Field(
+        default="Authorization",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Request header carrying the token (`Bearer ` prefix optional). Default `Authorization`.",
+    )
+
+    # The verification key read from secretRef by the reconciler (never part of the object: see `with_key`).
+    _key: str | None = PrivateAttr(default=None)
+
+    def with_key(self, key: str) -> ApiJwt:
+        """This spec with the key read from its Secret (HS: the secret; RS/ES: a PEM public key)."""
+        copy = self.model_copy()
+        copy._key = key
+        return copy
+
+    @property
+    def key(self) -> str | None:
+        return self._key
+
+    @property
+    def shared(self) -> bool:
+        """One verification key for every caller (else per-consumer secrets: GatewayKeys of type jwt)."""
+        return self.jwks_url is not None or self.secret_ref is not None
+
+    @property
+    def effective_algorithm(self) -> JwtAlgorithm:
+        if self.jwks_url is not None and "algorithm" not in self.model_fields_set:
+            return JwtAlgorithm.RS256
+        return self.algorithm
 
 
 class Upstream(CamelModel):
@@ -134,6 +241,11 @@ class GatewayAPISpec(CamelModel):
                 "!has(self.tyk) || !has(self.otoroshi)",
                 "spec.tyk and spec.otoroshi are mutually exclusive: an API lives on one gateway",
             ),
+            cel(
+                "!has(self.jwt) || (has(self.auth) && self.auth == 'jwt')",
+                "spec.jwt is only for spec.auth: jwt",
+                field_path=".jwt",
+            ),
         )
     }
 
@@ -150,8 +262,14 @@ class GatewayAPISpec(CamelModel):
     )
     auth: AuthMode = Field(
         default=AuthMode.KEYLESS,
-        description="Client authentication: `keyless` (open), `key` (GatewayKey credentials) or `oauth2` "
-        "(OAuthClient; Tyk only). Default `keyless`.",
+        description="Client authentication: `keyless` (open), `key` (GatewayKey credentials), `basicAuth` "
+        "(GatewayKeys of type basicAuth: a username and password each), `jwt` (tokens checked as spec.jwt says) or "
+        "`oauth2` (OAuthClient; Tyk only). Default `keyless`.",
+    )
+    jwt: ApiJwt | None = Field(
+        default=None,
+        description="JWT settings for spec.auth: jwt (default: HS256 tokens signed with each GatewayKey's own "
+        "secret, Tyk only).",
     )
     active: bool = Field(default=True, description="Serve the API. `false` keeps it defined but inactive.")
     rate_limit: RateLimit | None = Field(

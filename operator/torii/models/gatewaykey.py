@@ -12,6 +12,7 @@ from torii.models.common import (
     DNS_SUBDOMAIN,
     CamelModel,
     DeletionPolicy,
+    SecretKeySelector,
     SecretTemplate,
     StatusBase,
     adopt_id_field,
@@ -52,6 +53,14 @@ class ApiRef(CamelModel):
     )
 
 
+class KeyType(StrEnum):
+    """What the credential is: the GatewayAPIs' `spec.auth` it serves."""
+
+    KEY = "key"
+    BASIC_AUTH = "basicAuth"
+    JWT = "jwt"
+
+
 class QuotaPeriod(StrEnum):
     DAY = "day"
     MONTH = "month"
@@ -77,13 +86,6 @@ class Rotation(CamelModel):
     )
 
 
-class SecretKeySelector(CamelModel):
-    """One entry of a Secret in this namespace."""
-
-    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
-    key: str = Field(default="key", max_length=253, description="Entry of the Secret. Default `key`.")
-
-
 class KeyAdoption(CamelModel):
     """Take over a key that already exists on the gateway: its clients keep their credential."""
 
@@ -107,6 +109,7 @@ class GatewayKeySpec(CamelModel):
         "json_schema_extra": validations(
             immutable_once_set("gateway"),
             immutable_once_set("secretName"),
+            immutable_once_set("type", ": a new credential type is a new GatewayKey"),
             adoption_immutable("id", "gateway key"),
             cel(
                 "has(self.apis) != has(self.apiGroup)",
@@ -120,6 +123,13 @@ class GatewayKeySpec(CamelModel):
     }
 
     gateway: str | None = gateway_field()
+    type: KeyType = Field(
+        default=KeyType.KEY,
+        description="The credential, for APIs of the same spec.auth: `key` (an API key; Otoroshi: a client id and "
+        "secret), `basicAuth` (a username and password; the Secret has `username`, `password` and a ready "
+        "`Authorization` header) or `jwt` (Tyk: a `kid` and an HMAC `secret` the client signs its HS256 tokens "
+        "with, for APIs with spec.auth: jwt and no spec.jwt key of their own). Default `key`. Immutable.",
+    )
     apis: list[ApiRef] | None = Field(
         default=None, min_length=1, max_length=32, description="GatewayAPIs (same namespace) the key gives access to."
     )

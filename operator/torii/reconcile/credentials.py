@@ -15,8 +15,9 @@ import re
 import secrets
 import string
 
-from torii.gateways.base import Credential, CredentialKind
+from torii.gateways.base import Credential, CredentialKind, ObjectRef
 from torii.models.common import SecretTemplate
+from torii.models.gatewaykey import KeyType
 
 ALPHANUM = string.ascii_letters + string.digits
 TYK_KEY = re.compile(r"[0-9a-f]{48}")
@@ -37,9 +38,24 @@ def new_client(client_id: str = "") -> Credential:
     )
 
 
-def new_credential(kind: CredentialKind, client_id: str = "") -> Credential:
-    """A fresh, cryptographically random credential of the gateway's kind."""
-    return new_key() if kind == CredentialKind.KEY else new_client(client_id)
+def new_named(ref: ObjectRef) -> Credential:
+    """A basic-auth user or a JWT consumer (Tyk): a name that says whose it is, made unique by 8 random hex
+    digits (a rotation is a new name; no tenant can take another's), and a 64-character random secret. No `:`
+    (basic auth splits on it)."""
+    return Credential(
+        key=f"{ref.namespace}-{ref.name}-{secrets.token_hex(4)}",
+        client_secret="".join(secrets.choice(ALPHANUM) for _ in range(64)),
+    )
+
+
+def new_credential(kind: CredentialKind, client_id: str = "", *, form: KeyType = KeyType.KEY,
+                   ref: ObjectRef | None = None) -> Credential:  # fmt: skip
+    """A fresh, cryptographically random credential of the gateway's kind, in the key's form."""
+    if kind == CredentialKind.CLIENT:
+        return new_client(client_id)
+    if form != KeyType.KEY and ref is not None:
+        return new_named(ref)
+    return new_key()
 
 
 def issued_shape(kind: CredentialKind, cred: Credential) -> bool:
@@ -64,21 +80,54 @@ def recognised(kind: CredentialKind, uid: str, cred: Credential | None, recorded
     return issued_shape(kind, cred)
 
 
-def secret_data(kind: CredentialKind, cred: Credential, previous: Credential | None = None) -> dict[str, str]:
+def basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+# The Secret entries of a named credential (Tyk basic auth, Tyk JWT): (name, secret), then the previous ones.
+NAMED_ENTRIES = {
+    KeyType.BASIC_AUTH: ("username", "password", "previousUsername", "previousPassword"),
+    KeyType.JWT: ("kid", "secret", "previousKid", "previousSecret"),
+}
+
+
+def secret_data(kind: CredentialKind, cred: Credential, previous: Credential | None = None, *,
+                form: KeyType = KeyType.KEY) -> dict[str, str]:  # fmt: skip
+    if kind == CredentialKind.KEY and form in NAMED_ENTRIES:
+        name, secret, previous_name, previous_secret = NAMED_ENTRIES[form]
+        data = {name: cred.key, secret: cred.client_secret}
+        if form == KeyType.BASIC_AUTH:
+            data["Authorization"] = basic_header(cred.key, cred.client_secret)
+        else:
+            data["algorithm"] = "HS256"
+        if previous is not None:
+            data |= {previous_name: previous.key, previous_secret: previous.client_secret}
+        return data
     if kind == CredentialKind.KEY:
         data = {"key": cred.key, "Authorization": cred.key}
         if previous is not None:
             data["previousKey"] = previous.key
         return data
-    basic = base64.b64encode(f"{cred.client_id}:{cred.client_secret}".encode()).decode()
-    data = {"clientId": cred.client_id, "clientSecret": cred.client_secret, "basicAuthHeader": f"Basic {basic}"}
+    basic = basic_header(cred.client_id, cred.client_secret)
+    data = {"clientId": cred.client_id, "clientSecret": cred.client_secret, "basicAuthHeader": basic}
+    if form == KeyType.BASIC_AUTH:  # the same entries as a basic-auth user on any gateway
+        data |= {"username": cred.client_id, "password": cred.client_secret, "Authorization": basic}
     if previous is not None:
         data["previousClientSecret"] = previous.client_secret
     return data
 
 
-def credentials_in(kind: CredentialKind, data: dict[str, str]) -> tuple[Credential | None, Credential | None]:
+def credentials_in(kind: CredentialKind, data: dict[str, str], *,
+                   form: KeyType = KeyType.KEY) -> tuple[Credential | None, Credential | None]:  # fmt: skip
     """(current, previous-in-grace) from a Secret's data; None when absent or incomplete."""
+    if kind == CredentialKind.KEY and form in NAMED_ENTRIES:
+        name, secret, previous_name, previous_secret = NAMED_ENTRIES[form]
+        current = Credential(key=data[name], client_secret=data[secret]) if data.get(name) and data.get(
+            secret) else None  # fmt: skip
+        previous = None
+        if data.get(previous_name) and data.get(previous_secret):
+            previous = Credential(key=data[previous_name], client_secret=data[previous_secret])
+        return current, previous
     if kind == CredentialKind.KEY:
         current = Credential(key=data["key"]) if data.get("key") else None
         previous = Credential(key=data["previousKey"]) if data.get("previousKey") else None

@@ -7,10 +7,11 @@ import contextlib
 from torii.gateways.base import ConvergeResult, GatewayDriver
 from torii.gateways.errors import GatewayError
 from torii.models.common import ConditionStatus
-from torii.models.gatewayapi import GatewayAPISpec, GatewayAPIStatus
+from torii.models.gatewayapi import AuthMode, GatewayAPISpec, GatewayAPIStatus
+from torii.pem import KeyError_, public_key_pem, shared_secret
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.lifecycle import Subject, deleter, reconciler
-from torii.reconcile.outcome import READY, Cause, Event, Outcome, parse_spec, ready
+from torii.reconcile.outcome import READY, Blocked, Cause, Event, Outcome, parse_spec, ready
 from torii.tenancy.rules import check_api
 
 
@@ -21,6 +22,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     status.gateway = driver.name
     await driver.ready()  # every admin endpoint known: an upstream may not point at any of them
     await check_api(ctx.connection(driver), ref.namespace, spec)
+    spec = await with_jwt_key(ctx, ref.namespace, spec)
     result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
 
     was_ready = (c := status.condition(READY)) is not None and c.status == ConditionStatus.TRUE
@@ -41,6 +43,26 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     return Outcome(status.to_wire(), events)
 
 
+async def with_jwt_key(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
+    """`spec` with its JWT verification key read from spec.jwt.secretRef (a Secret of the object's own
+    namespace), checked against the algorithm; Blocked says what to fix."""
+    jwt = spec.jwt
+    if spec.auth != AuthMode.JWT or jwt is None or jwt.secret_ref is None:
+        return spec
+    ref = jwt.secret_ref
+    view = await ctx.secrets.get(namespace, ref.name)
+    if view is None or not view.data.get(ref.key):
+        raise Blocked("WaitingForSecret", f"spec.jwt.secretRef: Secret {ref.name} has no entry {ref.key!r} (yet)",
+                      retry=True)  # fmt: skip
+    family = jwt.effective_algorithm.family
+    try:
+        key = shared_secret(view.data[ref.key]) if family == "HS" else public_key_pem(view.data[ref.key], family)
+    except KeyError_ as exc:
+        raise Blocked("InvalidSecret", f"spec.jwt.secretRef: Secret {ref.name} entry {ref.key!r} {exc} "
+                      f"(spec.jwt.algorithm is {jwt.effective_algorithm.value})", retry=False) from None  # fmt: skip
+    return spec.model_copy(update={"jwt": jwt.with_key(key)})
+
+
 def change_event(spec: GatewayAPISpec, result: ConvergeResult, cause: Cause, was_ready: bool, gateway: str) -> Event:
     if cause == Cause.DRIFT or (cause == Cause.RESUME and was_ready):
         reason, what = "DriftRepaired", "restored on" if result.created else "repaired on"
@@ -56,7 +78,9 @@ def change_event(spec: GatewayAPISpec, result: ConvergeResult, cause: Cause, was
 async def remove(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus], driver: GatewayDriver) -> str:
     """Remove the API from its gateway (an adopted one under its own id)."""
     adopted = (obj.raw_spec.get("adopt") or {}).get("id")
-    if await driver.apis.delete_api(obj.ref, adopted or None):
+    auth = obj.raw_spec.get("auth")
+    auth_mode = AuthMode(auth) if auth in set(AuthMode) else AuthMode.KEYLESS
+    if await driver.apis.delete_api(obj.ref, adopted or None, auth=auth_mode):
         return f"API removed from gateway {driver.name}"
     return f"API already gone from gateway {driver.name}"
 

@@ -25,7 +25,7 @@ from torii.gateways.base import (
 )
 from torii.gateways.errors import GatewayError
 from torii.models.common import ConditionStatus
-from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
+from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus, KeyType
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.credential_plan import (
     AdoptStep,
@@ -37,11 +37,7 @@ from torii.reconcile.credential_plan import (
     decide,
     grace_actions,
 )
-from torii.reconcile.credentials import (
-    credentials_in,
-    new_credential,
-    recognised,
-)
+from torii.reconcile.credentials import credentials_in, recognised
 from torii.reconcile.key_state import KeyWork, fmt, issue, metadata_drifted, read_credentials, record, write_secret
 from torii.reconcile.lifecycle import Subject, deleter, reconciler
 from torii.reconcile.outcome import (
@@ -114,7 +110,7 @@ async def adopt(ctx: ReconcileContext, work: KeyWork, plan: CredentialPlan, requ
         # Rotation out of a key whose credential nobody gave Torii: a new key now, the adopted one keeps working
         # for the grace period (and then expires on the gateway itself).
         work.applied_rotation, work.revoke_at = work.wanted_rotation, ctx.now() + timedelta(seconds=work.grace)
-        await issue(ctx, work, new_credential(work.kind), rotation_generation=work.wanted_rotation,
+        await issue(ctx, work, work.new_credential(), rotation_generation=work.wanted_rotation,
                     previous_key_id=key_id, previous_key_revoke_at=fmt(work.revoke_at))  # fmt: skip
         plan.rotated_from = key_id
         message = f"new credential in Secret {work.secret_name}; adopted key {key_id} revoked at "
@@ -131,7 +127,7 @@ async def reissue(ctx: ReconcileContext, work: KeyWork, plan: CredentialPlan, un
     if work.previous is None:
         work.applied_rotation, work.revoke_at = work.wanted_rotation, None
     client_id = "" if separate else (status.key_id or (work.previous.client_id if work.previous else ""))
-    await issue(ctx, work, new_credential(work.kind, client_id), rotation_generation=work.applied_rotation)
+    await issue(ctx, work, work.new_credential(client_id), rotation_generation=work.applied_rotation)
     if unrecognised:
         work.events.append(Event("Warning", "CredentialReplaced", f"Secret {work.secret_name} held a credential "
                                  "Torii did not issue; a new one was issued"))  # fmt: skip
@@ -146,7 +142,7 @@ async def rotate(ctx: ReconcileContext, work: KeyWork, request: KeyRequest) -> N
     work.previous = work.current
     work.revoke_at = ctx.now() + timedelta(seconds=work.grace)
     work.applied_rotation = work.wanted_rotation
-    await issue(ctx, work, new_credential(work.kind, client_id=work.current.client_id),
+    await issue(ctx, work, work.new_credential(work.current.client_id),
                 rotation_generation=work.wanted_rotation, previous_key_revoke_at=fmt(work.revoke_at))  # fmt: skip
     work.events.append(Event("Normal", "Rotated", f"new credential in Secret {work.secret_name}; previous revoked "
                                                   f"at {fmt(work.revoke_at)}"))  # fmt: skip
@@ -277,7 +273,8 @@ async def remove(ctx: ReconcileContext, obj: Subject[GatewayKeyStatus], driver: 
     status, ref, owner, raw_spec = obj.status, obj.ref, obj.owner, obj.raw_spec
     view = await ctx.secrets.get(ref.namespace, raw_spec.get("secretName") or ref.name)
     kind = driver.keys.credential_kind
-    current, previous = credentials_in(kind, view.data) if view and view.owned_by(owner) else (None, None)
+    form = KeyType(raw_spec.get("type") or KeyType.KEY.value)
+    current, previous = credentials_in(kind, view.data, form=form) if view and view.owned_by(owner) else (None, None)
     # Only what Torii recognises is revoked by value; a key it issued is otherwise found by its id.
     current = current if recognised(kind, owner.uid, current, status.credential_digest) else None
     previous = previous if status.previous_credential_digest and recognised(

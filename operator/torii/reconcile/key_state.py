@@ -10,9 +10,16 @@ from typing import Any
 
 from torii.gateways.base import Credential, CredentialKind, GatewayDriver, ObjectRef
 from torii.kube import Owner, SecretView
-from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus
+from torii.models.gatewaykey import GatewayKeySpec, GatewayKeyStatus, KeyType
 from torii.reconcile.context import ReconcileContext
-from torii.reconcile.credentials import credentials_in, digest, recognised, secret_data, template_annotations
+from torii.reconcile.credentials import (
+    credentials_in,
+    digest,
+    new_credential,
+    recognised,
+    secret_data,
+    template_annotations,
+)
 from torii.reconcile.outcome import Event
 
 
@@ -46,6 +53,13 @@ class KeyWork:
         return self.driver.keys.credential_kind
 
     @property
+    def form(self) -> KeyType:
+        return self.spec.type
+
+    def new_credential(self, client_id: str = "") -> Credential:
+        return new_credential(self.kind, client_id, form=self.form, ref=self.ref)
+
+    @property
     def wanted_rotation(self) -> int:
         return self.spec.rotation.generation if self.spec.rotation else 0
 
@@ -66,7 +80,7 @@ def read_credentials(work: KeyWork) -> bool:
     work.revoke_at = parse_time(status.previous_key_revoke_at)
     if work.view is None:
         return False
-    current, previous = credentials_in(work.kind, work.view.data)
+    current, previous = credentials_in(work.kind, work.view.data, form=work.form)
     uid = work.owner.uid
     if recognised(work.kind, uid, current, status.credential_digest):
         work.current = current
@@ -95,7 +109,8 @@ async def write_secret(ctx: ReconcileContext, work: KeyWork) -> None:
     assert work.current is not None
     template = work.spec.secret_template
     version = await ctx.secrets.write(
-        work.ref.namespace, work.secret_name, work.owner, secret_data(work.kind, work.current, work.previous),
+        work.ref.namespace, work.secret_name, work.owner,
+        secret_data(work.kind, work.current, work.previous, form=work.form),
         labels=dict(template.labels) if template else {}, annotations=template_annotations(template),
         create=work.view is None, resource_version=work.view.resource_version if work.view else "",
     )  # fmt: skip

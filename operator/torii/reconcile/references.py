@@ -54,6 +54,14 @@ def usable_api(
             f"{field}GatewayAPI {name} has auth {api_auth!r}; this needs auth: {auth.value}",
             retry=False,
         )
+    jwt = (obj.get("spec") or {}).get("jwt") or {}
+    if auth == AuthMode.JWT and (jwt.get("jwksUrl") or jwt.get("secretRef")):
+        raise Blocked(
+            "InvalidReference",
+            f"{field}GatewayAPI {name} checks tokens with its own spec.jwt key: its callers need no GatewayKey "
+            "(a GatewayKey of type jwt is for APIs with spec.auth: jwt and no spec.jwt.jwksUrl/secretRef)",
+            retry=False,
+        )
     gateway_id = (obj.get("status") or {}).get("gatewayId")
     if not gateway_id or not api_serving(obj):
         raise Blocked(
@@ -65,7 +73,7 @@ def usable_api(
 async def resolve_apis(
     ctx: ReconcileContext, driver: GatewayDriver, ref: ObjectRef, spec: GatewayKeySpec
 ) -> tuple[tuple[ResolvedApi, ...], str | None]:
-    """The APIs a key refers to, checked: same namespace, same gateway, `auth: key`, served."""
+    """The APIs a key refers to, checked: same namespace, same gateway, the auth of the key's type, served."""
     objects: list[tuple[str, dict[str, Any] | None, list[str]]] = []
     gid = None
     if spec.apis is not None:
@@ -94,7 +102,12 @@ async def resolve_apis(
         ResolvedApi(
             name,
             usable_api(
-                ref.namespace, name, obj, gateway=driver.name, default_gateway=ctx.gateways.default, auth=AuthMode.KEY
+                ref.namespace,
+                name,
+                obj,
+                gateway=driver.name,
+                default_gateway=ctx.gateways.default,
+                auth=AuthMode(spec.type.value),
             ),
             tuple(versions),
             ((obj or {}).get("spec") or {}).get("adopt", {}).get("orgId"),
