@@ -12,7 +12,9 @@ import httpx
 import pytest
 from kubernetes import client
 
-from support.operator import Operator, running_operator, stack_gateways
+from support.jwt import EcKey, RsaKey, claims, hs256, jwks_server
+from support.metrics import assert_no_writes_over_two_drift_passes
+from support.operator import Operator, put_secret, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import Upstream, upstream
 from support.wait import wait_until
@@ -20,11 +22,14 @@ from support.world import World
 
 
 @pytest.fixture(scope="module")
-def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+def live(
+    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
+) -> Iterator[Operator]:
     gateways, secret = stack_gateways(crds, "torii-gateways-auth")
     crds.require_any()
     with running_operator(crds, admin, tmp_path_factory.mktemp("auth"), gateways=gateways, secret_data=secret,
-                          namespaces=[ns], secret_name="torii-gateways-auth", drift_interval=2.0) as op:  # fmt: skip
+                          namespaces=[ns], secret_name="torii-gateways-auth", drift_interval=2.0,
+                          metrics_port=metrics_port) as op:  # fmt: skip
         yield op
 
 
@@ -63,6 +68,36 @@ def api(world: World, gateway: str, up: Upstream, auth: str, **extra: Any) -> st
     world.apply("GatewayAPI", name, {"gateway": gateway, "listenPath": f"/{name}/", "upstream": {"url": up.url},
                                      "auth": auth, **extra})  # fmt: skip
     return name
+
+
+# ---------------------------------------------------------------------------------------------- in sync
+
+
+def test_every_mode_in_sync_costs_no_write(
+    stack: Stack, world: World, admin: client.ApiClient, up: Upstream, metrics_port: int
+) -> None:
+    """Drift passes over JWT and basic-auth APIs and keys on both gateways write nothing once in sync (the
+    policy, the verifier, a password Tyk never returns: all compared without a write)."""
+    stack.require("tyk")
+    stack.require("otoroshi")
+    put_secret(admin, world.ns, "sync-jwt", {"secret": "sync-" + uuid.uuid4().hex, "pem": RsaKey().public_pem()})
+    names = []
+    for gateway in ("tyk", "otoroshi"):
+        shared = api(world, gateway, up, "jwt", jwt={"secretRef": {"name": "sync-jwt", "key": "secret"}})
+        public = api(
+            world, gateway, up, "jwt", jwt={"algorithm": "RS256", "secretRef": {"name": "sync-jwt", "key": "pem"}}
+        )
+        names += [("GatewayAPI", shared), ("GatewayAPI", public), ("GatewayAPI", api(world, gateway, up, "basicAuth"))]
+        key = uid("user")
+        world.apply("GatewayKey", key, {"gateway": gateway, "type": "basicAuth", "apis": [{"name": names[-1][1]}]})
+        names.append(("GatewayKey", key))
+    per_key = api(world, "tyk", up, "jwt")
+    signer = uid("signer")
+    world.apply("GatewayKey", signer, {"gateway": "tyk", "type": "jwt", "apis": [{"name": per_key}]})
+    names += [("GatewayAPI", per_key), ("GatewayKey", signer)]
+    for kind, name in names:
+        world.ready(kind, name)
+    assert_no_writes_over_two_drift_passes(metrics_port, len(names))
 
 
 # ----------------------------------------------------------------------------------------------- basic auth
@@ -108,3 +143,132 @@ def test_a_key_of_another_type_is_refused(world: World, up: Upstream) -> None:
     key = world.new("GatewayKey", {"gateway": "tyk", "apis": [{"name": name}]})
     message = world.reason("GatewayKey", key, "InvalidReference")["message"]
     assert "auth 'basicAuth'" in message and "auth: key" in message
+
+
+# ---------------------------------------------------------------------------------------------------- JWT
+
+
+def tyk_admin(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.env["TYK_URL"], headers={"X-Tyk-Authorization": stack.env["TYK_SECRET"]})
+
+
+def otoroshi_admin(stack: Stack) -> httpx.Client:
+    env = stack.env
+    return httpx.Client(base_url=env["OTOROSHI_URL"], headers={"Host": env["OTOROSHI_API_HOST"]},
+                        auth=(env["OTOROSHI_CLIENT_ID"], env["OTOROSHI_CLIENT_SECRET"]))  # fmt: skip
+
+
+def what_torii_made(stack: Stack, gateway: str, gateway_id: str) -> int:
+    """The status of a GET of the JWT API's side object: Tyk's policy, Otoroshi's verifier."""
+    if gateway == "tyk":
+        return tyk_admin(stack).get(f"/tyk/policies/{gateway_id}").status_code
+    return otoroshi_admin(stack).get(f"/api/verifiers/{gateway_id}-jwt").status_code
+
+
+@pytest.mark.parametrize("gateway", ["tyk", "otoroshi"])
+def test_jwt_with_a_shared_secret_follows_its_renewal(
+    stack: Stack, world: World, admin: client.ApiClient, up: Upstream, gateway: str
+) -> None:
+    stack.require(gateway)
+    secret_name, first, second = uid("jwt-key"), "first-" + uuid.uuid4().hex, "second-" + uuid.uuid4().hex
+    put_secret(admin, world.ns, secret_name, {"secret": first})
+    name = api(
+        world, gateway, up, "jwt", jwt={"algorithm": "HS256", "secretRef": {"name": secret_name, "key": "secret"}}
+    )
+    obj = world.ready("GatewayAPI", name)
+    assert first not in str(obj)
+    path = f"/{name}/x"
+    assert call(stack, gateway, path, bearer(hs256(first, claims()))) == 200
+    assert call(stack, gateway, path) in REFUSED
+    assert call(stack, gateway, path, bearer(hs256("not-the-secret-at-all", claims()))) in REFUSED
+    assert call(stack, gateway, path, bearer(hs256(first, claims(ttl=-120)))) in REFUSED  # expired
+    assert what_torii_made(stack, gateway, obj["status"]["gatewayId"]) == 200
+
+    # The Secret renewed (as cert-manager or a rotation job would): the gateway follows without any CR change.
+    put_secret(admin, world.ns, secret_name, {"secret": second})
+    wait_until(lambda: call(stack, gateway, path, bearer(hs256(second, claims()))) == 200, timeout=60,
+               what="a token signed with the renewed secret accepted")  # fmt: skip
+    assert call(stack, gateway, path, bearer(hs256(first, claims()))) in REFUSED
+
+    world.delete("GatewayAPI", name)
+    assert what_torii_made(stack, gateway, obj["status"]["gatewayId"]) == 404
+
+
+@pytest.mark.parametrize("gateway", ["tyk", "otoroshi"])
+def test_jwt_with_public_keys_and_a_jwks(
+    stack: Stack, world: World, admin: client.ApiClient, up: Upstream, gateway: str
+) -> None:
+    stack.require(gateway)
+    rsa_key, other, ec_key, issuer = RsaKey("k1"), RsaKey("k2"), EcKey(), RsaKey("idp-1")
+    put_secret(admin, world.ns, "jwt-public", {"rsa.pem": rsa_key.public_pem(), "ec.pem": ec_key.public_pem()})
+    rs = api(
+        world, gateway, up, "jwt", jwt={"algorithm": "RS256", "secretRef": {"name": "jwt-public", "key": "rsa.pem"}}
+    )
+    es = api(
+        world, gateway, up, "jwt", jwt={"algorithm": "ES256", "secretRef": {"name": "jwt-public", "key": "ec.pem"}}
+    )
+    with jwks_server([issuer]) as jwks_url:
+        jwks = api(world, gateway, up, "jwt", jwt={"jwksUrl": jwks_url})
+        for name in (rs, es, jwks):
+            world.ready("GatewayAPI", name)
+        assert call(stack, gateway, f"/{rs}/x", bearer(rsa_key.sign(claims()))) == 200
+        assert call(stack, gateway, f"/{rs}/x", bearer(other.sign(claims()))) in REFUSED
+        assert call(stack, gateway, f"/{es}/x", bearer(ec_key.sign(claims()))) == 200
+        assert call(stack, gateway, f"/{es}/x", bearer(rsa_key.sign(claims()))) in REFUSED
+        assert call(stack, gateway, f"/{jwks}/x", bearer(issuer.sign(claims()))) == 200
+        assert call(stack, gateway, f"/{jwks}/x", bearer(other.sign(claims()))) in REFUSED
+        assert call(stack, gateway, f"/{jwks}/x", bearer(issuer.sign(claims(ttl=-120)))) in REFUSED
+
+
+def test_otoroshi_jwt_checks_issuer_and_audience(
+    stack: Stack, world: World, admin: client.ApiClient, up: Upstream
+) -> None:
+    stack.require("otoroshi")
+    key = "issuer-" + uuid.uuid4().hex
+    put_secret(admin, world.ns, "jwt-iss", {"secret": key})
+    name = api(world, "otoroshi", up, "jwt", jwt={"secretRef": {"name": "jwt-iss", "key": "secret"},
+                                                 "issuer": "https://idp.example", "audience": "orders"})  # fmt: skip
+    world.ready("GatewayAPI", name)
+    path = f"/{name}/x"
+    good = claims(iss="https://idp.example", aud="orders")
+    assert call(stack, "otoroshi", path, bearer(hs256(key, good))) == 200
+    assert call(stack, "otoroshi", path, bearer(hs256(key, {**good, "iss": "https://evil.example"}))) in REFUSED
+    assert call(stack, "otoroshi", path, bearer(hs256(key, {**good, "aud": "billing"}))) in REFUSED
+
+
+def test_tyk_jwt_keys_each_with_their_own_secret(stack: Stack, world: World, up: Upstream) -> None:
+    stack.require("tyk")
+    name = api(world, "tyk", up, "jwt")
+    world.ready("GatewayAPI", name)
+    path = f"/{name}/x"
+    key = uid("signer")
+    world.apply("GatewayKey", key, {"gateway": "tyk", "type": "jwt", "apis": [{"name": name}]})
+    obj = world.ready("GatewayKey", key)
+    data = world.secret(key)
+    assert data["secret"] not in str(obj) and data["algorithm"] == "HS256"
+    assert call(stack, "tyk", path, bearer(hs256(data["secret"], claims(), kid=data["kid"]))) == 200
+    assert call(stack, "tyk", path, bearer(hs256("another-secret-entirely", claims(), kid=data["kid"]))) in REFUSED
+    assert call(stack, "tyk", path, bearer(hs256(data["secret"], claims()))) in REFUSED  # no kid: no consumer
+    world.delete("GatewayKey", key)
+    assert call(stack, "tyk", path, bearer(hs256(data["secret"], claims(), kid=data["kid"]))) in REFUSED
+
+
+def test_jwt_bad_input_is_named(stack: Stack, world: World, admin: client.ApiClient, up: Upstream) -> None:
+    stack.require("tyk")
+    stack.require("otoroshi")
+    missing = api(world, "tyk", up, "jwt", jwt={"secretRef": {"name": "no-such-secret", "key": "secret"}})
+    assert "Secret no-such-secret" in world.reason("GatewayAPI", missing, "WaitingForSecret")["message"]
+    put_secret(admin, world.ns, "jwt-wrong", {"plain": "a-shared-secret-not-a-key", "pem": RsaKey().public_pem()})
+    wrong = api(
+        world, "otoroshi", up, "jwt", jwt={"algorithm": "RS256", "secretRef": {"name": "jwt-wrong", "key": "plain"}}
+    )
+    message = world.reason("GatewayAPI", wrong, "InvalidSecret")["message"]
+    assert "spec.jwt.secretRef" in message and "PEM" in message
+    ec_for_rsa = api(
+        world, "tyk", up, "jwt", jwt={"algorithm": "ES256", "secretRef": {"name": "jwt-wrong", "key": "pem"}}
+    )
+    assert "an RSA key" in world.reason("GatewayAPI", ec_for_rsa, "InvalidSecret")["message"]
+    issuer = api(world, "tyk", up, "jwt", jwt={"jwksUrl": "https://idp.example/jwks", "issuer": "https://idp.example"})
+    assert "spec.jwt.issuer" in world.reason("GatewayAPI", issuer, "Unsupported")["message"]
+    per_key = api(world, "otoroshi", up, "jwt")
+    assert "spec.jwt" in world.reason("GatewayAPI", per_key, "Unsupported")["message"]

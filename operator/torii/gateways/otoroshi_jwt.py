@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from torii.gateways.base import ObjectRef, is_subset
-from torii.gateways.errors import OwnershipConflict, PermanentGatewayError
+from torii.gateways.errors import OwnershipConflict, Unsupported
 from torii.gateways.http import AdminClient, admin_path
 from torii.gateways.otoroshi_render import owner_metadata
-from torii.models.gatewayapi import GatewayAPISpec
+from torii.models.gatewayapi import ApiJwt, GatewayAPISpec
 
 OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
 
@@ -25,14 +25,13 @@ def verifier_id(route_id: str) -> str:
 
 
 def _algo(spec: GatewayAPISpec) -> dict[str, Any]:
-    jwt = spec.jwt
-    assert jwt is not None
+    jwt = spec.jwt or ApiJwt()
     algorithm = jwt.effective_algorithm
     if jwt.jwks_url is not None:
         return {"type": "JWKSAlgoSettings", "url": jwt.jwks_url, "headers": {}, "timeout": 2000, "ttl": 3_600_000,
                 "kty": "RSA" if algorithm.family == "RS" else "EC"}  # fmt: skip
     if jwt.key is None:
-        raise PermanentGatewayError(
+        raise Unsupported(
             "spec.jwt: Otoroshi checks JWTs with one key per API: set spec.jwt.jwksUrl or spec.jwt.secretRef "
             "(GatewayKeys of type jwt, one secret per consumer, are Tyk's)"
         )
@@ -43,8 +42,7 @@ def _algo(spec: GatewayAPISpec) -> dict[str, Any]:
 
 
 def render_verifier(ref: ObjectRef, spec: GatewayAPISpec, route_id: str) -> dict[str, Any]:
-    jwt = spec.jwt
-    assert jwt is not None
+    jwt = spec.jwt or ApiJwt()
     fields = {k: v for k, v in (("iss", jwt.issuer), ("aud", jwt.audience)) if v}
     return {
         "id": verifier_id(route_id),
@@ -56,7 +54,6 @@ def render_verifier(ref: ObjectRef, spec: GatewayAPISpec, route_id: str) -> dict
         "strategy": {"type": "PassThrough", "verificationSettings": {"fields": fields, "arrayFields": {}}},
         "metadata": owner_metadata(ref, "GatewayAPI"),
         "tags": [],
-        "enabled": True,
     }
 
 

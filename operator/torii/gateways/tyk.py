@@ -83,10 +83,11 @@ class TykApis:
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, *,
                          auth: AuthMode = AuthMode.KEYLESS) -> bool:  # fmt: skip
         api_id, owner = gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name)
-        deleted = any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
-        if auth == AuthMode.JWT:  # its policy, once nothing names it (unloaded at the next reload)
+        if auth == AuthMode.JWT:
+            # Its policy first: the reload that unloads the API unloads it too (an API left without it, should
+            # the removal fail, refuses every token until the retry).
             await self.nodes.each(lambda n: self.policies.delete(n.http, ref, api_id))
-        return deleted
+        return any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.health_enabled:
