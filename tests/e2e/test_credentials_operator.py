@@ -111,6 +111,7 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
      "spec.tyk.access_rights"),
     ("otoroshi clientSecret", "GatewayKey", {"apis": [{"name": "a"}], "otoroshi": {"clientSecret": "x"}},
      "spec.otoroshi.clientSecret"),
+    ("unknown key type", "GatewayKey", {"apis": [{"name": "a"}], "type": "hmac"}, "spec.type"),
     ("bad redirect", "OAuthClient", {"api": "a", "redirectUri": "not a uri"}, "spec.redirectUri"),
     ("missing api", "OAuthClient", {"redirectUri": "https://a/cb"}, "spec.api"),
 ]  # fmt: skip
@@ -137,6 +138,9 @@ def test_secret_name_and_api_are_immutable(crds: Stack, ns: str) -> None:
     )
     moved = apply("GatewayKey", {"apis": [{"name": "a"}], "secretName": "two", "deletionPolicy": "Orphan"})
     assert moved.returncode != 0 and "spec.secretName is immutable" in moved.stderr
+    typed = {"apis": [{"name": "a"}], "secretName": "one", "deletionPolicy": "Orphan"}
+    retyped = apply("GatewayKey", {**typed, "type": "basicAuth"})
+    assert retyped.returncode != 0 and "spec.type is immutable" in retyped.stderr
     assert apply("OAuthClient", {"api": "a", "redirectUri": "https://a/cb"}).returncode == 0
     moved = apply("OAuthClient", {"api": "b", "redirectUri": "https://a/cb"})
     assert moved.returncode != 0 and "spec.api is immutable" in moved.stderr

@@ -55,6 +55,28 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ("negative CORS max age", {**VALID, "cors": {"maxAge": -1}}, ["spec.cors.maxAge"]),
     ("adopt without id", {**VALID, "adopt": {"orgId": "acme"}}, ["spec.adopt.id", "Required value"]),
     ("adopt id with a slash", {**VALID, "adopt": {"id": "a/b"}}, ["spec.adopt.id"]),
+    ("malformed JWKS URL", {**VALID, "auth": "jwt", "jwt": {"jwksUrl": "idp.example/jwks"}}, ["spec.jwt.jwksUrl"]),
+    (
+        "HS algorithm with a JWKS",
+        {**VALID, "auth": "jwt", "jwt": {"jwksUrl": "https://idp/jwks", "algorithm": "HS256"}},
+        ["spec.jwt.algorithm", "RS or ES"],
+    ),
+    (
+        "JWKS and a Secret",
+        {**VALID, "auth": "jwt", "jwt": {"jwksUrl": "https://idp/jwks", "secretRef": {"name": "s"}}},
+        ["spec.jwt", "at most one"],
+    ),
+    ("unknown JWT algorithm", {**VALID, "auth": "jwt", "jwt": {"algorithm": "none"}}, ["spec.jwt.algorithm"]),
+    (
+        "spec.jwt without auth: jwt",
+        {**VALID, "auth": "key", "jwt": {"jwksUrl": "https://idp/jwks"}},
+        ["spec.jwt is only for spec.auth: jwt"],
+    ),
+    (
+        "JWT Secret without a name",
+        {**VALID, "auth": "jwt", "jwt": {"secretRef": {"key": "k"}}},
+        ["spec.jwt.secretRef.name", "Required value"],
+    ),
 ]
 
 

@@ -59,7 +59,15 @@ def test_a_tyk_api_maps_to_neutral_fields_and_only_its_differences() -> None:
 
 def test_tyk_objects_torii_cannot_represent_are_named_with_the_reason() -> None:
     cases = {
-        "enable_jwt": tyk_definition(enable_jwt=True),
+        "several auth modes (key, jwt)": tyk_definition(enable_jwt=True),
+        "use_mutual_tls_auth has no Torii equivalent": tyk_definition(use_mutual_tls_auth=True),
+        "let a token choose its rights": tyk_definition(
+            use_standard_auth=False, enable_jwt=True, jwt_policy_field_name="pol"
+        ),
+        "never writes a key into a manifest": tyk_definition(
+            use_standard_auth=False, enable_jwt=True, jwt_source="c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+        ),
+        "carry HMAC secrets": tyk_definition(use_standard_auth=False, enable_jwt=True, jwt_signing_method="rsa"),
         "already managed by Torii": tyk_definition(config_data={"torii": {"namespace": "a", "name": "b"}}),
         "not an http(s) URL": tyk_definition(proxy={"listen_path": "/x/", "target_url": "tyk://other/"}),
         "no authentication mode": tyk_definition(use_standard_auth=False),
@@ -67,6 +75,24 @@ def test_tyk_objects_torii_cannot_represent_are_named_with_the_reason() -> None:
     for reason, definition in cases.items():
         out = tyk.api_manifest(definition, gateway="tyk", org_id="torii", names=Names())
         assert isinstance(out, Skipped) and reason in out.reason and "orders-v2" in out.source
+
+
+def test_tyk_basic_auth_and_jwt_apis_map_to_their_auth_mode() -> None:
+    basic = tyk.api_manifest(tyk_definition(use_standard_auth=False, use_basic_auth=True), gateway="tyk",
+                             org_id="acme", names=Names())  # fmt: skip
+    assert isinstance(basic, Manifest) and basic.spec["auth"] == "basicAuth"
+    jwks = tyk.api_manifest(
+        tyk_definition(use_standard_auth=False, enable_jwt=True, jwt_signing_method="rsa",
+                       jwt_source="https://idp.example/jwks", jwt_identity_base_field="email"),
+        gateway="tyk", org_id="acme", names=Names(),
+    )  # fmt: skip
+    assert isinstance(jwks, Manifest), jwks
+    assert jwks.spec["auth"] == "jwt"
+    assert jwks.spec["jwt"] == {"algorithm": "RS256", "jwksUrl": "https://idp.example/jwks", "identityClaim": "email"}
+    GatewayAPISpec.model_validate(jwks.spec)
+    per_key = tyk.api_manifest(tyk_definition(use_standard_auth=False, enable_jwt=True, jwt_signing_method="hmac"),
+                               gateway="tyk", org_id="acme", names=Names())  # fmt: skip
+    assert isinstance(per_key, Manifest) and per_key.spec["auth"] == "jwt" and "jwt" not in per_key.spec
 
 
 def session(**extra: Any) -> dict[str, Any]:

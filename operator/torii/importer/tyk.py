@@ -19,9 +19,15 @@ from torii.models.oauthclient import OAuthClientSpec
 # Authentication modes Torii has no neutral field for: an API using one cannot be adopted without changing
 # who may call it.
 OTHER_AUTH = (
-    "use_basic_auth", "enable_jwt", "use_openid", "enable_signature_checking", "use_mutual_tls_auth",
+    "use_openid", "enable_signature_checking", "use_mutual_tls_auth",
     "use_go_plugin_auth", "enable_coprocess_auth", "external_oauth.enabled",
 )  # fmt: skip
+# The auth modes Torii maps, as the flag that turns each on: an API must use exactly one.
+AUTH_FLAGS = {"use_standard_auth": "key", "use_oauth2": "oauth2", "use_basic_auth": "basicAuth", "enable_jwt": "jwt"}
+# JWT settings that let a token choose its own rights (a policy, another key's): Torii grants access itself.
+JWT_TOKEN_CHOSEN = ("jwt_policy_field_name", "jwt_client_base_field", "jwt_scope_to_policy_mapping",
+                    "scopes.jwt.scope_to_policy")  # fmt: skip
+ALGORITHMS = {"": "HS256", "hmac": "HS256", "rsa": "RS256", "ecdsa": "ES256"}
 # Session fields Tyk maintains itself (counters, timestamps): never part of a manifest.
 KEY_RUNTIME_FIELDS = (
     "last_check", "allowance", "date_created", "quota_renews", "quota_remaining", "last_updated",
@@ -69,12 +75,25 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
         return Skipped(what, f"upstream {bad[0]!r} is not an http(s) URL")
     other = [f for f in OTHER_AUTH if dotted_get(definition, f)[1]]
     if other:
-        return Skipped(what, f"authentication {', '.join(other)} has no Torii equivalent (keyless, key, oauth2)")
-    auth = "oauth2" if definition.get("use_oauth2") else "key" if definition.get("use_standard_auth") else "keyless"
+        return Skipped(what, f"authentication {', '.join(other)} has no Torii equivalent (keyless, key, "
+                             "basicAuth, jwt, oauth2)")  # fmt: skip
+    modes = [mode for flag, mode in AUTH_FLAGS.items() if definition.get(flag)]
+    if len(modes) > 1:
+        return Skipped(what, f"combines several auth modes ({', '.join(modes)}): a GatewayAPI has one spec.auth")
+    auth = modes[0] if modes else "keyless"
     if auth == "keyless" and not definition.get("use_keyless"):
         return Skipped(what, "no authentication mode is enabled (Tyk refuses every request to it)")
+    jwt: dict[str, Any] | None = None
+    if auth == "jwt":
+        if chosen := [f for f in JWT_TOKEN_CHOSEN if not is_zero(dotted_get(definition, f)[1])]:
+            return Skipped(what, f"JWT {', '.join(chosen)} let a token choose its rights; Torii grants access itself")
+        jwt, note = jwt_spec(definition)
+        if note:
+            return Skipped(what, note)
 
     spec = neutral_spec(definition, gateway, listen_path, urls, auth)
+    if jwt:
+        spec["jwt"] = jwt
     api_org = str(definition.get("org_id") or "")
     spec["adopt"] = {"id": api_id, **({"orgId": api_org} if api_org != org_id else {})}
     k8s_name = name or names.claim(str(definition.get("name") or ""), api_id)
@@ -97,6 +116,32 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if differing:
         return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
     return made
+
+
+def jwt_spec(definition: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """spec.jwt of a Tyk JWT API, or why it cannot be one. A key in `jwt_source` is never written into a manifest:
+    the API is listed with the Secret to create instead."""
+    source = str(definition.get("jwt_source") or "")
+    method = str(definition.get("jwt_signing_method") or "")
+    if method not in ALGORITHMS:
+        return None, f"JWT signing method {method!r} is not hmac, rsa or ecdsa"
+    jwt: dict[str, Any] = {}
+    if ALGORITHMS[method] != "HS256":
+        jwt["algorithm"] = ALGORITHMS[method]
+    claim = definition.get("jwt_identity_base_field")
+    if claim and claim != "sub":
+        jwt["identityClaim"] = str(claim)
+    header = dotted_get(definition, "auth_configs.jwt.auth_header_name")[1]
+    if header and header != "Authorization":
+        jwt["header"] = str(header)
+    if re.match(r"^https?://", source):
+        return jwt | {"jwksUrl": source}, None
+    if not source and ALGORITHMS[method] != "HS256":
+        return None, "per-key JWT with RSA/ECDSA public keys: Torii's GatewayKeys of type jwt carry HMAC secrets"
+    if source:
+        return None, ("JWT key held in jwt_source: put it in a Secret of the target namespace and set "
+                      "spec.jwt.secretRef (the importer never writes a key into a manifest)")  # fmt: skip
+    return jwt or None, None
 
 
 def neutral_spec(definition: dict[str, Any], gateway: str, listen_path: str, urls: list[str], auth: str

@@ -1,0 +1,215 @@
+"""Basic auth and JWT as Torii renders them for each gateway, and the checks on the verification key read from a
+Secret: the parts a real gateway cannot show to fail (the e2e in test_auth_modes.py shows they are served)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from support.jwt import EcKey, RsaKey
+from torii.gateways.base import Credential, CredentialKind, KeyRequest, ObjectRef, ResolvedApi
+from torii.gateways.errors import Unsupported
+from torii.gateways.otoroshi_jwt import render_verifier, verifier_id
+from torii.gateways.otoroshi_routes import render_route
+from torii.gateways.tyk_render import render_api_definition, render_policy, render_session
+from torii.models.gatewayapi import GatewayAPISpec
+from torii.models.gatewaykey import GatewayKeySpec, KeyType
+from torii.pem import KeyError_, public_key_pem, shared_secret
+from torii.reconcile.credentials import credentials_in, new_credential, secret_data
+from torii.reconcile.outcome import Blocked
+from torii.reconcile.references import usable_api
+
+REF = ObjectRef("shop", "orders", kind="GatewayAPI", uid="u-1")
+
+
+def api_spec(**overrides: Any) -> GatewayAPISpec:
+    return GatewayAPISpec.model_validate({"listenPath": "/orders/", "upstream": {"url": "http://o:8080"}, **overrides})
+
+
+def with_key(spec: GatewayAPISpec, key: str) -> GatewayAPISpec:
+    assert spec.jwt is not None
+    return spec.model_copy(update={"jwt": spec.jwt.with_key(key)})
+
+
+# --------------------------------------------------------------------------------------- verification keys
+
+
+def certificate_pem(public: Any, signer: Any) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp")])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public).serial_number(7)
+    builder = builder.not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+    cert = builder.sign(signer, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_public_keys_and_certificates_give_the_public_key_of_their_family() -> None:
+    rsa_key, ec_key = RsaKey(), EcKey()
+    assert public_key_pem(rsa_key.public_pem(), "RS").strip() == rsa_key.public_pem().strip()
+    assert public_key_pem(ec_key.public_pem(), "ES").strip() == ec_key.public_pem().strip()
+    # A certificate: its subject's public key (the one Otoroshi's verifier needs), not the issuer's.
+    subject, issuer = rsa.generate_private_key(public_exponent=65537, key_size=2048), ec.generate_private_key(
+        ec.SECP256R1())  # fmt: skip
+    expected = subject.public_key().public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode()  # fmt: skip
+    assert public_key_pem(certificate_pem(subject.public_key(), issuer), "RS").strip() == expected.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "family", "says"),
+    [
+        ("just-a-shared-secret-value", "RS", "holds no PEM block"),
+        ("EC", "RS", "holds an EC key; the algorithm needs an RSA key"),
+        ("RSA", "ES", "holds an RSA key; the algorithm needs an EC key"),
+        ("PRIVATE", "RS", "never a private key"),
+        ("-----BEGIN PUBLIC KEY-----\n!!notbase64!!\n-----END PUBLIC KEY-----", "RS", "not valid DER"),
+    ],
+)
+def test_a_wrong_key_type_is_named(text: str, family: str, says: str) -> None:
+    if text == "EC":
+        text = EcKey().public_pem()
+    elif text == "RSA":
+        text = RsaKey().public_pem()
+    elif text == "PRIVATE":
+        text = RsaKey().private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()).decode()  # fmt: skip
+    with pytest.raises(KeyError_, match=says):
+        public_key_pem(text, family)
+
+
+def test_a_shared_secret_is_not_a_pem_key_nor_short() -> None:
+    assert shared_secret("0123456789abcdef") == "0123456789abcdef"
+    with pytest.raises(KeyError_, match="holds a PEM key"):
+        shared_secret(RsaKey().public_pem())
+    with pytest.raises(KeyError_, match="shorter than 16 bytes"):
+        shared_secret("short")
+
+
+# ------------------------------------------------------------------------------------------------ credentials
+
+
+@pytest.mark.parametrize(
+    ("form", "entries"),
+    [(KeyType.BASIC_AUTH, {"username", "password", "Authorization"}), (KeyType.JWT, {"kid", "secret", "algorithm"})],
+)
+def test_named_credentials_in_their_secret_and_back(form: KeyType, entries: set[str]) -> None:
+    current = new_credential(CredentialKind.KEY, form=form, ref=REF)
+    previous = new_credential(CredentialKind.KEY, form=form, ref=REF)
+    assert current.key.startswith("shop-orders-") and ":" not in current.key and current.key != previous.key
+    assert len(current.client_secret) == 64
+    data = secret_data(CredentialKind.KEY, current, previous, form=form)
+    assert entries <= set(data)
+    if form == KeyType.BASIC_AUTH:
+        decoded = base64.b64decode(data["Authorization"].removeprefix("Basic ")).decode()
+        assert decoded == f"{current.key}:{current.client_secret}"
+    assert credentials_in(CredentialKind.KEY, data, form=form) == (current, previous)
+    assert credentials_in(CredentialKind.KEY, data) == (None, None)  # read as a plain key: nothing recognised
+
+
+def test_otoroshi_basic_auth_keys_carry_the_same_entries() -> None:
+    cred = new_credential(CredentialKind.CLIENT)
+    data = secret_data(CredentialKind.CLIENT, cred, form=KeyType.BASIC_AUTH)
+    assert (data["username"], data["password"]) == (cred.client_id, cred.client_secret)
+    assert data["Authorization"] == data["basicAuthHeader"]
+    assert credentials_in(CredentialKind.CLIENT, data, form=KeyType.BASIC_AUTH)[0] == cred
+
+
+# ---------------------------------------------------------------------------------------------------- Tyk
+
+
+def test_tyk_basic_auth_api_and_user() -> None:
+    definition = render_api_definition(REF, api_spec(auth="basicAuth"), api_id="torii.shop.orders", org_id="o")
+    assert definition["use_basic_auth"] and not definition["use_keyless"] and not definition["use_standard_auth"]
+    spec = GatewayKeySpec.model_validate({"type": "basicAuth", "apis": [{"name": "orders"}]})
+
+    def session(password: str) -> dict[str, Any]:
+        request = KeyRequest(ObjectRef("shop", "k", uid="k-1"), spec, (ResolvedApi("orders", "torii.shop.orders"),),
+                             None, Credential(key="shop-k-1a2b3c4d", client_secret=password))  # fmt: skip
+        return render_session(request, "o")
+
+    one, same, other = session("p" * 64), session("p" * 64), session("q" * 64)
+    assert one["basic_auth_data"]["password"] == "p" * 64
+    # A new password changes the fingerprint (Tyk never returns it), the same one does not; neither is in it.
+    assert one["meta_data"]["torii-fingerprint"] == same["meta_data"]["torii-fingerprint"]
+    assert one["meta_data"]["torii-fingerprint"] != other["meta_data"]["torii-fingerprint"]
+    assert "p" * 64 not in str(one["meta_data"])
+
+
+def test_tyk_jwt_with_its_own_key_uses_a_policy_and_turns_off_token_chosen_policies() -> None:
+    spec = with_key(api_spec(auth="jwt", jwt={"secretRef": {"name": "s"}}), "0123456789abcdef")
+    definition = render_api_definition(REF, spec, api_id="torii.shop.orders", org_id="o")
+    assert definition["enable_jwt"] and definition["jwt_signing_method"] == "hmac"
+    assert base64.b64decode(definition["jwt_source"]).decode() == "0123456789abcdef"
+    assert definition["jwt_default_policies"] == ["torii.shop.orders"]
+    assert definition["jwt_policy_field_name"] == "" and definition["jwt_client_base_field"] == ""
+    # spec.tyk cannot put them back: a token naming a policy could reach another namespace's APIs.
+    hatch = api_spec(auth="jwt", jwt={"secretRef": {"name": "s"}},
+                     tyk={"jwt_policy_field_name": "pol", "jwt_default_policies": ["someone-elses"]})  # fmt: skip
+    hatched = render_api_definition(REF, with_key(hatch, "0123456789abcdef"), api_id="torii.shop.orders", org_id="o")
+    assert hatched["jwt_policy_field_name"] == "" and hatched["jwt_default_policies"] == ["torii.shop.orders"]
+    policy = render_policy(REF, api_id="torii.shop.orders", org_id="o")
+    assert list(policy["access_rights"]) == ["torii.shop.orders"] and policy["id"] == "torii.shop.orders"
+
+
+def test_tyk_jwt_from_a_jwks_and_per_key() -> None:
+    jwks = render_api_definition(REF, api_spec(auth="jwt", jwt={"jwksUrl": "https://idp/jwks"}), api_id="a",
+                                 org_id="o")  # fmt: skip
+    assert jwks["jwt_source"] == "https://idp/jwks" and jwks["jwt_signing_method"] == "rsa"
+    per_key = render_api_definition(REF, api_spec(auth="jwt"), api_id="a", org_id="o")
+    assert per_key["jwt_source"] == "" and per_key["jwt_default_policies"] == []
+    with pytest.raises(Unsupported, match=r"spec\.jwt\.issuer"):
+        render_api_definition(REF, api_spec(auth="jwt", jwt={"jwksUrl": "https://idp/jwks", "issuer": "x"}),
+                              api_id="a", org_id="o")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ Otoroshi
+
+
+def test_otoroshi_verifier_is_strict_and_checks_issuer_and_audience() -> None:
+    spec = with_key(api_spec(auth="jwt", jwt={"secretRef": {"name": "s"}, "issuer": "https://idp",
+                                              "audience": "orders"}), "0123456789abcdef")  # fmt: skip
+    verifier = render_verifier(REF, spec, "torii.shop.orders")
+    assert verifier["strict"] is True and verifier["id"] == verifier_id("torii.shop.orders")
+    assert verifier["algoSettings"] == {"type": "HSAlgoSettings", "size": 256, "secret": "0123456789abcdef",
+                                        "base64": False}  # fmt: skip
+    assert verifier["strategy"]["verificationSettings"]["fields"] == {"iss": "https://idp", "aud": "orders"}
+    route = render_route(REF, spec, route_id="torii.shop.orders", host="api.oto.tools", group="g")
+    [plugin] = [p for p in route["plugins"] if p["plugin"].endswith("JwtVerification")]
+    assert plugin["config"]["verifiers"] == [verifier["id"]]
+    with pytest.raises(Unsupported, match="one key per API"):
+        render_verifier(REF, api_spec(auth="jwt"), "torii.shop.orders")
+
+
+def test_otoroshi_basic_auth_route_extracts_basic_auth_only() -> None:
+    route = render_route(REF, api_spec(auth="basicAuth"), route_id="r", host="api.oto.tools", group="g")
+    [plugin] = [p for p in route["plugins"] if p["plugin"].endswith("ApikeyCalls")]
+    extractors = plugin["config"]["extractors"]
+    assert extractors["basic"] == {"enabled": True}
+    assert not any(e["enabled"] for name, e in extractors.items() if name != "basic")
+
+
+# -------------------------------------------------------------------------------------------------- references
+
+
+def api_object(auth: str, **spec: Any) -> dict[str, Any]:
+    ready = {"type": "Ready", "status": "True", "observedGeneration": 1}
+    return {"metadata": {"generation": 1}, "spec": {"gateway": "tyk", "auth": auth, **spec},
+            "status": {"gatewayId": "g", "conditions": [ready]}}  # fmt: skip
+
+
+def test_a_key_type_must_match_its_apis_auth() -> None:
+    from torii.models.gatewayapi import AuthMode
+
+    assert usable_api("shop", "a", api_object("jwt"), gateway="tyk", default_gateway=None, auth=AuthMode.JWT) == "g"
+    with pytest.raises(Blocked, match="needs auth: basicAuth"):
+        usable_api("shop", "a", api_object("key"), gateway="tyk", default_gateway=None, auth=AuthMode.BASIC_AUTH)
+    with pytest.raises(Blocked, match="its callers need no GatewayKey"):
+        usable_api("shop", "a", api_object("jwt", jwt={"jwksUrl": "https://idp/jwks"}), gateway="tyk",
+                   default_gateway=None, auth=AuthMode.JWT)  # fmt: skip
