@@ -83,6 +83,11 @@ if [[ -n ${TYK_URL:-} ]]; then
   request 200 -H "Authorization: $KEY" "$TYK_URL/payments/charge"
   say "without the key"
   request 401 "$TYK_URL/payments/charge"
+  kubectl wait --for=condition=Ready gatewaykey/billing-reporter -n torii-demo --timeout=120s
+  say "a generated basic-auth user (auth: basicAuth), taken from its Secret"
+  echo '$ AUTH=$(kubectl get secret billing-reporter -n torii-demo -o jsonpath={.data.Authorization} | base64 -d)'
+  AUTH=$(kubectl get secret billing-reporter -n torii-demo -o jsonpath='{.data.Authorization}' | base64 -d)
+  request 200 -H "Authorization: $AUTH" "$TYK_URL/billing/invoices"
   served=$((served + 1))
 fi
 if [[ -n ${OTOROSHI_URL:-} ]]; then
