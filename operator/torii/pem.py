@@ -90,6 +90,9 @@ def shared_secret(text: str) -> str:
     if "-----BEGIN" in text:
         raise KeyError_("holds a PEM key; an HS algorithm needs a shared secret (use an RS or ES algorithm for a "
                         "public key)")  # fmt: skip
+    if re.match(r"\s*https?://", text) or "${" in text:
+        raise KeyError_("holds a URL or a ${...} expression, which a gateway would fetch or expand instead of using "
+                        "it as the secret; use a random secret")  # fmt: skip
     if len(text.encode()) < 16:
         raise KeyError_("holds a secret shorter than 16 bytes; use a longer random secret")
     return text

@@ -167,7 +167,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             tyk.post("/tyk/apis", json=tyk_api(api_id, f"{marker} api {i}", org, path, up.url, headers[i]))
         # One API Torii cannot represent: it must be listed, with the reason, and left alone.
         jwt = {**tyk_api(f"{marker}-jwt", f"{marker} jwt", org, f"/{marker}/jwt/", up.url, "Authorization"),
-               "use_standard_auth": False, "enable_jwt": True}  # fmt: skip
+               "use_standard_auth": False, "enable_jwt": True, "jwt_policy_field_name": "plan"}  # fmt: skip
         tyk.post("/tyk/apis", json=jwt)
         # An OAuth-protected API with a client an application already uses.
         oauth_id = f"{marker}-oauth"
@@ -194,7 +194,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
         traffic = serving([(f"{base}/{marker}/{i}/", {headers[i]: keys[i]}) for i in range(COUNT)])
         try:
             said, mine = import_ours(live, "tyk", world, tmp_path / "tyk", marker)
-            assert f"Tyk API {marker}-jwt" in said and "enable_jwt" in said
+            assert f"Tyk API {marker}-jwt" in said and "jwt_policy_field_name" in said
             assert len(list(mine.glob("gatewayapi-*"))) == COUNT + 1  # and the OAuth API
             assert len(list(mine.glob("gatewaykey-*"))) == COUNT and len(list(mine.glob("oauthclient-*"))) == 1
             assert app["secret"] not in "".join(p.read_text() for p in mine.glob("*.yaml"))

@@ -90,6 +90,10 @@ def test_a_shared_secret_is_not_a_pem_key_nor_short() -> None:
         shared_secret(RsaKey().public_pem())
     with pytest.raises(KeyError_, match="shorter than 16 bytes"):
         shared_secret("short")
+    # Tyk reads a jwt_source that decodes to a URL as a JWKS to fetch; Otoroshi expands ${...}.
+    for text in ("https://169.254.169.254/keys", "${vault://secret/other-team}"):
+        with pytest.raises(KeyError_, match="URL or a"):
+            shared_secret(text)
 
 
 # ------------------------------------------------------------------------------------------------ credentials
@@ -140,6 +144,8 @@ def test_tyk_basic_auth_api_and_user() -> None:
     assert one["meta_data"]["torii-fingerprint"] == same["meta_data"]["torii-fingerprint"]
     assert one["meta_data"]["torii-fingerprint"] != other["meta_data"]["torii-fingerprint"]
     assert "p" * 64 not in str(one["meta_data"])
+    # Should the API turn to per-key JWT, the user's name (no secret) must not open it with an empty JWT secret.
+    assert len(one["jwt_data"]["secret"]) == 64 and one["jwt_data"]["secret"] != other["jwt_data"]["secret"]
 
 
 def test_tyk_jwt_with_its_own_key_uses_a_policy_and_turns_off_token_chosen_policies() -> None:

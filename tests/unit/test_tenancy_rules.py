@@ -469,3 +469,31 @@ async def test_an_upstream_at_any_tyk_nodes_admin_port_is_refused() -> None:
         assert problems and "admin endpoint" in problems[0], problems
     finally:
         await driver.aclose()
+
+
+async def test_a_jwks_url_is_checked_like_an_upstream() -> None:
+    """The gateway fetches a JWKS itself: a tenant may not aim it at the gateway's admin API or a denied network."""
+    base = {"listenPath": "/p/", "upstream": {"url": "http://orders.shop.svc/"}, "auth": "jwt"}
+    fine = GatewayAPISpec.model_validate({**base, "jwt": {"jwksUrl": "https://idp.example.com/jwks"}})
+    await check_api(conn(), "shop", fine, resolver=no_dns)
+    for url in ("http://tyk.gw:8080/tyk/keys", "http://169.254.169.254/latest/meta-data"):
+        spec = GatewayAPISpec.model_validate({**base, "jwt": {"jwksUrl": url}})
+        with pytest.raises(PolicyViolation, match=r"spec\.jwt\.jwksUrl"):
+            await check_api(conn(), "shop", spec, resolver=no_dns)
+
+
+async def test_tyk_auth_fields_of_another_mode_cannot_come_in_through_the_escape_hatch() -> None:
+    """`enable_jwt` with a token-chosen policy on a key API is not refused by the tenancy check (Torii owns those
+    fields): it must then never reach the gateway."""
+    from torii.gateways.base import ObjectRef
+    from torii.gateways.tyk_render import NEUTRAL_FIELDS, render_api_definition
+
+    hatch = {"enable_jwt": True, "jwt_source": "https://evil/jwks", "jwt_policy_field_name": "pol",
+             "jwt_default_policies": ["admin-policy"], "use_basic_auth": True}  # fmt: skip
+    spec = GatewayAPISpec.model_validate({"listenPath": "/p/", "upstream": {"url": "http://o/"}, "auth": "key",
+                                          "tyk": hatch})  # fmt: skip
+    real = Connection("tyk", "tyk", Tenancy(), ["http://tyk.gw:8080"], neutral_fields=frozenset(NEUTRAL_FIELDS))
+    await check_api(real, "shop", spec, resolver=no_dns)  # as the operator checks it: Torii's own fields
+    definition = render_api_definition(ObjectRef("shop", "p"), spec, api_id="torii.shop.p", org_id="o")
+    assert not set(hatch) & set(definition), definition
+    assert definition["use_standard_auth"] is True

@@ -52,6 +52,13 @@ NEUTRAL_FIELDS = {
 }
 
 
+# Neutral fields only some auth modes render: where Torii's definition has none, spec.tyk's is dropped.
+AUTH_ONLY_FIELDS = frozenset({
+    "use_basic_auth", "enable_jwt", "jwt_source", "jwt_signing_method", "jwt_identity_base_field",
+    "jwt_default_policies", "jwt_policy_field_name", "jwt_client_base_field",
+})  # fmt: skip
+
+
 def overridden_fields(spec: GatewayAPISpec, definition: dict[str, Any]) -> list[str]:
     """The `spec.tyk` fields that Torii overrides in `definition` (each with the neutral field to use)."""
     notes = []
@@ -129,7 +136,21 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
             present, value = dotted_get(neutral, path)
             if present:
                 dotted_set(definition, path, value)
+            elif path in AUTH_ONLY_FIELDS:
+                # Absent from Torii's definition (another auth mode): spec.tyk may not bring it in (an
+                # `enable_jwt` with a token-chosen policy on a key API); Tyk's zero value is what Torii means.
+                dotted_delete(definition, path)
     return definition
+
+
+def dotted_delete(data: dict[str, Any], path: str) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        child = data.get(part)
+        if not isinstance(child, dict):
+            return
+        data = child
+    data.pop(last, None)
 
 
 SIGNING_METHODS = {"HS": "hmac", "RS": "rsa", "ES": "ecdsa"}
@@ -236,6 +257,10 @@ def render_session(request: KeyRequest, org_id: str) -> dict[str, Any]:
     session["meta_data"].pop("torii-secret", None)
     if spec.type == KeyType.BASIC_AUTH and secret:
         session["basic_auth_data"] = {"password": secret, "hash_type": ""}  # Tyk hashes it (bcrypt)
+        # A user's name is no secret: should its API turn to per-key JWT, a token whose kid names the user must
+        # not verify with an empty secret. One derived from the password nobody else knows.
+        derived = hashlib.sha256(f"{request.ref.uid}\0{secret}\0jwt".encode()).hexdigest()
+        session["jwt_data"] = {"secret": derived}
     elif spec.type == KeyType.JWT and secret:
         session["jwt_data"] = {"secret": secret}  # HS256 tokens whose `kid` is this key's name
     return session

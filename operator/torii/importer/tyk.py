@@ -135,7 +135,13 @@ def jwt_spec(definition: dict[str, Any]) -> tuple[dict[str, Any] | None, str | N
     if header and header != "Authorization":
         jwt["header"] = str(header)
     if re.match(r"^https?://", source):
-        return jwt | {"jwksUrl": source}, None
+        if ALGORITHMS[method] == "HS256":
+            return None, "JWT from a JWKS with signing method hmac: Torii checks JWKS tokens as RS or ES"
+        if definition.get("jwt_default_policies"):
+            return None, (f"JWT callers get policies {definition['jwt_default_policies']} (their limits and "
+                          "rights); a Torii JWT API grants its callers that API only, without limits")  # fmt: skip
+        return None, ("JWT from a JWKS with no default policy: Tyk refuses every token; adopted, Torii would let "
+                      "the identity provider's tokens in")  # fmt: skip
     if not source and ALGORITHMS[method] != "HS256":
         return None, "per-key JWT with RSA/ECDSA public keys: Torii's GatewayKeys of type jwt carry HMAC secrets"
     if source:

@@ -110,6 +110,11 @@ class GatewayKeySpec(CamelModel):
             immutable_once_set("gateway"),
             immutable_once_set("secretName"),
             immutable_once_set("type", ": a new credential type is a new GatewayKey"),
+            cel(
+                "!has(self.adopt) || !has(self.type) || self.type == 'key'",
+                "spec.adopt: only keys of type key can be adopted (issue basic-auth users and JWT consumers anew)",
+                field_path=".adopt",
+            ),
             adoption_immutable("id", "gateway key"),
             cel(
                 "has(self.apis) != has(self.apiGroup)",

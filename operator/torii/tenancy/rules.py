@@ -102,6 +102,10 @@ async def check_api(conn: Connection, namespace: str, spec: GatewayAPISpec, *, r
     problems += await upstream_violations(
         spec.upstream.urls, tenancy.upstreams, namespace, conn.admin_urls, resolver=resolver
     )
+    if spec.jwt is not None and spec.jwt.jwks_url:
+        # The gateway fetches it: the same rules as an upstream (no admin endpoint, no denied network).
+        problems += await upstream_violations([spec.jwt.jwks_url], tenancy.upstreams, namespace, conn.admin_urls,
+                                              field="spec.jwt.jwksUrl", resolver=resolver)  # fmt: skip
     if spec.adopt is not None:
         try:
             check_adoption(conn, namespace, "spec.adopt")
