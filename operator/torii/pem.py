@@ -96,3 +96,26 @@ def shared_secret(text: str) -> str:
     if len(text.encode()) < 16:
         raise KeyError_("holds a secret shorter than 16 bytes; use a longer random secret")
     return text
+
+
+def first_certificate_der(chain: str) -> bytes:
+    """The DER of the first CERTIFICATE of a PEM chain (Tyk names a stored certificate by its SHA-256)."""
+    for match in BLOCK.finditer(chain):
+        if match.group(1) == "CERTIFICATE":
+            return base64.b64decode(re.sub(r"\s+", "", match.group(2)))
+    raise KeyError_("holds no CERTIFICATE")
+
+
+def tls_pair(chain: str, key: str) -> tuple[str, str]:
+    """A certificate chain and its private key from a kubernetes.io/tls Secret, checked for shape (the gateway
+    checks that they match); KeyError_ says which entry is wrong."""
+    labels = [m.group(1) for m in BLOCK.finditer(chain)]
+    if "CERTIFICATE" not in labels:
+        raise KeyError_("entry tls.crt holds no PEM CERTIFICATE")
+    try:
+        first_certificate_der(chain)
+    except ValueError:
+        raise KeyError_("entry tls.crt holds a CERTIFICATE that is not valid base64") from None
+    if not any(label.endswith("PRIVATE KEY") for label in (m.group(1) for m in BLOCK.finditer(key))):
+        raise KeyError_("entry tls.key holds no PEM private key")
+    return chain.strip() + "\n", key.strip() + "\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from support.jwt import EcKey, RsaKey, claims, hs256, jwks_server
 from support.metrics import assert_no_writes_over_two_drift_passes
 from support.operator import Operator, put_secret, running_operator, stack_gateways
 from support.stack import Stack
+from support.tls import make_ca_and_server_cert, make_client_cert, mtls_upstream
 from support.upstream import Upstream, upstream
 from support.wait import wait_until
 from support.world import World
@@ -270,5 +272,77 @@ def test_jwt_bad_input_is_named(stack: Stack, world: World, admin: client.ApiCli
     assert "an RSA key" in world.reason("GatewayAPI", ec_for_rsa, "InvalidSecret")["message"]
     issuer = api(world, "tyk", up, "jwt", jwt={"jwksUrl": "https://idp.example/jwks", "issuer": "https://idp.example"})
     assert "spec.jwt.issuer" in world.reason("GatewayAPI", issuer, "Unsupported")["message"]
+    https = {"gateway": "tyk", "listenPath": "/tls-bad/", "auth": "keyless"}
+    no_secret = uid("tls-missing")
+    world.apply("GatewayAPI", no_secret, {**https, "listenPath": f"/{no_secret}/", "upstream": {
+        "url": "https://127.0.0.1:9/", "tls": {"clientCertificateSecretName": "no-such-tls"}}})  # fmt: skip
+    assert "Secret no-such-tls" in world.reason("GatewayAPI", no_secret, "WaitingForSecret")["message"]
+    tls_secret(world, "not-a-certificate", "just text", "more text")
+    bad_tls = uid("tls-bad")
+    world.apply("GatewayAPI", bad_tls, {**https, "listenPath": f"/{bad_tls}/", "upstream": {
+        "url": "https://127.0.0.1:9/", "tls": {"clientCertificateSecretName": "not-a-certificate"}}})  # fmt: skip
+    assert "tls.crt holds no PEM CERTIFICATE" in world.reason("GatewayAPI", bad_tls, "InvalidSecret")["message"]
     per_key = api(world, "otoroshi", up, "jwt")
     assert "spec.jwt" in world.reason("GatewayAPI", per_key, "Unsupported")["message"]
+
+
+# ------------------------------------------------------------------------------------------ upstream mTLS
+
+
+def tls_secret(world: World, name: str, cert: str, key: str) -> None:
+    """A kubernetes.io/tls Secret (as cert-manager writes one), created or replaced."""
+    body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), type="kubernetes.io/tls",
+                           string_data={"tls.crt": cert, "tls.key": key})  # fmt: skip
+    try:
+        world.core.create_namespaced_secret(world.ns, body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+        world.core.replace_namespaced_secret(name, world.ns, body)
+
+
+def uploaded(stack: Stack, gateway: str, gateway_id: str) -> list[str]:
+    """The ids of the certificates Torii stored on the gateway for one API."""
+    if gateway == "tyk":
+        prefix = f"{gateway_id}-"
+        listed = tyk_admin(stack).get("/tyk/certs", params={"org_id": prefix}).json().get("certs") or []
+        return [c for c in listed if c.startswith(prefix)]
+    listed = otoroshi_admin(stack).get("/api/certificates").json()
+    return [c["id"] for c in listed if c["id"].startswith(f"{gateway_id}-client-")]
+
+
+@pytest.mark.parametrize("gateway", ["tyk", "otoroshi"])
+def test_upstream_client_certificate_from_a_tls_secret(
+    stack: Stack, world: World, gateway: str, tmp_path: Path
+) -> None:
+    stack.require(gateway)
+    ca, server_cert, server_key = make_ca_and_server_cert(tmp_path)
+    first, second = make_client_cert(tmp_path, "torii-client-1"), make_client_cert(tmp_path, "torii-client-2")
+    secret = uid("upstream-client")
+    tls_secret(world, secret, *first)
+    with mtls_upstream(server_cert, server_key, ca) as (url, seen):
+        name = uid(f"{gateway[:3]}-mtls")
+        world.apply("GatewayAPI", name, {"gateway": gateway, "listenPath": f"/{name}/", "upstream": {
+            "url": url, "tls": {"clientCertificateSecretName": secret, "insecureSkipVerify": True}}})  # fmt: skip
+        obj = world.ready("GatewayAPI", name)
+        assert call(stack, gateway, f"/{name}/x") == 200 and seen[-1] == "torii-client-1"
+        stored = uploaded(stack, gateway, obj["status"]["gatewayId"])
+        assert len(stored) == 1
+
+        # Without the certificate, the same upstream refuses the gateway (what the feature is for).
+        bare = uid(f"{gateway[:3]}-nocert")
+        world.apply("GatewayAPI", bare, {"gateway": gateway, "listenPath": f"/{bare}/",
+                                         "upstream": {"url": url, "tls": {"insecureSkipVerify": True}}})  # fmt: skip
+        world.ready("GatewayAPI", bare)
+        assert call(stack, gateway, f"/{bare}/x") >= 500
+
+        # Renewed (cert-manager replaces the Secret's content): the gateway presents the new certificate, and the
+        # old one leaves its store.
+        tls_secret(world, secret, *second)
+        wait_until(lambda: call(stack, gateway, f"/{name}/x") == 200 and seen[-1] == "torii-client-2", timeout=90,
+                   what="the renewed client certificate presented")  # fmt: skip
+        wait_until(lambda: len(now := uploaded(stack, gateway, obj["status"]["gatewayId"])) == 1 and now != stored,
+                   timeout=60, what="only the renewed certificate stored")  # fmt: skip
+
+        world.delete("GatewayAPI", name)
+        assert uploaded(stack, gateway, obj["status"]["gatewayId"]) == []

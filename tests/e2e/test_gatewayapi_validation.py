@@ -55,6 +55,11 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ("negative CORS max age", {**VALID, "cors": {"maxAge": -1}}, ["spec.cors.maxAge"]),
     ("adopt without id", {**VALID, "adopt": {"orgId": "acme"}}, ["spec.adopt.id", "Required value"]),
     ("adopt id with a slash", {**VALID, "adopt": {"id": "a/b"}}, ["spec.adopt.id"]),
+    (
+        "TLS to a plain http upstream",
+        {**VALID, "upstream": {"url": "http://a:80", "tls": {"insecureSkipVerify": True}}},
+        ["spec.upstream.tls", "https"],
+    ),
     ("malformed JWKS URL", {**VALID, "auth": "jwt", "jwt": {"jwksUrl": "idp.example/jwks"}}, ["spec.jwt.jwksUrl"]),
     (
         "HS algorithm with a JWKS",

@@ -69,3 +69,53 @@ def https_front(target: str, cert: Path, key: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def make_client_cert(directory: Path, cn: str) -> tuple[str, str]:
+    """(certificate PEM, key PEM) of a client certificate for `cn`, signed by the CA make_ca_and_server_cert made
+    in `directory`."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{cn}.key", "-out", f"{cn}.csr", "-subj", f"/CN={cn}")
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{cn}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{cn}.crt", "-days", "1", "-extfile", "client.ext")  # fmt: skip
+    return (directory / f"{cn}.crt").read_text(), (directory / f"{cn}.key").read_text()
+
+
+@contextmanager
+def mtls_upstream(cert: Path, key: Path, client_ca: Path) -> Iterator[tuple[str, list[str]]]:
+    """An https upstream on 127.0.0.1 that requires a client certificate signed by `client_ca`: (its URL, the CN
+    of each client certificate it served a request for)."""
+    seen: list[str] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            peer = self.connection.getpeercert() or {}  # type: ignore[attr-defined]
+            cn = next((v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"), "")
+            seen.append(cn)
+            body = f'{{"client": "{cn}"}}'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(client_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -219,3 +219,47 @@ def test_a_key_type_must_match_its_apis_auth() -> None:
     with pytest.raises(Blocked, match="its callers need no GatewayKey"):
         usable_api("shop", "a", api_object("jwt", jwt={"jwksUrl": "https://idp/jwks"}), gateway="tyk",
                    default_gateway=None, auth=AuthMode.JWT)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- upstream TLS
+
+
+def test_upstream_client_certificate_is_the_apis_own_on_both_gateways(tmp_path: Any) -> None:
+    from support.tls import make_ca_and_server_cert, make_client_cert
+    from torii.gateways.otoroshi_certs import cert_id as otoroshi_cert
+    from torii.gateways.tyk_certs import cert_id as tyk_cert
+    from torii.pem import tls_pair
+
+    make_ca_and_server_cert(tmp_path)
+    chain, key = tls_pair(*make_client_cert(tmp_path, "c1"))
+    base = api_spec(upstream={"url": "https://o:8443", "tls": {"clientCertificateSecretName": "c",
+                                                                 "insecureSkipVerify": True}})  # fmt: skip
+    assert base.upstream.tls is not None
+    spec = base.model_copy(update={"upstream": base.upstream.model_copy(
+        update={"tls": base.upstream.tls.with_pair(chain, key)})})  # fmt: skip
+    tyk = render_api_definition(REF, spec, api_id="torii.shop.orders", org_id="o")
+    assert tyk["upstream_certificates"] == {"*": tyk_cert("torii.shop.orders", chain)}
+    assert tyk["upstream_certificates"]["*"].startswith("torii.shop.orders-")  # never shared with another API
+    assert tyk["proxy"]["transport"] == {"ssl_insecure_skip_verify": True}
+    route = render_route(REF, spec, route_id="torii.shop.orders", host="api.oto.tools", group="g")
+    [target] = route["backend"]["targets"]
+    assert target["tls"] is True
+    assert target["tls_config"]["certs"] == [otoroshi_cert("torii.shop.orders", chain)]
+    assert target["tls_config"]["trust_all"] is True
+    # A tenant's spec.tyk cannot name a certificate (another API's) where Torii names none.
+    hatch = api_spec(tyk={"upstream_certificates": {"*": "torii.other.api-0123"}})
+    assert "upstream_certificates" not in render_api_definition(REF, hatch, api_id="a", org_id="o")
+
+
+def test_a_tls_secret_must_hold_a_certificate_and_a_private_key() -> None:
+    from torii.pem import tls_pair
+
+    rsa_key = RsaKey()
+    private = rsa_key.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode()  # fmt: skip
+    with pytest.raises(KeyError_, match=r"tls\.crt holds no PEM CERTIFICATE"):
+        tls_pair(rsa_key.public_pem(), private)
+    cert = certificate_pem(rsa_key.private.public_key(), rsa_key.private)
+    with pytest.raises(KeyError_, match=r"tls\.key holds no PEM private key"):
+        tls_pair(cert, rsa_key.public_pem())
+    assert tls_pair(cert, private)[0].startswith("-----BEGIN CERTIFICATE-----")

@@ -167,10 +167,11 @@ class ApiRole(Protocol):
         ...
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, *,
-                         auth: AuthMode = AuthMode.KEYLESS) -> bool:  # fmt: skip
+                         auth: AuthMode = AuthMode.KEYLESS, certificates: bool = False) -> bool:  # fmt: skip
         """Remove the API (`gateway_id`: an adopted id, else Torii's own); True if something was deleted, False
         if it was already gone; OwnershipConflict (nothing deleted) when it belongs to another object. `auth`:
-        the API's spec.auth (what else Torii made for it goes too: a JWT API's verifier or policy)."""
+        the API's spec.auth, `certificates`: it had upstream TLS (what else Torii made for it goes too: a JWT
+        API's verifier or policy, the certificates it uploaded)."""
         ...
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:

@@ -134,14 +134,17 @@ class AdminClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
-        """Send one admin call. Statuses in `ok` or `passthrough` are returned; others raise a typed error."""
+        """Send one admin call (`json` or a raw `content` body). Statuses in `ok` or `passthrough` are returned;
+        others raise a typed error."""
         if not safe_path(path):  # the last line of defence: drivers build paths with admin_path()
             raise UnsafeId(f"gateway {self.name}: {op}: refused to send a path that is not made of safe segments")
         self.calls += 1
         started = time.perf_counter()
         try:
-            response = await self._client.request(method, path, json=json, params=params, headers=headers)
+            response = await self._client.request(method, path, json=json, params=params, headers=headers,
+                                                  content=content)  # fmt: skip
         except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
             raise self._unreachable(op, exc) from None

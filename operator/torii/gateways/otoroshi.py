@@ -27,6 +27,7 @@ from torii.gateways.base import ConvergeResult, Inventory, ObjectRef, api_gatewa
 from torii.gateways.burst import Owner, owner_of
 from torii.gateways.errors import OwnershipConflict, RetryableGatewayError
 from torii.gateways.http import AdminClient, CallObserver, admin_path
+from torii.gateways.otoroshi_certs import OtoroshiCertificates
 from torii.gateways.otoroshi_jwt import OtoroshiVerifiers
 from torii.gateways.otoroshi_keys import OtoroshiKeys
 from torii.gateways.otoroshi_render import RESERVED_IDS, render_service, with_fingerprint
@@ -53,6 +54,7 @@ class OtoroshiApis:
         self._notes = notes
         self._http = http
         self.verifiers = OtoroshiVerifiers(name, http)
+        self.certs = OtoroshiCertificates(name, http)
         self._groups: set[str] = set()  # service groups known to exist (created or found)
         self._leftovers: dict[str, Owner] | None = None  # Torii's objects of the other kind, read once
         self._leftovers_lock = asyncio.Lock()
@@ -65,21 +67,27 @@ class OtoroshiApis:
         api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(self._render(ref, spec, object_id, api_group))
         verifier = spec.auth == AuthMode.JWT and await self.verifiers.ensure(ref, spec, object_id)
+        pair = spec.upstream.tls.pair if spec.upstream.tls else None
+        cert, uploaded = await self.certs.ensure(ref, object_id, *pair) if pair else (None, False)
         if api_group and api_group not in self._groups:
             await self.ensure_group(api_group, f"Torii API group {spec.group} of namespace {ref.namespace}")
             self._groups.add(api_group)
         applied = await self.sync.put(object_id, desired, max_age=max_age, adopting=spec.adopt is not None)
         migrated = await self._retire_leftover(object_id, (ref.namespace, ref.name), confirm=False)
         notes = tuple(self._notes(spec, desired)) if self._notes else ()
-        changed = applied.changed or migrated or verifier
+        if uploaded:  # a renewal: the certificate the route named before goes, now that it names the new one
+            await self.certs.retire(ref, object_id, keep=cert)
+        changed = applied.changed or migrated or verifier or uploaded
         return ConvergeResult(object_id, changed=changed, created=applied.created, notes=notes)
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, *,
-                         auth: AuthMode = AuthMode.KEYLESS) -> bool:  # fmt: skip
+                         auth: AuthMode = AuthMode.KEYLESS, certificates: bool = False) -> bool:  # fmt: skip
         object_id = gateway_id or ref.gateway_id(self.id_prefix)
         deleted = await self.sync.remove(object_id, (ref.namespace, ref.name))
         if auth == AuthMode.JWT:  # once the route that names it is gone
             await self.verifiers.delete(ref, object_id)
+        if certificates:
+            await self.certs.retire(ref, object_id)
         return await self._retire_leftover(object_id, (ref.namespace, ref.name), confirm=True) or deleted
 
     async def _retire_leftover(self, object_id: str, owner: Owner, *, confirm: bool) -> bool:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from torii.gateways.base import ObjectRef, deep_merge, dotted_get, is_subset, pick
 from torii.gateways.burst import View
 from torii.gateways.errors import Unsupported
+from torii.gateways.otoroshi_certs import cert_id
 from torii.gateways.otoroshi_jwt import verifier_id
 from torii.gateways.otoroshi_render import owner_metadata
 from torii.gateways.otoroshi_sync import OtoroshiSync
@@ -109,6 +110,13 @@ def render_route(
     if spec.auth == AuthMode.OAUTH2:
         raise Unsupported("spec.auth: oauth2 is not supported on Otoroshi gateways by Torii; use keyless or key")
     targets, root = _targets(spec.upstream.urls)
+    tls = spec.upstream.tls
+    if tls is not None:
+        certs = [cert_id(route_id, tls.pair[0])] if tls.pair is not None else []
+        skip = tls.insecure_skip_verify
+        for target in targets:
+            target["tls_config"] = {"enabled": True, "certs": certs, "trusted_certs": [], "loose": skip,
+                                    "trust_all": skip}  # fmt: skip
     route: dict[str, Any] = {
         "id": route_id,
         "name": str(ref),

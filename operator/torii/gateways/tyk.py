@@ -20,6 +20,7 @@ import httpx
 from torii.gateways.base import ConvergeResult, Inventory, ObjectRef, api_gateway_id
 from torii.gateways.burst import Applied, Remove
 from torii.gateways.http import AdminClient, CallObserver, admin_path
+from torii.gateways.tyk_certs import TykCertificates
 from torii.gateways.tyk_keys import TykKeys, digest_id
 from torii.gateways.tyk_nodes import NodeMonitor, TykNode, TykNodes
 from torii.gateways.tyk_oauth import TykOAuth
@@ -51,6 +52,7 @@ class TykApis:
         self.nodes = nodes
         self._http = http  # health figures: any node's
         self.policies = TykPolicies(name)
+        self.certs = TykCertificates(name, http)
 
     async def converge_api(self, ref: ObjectRef, spec: GatewayAPISpec, *, max_age: float = 0.0) -> ConvergeResult:
         api_id = api_gateway_id(ref, spec, self.id_prefix)
@@ -65,6 +67,9 @@ class TykApis:
         notes = tuple(overridden_fields(spec, desired))
         adopting = spec.adopt is not None
         policy = render_policy(ref, api_id=api_id, org_id=org_id) if desired.get("jwt_default_policies") else None
+        pair = spec.upstream.tls.pair if spec.upstream.tls else None
+        # The client certificate first (Redis: once for every node); the definitions name it.
+        cert, uploaded = await self.certs.ensure(api_id, *pair) if pair else (None, False)
 
         async def on(node: TykNode) -> Applied:
             # A JWT API's policy goes first: the reload that loads the definition loads it too.
@@ -75,19 +80,24 @@ class TykApis:
             return Applied(changed=applied.changed or wrote, created=applied.created)
 
         results = await self.nodes.each(on)
+        if uploaded:  # a renewal: the certificate the nodes named before goes, now that none does
+            await self.certs.retire(api_id, keep=cert)
         applied = TykNodes.applied(results)
         # Every node called (`each` raises otherwise): reported where a connection has several.
         nodes = (len(results), len(results)) if self.nodes.several else None
         return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes, nodes=nodes)
 
     async def delete_api(self, ref: ObjectRef, gateway_id: str | None = None, *,
-                         auth: AuthMode = AuthMode.KEYLESS) -> bool:  # fmt: skip
+                         auth: AuthMode = AuthMode.KEYLESS, certificates: bool = False) -> bool:  # fmt: skip
         api_id, owner = gateway_id or ref.gateway_id(self.id_prefix), (ref.namespace, ref.name)
         if auth == AuthMode.JWT:
             # Its policy first: the reload that unloads the API unloads it too (an API left without it, should
             # the removal fail, refuses every token until the retry).
             await self.nodes.each(lambda n: self.policies.delete(n.http, ref, api_id))
-        return any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
+        deleted = any(await self.nodes.each(lambda n: n.sync.remove(api_id, owner)))
+        if certificates:  # once no node names them
+            await self.certs.retire(api_id)
+        return deleted
 
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.health_enabled:

@@ -18,6 +18,7 @@ from torii.gateways.base import (
     without_fields,
 )
 from torii.gateways.errors import PermanentGatewayError, Unsupported
+from torii.gateways.tyk_certs import cert_id
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiJwt, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, KeyType
 
@@ -43,6 +44,7 @@ NEUTRAL_FIELDS = {
     "jwt_default_policies": "spec.jwt",
     "jwt_policy_field_name": "spec.jwt",
     "jwt_client_base_field": "spec.jwt",
+    "upstream_certificates": "spec.upstream.tls",
     "proxy.listen_path": "spec.listenPath",
     "proxy.target_url": "spec.upstream",
     "proxy.strip_listen_path": "spec.stripListenPath",
@@ -52,10 +54,11 @@ NEUTRAL_FIELDS = {
 }
 
 
-# Neutral fields only some auth modes render: where Torii's definition has none, spec.tyk's is dropped.
+# Neutral fields only some specs render (an auth mode, upstream TLS): where Torii's definition has none,
+# spec.tyk's is dropped (not only overridden: a tenant's `upstream_certificates` could name another's).
 AUTH_ONLY_FIELDS = frozenset({
     "use_basic_auth", "enable_jwt", "jwt_source", "jwt_signing_method", "jwt_identity_base_field",
-    "jwt_default_policies", "jwt_policy_field_name", "jwt_client_base_field",
+    "jwt_default_policies", "jwt_policy_field_name", "jwt_client_base_field", "upstream_certificates",
 })  # fmt: skip
 
 
@@ -116,6 +119,13 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
             "auth_login_redirect": "",
         }
         definition["notifications"] = {"shared_secret": "", "oauth_on_keychange_url": ""}
+    tls = spec.upstream.tls
+    if tls is not None:
+        if tls.pair is not None:
+            # Uploaded under this API's own prefix (`tyk_certs`): every host of the API presents it.
+            definition["upstream_certificates"] = {"*": cert_id(api_id, tls.pair[0])}
+        if tls.insecure_skip_verify:
+            definition["proxy"]["transport"] = {"ssl_insecure_skip_verify": True}
     if spec.rate_limit is not None:
         definition["global_rate_limit"] = {"rate": spec.rate_limit.rate, "per": spec.rate_limit.per}
     if spec.cors is not None:

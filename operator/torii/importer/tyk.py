@@ -77,6 +77,9 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if other:
         return Skipped(what, f"authentication {', '.join(other)} has no Torii equivalent (keyless, key, "
                              "basicAuth, jwt, oauth2)")  # fmt: skip
+    if definition.get("upstream_certificates") and not definition.get("upstream_certificates_disabled"):
+        why = "presents upstream client certificates from Tyk's store; put the certificate in a kubernetes.io/tls "
+        return Skipped(what, why + "Secret and set spec.upstream.tls.clientCertificateSecretName")
     modes = [mode for flag, mode in AUTH_FLAGS.items() if definition.get(flag)]
     if len(modes) > 1:
         return Skipped(what, f"combines several auth modes ({', '.join(modes)}): a GatewayAPI has one spec.auth")

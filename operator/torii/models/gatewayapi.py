@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from torii.models.common import (
     DNS_LABEL,
+    DNS_SUBDOMAIN,
     CamelModel,
     DeletionPolicy,
     SecretKeySelector,
@@ -160,6 +161,36 @@ class ApiJwt(CamelModel):
         return self.algorithm
 
 
+class UpstreamTls(CamelModel):
+    """TLS from the gateway to an https upstream."""
+
+    client_certificate_secret_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="A `kubernetes.io/tls` Secret of this namespace (`tls.crt`, `tls.key`; cert-manager's works): "
+        "the client certificate the gateway presents to the upstream (mutual TLS). Torii uploads it to the "
+        "gateway's certificate store for this API only, follows its renewals and removes what it uploaded.",
+    )
+    insecure_skip_verify: bool = Field(
+        default=False,
+        description="Do not verify the upstream's server certificate (Tyk `ssl_insecure_skip_verify`, Otoroshi "
+        "`trust_all`). Default false.",
+    )
+
+    # The certificate and key read from the Secret by the reconciler (never part of the object).
+    _pair: tuple[str, str] | None = PrivateAttr(default=None)
+
+    def with_pair(self, chain: str, key: str) -> UpstreamTls:
+        copy = self.model_copy()
+        copy._pair = (chain, key)
+        return copy
+
+    @property
+    def pair(self) -> tuple[str, str] | None:
+        return self._pair
+
+
 class Upstream(CamelModel):
     """Where the gateway sends traffic: one URL, or several targets to load-balance across."""
 
@@ -168,6 +199,12 @@ class Upstream(CamelModel):
             cel(
                 "has(self.url) != has(self.targets)",
                 "spec.upstream: set exactly one of spec.upstream.url and spec.upstream.targets",
+            ),
+            cel(
+                "!has(self.tls) || (has(self.url) ? self.url.startsWith('https://') : "
+                "self.targets.all(t, t.startsWith('https://')))",
+                "spec.upstream.tls: TLS settings need https upstream URLs",
+                field_path=".tls",
             ),
         )
     }
@@ -185,6 +222,8 @@ class Upstream(CamelModel):
         description="Upstream URLs to load-balance across (round robin). Each must be http(s).",
         json_schema_extra={"items": {"type": "string", "pattern": URL_PATTERN, "maxLength": 2048}},
     )
+
+    tls: UpstreamTls | None = Field(default=None, description="TLS to an https upstream: a client certificate.")
 
     @property
     def urls(self) -> list[str]:

@@ -8,7 +8,7 @@ from torii.gateways.base import ConvergeResult, GatewayDriver
 from torii.gateways.errors import GatewayError
 from torii.models.common import ConditionStatus
 from torii.models.gatewayapi import AuthMode, GatewayAPISpec, GatewayAPIStatus
-from torii.pem import KeyError_, public_key_pem, shared_secret
+from torii.pem import KeyError_, public_key_pem, shared_secret, tls_pair
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.lifecycle import Subject, deleter, reconciler
 from torii.reconcile.outcome import READY, Blocked, Cause, Event, Outcome, parse_spec, ready
@@ -23,6 +23,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     await driver.ready()  # every admin endpoint known: an upstream may not point at any of them
     await check_api(ctx.connection(driver), ref.namespace, spec)
     spec = await with_jwt_key(ctx, ref.namespace, spec)
+    spec = await with_client_certificate(ctx, ref.namespace, spec)
     result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
 
     was_ready = (c := status.condition(READY)) is not None and c.status == ConditionStatus.TRUE
@@ -63,6 +64,26 @@ async def with_jwt_key(ctx: ReconcileContext, namespace: str, spec: GatewayAPISp
     return spec.model_copy(update={"jwt": jwt.with_key(key)})
 
 
+async def with_client_certificate(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
+    """`spec` with the upstream client certificate read from spec.upstream.tls.clientCertificateSecretName (a
+    kubernetes.io/tls Secret of the object's own namespace); Blocked says what to fix."""
+    tls = spec.upstream.tls
+    if tls is None or tls.client_certificate_secret_name is None:
+        return spec
+    name = tls.client_certificate_secret_name
+    view = await ctx.secrets.get(namespace, name)
+    if view is None or not (view.data.get("tls.crt") and view.data.get("tls.key")):
+        raise Blocked("WaitingForSecret", f"spec.upstream.tls.clientCertificateSecretName: Secret {name} has no "
+                      "tls.crt and tls.key (yet)", retry=True)  # fmt: skip
+    try:
+        chain, key = tls_pair(view.data["tls.crt"], view.data["tls.key"])
+    except KeyError_ as exc:
+        raise Blocked("InvalidSecret", f"spec.upstream.tls.clientCertificateSecretName: Secret {name} {exc}",
+                      retry=False) from None  # fmt: skip
+    upstream = spec.upstream.model_copy(update={"tls": tls.with_pair(chain, key)})
+    return spec.model_copy(update={"upstream": upstream})
+
+
 def change_event(spec: GatewayAPISpec, result: ConvergeResult, cause: Cause, was_ready: bool, gateway: str) -> Event:
     if cause == Cause.DRIFT or (cause == Cause.RESUME and was_ready):
         reason, what = "DriftRepaired", "restored on" if result.created else "repaired on"
@@ -80,7 +101,8 @@ async def remove(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus], driver: 
     adopted = (obj.raw_spec.get("adopt") or {}).get("id")
     auth = obj.raw_spec.get("auth")
     auth_mode = AuthMode(auth) if auth in set(AuthMode) else AuthMode.KEYLESS
-    if await driver.apis.delete_api(obj.ref, adopted or None, auth=auth_mode):
+    certificates = bool(((obj.raw_spec.get("upstream") or {}).get("tls") or {}).get("clientCertificateSecretName"))
+    if await driver.apis.delete_api(obj.ref, adopted or None, auth=auth_mode, certificates=certificates):
         return f"API removed from gateway {driver.name}"
     return f"API already gone from gateway {driver.name}"
 

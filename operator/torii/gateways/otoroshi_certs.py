@@ -1,0 +1,72 @@
+"""Certificates Torii stores in Otoroshi (`/api/certificates`) for one route: an upstream client certificate.
+
+Verified in Otoroshi 17.17.0's source (docs/research/auth-modes-tyk-5.10.2-otoroshi-17.17.md): a certificate
+with a private key becomes a server certificate for its domain unless `client: true`; a route's target names
+client certificates in `tls_config.certs`. Torii stores each under an id made of the route's id and the
+certificate's SHA-256, with the route's owner record: no other route shares it, a renewal's old certificate is
+found by that prefix and removed once the route names the new one, and the route's deletion removes them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from torii.gateways.base import ObjectRef
+from torii.gateways.errors import OwnershipConflict
+from torii.gateways.http import AdminClient, admin_path
+from torii.gateways.otoroshi_render import owner_metadata
+from torii.pem import first_certificate_der
+
+OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
+
+
+def prefix(route_id: str) -> str:
+    return f"{route_id}-client-"
+
+
+def cert_id(route_id: str, chain: str) -> str:
+    return prefix(route_id) + hashlib.sha256(first_certificate_der(chain)).hexdigest()[:32]
+
+
+class OtoroshiCertificates:
+    def __init__(self, name: str, http: AdminClient) -> None:
+        self.name = name
+        self._http = http
+
+    def _claim(self, ref: ObjectRef, current: dict[str, Any]) -> None:
+        meta = current.get("metadata") or {}
+        if meta.get(OWNER_NAMESPACE) != ref.namespace or meta.get(OWNER_NAME) != ref.name:
+            raise OwnershipConflict(f"gateway {self.name}: certificate {current.get('id')} is not Torii's for "
+                                    f"GatewayAPI {ref}; Torii leaves it alone")  # fmt: skip
+
+    async def ensure(self, ref: ObjectRef, route_id: str, chain: str, key: str) -> tuple[str, bool]:
+        """(the certificate's id, whether it was stored now)."""
+        cid = cert_id(route_id, chain)
+        found = await self._http.request("GET", admin_path("/api/certificates/{}", cid), op="get certificate",
+                                         passthrough=(404,))  # fmt: skip
+        if found.status_code == 200:
+            self._claim(ref, found.json())
+            return cid, False
+        body: dict[str, Any] = {
+            "id": cid, "name": f"{ref} upstream client", "description": f"managed by Torii for GatewayAPI {ref}",
+            "domain": "torii-upstream-client", "chain": chain, "privateKey": key, "caRef": None, "password": None,
+            "client": True, "ca": False, "exposed": False, "autoRenew": False, "revoked": False, "selfSigned": False,
+            "keypair": False, "letsEncrypt": False, "subject": "", "from": 0, "to": 0, "sans": [],
+            "metadata": owner_metadata(ref, "GatewayAPI"), "tags": [],
+        }  # fmt: skip
+        await self._http.request("POST", "/api/certificates", op="upload certificate", json=body)
+        return cid, True
+
+    async def retire(self, ref: ObjectRef, route_id: str, keep: str | None = None) -> int:
+        """Remove the route's certificates but `keep`; how many were removed."""
+        listed = await self._http.request("GET", "/api/certificates", op="list certificates")
+        removed = 0
+        for cert in listed.json() or []:
+            cid = str(cert.get("id") or "")
+            if cid.startswith(prefix(route_id)) and cid != keep:
+                self._claim(ref, cert)
+                await self._http.request("DELETE", admin_path("/api/certificates/{}", cid), op="delete certificate",
+                                         passthrough=(404,))  # fmt: skip
+                removed += 1
+        return removed
