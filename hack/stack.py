@@ -440,6 +440,9 @@ def tyk_config(state: State, pins: dict[str, str], app_path: Path, node: str = "
         "enable_hashed_keys_listing": True,
         "health_check": {"enable_health_checks": True, "health_check_value_timeouts": 60},
         "reload_interval": 1,
+        # An API may listen on a port of its own (`listen_port`, with `protocol: https` for client certificates:
+        # the mutual-TLS tests serve one API over TLS that way).
+        "disable_ports_whitelist": True,
         # Default /var/run/tyk-gateway.pid would be shared by two stacks on one machine.
         "pid_file_location": str(STACK_DIR / f"{node}.pid"),
     }

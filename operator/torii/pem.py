@@ -119,3 +119,16 @@ def tls_pair(chain: str, key: str) -> tuple[str, str]:
     if not any(label.endswith("PRIVATE KEY") for label in (m.group(1) for m in BLOCK.finditer(key))):
         raise KeyError_("entry tls.key holds no PEM private key")
     return chain.strip() + "\n", key.strip() + "\n"
+
+
+def certificate_only(text: str) -> str:
+    """The first PEM CERTIFICATE of `text`, alone (a CA or a client certificate to allow; never a private key
+    sent along)."""
+    for match in BLOCK.finditer(text):
+        if match.group(1) == "CERTIFICATE":
+            try:
+                base64.b64decode(re.sub(r"\s+", "", match.group(2)), validate=True)
+            except ValueError:
+                raise KeyError_("holds a CERTIFICATE that is not valid base64") from None
+            return match.group(0).strip() + "\n"
+    raise KeyError_("holds no PEM CERTIFICATE")

@@ -37,6 +37,7 @@ from support.stack import ROOT, Stack
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
+from torii.gateways.tyk_render import AUTH_ONLY_FIELDS
 
 SEEDS = ROOT.parent / "shared" / "seeds"
 DRIFT = 1.0
@@ -161,10 +162,17 @@ def test_seed_definition_passes_through_spec_tyk(stack: Stack, world: World, met
         # Every other field of the seed is served as sent (version_data is merged with Torii's default version;
         # config_data gains Torii's bookkeeping under config_data.torii and keeps the rest).
         assert served_as_sent(tyk["config_data"], {k: v for k, v in loaded["config_data"].items() if k != "torii"})
-        others = {k: v for k, v in tyk.items() if k not in {*neutral, "proxy", "version_data", "config_data"}}
+        # Auth fields of other modes (JWT, basic auth, client certificates) are Torii's too: on a keyless API they
+        # keep Tyk's zero values, whatever spec.tyk says (a tenant could otherwise open it to tokens it signs).
+        dropped = {f for f in AUTH_ONLY_FIELDS if "." not in f} & set(tyk)
+        for field in dropped:
+            assert not loaded.get(field), (field, loaded.get(field))
+            assert (not tyk[field]) or f"spec.tyk.{field} is ignored" in message
+        others = {k: v for k, v in tyk.items() if k not in {*neutral, *dropped, "proxy", "version_data", "config_data"}}
         differing = {k: (v, loaded.get(k)) for k, v in others.items() if not served_as_sent(v, loaded.get(k))}
         assert differing == {}
-        assert len(others) == 84  # the seed's 93 fields less the 3 owned ones and the 6 above
+        # The seed's 93 fields less the 3 owned ones, the 6 above and the other modes' auth fields.
+        assert len(others) == 84 - len(dropped) and len(dropped) >= 9
         assert_no_writes_over_two_drift_passes(metrics_port, objects=1)
 
 

@@ -71,15 +71,15 @@ def https_front(target: str, cert: Path, key: Path) -> Iterator[str]:
         server.server_close()
 
 
-def make_client_cert(directory: Path, cn: str) -> tuple[str, str]:
+def make_client_cert(directory: Path, cn: str, usage: str | None = "clientAuth") -> tuple[str, str]:
     """(certificate PEM, key PEM) of a client certificate for `cn`, signed by the CA make_ca_and_server_cert made
-    in `directory`."""
+    in `directory`; `usage`: its extended key usage (None: no such extension)."""
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{cn}.key", "-out", f"{cn}.csr", "-subj", f"/CN={cn}")
-    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    (directory / "client.ext").write_text(f"extendedKeyUsage={usage}\n" if usage else "basicConstraints=CA:FALSE\n")
     openssl("x509", "-req", "-in", f"{cn}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", f"{cn}.crt", "-days", "1", "-extfile", "client.ext")  # fmt: skip
     return (directory / f"{cn}.crt").read_text(), (directory / f"{cn}.key").read_text()

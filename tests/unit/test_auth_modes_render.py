@@ -263,3 +263,25 @@ def test_a_tls_secret_must_hold_a_certificate_and_a_private_key() -> None:
     with pytest.raises(KeyError_, match=r"tls\.key holds no PEM private key"):
         tls_pair(cert, rsa_key.public_pem())
     assert tls_pair(cert, private)[0].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_client_certificates_are_the_apis_own_and_a_gate_before_any_auth(tmp_path: Any) -> None:
+    from support.tls import make_ca_and_server_cert
+    from torii.gateways.tyk_certs import cert_id as tyk_cert
+    from torii.pem import certificate_only
+
+    ca, _, _ = make_ca_and_server_cert(tmp_path)
+    pem = certificate_only(ca.read_text() + RsaKey().public_pem())  # the certificate alone, never anything else
+    assert pem.count("BEGIN") == 1
+    base = api_spec(auth="key", mtls={"allowed": [{"name": "partners-ca", "key": "ca.crt"}]})
+    assert base.mtls is not None
+    spec = base.model_copy(update={"mtls": base.mtls.with_certificates((pem,))})
+    definition = render_api_definition(REF, spec, api_id="torii.shop.orders", org_id="o")
+    assert definition["use_mutual_tls_auth"] is True and definition["use_standard_auth"] is True
+    assert definition["client_certificates"] == [tyk_cert("torii.shop.orders", pem)]
+    # spec.tyk cannot allow certificates (another API's) where spec.mtls allows none.
+    hatch = api_spec(tyk={"use_mutual_tls_auth": True, "client_certificates": ["torii.other.api-00"]})
+    rendered = render_api_definition(REF, hatch, api_id="a", org_id="o")
+    assert "client_certificates" not in rendered and "use_mutual_tls_auth" not in rendered
+    with pytest.raises(Unsupported, match=r"spec\.mtls"):
+        render_route(REF, spec, route_id="r", host="api.oto.tools", group="g")

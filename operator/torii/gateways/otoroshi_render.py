@@ -52,9 +52,9 @@ def render_service(
     """The Otoroshi ServiceDescriptor for a GatewayAPI: neutral fields, then `spec.otoroshi` merged over."""
     if spec.auth == AuthMode.OAUTH2:
         raise Unsupported("spec.auth: oauth2 is not supported on Otoroshi gateways by Torii; use keyless or key")
-    if spec.upstream.tls is not None:
-        raise Unsupported("spec.upstream.tls needs Otoroshi routes; this connection writes service descriptors (set "
-                          "its entity to routes)")  # fmt: skip
+    if spec.upstream.tls is not None or spec.mtls is not None:
+        raise Unsupported("spec.upstream.tls and spec.mtls need Otoroshi routes; this connection writes service "
+                          "descriptors (set its entity to routes)")  # fmt: skip
     if spec.auth in (AuthMode.BASIC_AUTH, AuthMode.JWT):
         raise Unsupported(f"spec.auth: {spec.auth.value} needs Otoroshi routes; this connection writes service "
                           "descriptors (set its entity to routes)")  # fmt: skip

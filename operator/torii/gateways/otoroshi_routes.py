@@ -109,6 +109,11 @@ def render_route(
     after Torii's), then the neutral fields and the owner record put back."""
     if spec.auth == AuthMode.OAUTH2:
         raise Unsupported("spec.auth: oauth2 is not supported on Otoroshi gateways by Torii; use keyless or key")
+    if spec.mtls is not None:
+        raise Unsupported(
+            "spec.mtls: client certificates are not supported on Otoroshi by Torii yet (Otoroshi "
+            "trusts client CAs for the whole gateway, not per route); use Tyk, or check them upstream"
+        )
     targets, root = _targets(spec.upstream.urls)
     tls = spec.upstream.tls
     if tls is not None:

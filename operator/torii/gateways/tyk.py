@@ -67,9 +67,13 @@ class TykApis:
         notes = tuple(overridden_fields(spec, desired))
         adopting = spec.adopt is not None
         policy = render_policy(ref, api_id=api_id, org_id=org_id) if desired.get("jwt_default_policies") else None
+        # Certificates first (Redis: once for every node); the definitions name them. The upstream client
+        # certificate (with its key) and the certificates clients are checked against (spec.mtls).
         pair = spec.upstream.tls.pair if spec.upstream.tls else None
-        # The client certificate first (Redis: once for every node); the definitions name it.
-        cert, uploaded = await self.certs.ensure(api_id, *pair) if pair else (None, False)
+        wanted = [pair] if pair else []
+        wanted += [(c, "") for c in (spec.mtls.certificates if spec.mtls else ())]
+        stored = [await self.certs.ensure(api_id, chain, key) for chain, key in wanted]
+        uploaded = any(now for _, now in stored)
 
         async def on(node: TykNode) -> Applied:
             # A JWT API's policy goes first: the reload that loads the definition loads it too.
@@ -80,8 +84,8 @@ class TykApis:
             return Applied(changed=applied.changed or wrote, created=applied.created)
 
         results = await self.nodes.each(on)
-        if uploaded:  # a renewal: the certificate the nodes named before goes, now that none does
-            await self.certs.retire(api_id, keep=cert)
+        if uploaded:  # a renewal: the certificates the nodes named before go, now that none does
+            await self.certs.retire(api_id, keep={cid for cid, _ in stored})
         applied = TykNodes.applied(results)
         # Every node called (`each` raises otherwise): reported where a connection has several.
         nodes = (len(results), len(results)) if self.nodes.several else None

@@ -11,6 +11,7 @@ listing that prefix and removed once the API names the new one, and the API's de
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 from torii.gateways.http import AdminClient, admin_path
 from torii.pem import first_certificate_der
@@ -29,8 +30,9 @@ class TykCertificates:
         self.name = name
         self._http = http
 
-    async def ensure(self, api_id: str, chain: str, key: str) -> tuple[str, bool]:
-        """(the certificate's id, whether it was uploaded now)."""
+    async def ensure(self, api_id: str, chain: str, key: str = "") -> tuple[str, bool]:
+        """(the certificate's id, whether it was uploaded now). `key`: its private key (a client certificate
+        Tyk presents), or none (a certificate Tyk checks clients against)."""
         cid = cert_id(api_id, chain)
         found = await self._http.request("GET", admin_path("/tyk/certs/{}", cid), op="get certificate",
                                          params={"org_id": prefix(api_id)}, passthrough=(404,))  # fmt: skip
@@ -47,14 +49,14 @@ class TykCertificates:
         )  # 403: already there (uploaded by a call that timed out)
         return cid, True
 
-    async def retire(self, api_id: str, keep: str | None = None) -> int:
-        """Remove the API's certificates but `keep`; how many were removed."""
+    async def retire(self, api_id: str, keep: Collection[str] = ()) -> int:
+        """Remove the API's certificates but those in `keep`; how many were removed."""
         listed = await self._http.request("GET", "/tyk/certs", op="list certificates",
                                           params={"org_id": prefix(api_id)})  # fmt: skip
         ids = [str(i) for i in (listed.json() or {}).get("certs") or [] if str(i).startswith(prefix(api_id))]
         removed = 0
         for cid in ids:
-            if cid != keep:
+            if cid not in keep:
                 await self._http.request("DELETE", admin_path("/tyk/certs/{}", cid), op="delete certificate",
                                          params={"org_id": prefix(api_id)}, passthrough=(404,))  # fmt: skip
                 removed += 1

@@ -45,6 +45,8 @@ NEUTRAL_FIELDS = {
     "jwt_policy_field_name": "spec.jwt",
     "jwt_client_base_field": "spec.jwt",
     "upstream_certificates": "spec.upstream.tls",
+    "use_mutual_tls_auth": "spec.mtls",
+    "client_certificates": "spec.mtls",
     "proxy.listen_path": "spec.listenPath",
     "proxy.target_url": "spec.upstream",
     "proxy.strip_listen_path": "spec.stripListenPath",
@@ -59,6 +61,7 @@ NEUTRAL_FIELDS = {
 AUTH_ONLY_FIELDS = frozenset({
     "use_basic_auth", "enable_jwt", "jwt_source", "jwt_signing_method", "jwt_identity_base_field",
     "jwt_default_policies", "jwt_policy_field_name", "jwt_client_base_field", "upstream_certificates",
+    "use_mutual_tls_auth", "client_certificates",
 })  # fmt: skip
 
 
@@ -126,6 +129,11 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
             definition["upstream_certificates"] = {"*": cert_id(api_id, tls.pair[0])}
         if tls.insecure_skip_verify:
             definition["proxy"]["transport"] = {"ssl_insecure_skip_verify": True}
+    if spec.mtls is not None:
+        # Checked before any other authentication (Tyk: a gate, with keyless as with keys). A CA lets in what it
+        # signed, another certificate itself (Tyk compares the peer's chain with each).
+        definition["use_mutual_tls_auth"] = True
+        definition["client_certificates"] = [cert_id(api_id, c) for c in spec.mtls.certificates]
     if spec.rate_limit is not None:
         definition["global_rate_limit"] = {"rate": spec.rate_limit.rate, "per": spec.rate_limit.per}
     if spec.cors is not None:

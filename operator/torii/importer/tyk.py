@@ -73,6 +73,9 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     urls = urls or [str(proxy.get("target_url") or "")]
     if bad := [u for u in urls if not re.match(URL_PATTERN, u)]:
         return Skipped(what, f"upstream {bad[0]!r} is not an http(s) URL")
+    if definition.get("use_mutual_tls_auth"):
+        return Skipped(what, "checks client certificates from Tyk's store; put each (or their CA) in a Secret and "
+                             "set spec.mtls.allowed")  # fmt: skip
     other = [f for f in OTHER_AUTH if dotted_get(definition, f)[1]]
     if other:
         return Skipped(what, f"authentication {', '.join(other)} has no Torii equivalent (keyless, key, "

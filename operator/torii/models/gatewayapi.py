@@ -191,6 +191,31 @@ class UpstreamTls(CamelModel):
         return self._pair
 
 
+class ClientMtls(CamelModel):
+    """Mutual TLS with the API's callers: only a client presenting an allowed certificate gets in, before any
+    other authentication (Tyk; the gateway must serve the API over TLS)."""
+
+    allowed: list[SecretKeySelector] = Field(
+        min_length=1,
+        max_length=32,
+        description="Secret entries (this namespace) each holding a PEM certificate: a CA certificate lets in every "
+        "client certificate it signed, any other certificate itself only (e.g. `{name: partners-ca, key: ca.crt}` "
+        "or `{name: acme-client, key: tls.crt}`; cert-manager's Secrets work). Renewals are followed.",
+    )
+
+    # The certificates read from the Secrets by the reconciler (never part of the object).
+    _certificates: tuple[str, ...] = PrivateAttr(default=())
+
+    def with_certificates(self, certificates: tuple[str, ...]) -> ClientMtls:
+        copy = self.model_copy()
+        copy._certificates = certificates
+        return copy
+
+    @property
+    def certificates(self) -> tuple[str, ...]:
+        return self._certificates
+
+
 class Upstream(CamelModel):
     """Where the gateway sends traffic: one URL, or several targets to load-balance across."""
 
@@ -309,6 +334,10 @@ class GatewayAPISpec(CamelModel):
         default=None,
         description="JWT settings for spec.auth: jwt (default: HS256 tokens signed with each GatewayKey's own "
         "secret, Tyk only).",
+    )
+    mtls: ClientMtls | None = Field(
+        default=None,
+        description="Client certificates the API requires (mutual TLS), on top of spec.auth (Tyk only).",
     )
     active: bool = Field(default=True, description="Serve the API. `false` keeps it defined but inactive.")
     rate_limit: RateLimit | None = Field(

@@ -8,7 +8,7 @@ from torii.gateways.base import ConvergeResult, GatewayDriver
 from torii.gateways.errors import GatewayError
 from torii.models.common import ConditionStatus
 from torii.models.gatewayapi import AuthMode, GatewayAPISpec, GatewayAPIStatus
-from torii.pem import KeyError_, public_key_pem, shared_secret, tls_pair
+from torii.pem import KeyError_, certificate_only, public_key_pem, shared_secret, tls_pair
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.lifecycle import Subject, deleter, reconciler
 from torii.reconcile.outcome import READY, Blocked, Cause, Event, Outcome, parse_spec, ready
@@ -24,6 +24,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     await check_api(ctx.connection(driver), ref.namespace, spec)
     spec = await with_jwt_key(ctx, ref.namespace, spec)
     spec = await with_client_certificate(ctx, ref.namespace, spec)
+    spec = await with_allowed_certificates(ctx, ref.namespace, spec)
     result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
 
     was_ready = (c := status.condition(READY)) is not None and c.status == ConditionStatus.TRUE
@@ -84,6 +85,24 @@ async def with_client_certificate(ctx: ReconcileContext, namespace: str, spec: G
     return spec.model_copy(update={"upstream": upstream})
 
 
+async def with_allowed_certificates(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
+    """`spec` with the client certificates spec.mtls allows, read from Secrets of the object's own namespace."""
+    if spec.mtls is None:
+        return spec
+    certificates = []
+    for i, ref in enumerate(spec.mtls.allowed):
+        view = await ctx.secrets.get(namespace, ref.name)
+        if view is None or not view.data.get(ref.key):
+            raise Blocked("WaitingForSecret", f"spec.mtls.allowed[{i}]: Secret {ref.name} has no entry {ref.key!r} "
+                          "(yet)", retry=True)  # fmt: skip
+        try:
+            certificates.append(certificate_only(view.data[ref.key]))
+        except KeyError_ as exc:
+            raise Blocked("InvalidSecret", f"spec.mtls.allowed[{i}]: Secret {ref.name} entry {ref.key!r} {exc}",
+                          retry=False) from None  # fmt: skip
+    return spec.model_copy(update={"mtls": spec.mtls.with_certificates(tuple(certificates))})
+
+
 def change_event(spec: GatewayAPISpec, result: ConvergeResult, cause: Cause, was_ready: bool, gateway: str) -> Event:
     if cause == Cause.DRIFT or (cause == Cause.RESUME and was_ready):
         reason, what = "DriftRepaired", "restored on" if result.created else "repaired on"
@@ -101,7 +120,8 @@ async def remove(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus], driver: 
     adopted = (obj.raw_spec.get("adopt") or {}).get("id")
     auth = obj.raw_spec.get("auth")
     auth_mode = AuthMode(auth) if auth in set(AuthMode) else AuthMode.KEYLESS
-    certificates = bool(((obj.raw_spec.get("upstream") or {}).get("tls") or {}).get("clientCertificateSecretName"))
+    certificates = bool(((obj.raw_spec.get("upstream") or {}).get("tls") or {}).get("clientCertificateSecretName")
+                        or obj.raw_spec.get("mtls"))  # fmt: skip
     if await driver.apis.delete_api(obj.ref, adopted or None, auth=auth_mode, certificates=certificates):
         return f"API removed from gateway {driver.name}"
     return f"API already gone from gateway {driver.name}"
