@@ -197,6 +197,23 @@ def test_jwt_with_a_shared_secret_follows_its_renewal(
 
 
 @pytest.mark.parametrize("gateway", ["tyk", "otoroshi"])
+def test_an_api_leaving_jwt_leaves_nothing_behind(
+    stack: Stack, world: World, admin: client.ApiClient, up: Upstream, gateway: str
+) -> None:
+    stack.require(gateway)
+    put_secret(admin, world.ns, "leaving-jwt", {"secret": "leaving-" + uuid.uuid4().hex})
+    name = api(world, gateway, up, "jwt", jwt={"secretRef": {"name": "leaving-jwt", "key": "secret"}})
+    obj = world.ready("GatewayAPI", name)
+    assert what_torii_made(stack, gateway, obj["status"]["gatewayId"]) == 200
+    assert obj["status"]["gatewayObjects"] == ["jwt"]
+    world.patch("GatewayAPI", name, {"auth": "keyless", "jwt": None})  # a merge patch: null removes spec.jwt
+    obj = world.ready("GatewayAPI", name)
+    assert call(stack, gateway, f"/{name}/x") == 200  # open now, as asked
+    assert what_torii_made(stack, gateway, obj["status"]["gatewayId"]) == 404
+    assert "gatewayObjects" not in obj["status"] or not obj["status"]["gatewayObjects"]
+
+
+@pytest.mark.parametrize("gateway", ["tyk", "otoroshi"])
 def test_jwt_with_public_keys_and_a_jwks(
     stack: Stack, world: World, admin: client.ApiClient, up: Upstream, gateway: str
 ) -> None:
@@ -344,5 +361,9 @@ def test_upstream_client_certificate_from_a_tls_secret(
         wait_until(lambda: len(now := uploaded(stack, gateway, obj["status"]["gatewayId"])) == 1 and now != stored,
                    timeout=60, what="only the renewed certificate stored")  # fmt: skip
 
-        world.delete("GatewayAPI", name)
+        # No client certificate any more: the API stops presenting it, and Torii's copy leaves the store.
+        world.patch("GatewayAPI", name, {"upstream": {"tls": {"clientCertificateSecretName": None}}})
+        world.ready("GatewayAPI", name)
         assert uploaded(stack, gateway, obj["status"]["gatewayId"]) == []
+        assert call(stack, gateway, f"/{name}/x") >= 500
+        world.delete("GatewayAPI", name)

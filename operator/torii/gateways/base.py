@@ -174,6 +174,11 @@ class ApiRole(Protocol):
         API's verifier or policy, the certificates it uploaded)."""
         ...
 
+    async def tidy(self, ref: ObjectRef, gateway_id: str, *, jwt: bool, certificates: bool) -> None:
+        """Remove what Torii made for the API that its spec no longer needs (once the API no longer names it):
+        `jwt`: its JWT policy or verifier; `certificates`: the certificates it uploaded."""
+        ...
+
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         """Gateway health figures for the API, or None where the gateway has none."""
         ...

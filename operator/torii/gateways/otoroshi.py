@@ -90,6 +90,12 @@ class OtoroshiApis:
             await self.certs.retire(ref, object_id)
         return await self._retire_leftover(object_id, (ref.namespace, ref.name), confirm=True) or deleted
 
+    async def tidy(self, ref: ObjectRef, gateway_id: str, *, jwt: bool, certificates: bool) -> None:
+        if jwt:
+            await self.verifiers.delete(ref, gateway_id)
+        if certificates:
+            await self.certs.retire(ref, gateway_id)
+
     async def _retire_leftover(self, object_id: str, owner: Owner, *, confirm: bool) -> bool:
         """Delete this object's own object of the other kind, if the connection's entity was switched. Called
         once the object of the current kind is served: the proxy then keeps answering on the path."""

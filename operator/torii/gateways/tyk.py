@@ -103,6 +103,17 @@ class TykApis:
             await self.certs.retire(api_id)
         return deleted
 
+    async def tidy(self, ref: ObjectRef, gateway_id: str, *, jwt: bool, certificates: bool) -> None:
+        if jwt:  # no definition names it any more: deleted, and unloaded at once (its grants go with it)
+
+            async def on(node: TykNode) -> None:
+                if await self.policies.delete(node.http, ref, gateway_id):
+                    await node.sync.reload_now()
+
+            await self.nodes.each(on)
+        if certificates:
+            await self.certs.retire(gateway_id)
+
     async def api_health(self, ref: ObjectRef, gateway_id: str | None = None) -> ApiHealth | None:
         if not self.health_enabled:
             return None  # one admin call per API per drift pass: only when the connection asks for it

@@ -406,3 +406,8 @@ class GatewayAPIStatus(StatusBase):
         "nodes: Ready only when every node serves it).",
     )
     health: ApiHealth | None = Field(default=None, description="Gateway health figures, when available.")
+    gateway_objects: list[str] | None = Field(
+        default=None,
+        description="What Torii made on the gateway for this API besides the API itself: `jwt` (a JWT policy or "
+        "verifier), `certificates` (uploaded certificates). Removed when the spec no longer needs them.",
+    )

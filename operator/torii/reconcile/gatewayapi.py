@@ -26,6 +26,10 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     spec = await with_client_certificate(ctx, ref.namespace, spec)
     spec = await with_allowed_certificates(ctx, ref.namespace, spec)
     result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
+    made = gateway_objects(spec)
+    if gone := set(status.gateway_objects or []) - made:  # the API, as now served, names none of them
+        await driver.apis.tidy(ref, result.gateway_id, jwt=JWT_OBJECTS in gone, certificates=CERT_OBJECTS in gone)
+    status.gateway_objects = sorted(made) or None
 
     was_ready = (c := status.condition(READY)) is not None and c.status == ConditionStatus.TRUE
     status.gateway_id = result.gateway_id
@@ -43,6 +47,20 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     ready(status, generation, True, reason, "; ".join([message, *result.notes]))
     events = [change_event(spec, result, cause, was_ready, driver.name)] if result.changed else []
     return Outcome(status.to_wire(), events)
+
+
+JWT_OBJECTS, CERT_OBJECTS = "jwt", "certificates"
+
+
+def gateway_objects(spec: GatewayAPISpec) -> set[str]:
+    """What the gateway holds for this spec besides the API itself (recorded in status, to remove later)."""
+    made = set()
+    if spec.auth == AuthMode.JWT:
+        made.add(JWT_OBJECTS)
+    tls = spec.upstream.tls
+    if spec.mtls is not None or (tls is not None and tls.client_certificate_secret_name):
+        made.add(CERT_OBJECTS)
+    return made
 
 
 async def with_jwt_key(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
@@ -120,8 +138,12 @@ async def remove(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus], driver: 
     adopted = (obj.raw_spec.get("adopt") or {}).get("id")
     auth = obj.raw_spec.get("auth")
     auth_mode = AuthMode(auth) if auth in set(AuthMode) else AuthMode.KEYLESS
-    certificates = bool(((obj.raw_spec.get("upstream") or {}).get("tls") or {}).get("clientCertificateSecretName")
-                        or obj.raw_spec.get("mtls"))  # fmt: skip
+    made = set(obj.status.gateway_objects or [])  # what earlier specs made, and this one may not name
+    if JWT_OBJECTS in made:
+        auth_mode = AuthMode.JWT
+    certificates = CERT_OBJECTS in made or bool(
+        ((obj.raw_spec.get("upstream") or {}).get("tls") or {}).get("clientCertificateSecretName")
+        or obj.raw_spec.get("mtls"))  # fmt: skip
     if await driver.apis.delete_api(obj.ref, adopted or None, auth=auth_mode, certificates=certificates):
         return f"API removed from gateway {driver.name}"
     return f"API already gone from gateway {driver.name}"
