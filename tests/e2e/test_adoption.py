@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from support.jwt import claims, hs256
 from support.kube import gone, kubectl
 from support.metrics import assert_no_writes_over_two_drift_passes
 from support.operator import SINGLE_TEAM, Operator, release_all, running_operator, stack_gateways, torii_import
@@ -431,3 +432,80 @@ def test_switch_from_tyk_operator_without_a_failed_request(
     with tyk_admin(crds) as tyk:
         assert all(tyk.get(f"/tyk/apis/{base64.urlsafe_b64encode(f'{world.ns}/{n}'.encode()).decode().rstrip('=')}")
                    .status_code == 404 for n in names)  # fmt: skip
+
+
+def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
+    world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
+) -> None:
+    """ApiDefinitions with basic auth and per-consumer JWT, served by tyk-operator, their users and JWT consumers
+    made on Tyk as teams do (tyk-operator manages no keys): switched to Torii under a client loop presenting
+    those credentials, 0 failed requests."""
+    crds.require("tyk")
+    binary = tyk_operator_binary(crds)
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
+    assert done.returncode == 0, done.stderr
+    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    marker, org = f"tkoauth-{RUN}", f"tkoauth{RUN}"
+    basic_name, jwt_name = f"{marker}-basic", f"{marker}-jwt"
+    base, custom = crds.env["TYK_URL"], world.custom
+    password, secret = "pw-" + uuid.uuid4().hex, "jwt-" + uuid.uuid4().hex
+
+    def api_id(name: str) -> str:
+        return base64.urlsafe_b64encode(f"{world.ns}/{name}".encode()).decode().rstrip("=")
+
+    with upstream("tyk-operator-auth") as up, tyk_admin(crds) as tyk:
+        basic_def = api_definition(basic_name, world.ns, up.url, f"/{marker}/basic/")
+        basic_def["spec"] |= {"use_keyless": False, "use_basic_auth": True}
+        jwt_def = api_definition(jwt_name, world.ns, up.url, f"/{marker}/jwt/")
+        jwt_def["spec"] |= {"use_keyless": False, "enable_jwt": True, "jwt_signing_method": "hmac"}
+        with run_tyk_operator(binary, crds.env, base, world.ns, tmp_path, org=org):
+            for body in (basic_def, jwt_def):
+                custom.create_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, body)
+            both = (basic_name, jwt_name)
+            wait_until(lambda: all(tyk.get(f"/tyk/apis/{api_id(n)}").status_code == 200 for n in both),
+                       timeout=120, what="tyk-operator serving both APIs")  # fmt: skip
+
+            def consumer(name: str, key: str, extra: dict[str, Any]) -> None:
+                rights = {api_id(name): {"api_id": api_id(name), "versions": ["Default"]}}
+                answer = tyk.post(
+                    f"/tyk/keys/{key}",
+                    params={"org_id": org},
+                    json={"org_id": org, "access_rights": rights, "rate": 1000, "per": 1, **extra},
+                )
+                assert answer.status_code == 200, answer.text  # fmt: skip
+
+            user, kid = f"{marker}-user", f"{marker}-kid"
+            consumer(basic_name, user, {"basic_auth_data": {"password": password}})
+            consumer(jwt_name, kid, {"jwt_data": {"secret": secret}})
+            auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            token = hs256(secret, claims(ttl=3600), kid=kid)
+            traffic = Traffic([(f"{base}/{marker}/basic/x", {"Authorization": auth}),
+                               (f"{base}/{marker}/jwt/x", {"Authorization": f"Bearer {token}"})])  # fmt: skip
+            wait_until(lambda: all(httpx.get(u, headers=h).status_code == 200 for u, h in traffic.targets),
+                       timeout=60, what="both consumers served by tyk-operator's APIs")  # fmt: skip
+            traffic.start()
+        try:
+            out = tmp_path / "migration-auth"
+            torii_import(live, "--gateway", "tyk", "--from-tyk-operator", "--namespace", world.ns, "-o", str(out))
+            manifests = {p.name: yaml.safe_load(p.read_text()) for p in out.glob("*.yaml")}
+            assert sorted(manifests) == sorted(f"gatewayapi-{n}.yaml" for n in (basic_name, jwt_name))
+            assert manifests[f"gatewayapi-{basic_name}.yaml"]["spec"]["auth"] == "basicAuth"
+            assert manifests[f"gatewayapi-{jwt_name}.yaml"]["spec"]["auth"] == "jwt"
+            applied_at = time.monotonic()
+            apply_dir(out)
+            all_ready(world, "GatewayAPI", [basic_name, jwt_name])
+            for name in (basic_name, jwt_name):  # released: gone from Kubernetes, not from Tyk
+                custom.patch_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name,
+                                                      {"metadata": {"finalizers": None}})  # fmt: skip
+                custom.delete_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name)
+            wait_until(lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL)["items"],
+                       timeout=60, what="ApiDefinitions released")  # fmt: skip
+            ready_at = time.monotonic()
+            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+        finally:
+            traffic.stop()
+        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
+        assert traffic.first_at < applied_at and traffic.last_at > ready_at
+        for name in (basic_name, jwt_name):
+            assert tyk.get(f"/tyk/apis/{api_id(name)}").json()["config_data"]["torii"]["name"] == name
+    delete_everything(world)
