@@ -231,6 +231,19 @@ def test_otoroshi_routes_torii_cannot_represent_are_named_with_the_reason() -> N
         "2 domains": {**base, "frontend": {"domains": ["api.oto.tools/a/", "api.oto.tools/b/"]}},
         "JwtVerification": {**base, "plugins": [plugin("JwtVerification")]},
         "optional API key": {**base, "plugins": [plugin("ApikeyCalls", mandatory=False)]},
+        "a subset of Otoroshi's extractors": {
+            **base,
+            "plugins": [plugin("ApikeyCalls", extractors={"jwt": {"enabled": False}})],
+        },
+        "spec.upstream.tls.clientCertificateSecretName": {
+            **base,
+            "backend": {
+                **base["backend"],
+                "targets": [
+                    {"hostname": "a", "port": 443, "tls": True, "tls_config": {"enabled": True, "certs": ["c1"]}}
+                ],
+            },
+        },
     }
     for reason, route in cases.items():
         out = otoroshi.route_manifest(route, route_template(), gateway="oto", host="api.oto.tools", group="default",
@@ -240,6 +253,23 @@ def test_otoroshi_routes_torii_cannot_represent_are_named_with_the_reason() -> N
     keyless = otoroshi.route_manifest(converted, route_template(), gateway="oto", host="api.oto.tools",
                                       group="default", names=Names())  # fmt: skip
     assert isinstance(keyless, Manifest) and "auth" not in keyless.spec  # a converted keyless service
+
+
+def test_an_otoroshi_basic_auth_route_maps_to_basic_auth() -> None:
+    off = {"enabled": False}
+    extractors = {"basic": {"enabled": True}, "custom_headers": off, "client_id": off, "jwt": off, "oto_bearer": off}
+    route = {**route_template(), "id": "b", "frontend": {"domains": ["api.oto.tools/b/"]},
+             "backend": {**route_template()["backend"], "targets": [
+                 {"hostname": "b", "port": 443, "tls": True, "tls_config": {"enabled": True, "trust_all": True}}]},
+             "plugins": [plugin("OverrideHost"), plugin("ApikeyCalls", extractors=extractors)]}  # fmt: skip
+    out = otoroshi.route_manifest(route, route_template(), gateway="oto", host="api.oto.tools", group="default",
+                                  names=Names())  # fmt: skip
+    assert isinstance(out, Manifest), out
+    assert out.spec["auth"] == "basicAuth" and out.spec["upstream"]["tls"] == {"insecureSkipVerify": True}
+    renamed = {**extractors, "basic": {"enabled": True, "header_name": "X-Auth"}}
+    route["plugins"] = [plugin("ApikeyCalls", extractors=renamed)]
+    assert isinstance(otoroshi.route_manifest(route, route_template(), gateway="oto", host="api.oto.tools",
+                                              group="default", names=Names()), Skipped)  # fmt: skip
 
 
 def test_an_otoroshi_key_on_a_route_maps_without_torii_probe_rule() -> None:

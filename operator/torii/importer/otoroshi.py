@@ -43,12 +43,28 @@ def _route_auth(plugins: list[dict[str, Any]]) -> str | None:
     plugin = auth[0]
     if plugin["plugin"] == APIKEY_PLUGIN:
         config = plugin.get("config") or {}
-        return "key" if config.get("validate", True) and config.get("mandatory", True) else None
+        if not (config.get("validate", True) and config.get("mandatory", True)):
+            return None
+        return _extractors_mode(config.get("extractors") or {})
     if plugin["plugin"] == LEGACY_APIKEY_PLUGIN:  # a converted service: public patterns make it keyless
         config = plugin.get("config") or {}
         public, private = config.get("public_patterns") or [], config.get("private_patterns") or []
         return "keyless" if public == ["/.*"] and not private else ("key" if not public else None)
     return None
+
+
+OTHER_EXTRACTORS = ("custom_headers", "client_id", "jwt", "oto_bearer")
+
+
+def _extractors_mode(extractors: dict[str, Any]) -> str | None:
+    """`key` (Otoroshi's extractors as they come), `basicAuth` (basic auth alone, from the usual headers), or None
+    (another subset: Torii's modes would open or close other ways in)."""
+    on = {name for name in ("basic", *OTHER_EXTRACTORS) if (extractors.get(name) or {}).get("enabled", True)}
+    if on == {"basic", *OTHER_EXTRACTORS}:
+        return "key"
+    basic = extractors.get("basic") or {}
+    renamed = any(basic.get(k) for k in ("header_name", "query_name", "cookie_name", "path_name"))
+    return "basicAuth" if on == {"basic"} and not renamed else None
 
 
 def _cors(plugins: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -104,13 +120,25 @@ def route_manifest(route: dict[str, Any], template: dict[str, Any], *, gateway: 
     plugins = [p for p in route.get("plugins") or [] if isinstance(p, dict) and p.get("enabled", True) is not False]
     auth = _route_auth(plugins)
     if auth is None and any(p.get("plugin") == APIKEY_PLUGIN for p in plugins):
-        return Skipped(what, "asks for an optional API key (ApikeyCalls without validate/mandatory): a GatewayAPI "
-                             "is keyless or key")  # fmt: skip
+        return Skipped(what, "asks for an optional API key, or takes it from a subset of Otoroshi's extractors "
+                             "other than basic auth alone: a GatewayAPI is keyless, key (every extractor) or "
+                             "basicAuth")  # fmt: skip
+    tls_configs = [t.get("tls_config") or {} for t in backend.get("targets") or []]
+    if any(c.get("enabled") and (c.get("certs") or c.get("trusted_certs")) for c in tls_configs):
+        return Skipped(what, "presents or trusts certificates of Otoroshi's store upstream; put the client "
+                             "certificate in a kubernetes.io/tls Secret and set "
+                             "spec.upstream.tls.clientCertificateSecretName")  # fmt: skip
     if auth is None:
         used = ", ".join(str(p.get("plugin")).removeprefix(PLUGIN) for p in plugins if p.get("plugin") in AUTH_PLUGINS)
-        return Skipped(what, f"authenticates with {used or 'an optional API key'}: a GatewayAPI is keyless or key")
+        return Skipped(
+            what,
+            f"authenticates with {used or 'an optional API key'}: a GatewayAPI is keyless, key, "
+            "basicAuth or jwt (a JWT route: set spec.jwt with its verifier's key and adopt it)",
+        )
     spec: dict[str, Any] = {"gateway": gateway, "listenPath": listen_path}
     spec["upstream"] = {"targets": urls} if len(urls) > 1 else {"url": urls[0]}
+    if any(c.get("enabled") and (c.get("trust_all") or c.get("loose")) for c in tls_configs):
+        spec["upstream"]["tls"] = {"insecureSkipVerify": True}
     if (route.get("frontend") or {}).get("strip_path") is False:
         spec["stripListenPath"] = False
     if auth != "keyless":
