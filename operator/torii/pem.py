@@ -118,6 +118,8 @@ def tls_pair(chain: str, key: str) -> tuple[str, str]:
         raise KeyError_("entry tls.crt holds a CERTIFICATE that is not valid base64") from None
     if not any(label.endswith("PRIVATE KEY") for label in (m.group(1) for m in BLOCK.finditer(key))):
         raise KeyError_("entry tls.key holds no PEM private key")
+    if is_ca(first_certificate_der(chain)):
+        raise KeyError_("entry tls.crt is a CA certificate; a client certificate is needed")
     return chain.strip() + "\n", key.strip() + "\n"
 
 
@@ -132,3 +134,33 @@ def certificate_only(text: str) -> str:
                 raise KeyError_("holds a CERTIFICATE that is not valid base64") from None
             return match.group(0).strip() + "\n"
     raise KeyError_("holds no PEM CERTIFICATE")
+
+
+BASIC_CONSTRAINTS_OID = bytes.fromhex("0603551d13")  # 2.5.29.19
+
+
+def is_ca(der: bytes) -> bool:
+    """Does this certificate (DER) say `CA:TRUE` in its basic constraints?"""
+    at = der.find(BASIC_CONSTRAINTS_OID)
+    if at < 0:
+        return False
+    at += len(BASIC_CONSTRAINTS_OID)
+    tag, vstart, vend = _tlv(der, at)
+    if tag == 0x01:  # critical flag
+        tag, vstart, vend = _tlv(der, vend)
+    if tag != 0x04:  # the extension's value: an OCTET STRING holding SEQUENCE { cA BOOLEAN DEFAULT FALSE, ... }
+        return False
+    _, sstart, send = _tlv(der, vstart)
+    if sstart >= send:
+        return False
+    inner_tag, istart, _ = _tlv(der, sstart)
+    return inner_tag == 0x01 and der[istart] != 0
+
+
+def leaf_only(chain: str) -> str:
+    """The first certificate of a chain, alone; KeyError_ when it is a CA (Otoroshi trusts a stored CA
+    certificate for the whole gateway: a tenant's would vouch for clients and upstreams of every other)."""
+    leaf = certificate_only(chain)
+    if is_ca(first_certificate_der(leaf)):
+        raise KeyError_("entry tls.crt is a CA certificate; a client certificate is needed")
+    return leaf

@@ -367,3 +367,24 @@ def test_upstream_client_certificate_from_a_tls_secret(
         assert uploaded(stack, gateway, obj["status"]["gatewayId"]) == []
         assert call(stack, gateway, f"/{name}/x") >= 500
         world.delete("GatewayAPI", name)
+
+
+def test_a_certificate_tyk_refuses_is_named_and_nothing_is_removed(stack: Stack, world: World, tmp_path: Path) -> None:
+    """Tyk answers 403 to a certificate whose key does not match (as to a duplicate): Torii tells them apart by
+    looking the certificate up, reports the refusal, and the working certificate stays."""
+    stack.require("tyk")
+    make_ca_and_server_cert(tmp_path)
+    (cert, key), (_, other_key) = make_client_cert(tmp_path, "good"), make_client_cert(tmp_path, "other")
+    secret = uid("refused-tls")
+    tls_secret(world, secret, cert, key)
+    name = uid("tyk-refused")
+    world.apply("GatewayAPI", name, {"gateway": "tyk", "listenPath": f"/{name}/", "upstream": {
+        "url": "https://127.0.0.1:9/", "tls": {"clientCertificateSecretName": secret}}})  # fmt: skip
+    obj = world.ready("GatewayAPI", name)
+    before = uploaded(stack, "tyk", obj["status"]["gatewayId"])
+    assert len(before) == 1
+    tls_secret(world, secret, make_client_cert(tmp_path, "renewed")[0], other_key)  # a key of another certificate
+    condition = wait_until(lambda: (c := world.condition_now("GatewayAPI", name)) and c["status"] == "False" and c,
+                           timeout=60, what="the refusal reported")  # fmt: skip
+    assert "Tyk refused the certificate" in condition["message"] and "spec.upstream.tls" in condition["message"]
+    assert uploaded(stack, "tyk", obj["status"]["gatewayId"]) == before  # the working one is still there

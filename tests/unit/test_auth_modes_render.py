@@ -273,15 +273,43 @@ def test_client_certificates_are_the_apis_own_and_a_gate_before_any_auth(tmp_pat
     ca, _, _ = make_ca_and_server_cert(tmp_path)
     pem = certificate_only(ca.read_text() + RsaKey().public_pem())  # the certificate alone, never anything else
     assert pem.count("BEGIN") == 1
-    base = api_spec(auth="key", mtls={"allowed": [{"name": "partners-ca", "key": "ca.crt"}]})
+    listener = {"protocol": "https", "listen_port": 8443, "certificates": ["platform-server"]}
+    base = api_spec(auth="key", mtls={"allowed": [{"name": "partners-ca", "key": "ca.crt"}]}, tyk=listener)
     assert base.mtls is not None
     spec = base.model_copy(update={"mtls": base.mtls.with_certificates((pem,))})
     definition = render_api_definition(REF, spec, api_id="torii.shop.orders", org_id="o")
+    # On a shared listener Tyk only asks for a certificate and accepts any chain holding an allowed one.
+    shared = spec.model_copy(update={"tyk": None})
+    with pytest.raises(Unsupported, match="listener of the API's own"):
+        render_api_definition(REF, shared, api_id="torii.shop.orders", org_id="o")
     assert definition["use_mutual_tls_auth"] is True and definition["use_standard_auth"] is True
     assert definition["client_certificates"] == [tyk_cert("torii.shop.orders", pem)]
     # spec.tyk cannot allow certificates (another API's) where spec.mtls allows none.
-    hatch = api_spec(tyk={"use_mutual_tls_auth": True, "client_certificates": ["torii.other.api-00"]})
+    hatch = api_spec(tyk={"use_mutual_tls_auth": True, "client_certificates": ["torii.other.api-00"],
+                          "Upstream_Certificates": {"*": "torii.other.api-00"}})  # fmt: skip
     rendered = render_api_definition(REF, hatch, api_id="a", org_id="o")
-    assert "client_certificates" not in rendered and "use_mutual_tls_auth" not in rendered
+    assert not {k.lower() for k in rendered} & {"client_certificates", "use_mutual_tls_auth", "upstream_certificates"}
     with pytest.raises(Unsupported, match=r"spec\.mtls"):
         render_route(REF, spec, route_id="r", host="api.oto.tools", group="g")
+
+
+def test_a_ca_is_never_a_client_certificate_and_ids_are_exactly_the_apis(tmp_path: Any) -> None:
+    from support.tls import make_ca_and_server_cert, make_client_cert
+    from torii.gateways import otoroshi_certs, tyk_certs
+    from torii.pem import first_certificate_der, is_ca, tls_pair
+
+    ca, server, _ = make_ca_and_server_cert(tmp_path)
+    client_cert, client_key = make_client_cert(tmp_path, "c1")
+    assert is_ca(first_certificate_der(ca.read_text()))
+    assert not is_ca(first_certificate_der(client_cert)) and not is_ca(first_certificate_der(server.read_text()))
+    # Otoroshi trusts a stored CA for the whole gateway: a tenant's Secret may not make it store one.
+    with pytest.raises(KeyError_, match="CA certificate"):
+        tls_pair(ca.read_text(), (tmp_path / "ca.key").read_text())
+    chain, _ = tls_pair(client_cert + ca.read_text(), client_key)
+    assert otoroshi_certs.cert_id("r", chain) == otoroshi_certs.cert_id("r", client_cert)  # the leaf names it
+    tid = tyk_certs.cert_id("torii.shop.orders", chain)
+    assert tyk_certs.is_own("torii.shop.orders", tid)
+    assert not tyk_certs.is_own("torii.shop.orders", tyk_certs.cert_id("torii.shop.orders-v2", chain))
+    oid = otoroshi_certs.cert_id("torii.shop.orders", chain)
+    assert otoroshi_certs.is_own("torii.shop.orders", oid)
+    assert not otoroshi_certs.is_own("torii.shop.orders", otoroshi_certs.cert_id("torii.shop.orders-client-x", chain))

@@ -266,6 +266,11 @@ def test_an_otoroshi_basic_auth_route_maps_to_basic_auth() -> None:
                                   names=Names())  # fmt: skip
     assert isinstance(out, Manifest), out
     assert out.spec["auth"] == "basicAuth" and out.spec["upstream"]["tls"] == {"insecureSkipVerify": True}
+    loose = {**route, "backend": {**route["backend"], "targets": [
+        {"hostname": "b", "port": 443, "tls": True, "tls_config": {"enabled": True, "loose": True}}]}}  # fmt: skip
+    skipped = otoroshi.route_manifest(loose, route_template(), gateway="oto", host="api.oto.tools", group="default",
+                                      names=Names())  # fmt: skip
+    assert isinstance(skipped, Skipped) and "without its hostname" in skipped.reason
     renamed = {**extractors, "basic": {"enabled": True, "header_name": "X-Auth"}}
     route["plugins"] = [plugin("ApikeyCalls", extractors=renamed)]
     assert isinstance(otoroshi.route_manifest(route, route_template(), gateway="oto", host="api.oto.tools",

@@ -75,8 +75,8 @@ class OtoroshiApis:
         applied = await self.sync.put(object_id, desired, max_age=max_age, adopting=spec.adopt is not None)
         migrated = await self._retire_leftover(object_id, (ref.namespace, ref.name), confirm=False)
         notes = tuple(self._notes(spec, desired)) if self._notes else ()
-        if uploaded:  # a renewal: the certificate the route named before goes, now that it names the new one
-            await self.certs.retire(ref, object_id, keep=cert)
+        if pair and (uploaded or applied.changed):  # the route names only `cert` now: any other of its goes
+            await self.certs.retire(ref, object_id, keep={cert} if cert else set())
         changed = applied.changed or migrated or verifier or uploaded
         return ConvergeResult(object_id, changed=changed, created=applied.created, notes=notes)
 

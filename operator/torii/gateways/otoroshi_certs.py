@@ -10,13 +10,15 @@ found by that prefix and removed once the route names the new one, and the route
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Collection
 from typing import Any
 
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import OwnershipConflict
 from torii.gateways.http import AdminClient, admin_path
 from torii.gateways.otoroshi_render import owner_metadata
-from torii.pem import first_certificate_der
+from torii.pem import first_certificate_der, leaf_only
 
 OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
 
@@ -27,6 +29,11 @@ def prefix(route_id: str) -> str:
 
 def cert_id(route_id: str, chain: str) -> str:
     return prefix(route_id) + hashlib.sha256(first_certificate_der(chain)).hexdigest()[:32]
+
+
+def is_own(route_id: str, cid: str) -> bool:
+    """Is `cid` an id Torii gives this route's certificates (not a sibling route's whose id extends it)?"""
+    return re.fullmatch(re.escape(prefix(route_id)) + "[0-9a-f]{32}", cid) is not None
 
 
 class OtoroshiCertificates:
@@ -42,6 +49,7 @@ class OtoroshiCertificates:
 
     async def ensure(self, ref: ObjectRef, route_id: str, chain: str, key: str) -> tuple[str, bool]:
         """(the certificate's id, whether it was stored now)."""
+        chain = leaf_only(chain)  # never a CA (Otoroshi would trust it gateway-wide), nor a chain's issuers
         cid = cert_id(route_id, chain)
         found = await self._http.request("GET", admin_path("/api/certificates/{}", cid), op="get certificate",
                                          passthrough=(404,))  # fmt: skip
@@ -58,14 +66,15 @@ class OtoroshiCertificates:
         await self._http.request("POST", "/api/certificates", op="upload certificate", json=body)
         return cid, True
 
-    async def retire(self, ref: ObjectRef, route_id: str, keep: str | None = None) -> int:
-        """Remove the route's certificates but `keep`; how many were removed."""
+    async def retire(self, ref: ObjectRef, route_id: str, keep: Collection[str] = ()) -> int:
+        """Remove the route's certificates but those in `keep`; how many were removed."""
         listed = await self._http.request("GET", "/api/certificates", op="list certificates")
         removed = 0
         for cert in listed.json() or []:
             cid = str(cert.get("id") or "")
-            if cid.startswith(prefix(route_id)) and cid != keep:
-                self._claim(ref, cert)
+            meta = cert.get("metadata") or {}
+            mine = meta.get(OWNER_NAMESPACE) == ref.namespace and meta.get(OWNER_NAME) == ref.name
+            if is_own(route_id, cid) and cid not in keep and mine:  # another object's (planted) one: left alone
                 await self._http.request("DELETE", admin_path("/api/certificates/{}", cid), op="delete certificate",
                                          passthrough=(404,))  # fmt: skip
                 removed += 1

@@ -70,9 +70,10 @@ class TykApis:
         # Certificates first (Redis: once for every node); the definitions name them. The upstream client
         # certificate (with its key) and the certificates clients are checked against (spec.mtls).
         pair = spec.upstream.tls.pair if spec.upstream.tls else None
-        wanted = [pair] if pair else []
-        wanted += [(c, "") for c in (spec.mtls.certificates if spec.mtls else ())]
-        stored = [await self.certs.ensure(api_id, chain, key) for chain, key in wanted]
+        wanted = [(*pair, "spec.upstream.tls")] if pair else []
+        allowed = spec.mtls.certificates if spec.mtls else ()
+        wanted += [(c, "", f"spec.mtls.allowed[{i}]") for i, c in enumerate(allowed)]
+        stored = [await self.certs.ensure(api_id, chain, key, what=what) for chain, key, what in wanted]
         uploaded = any(now for _, now in stored)
 
         async def on(node: TykNode) -> Applied:
@@ -84,9 +85,9 @@ class TykApis:
             return Applied(changed=applied.changed or wrote, created=applied.created)
 
         results = await self.nodes.each(on)
-        if uploaded:  # a renewal: the certificates the nodes named before go, now that none does
-            await self.certs.retire(api_id, keep={cid for cid, _ in stored})
         applied = TykNodes.applied(results)
+        if stored and (uploaded or applied.changed):  # every node names only `stored` now: any other goes
+            await self.certs.retire(api_id, keep={cid for cid, _ in stored})
         # Every node called (`each` raises otherwise): reported where a connection has several.
         nodes = (len(results), len(results)) if self.nodes.several else None
         return ConvergeResult(api_id, changed=applied.changed, created=applied.created, notes=notes, nodes=nodes)

@@ -11,8 +11,10 @@ listing that prefix and removed once the API names the new one, and the API's de
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection
 
+from torii.gateways.errors import PermanentGatewayError
 from torii.gateways.http import AdminClient, admin_path
 from torii.pem import first_certificate_der
 
@@ -25,12 +27,17 @@ def cert_id(api_id: str, chain: str) -> str:
     return prefix(api_id) + hashlib.sha256(first_certificate_der(chain)).hexdigest()
 
 
+def is_own(api_id: str, cid: str) -> bool:
+    """Is `cid` an id Torii gives this API's certificates (not a sibling API's whose id extends this one)?"""
+    return re.fullmatch(re.escape(prefix(api_id)) + "[0-9a-f]{64}", cid) is not None
+
+
 class TykCertificates:
     def __init__(self, name: str, http: AdminClient) -> None:
         self.name = name
         self._http = http
 
-    async def ensure(self, api_id: str, chain: str, key: str = "") -> tuple[str, bool]:
+    async def ensure(self, api_id: str, chain: str, key: str = "", *, what: str = "certificate") -> tuple[str, bool]:
         """(the certificate's id, whether it was uploaded now). `key`: its private key (a client certificate
         Tyk presents), or none (a certificate Tyk checks clients against)."""
         cid = cert_id(api_id, chain)
@@ -38,22 +45,25 @@ class TykCertificates:
                                          params={"org_id": prefix(api_id)}, passthrough=(404,))  # fmt: skip
         if found.status_code == 200:
             return cid, False
-        await self._http.request(
-            "POST",
-            "/tyk/certs",
-            op="upload certificate",
-            params={"org_id": prefix(api_id)},
-            content=(chain + key).encode(),
-            headers={"Content-Type": "text/plain"},
-            passthrough=(403,),
-        )  # 403: already there (uploaded by a call that timed out)
+        answer = await self._http.request("POST", "/tyk/certs", op="upload certificate",
+                                          params={"org_id": prefix(api_id)}, content=(chain + key).encode(),
+                                          headers={"Content-Type": "text/plain"}, passthrough=(403,))  # fmt: skip
+        if answer.status_code == 403:
+            # Tyk answers 403 to a duplicate (an upload whose answer was lost) and to every refusal (expired,
+            # key not matching, unreadable): only a stored certificate is a success.
+            again = await self._http.request("GET", admin_path("/tyk/certs/{}", cid), op="get certificate",
+                                             params={"org_id": prefix(api_id)}, passthrough=(404,))  # fmt: skip
+            if again.status_code != 200:
+                raise PermanentGatewayError(f"gateway {self.name}: {what}: Tyk refused the certificate (expired, or "
+                                            "its key does not match): fix the Secret")  # fmt: skip
         return cid, True
 
     async def retire(self, api_id: str, keep: Collection[str] = ()) -> int:
         """Remove the API's certificates but those in `keep`; how many were removed."""
         listed = await self._http.request("GET", "/tyk/certs", op="list certificates",
                                           params={"org_id": prefix(api_id)})  # fmt: skip
-        ids = [str(i) for i in (listed.json() or {}).get("certs") or [] if str(i).startswith(prefix(api_id))]
+        # Exactly this API's ids: a sibling API (`<id>-v2`) has ids that start the same way.
+        ids = [str(i) for i in (listed.json() or {}).get("certs") or [] if is_own(api_id, str(i))]
         removed = 0
         for cid in ids:
             if cid not in keep:

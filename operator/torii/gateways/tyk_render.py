@@ -130,6 +130,14 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
         if tls.insecure_skip_verify:
             definition["proxy"]["transport"] = {"ssl_insecure_skip_verify": True}
     if spec.mtls is not None:
+        listener = {k.lower(): v for k, v in (spec.tyk or {}).items()}
+        if str(listener.get("protocol", "")).lower() != "https" or not listener.get("listen_port"):
+            # Verified in 5.10.2's cert.go: on a port shared with an API that does not require client
+            # certificates, Tyk only asks for one and then accepts any presented chain holding an allowed
+            # certificate (a public CA certificate sent along a self-signed one passes).
+            raise Unsupported("spec.mtls: Tyk enforces client certificates only on a listener of the API's own: "
+                              "set spec.tyk.protocol: https and spec.tyk.listen_port (a port no other API uses), "
+                              "with its server certificate in spec.tyk.certificates")  # fmt: skip
         # Checked before any other authentication (Tyk: a gate, with keyless as with keys). A CA lets in what it
         # signed, another certificate itself (Tyk compares the peer's chain with each).
         definition["use_mutual_tls_auth"] = True
@@ -162,13 +170,15 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
 
 
 def dotted_delete(data: dict[str, Any], path: str) -> None:
+    """Remove `path`, in any spelling (Tyk reads field names case-insensitively: `Upstream_Certificates`)."""
     *parents, last = path.split(".")
     for part in parents:
-        child = data.get(part)
+        child = next((v for k, v in data.items() if k.lower() == part.lower()), None)
         if not isinstance(child, dict):
             return
         data = child
-    data.pop(last, None)
+    for key in [k for k in data if k.lower() == last.lower()]:
+        del data[key]
 
 
 SIGNING_METHODS = {"HS": "hmac", "RS": "rsa", "ES": "ecdsa"}

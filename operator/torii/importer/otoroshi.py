@@ -137,7 +137,10 @@ def route_manifest(route: dict[str, Any], template: dict[str, Any], *, gateway: 
         )
     spec: dict[str, Any] = {"gateway": gateway, "listenPath": listen_path}
     spec["upstream"] = {"targets": urls} if len(urls) > 1 else {"url": urls[0]}
-    if any(c.get("enabled") and (c.get("trust_all") or c.get("loose")) for c in tls_configs):
+    if any(c.get("enabled") and c.get("loose") and not c.get("trust_all") for c in tls_configs):
+        return Skipped(what, "checks its upstream's certificate without its hostname (loose): a GatewayAPI "
+                             "verifies both, or neither (spec.upstream.tls.insecureSkipVerify)")  # fmt: skip
+    if any(c.get("enabled") and c.get("trust_all") for c in tls_configs):
         spec["upstream"]["tls"] = {"insecureSkipVerify": True}
     if (route.get("frontend") or {}).get("strip_path") is False:
         spec["stripListenPath"] = False
