@@ -313,3 +313,15 @@ def test_a_ca_is_never_a_client_certificate_and_ids_are_exactly_the_apis(tmp_pat
     oid = otoroshi_certs.cert_id("torii.shop.orders", chain)
     assert otoroshi_certs.is_own("torii.shop.orders", oid)
     assert not otoroshi_certs.is_own("torii.shop.orders", otoroshi_certs.cert_id("torii.shop.orders-client-x", chain))
+
+
+def test_what_an_api_makes_beside_itself_follows_its_spec() -> None:
+    from torii.reconcile.gatewayapi import gateway_objects
+
+    assert gateway_objects(api_spec()) == set()
+    assert gateway_objects(api_spec(auth="jwt")) == set()  # per-key JWT: no policy, no verifier
+    assert gateway_objects(api_spec(auth="jwt", jwt={"jwksUrl": "https://idp/jwks"})) == {"jwt"}
+    tls = {"url": "https://o:8443", "tls": {"clientCertificateSecretName": "c"}}
+    assert gateway_objects(api_spec(upstream=tls)) == {"certificates"}
+    assert gateway_objects(api_spec(mtls={"allowed": [{"name": "ca"}]})) == {"certificates"}
+    assert gateway_objects(api_spec(upstream={"url": "https://o", "tls": {"insecureSkipVerify": True}})) == set()

@@ -55,7 +55,7 @@ JWT_OBJECTS, CERT_OBJECTS = "jwt", "certificates"
 def gateway_objects(spec: GatewayAPISpec) -> set[str]:
     """What the gateway holds for this spec besides the API itself (recorded in status, to remove later)."""
     made = set()
-    if spec.auth == AuthMode.JWT:
+    if spec.auth == AuthMode.JWT and spec.jwt is not None and spec.jwt.shared:  # per-key JWT needs neither
         made.add(JWT_OBJECTS)
     tls = spec.upstream.tls
     if spec.mtls is not None or (tls is not None and tls.client_certificate_secret_name):
