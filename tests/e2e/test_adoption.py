@@ -367,6 +367,24 @@ def basic(client_id: str, client_secret: str) -> str:
 # ---------------------------------------------------------------------------------------------- tyk-operator
 
 
+def release_api_definitions(world: World, names: list[str]) -> None:
+    """Take tyk-operator's ApiDefinitions out of Kubernetes without its finalizer (it is stopped): gone from
+    Kubernetes, not from Tyk, where Torii has adopted them."""
+    custom = world.custom
+    for name in names:
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, world.ns, PLURAL, name, {"metadata": {"finalizers": None}}
+        )
+        custom.delete_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name)
+    wait_until(lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL)["items"],
+               timeout=60, what="ApiDefinitions released")  # fmt: skip
+
+
+def tyk_operator_api_id(ns: str, name: str) -> str:
+    """The api_id tyk-operator v0.18 gives an ApiDefinition: base64url of `<namespace>/<name>`, unpadded."""
+    return base64.urlsafe_b64encode(f"{ns}/{name}".encode()).decode().rstrip("=")
+
+
 def tyk_operator_binary(stack: Stack) -> str:
     binary = stack.env.get("TORII_TYK_OPERATOR_BIN")
     if not binary:
@@ -410,12 +428,7 @@ def test_switch_from_tyk_operator_without_a_failed_request(
             applied_at = time.monotonic()
             apply_dir(out)
             apis = all_ready(world, "GatewayAPI", names)
-            for name in names:  # released: gone from Kubernetes, not from Tyk
-                custom.patch_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name,
-                                                      {"metadata": {"finalizers": None}})  # fmt: skip
-                custom.delete_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name)
-            wait_until(lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL)["items"],
-                       timeout=60, what="ApiDefinitions released")  # fmt: skip
+            release_api_definitions(world, names)
             ready_at = time.monotonic()
             assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
         finally:
@@ -424,14 +437,13 @@ def test_switch_from_tyk_operator_without_a_failed_request(
     assert traffic.first_at < applied_at and traffic.last_at > ready_at
     with tyk_admin(crds) as tyk:
         for name in names:
-            api_id = base64.urlsafe_b64encode(f"{world.ns}/{name}".encode()).decode().rstrip("=")
+            api_id = tyk_operator_api_id(world.ns, name)
             assert apis[name]["status"]["gatewayId"] == api_id  # the id tyk-operator gave it
             assert apis[name]["spec"]["adopt"] == {"id": api_id, "orgId": org}
             assert tyk.get(f"/tyk/apis/{api_id}").json()["config_data"]["torii"]["name"] == name
     delete_everything(world)
     with tyk_admin(crds) as tyk:
-        assert all(tyk.get(f"/tyk/apis/{base64.urlsafe_b64encode(f'{world.ns}/{n}'.encode()).decode().rstrip('=')}")
-                   .status_code == 404 for n in names)  # fmt: skip
+        assert all(tyk.get(f"/tyk/apis/{tyk_operator_api_id(world.ns, n)}").status_code == 404 for n in names)
 
 
 def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
@@ -451,7 +463,7 @@ def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
     password, secret = "pw-" + uuid.uuid4().hex, "jwt-" + uuid.uuid4().hex
 
     def api_id(name: str) -> str:
-        return base64.urlsafe_b64encode(f"{world.ns}/{name}".encode()).decode().rstrip("=")
+        return tyk_operator_api_id(world.ns, name)
 
     with upstream("tyk-operator-auth") as up, tyk_admin(crds) as tyk:
         basic_def = api_definition(basic_name, world.ns, up.url, f"/{marker}/basic/")
@@ -494,12 +506,7 @@ def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
             applied_at = time.monotonic()
             apply_dir(out)
             all_ready(world, "GatewayAPI", [basic_name, jwt_name])
-            for name in (basic_name, jwt_name):  # released: gone from Kubernetes, not from Tyk
-                custom.patch_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name,
-                                                      {"metadata": {"finalizers": None}})  # fmt: skip
-                custom.delete_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, name)
-            wait_until(lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL)["items"],
-                       timeout=60, what="ApiDefinitions released")  # fmt: skip
+            release_api_definitions(world, [basic_name, jwt_name])
             ready_at = time.monotonic()
             assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
         finally:

@@ -201,6 +201,10 @@ def test_attacks_are_refused_by_the_operator_and_the_victim_keeps_serving(env: E
         (a, "GatewayAPI", "admin-up", {"gateway": "tyk", "listenPath": env.path("au"),
                                        "upstream": {"url": env.stack.env["TYK_URL"] + "/tyk/keys/"}},
          "PolicyViolation", "admin endpoint"),
+        # a JWKS the gateway itself would fetch from its own admin API
+        (a, "GatewayAPI", "admin-jwks", {"gateway": "tyk", "listenPath": env.path("aj"), "upstream": up,
+                                         "auth": "jwt", "jwt": {"jwksUrl": env.stack.env["TYK_URL"] + "/tyk/keys/"}},
+         "PolicyViolation", "spec.jwt.jwksUrl"),
         (a, "GatewayAPI", "other-svc", {"gateway": "otoroshi", "listenPath": env.path("os"),
                                         "upstream": {"url": f"http://billing.{env.b.namespace}.svc:80/"}},
          "PolicyViolation", "upstreams.allowedHosts"),

@@ -15,12 +15,9 @@ from collections.abc import Collection
 from typing import Any
 
 from torii.gateways.base import ObjectRef
-from torii.gateways.errors import OwnershipConflict
 from torii.gateways.http import AdminClient, admin_path
-from torii.gateways.otoroshi_render import owner_metadata
+from torii.gateways.otoroshi_render import claim_owned, owned_by, owner_metadata
 from torii.pem import first_certificate_der, leaf_only
-
-OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
 
 
 def prefix(route_id: str) -> str:
@@ -42,10 +39,7 @@ class OtoroshiCertificates:
         self._http = http
 
     def _claim(self, ref: ObjectRef, current: dict[str, Any]) -> None:
-        meta = current.get("metadata") or {}
-        if meta.get(OWNER_NAMESPACE) != ref.namespace or meta.get(OWNER_NAME) != ref.name:
-            raise OwnershipConflict(f"gateway {self.name}: certificate {current.get('id')} is not Torii's for "
-                                    f"GatewayAPI {ref}; Torii leaves it alone")  # fmt: skip
+        claim_owned(self.name, "certificate", ref, current)
 
     async def ensure(self, ref: ObjectRef, route_id: str, chain: str, key: str) -> tuple[str, bool]:
         """(the certificate's id, whether it was stored now)."""
@@ -72,9 +66,9 @@ class OtoroshiCertificates:
         removed = 0
         for cert in listed.json() or []:
             cid = str(cert.get("id") or "")
-            meta = cert.get("metadata") or {}
-            mine = meta.get(OWNER_NAMESPACE) == ref.namespace and meta.get(OWNER_NAME) == ref.name
-            if is_own(route_id, cid) and cid not in keep and mine:  # another object's (planted) one: left alone
+            if (
+                is_own(route_id, cid) and cid not in keep and owned_by(ref, cert)
+            ):  # another object's (planted) one: left alone
                 await self._http.request("DELETE", admin_path("/api/certificates/{}", cid), op="delete certificate",
                                          passthrough=(404,))  # fmt: skip
                 removed += 1

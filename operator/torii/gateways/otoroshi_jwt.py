@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from torii.gateways.base import ObjectRef, is_subset
-from torii.gateways.errors import OwnershipConflict, Unsupported
+from torii.gateways.errors import Unsupported
 from torii.gateways.http import AdminClient, admin_path
-from torii.gateways.otoroshi_render import owner_metadata
+from torii.gateways.otoroshi_render import claim_owned, owner_metadata
 from torii.models.gatewayapi import ApiJwt, GatewayAPISpec
-
-OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
 
 
 def verifier_id(route_id: str) -> str:
@@ -65,10 +63,7 @@ class OtoroshiVerifiers:
         self._http = http
 
     def _claim(self, ref: ObjectRef, current: dict[str, Any]) -> None:
-        meta = current.get("metadata") or {}
-        if meta.get(OWNER_NAMESPACE) != ref.namespace or meta.get(OWNER_NAME) != ref.name:
-            raise OwnershipConflict(f"gateway {self.name}: JWT verifier {current.get('id')} is not Torii's for "
-                                    f"GatewayAPI {ref}; Torii leaves it alone")  # fmt: skip
+        claim_owned(self.name, "JWT verifier", ref, current)
 
     async def _get(self, vid: str) -> dict[str, Any] | None:
         response = await self._http.request("GET", admin_path("/api/verifiers/{}", vid), op="get verifier",

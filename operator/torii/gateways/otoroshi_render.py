@@ -17,7 +17,7 @@ from torii.gateways.base import (
     key_owner,
     without_fields,
 )
-from torii.gateways.errors import PermanentGatewayError, Unsupported
+from torii.gateways.errors import OwnershipConflict, PermanentGatewayError, Unsupported
 from torii.gateways.http import admin_path
 from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS
@@ -102,6 +102,20 @@ def render_service(
     service["metadata"] = {k: v for k, v in (service.get("metadata") or {}).items() if not k.startswith("torii.dev/")
                            or k.startswith("torii.dev/tag.")} | owner_metadata(ref, "GatewayAPI")  # fmt: skip
     return service
+
+
+def owned_by(ref: ObjectRef, entity: dict[str, Any]) -> bool:
+    """Does an Otoroshi entity's owner record (its metadata, as `owner_metadata` writes it) name `ref`?"""
+    meta = entity.get("metadata") or {}
+    return ref.owns(meta.get("torii.dev/namespace"), meta.get("torii.dev/name"))
+
+
+def claim_owned(gateway: str, what: str, ref: ObjectRef, entity: dict[str, Any]) -> None:
+    """OwnershipConflict unless the entity (a verifier, a certificate Torii stored for a route) is `ref`'s."""
+    if not owned_by(ref, entity):
+        raise OwnershipConflict(
+            f"gateway {gateway}: {what} {entity.get('id')} is not Torii's for GatewayAPI {ref}; Torii leaves it alone"
+        )
 
 
 def owner_metadata(ref: ObjectRef, kind: str) -> dict[str, str]:
