@@ -58,24 +58,25 @@ def _pem(label: str, der: bytes) -> str:
     return f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n"
 
 
-def public_key_pem(text: str, family: str) -> str:
-    """The PEM public key in `text` (a public key or a certificate) for an algorithm `family` (`RS` or `ES`);
-    KeyError_ when it holds no such key."""
+def public_key_pem(text: str, family: str | None) -> str:
+    """The PEM public key in `text` (a public key or a certificate) for an algorithm `family` (`RS` or `ES`;
+    None: any key, as for pinning); KeyError_ when it holds no such key."""
     match = BLOCK.search(text)
     if match is None:
-        raise KeyError_("holds no PEM block (an RS/ES algorithm needs a PEM public key or certificate)")
+        raise KeyError_("holds no PEM block (a PEM public key or certificate is needed)")
     label = match.group(1)
     try:
         der = base64.b64decode(re.sub(r"\s+", "", match.group(2)), validate=True)
         if label == "CERTIFICATE":
             der = spki_of_certificate(der)
         elif label != "PUBLIC KEY":
-            raise KeyError_(f"holds a {label} (an RS/ES algorithm needs a PUBLIC KEY or a CERTIFICATE; never a "
-                            "private key)")  # fmt: skip
+            raise KeyError_(f"holds a {label} (a PUBLIC KEY or a CERTIFICATE is needed; never a private key)")
     except (ValueError, IndexError) as exc:
         if isinstance(exc, KeyError_):
             raise
         raise KeyError_(f"holds a {label} block that is not valid DER") from None
+    if family is None:
+        return _pem("PUBLIC KEY", der)
     held = "RS" if RSA_OID in der else "ES" if EC_OID in der else None
     if held is None:
         raise KeyError_("holds a public key that is neither RSA nor EC")
@@ -83,6 +84,14 @@ def public_key_pem(text: str, family: str) -> str:
         wanted = "an RSA" if family == "RS" else "an EC"
         raise KeyError_(f"holds {'an RSA' if held == 'RS' else 'an EC'} key; the algorithm needs {wanted} key")
     return _pem("PUBLIC KEY", der)
+
+
+def public_key_der(public_pem: str) -> bytes:
+    """The DER of a PEM public key made by `public_key_pem`."""
+    match = BLOCK.search(public_pem)
+    if match is None or match.group(1) != "PUBLIC KEY":
+        raise KeyError_("holds no PEM public key")
+    return base64.b64decode(re.sub(r"\s+", "", match.group(2)))
 
 
 def shared_secret(text: str) -> str:

@@ -17,7 +17,7 @@ from support.jwt import EcKey, RsaKey, claims, hs256, jwks_server
 from support.metrics import assert_no_writes_over_two_drift_passes
 from support.operator import Operator, put_secret, running_operator, stack_gateways
 from support.stack import Stack
-from support.tls import make_ca_and_server_cert, make_client_cert, mtls_upstream
+from support.tls import https_front, make_ca_and_server_cert, make_client_cert, mtls_upstream
 from support.upstream import Upstream, upstream
 from support.wait import wait_until
 from support.world import World
@@ -390,3 +390,51 @@ def test_a_certificate_tyk_refuses_is_named_and_nothing_is_removed(stack: Stack,
                            timeout=60, what="the refusal reported")  # fmt: skip
     assert "Tyk refused the certificate" in condition["message"] and "spec.upstream.tls" in condition["message"]
     assert uploaded(stack, "tyk", obj["status"]["gatewayId"]) == before  # the working one is still there
+
+
+def test_tyk_pins_the_upstreams_public_key(stack: Stack, world: World, admin: client.ApiClient, up: Upstream,
+                                          metrics_port: int, tmp_path: Path) -> None:  # fmt: skip
+    """Certificate pinning: Tyk serves an upstream whose CA it does not trust once its public key is pinned, and
+    refuses it when another key is pinned; the pinned keys Torii stored leave the store with the pin."""
+    stack.require("tyk")
+    _, server_cert, server_key = make_ca_and_server_cert(tmp_path)  # a private CA Tyk does not trust
+    secret = uid("pinned")
+    put_secret(admin, world.ns, secret, {"tls.crt": server_cert.read_text()})  # the upstream's certificate
+
+    def pins(gateway_id: str) -> list[str]:
+        definition = tyk_admin(stack).get(f"/tyk/apis/{gateway_id}").json()
+        return ",".join((definition.get("pinned_public_keys") or {}).values()).split(",") if definition.get(
+            "pinned_public_keys") else []  # fmt: skip
+
+    def stored(cid: str) -> bool:
+        return tyk_admin(stack).get(f"/tyk/certs/{cid}").status_code == 200
+
+    with https_front(up.url, server_cert, server_key) as url:
+        unpinned = uid("tyk-nopin")
+        world.apply("GatewayAPI", unpinned, {"gateway": "tyk", "listenPath": f"/{unpinned}/", "upstream": {"url": url}})
+        world.ready("GatewayAPI", unpinned)
+        assert call(stack, "tyk", f"/{unpinned}/x") >= 500  # CA verification: the private CA is not trusted
+
+        name = uid("tyk-pin")
+        world.apply("GatewayAPI", name, {"gateway": "tyk", "listenPath": f"/{name}/", "upstream": {
+            "url": url, "tls": {"pinnedPublicKeys": [{"name": secret, "key": "tls.crt"}]}}})  # fmt: skip
+        gateway_id = world.ready("GatewayAPI", name)["status"]["gatewayId"]
+        assert call(stack, "tyk", f"/{name}/x") == 200  # its key pinned: served, whoever signed it
+        first = pins(gateway_id)
+        assert len(first) == 1 and stored(first[0])
+        assert_no_writes_over_two_drift_passes(metrics_port, 1)
+
+        # The Secret now holds another certificate (not the upstream's key): the upstream is refused.
+        put_secret(admin, world.ns, secret, {"tls.crt": make_client_cert(tmp_path, "impostor")[0]})
+        wait_until(lambda: call(stack, "tyk", f"/{name}/x") >= 500, timeout=60,
+                   what="the upstream refused once another key is pinned")  # fmt: skip
+        second = pins(gateway_id)
+        assert len(second) == 1 and second != first and stored(second[0])
+        wait_until(lambda: not stored(first[0]), timeout=30, what="the key no longer pinned removed from the store")
+
+        # No pin any more: CA verification again (refused here), and nothing of the pin left in the store.
+        world.patch("GatewayAPI", name, {"upstream": {"tls": None}})
+        world.ready("GatewayAPI", name)
+        assert pins(gateway_id) == [] and not stored(second[0])
+        assert call(stack, "tyk", f"/{name}/x") >= 500
+        world.delete("GatewayAPI", name)

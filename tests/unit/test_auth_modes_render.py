@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import re
 from typing import Any
 
 import pytest
@@ -251,6 +252,33 @@ def test_upstream_client_certificate_is_the_apis_own_on_both_gateways(tmp_path: 
     assert "upstream_certificates" not in render_api_definition(REF, hatch, api_id="a", org_id="o")
 
 
+def test_pinned_public_keys_are_the_apis_own_hex_ids_on_tyk_and_refused_on_otoroshi(tmp_path: Any) -> None:
+    from support.tls import make_ca_and_server_cert
+    from torii.gateways import tyk_certs
+    from torii.pem import public_key_pem
+
+    _, server, _ = make_ca_and_server_cert(tmp_path)
+    pin = public_key_pem(server.read_text(), None)  # any key type: a certificate's own public key
+    assert pin == public_key_pem(pin, None) and pin.startswith("-----BEGIN PUBLIC KEY-----")
+    with pytest.raises(KeyError_, match="never a private key"):
+        public_key_pem((tmp_path / "ca.key").read_text(), None)
+    base = api_spec(upstream={"url": "https://o:8443", "tls": {"pinnedPublicKeys": [{"name": "up", "key": "tls.crt"}]}})
+    assert base.upstream.tls is not None
+    spec = base.model_copy(update={"upstream": base.upstream.model_copy(
+        update={"tls": base.upstream.tls.with_pins((pin, RsaKey().public_pem()))})})  # fmt: skip
+    tyk = render_api_definition(REF, spec, api_id="torii.shop.orders", org_id="o")
+    ids = tyk["pinned_public_keys"]["*"].split(",")
+    # Tyk resolves a pin only when its id is all hex; each is this API's own (its prefix), never another's.
+    assert len(ids) == 2 and all(re.fullmatch("[0-9a-f]{80}", i) for i in ids)
+    assert ids[0] == tyk_certs.pin_id("torii.shop.orders", pin) != tyk_certs.pin_id("torii.shop.other", pin)
+    assert all(tyk_certs.is_own(tyk_certs.pin_prefix("torii.shop.orders"), i) for i in ids)
+    with pytest.raises(Unsupported, match=r"spec\.upstream\.tls\.pinnedPublicKeys"):
+        render_route(REF, spec, route_id="r", host="api.oto.tools", group="g")
+    # spec.tyk cannot pin (a file path on the gateway host, another API's ids) where Torii pins nothing.
+    hatch = api_spec(tyk={"pinned_public_keys": {"*": "/etc/passwd"}})
+    assert "pinned_public_keys" not in render_api_definition(REF, hatch, api_id="a", org_id="o")
+
+
 def test_a_tls_secret_must_hold_a_certificate_and_a_private_key() -> None:
     from torii.pem import tls_pair
 
@@ -308,8 +336,8 @@ def test_a_ca_is_never_a_client_certificate_and_ids_are_exactly_the_apis(tmp_pat
     chain, _ = tls_pair(client_cert + ca.read_text(), client_key)
     assert otoroshi_certs.cert_id("r", chain) == otoroshi_certs.cert_id("r", client_cert)  # the leaf names it
     tid = tyk_certs.cert_id("torii.shop.orders", chain)
-    assert tyk_certs.is_own("torii.shop.orders", tid)
-    assert not tyk_certs.is_own("torii.shop.orders", tyk_certs.cert_id("torii.shop.orders-v2", chain))
+    assert tyk_certs.is_own(tyk_certs.prefix("torii.shop.orders"), tid)
+    assert not tyk_certs.is_own(tyk_certs.prefix("torii.shop.orders"), tyk_certs.cert_id("torii.shop.orders-v2", chain))
     oid = otoroshi_certs.cert_id("torii.shop.orders", chain)
     assert otoroshi_certs.is_own("torii.shop.orders", oid)
     assert not otoroshi_certs.is_own("torii.shop.orders", otoroshi_certs.cert_id("torii.shop.orders-client-x", chain))
@@ -324,4 +352,6 @@ def test_what_an_api_makes_beside_itself_follows_its_spec() -> None:
     tls = {"url": "https://o:8443", "tls": {"clientCertificateSecretName": "c"}}
     assert gateway_objects(api_spec(upstream=tls)) == {"certificates"}
     assert gateway_objects(api_spec(mtls={"allowed": [{"name": "ca"}]})) == {"certificates"}
+    pins = {"url": "https://o", "tls": {"pinnedPublicKeys": [{"name": "up"}]}}
+    assert gateway_objects(api_spec(upstream=pins)) == {"certificates"}
     assert gateway_objects(api_spec(upstream={"url": "https://o", "tls": {"insecureSkipVerify": True}})) == set()

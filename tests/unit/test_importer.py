@@ -68,6 +68,7 @@ def test_tyk_objects_torii_cannot_represent_are_named_with_the_reason() -> None:
             use_standard_auth=False, enable_jwt=True, jwt_source="c2VjcmV0LXNlY3JldC1zZWNyZXQ="
         ),
         "spec.upstream.tls.clientCertificateSecretName": tyk_definition(upstream_certificates={"*": "abc"}),
+        "spec.upstream.tls.pinnedPublicKeys": tyk_definition(pinned_public_keys={"*": "abc"}),
         "carry HMAC secrets": tyk_definition(use_standard_auth=False, enable_jwt=True, jwt_signing_method="rsa"),
         "already managed by Torii": tyk_definition(config_data={"torii": {"namespace": "a", "name": "b"}}),
         "not an http(s) URL": tyk_definition(proxy={"listen_path": "/x/", "target_url": "tyk://other/"}),

@@ -116,6 +116,10 @@ def render_route(
         )
     targets, root = _targets(spec.upstream.urls)
     tls = spec.upstream.tls
+    if tls is not None and tls.pinned_public_keys:
+        # Otoroshi's target TLS trusts certificates (CA or leaf, with their expiry), it pins no public key.
+        raise Unsupported("spec.upstream.tls.pinnedPublicKeys: Otoroshi has no public key pinning (its targets "
+                          "trust certificates); use a Tyk gateway to pin")  # fmt: skip
     if tls is not None:
         certs = [cert_id(route_id, tls.pair[0])] if tls.pair is not None else []
         skip = tls.insecure_skip_verify

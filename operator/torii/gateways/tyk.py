@@ -74,6 +74,9 @@ class TykApis:
         allowed = spec.mtls.certificates if spec.mtls else ()
         wanted += [(c, "", f"spec.mtls.allowed[{i}]") for i, c in enumerate(allowed)]
         stored = [await self.certs.ensure(api_id, chain, key, what=what) for chain, key, what in wanted]
+        pins = spec.upstream.tls.pins if spec.upstream.tls else ()
+        stored += [await self.certs.ensure_pin(api_id, pin, what=f"spec.upstream.tls.pinnedPublicKeys[{i}]")
+                   for i, pin in enumerate(pins)]  # fmt: skip
         uploaded = any(now for _, now in stored)
 
         async def on(node: TykNode) -> Applied:

@@ -18,7 +18,7 @@ from torii.gateways.base import (
     without_fields,
 )
 from torii.gateways.errors import PermanentGatewayError, Unsupported
-from torii.gateways.tyk_certs import cert_id
+from torii.gateways.tyk_certs import cert_id, pin_id
 from torii.models.gatewayapi import TYK_OWNED_FIELDS, ApiJwt, AuthMode, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, KeyType
 
@@ -45,6 +45,7 @@ NEUTRAL_FIELDS = {
     "jwt_policy_field_name": "spec.jwt",
     "jwt_client_base_field": "spec.jwt",
     "upstream_certificates": "spec.upstream.tls",
+    "pinned_public_keys": "spec.upstream.tls.pinnedPublicKeys",
     "use_mutual_tls_auth": "spec.mtls",
     "client_certificates": "spec.mtls",
     "proxy.listen_path": "spec.listenPath",
@@ -61,7 +62,7 @@ NEUTRAL_FIELDS = {
 AUTH_ONLY_FIELDS = frozenset({
     "use_basic_auth", "enable_jwt", "jwt_source", "jwt_signing_method", "jwt_identity_base_field",
     "jwt_default_policies", "jwt_policy_field_name", "jwt_client_base_field", "upstream_certificates",
-    "use_mutual_tls_auth", "client_certificates",
+    "use_mutual_tls_auth", "client_certificates", "pinned_public_keys",
 })  # fmt: skip
 
 
@@ -127,6 +128,9 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
         if tls.pair is not None:
             # Uploaded under this API's own prefix (`tyk_certs`): every host of the API presents it.
             definition["upstream_certificates"] = {"*": cert_id(api_id, tls.pair[0])}
+        if tls.pins:
+            # Tyk pins per upstream host (`*`: every host of the API) and then skips CA verification.
+            definition["pinned_public_keys"] = {"*": ",".join(pin_id(api_id, pin) for pin in tls.pins)}
         if tls.insecure_skip_verify:
             definition["proxy"]["transport"] = {"ssl_insecure_skip_verify": True}
     if spec.mtls is not None:

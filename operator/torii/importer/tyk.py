@@ -83,6 +83,9 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if definition.get("upstream_certificates") and not definition.get("upstream_certificates_disabled"):
         why = "presents upstream client certificates from Tyk's store; put the certificate in a kubernetes.io/tls "
         return Skipped(what, why + "Secret and set spec.upstream.tls.clientCertificateSecretName")
+    if definition.get("pinned_public_keys") and not definition.get("certificate_pinning_disabled"):
+        return Skipped(what, "pins upstream public keys from Tyk's store; put each key (or the upstream's "
+                             "certificate) in a Secret and set spec.upstream.tls.pinnedPublicKeys")  # fmt: skip
     modes = [mode for flag, mode in AUTH_FLAGS.items() if definition.get(flag)]
     if len(modes) > 1:
         return Skipped(what, f"combines several auth modes ({', '.join(modes)}): a GatewayAPI has one spec.auth")

@@ -178,13 +178,35 @@ class UpstreamTls(CamelModel):
         "`trust_all`). Default false.",
     )
 
+    pinned_public_keys: list[SecretKeySelector] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="Certificate pinning: Secret entries (this namespace) each holding a PEM certificate or PEM "
+        "public key (e.g. `{name: billing-upstream, key: tls.crt}`). The gateway then accepts the upstream only "
+        "when its certificate chain holds one of these public keys, whoever signed it (Tyk "
+        "`pinned_public_keys`; this replaces CA verification). A renewal that keeps the key (cert-manager "
+        "`rotationPolicy: Never`) needs no change; a new key is followed once the Secret holds it.",
+    )
+
     # The certificate and key read from the Secret by the reconciler (never part of the object).
     _pair: tuple[str, str] | None = PrivateAttr(default=None)
+    # The pinned public keys read from their Secrets (PEM PUBLIC KEY blocks).
+    _pins: tuple[str, ...] = PrivateAttr(default=())
 
     def with_pair(self, chain: str, key: str) -> UpstreamTls:
-        copy = self.model_copy()
+        copy = self.model_copy()  # private attributes are copied too
         copy._pair = (chain, key)
         return copy
+
+    def with_pins(self, pins: tuple[str, ...]) -> UpstreamTls:
+        copy = self.model_copy()
+        copy._pins = pins
+        return copy
+
+    @property
+    def pins(self) -> tuple[str, ...]:
+        return self._pins
 
     @property
     def pair(self) -> tuple[str, str] | None:
@@ -248,7 +270,9 @@ class Upstream(CamelModel):
         json_schema_extra={"items": {"type": "string", "pattern": URL_PATTERN, "maxLength": 2048}},
     )
 
-    tls: UpstreamTls | None = Field(default=None, description="TLS to an https upstream: a client certificate.")
+    tls: UpstreamTls | None = Field(
+        default=None, description="TLS to an https upstream: a client certificate, pinned public keys."
+    )
 
     @property
     def urls(self) -> list[str]:

@@ -25,6 +25,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     spec = await with_jwt_key(ctx, ref.namespace, spec)
     spec = await with_client_certificate(ctx, ref.namespace, spec)
     spec = await with_allowed_certificates(ctx, ref.namespace, spec)
+    spec = await with_pinned_keys(ctx, ref.namespace, spec)
     result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
     made = gateway_objects(spec)
     if gone := set(status.gateway_objects or []) - made:  # the API, as now served, names none of them
@@ -58,7 +59,7 @@ def gateway_objects(spec: GatewayAPISpec) -> set[str]:
     if spec.auth == AuthMode.JWT and spec.jwt is not None and spec.jwt.shared:  # per-key JWT needs neither
         made.add(JWT_OBJECTS)
     tls = spec.upstream.tls
-    if spec.mtls is not None or (tls is not None and tls.client_certificate_secret_name):
+    if spec.mtls is not None or (tls is not None and (tls.client_certificate_secret_name or tls.pinned_public_keys)):
         made.add(CERT_OBJECTS)
     return made
 
@@ -121,6 +122,26 @@ async def with_allowed_certificates(ctx: ReconcileContext, namespace: str, spec:
     return spec.model_copy(update={"mtls": spec.mtls.with_certificates(tuple(certificates))})
 
 
+async def with_pinned_keys(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
+    """`spec` with the public keys spec.upstream.tls.pinnedPublicKeys names, read from Secrets of the object's
+    own namespace (a certificate's public key, or a public key)."""
+    tls = spec.upstream.tls
+    if tls is None or not tls.pinned_public_keys:
+        return spec
+    pins = []
+    for i, ref in enumerate(tls.pinned_public_keys):
+        where = f"spec.upstream.tls.pinnedPublicKeys[{i}]: Secret {ref.name}"
+        view = await ctx.secrets.get(namespace, ref.name)
+        if view is None or not view.data.get(ref.key):
+            raise Blocked("WaitingForSecret", f"{where} has no entry {ref.key!r} (yet)", retry=True)
+        try:
+            pins.append(public_key_pem(view.data[ref.key], None))
+        except KeyError_ as exc:
+            raise Blocked("InvalidSecret", f"{where} entry {ref.key!r} {exc}", retry=False) from None
+    upstream = spec.upstream.model_copy(update={"tls": tls.with_pins(tuple(pins))})
+    return spec.model_copy(update={"upstream": upstream})
+
+
 def change_event(spec: GatewayAPISpec, result: ConvergeResult, cause: Cause, was_ready: bool, gateway: str) -> Event:
     if cause == Cause.DRIFT or (cause == Cause.RESUME and was_ready):
         reason, what = "DriftRepaired", "restored on" if result.created else "repaired on"
@@ -141,9 +162,10 @@ async def remove(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus], driver: 
     made = set(obj.status.gateway_objects or [])  # what earlier specs made, and this one may not name
     if JWT_OBJECTS in made:
         auth_mode = AuthMode.JWT
+    tls = (obj.raw_spec.get("upstream") or {}).get("tls") or {}
     certificates = CERT_OBJECTS in made or bool(
-        ((obj.raw_spec.get("upstream") or {}).get("tls") or {}).get("clientCertificateSecretName")
-        or obj.raw_spec.get("mtls"))  # fmt: skip
+        tls.get("clientCertificateSecretName") or tls.get("pinnedPublicKeys") or obj.raw_spec.get("mtls")
+    )
     if await driver.apis.delete_api(obj.ref, adopted or None, auth=auth_mode, certificates=certificates):
         return f"API removed from gateway {driver.name}"
     return f"API already gone from gateway {driver.name}"
