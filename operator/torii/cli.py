@@ -28,6 +28,9 @@ def cmd_crds(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from torii.kube_hide import hide_kubernetes_client
+
+    hide_kubernetes_client()  # before kopf is imported
     import kopf
 
     from torii.connections import bound_kopf_connections, connection_limit

@@ -1,24 +1,26 @@
-"""Kubernetes API access outside kopf's own patching (Secrets).
+"""Kubernetes API access outside kopf's own patching: Secrets, status, Events, EndpointSlices, GatewayAPI reads.
 
-The official client is synchronous: every call runs in a worker thread so it never blocks kopf's event loop.
+One async httpx client (httpx is the gateway drivers' client already) with kopf's own login: the official
+`kubernetes` package is never imported on the operator's path (its models cost ~15 MiB of RSS, and kopf imports
+it whenever it is importable: `torii run` hides it: `torii.kube_hide`). Only a kubeconfig whose user
+needs an exec plugin or an auth provider falls back to the official client's login.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
-import os
-import threading
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
+from urllib.parse import quote
 
-import urllib3
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
+import httpx
+import kopf
 
 from torii.gateways.errors import ConfigurationError, GatewayError
 from torii.models.common import GROUP, VERSION
@@ -27,59 +29,130 @@ from torii.settings import CaBundleRef, NodeServiceRef, SecretKeyRef
 log = logging.getLogger("torii")
 
 
-@cache
-def api_client() -> client.ApiClient:
+def _has_credentials(info: kopf.ConnectionInfo | None) -> bool:
+    return info is not None and bool(info.token or info.certificate_path or info.certificate_data or info.username)
+
+
+def login(settings: kopf.OperatorSettings | None = None, **kwargs: Any) -> kopf.ConnectionInfo:
+    """The cluster's address and credentials: the pod's service account, else the kubeconfig (kopf's readers);
+    the official client's login only for what those cannot do (exec plugins, auth providers)."""
+    settings = settings or kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    if not _has_credentials(info):
+        if sys.modules.get("kubernetes", False) is None:
+            del sys.modules["kubernetes"]  # hidden by hide_kubernetes_client: needed after all
+        info = kopf.login_via_client(settings=settings, logger=kwargs.get("logger") or log)
+    if info is None:
+        raise ConfigurationError("no Kubernetes credentials: neither a service account nor a kubeconfig")
+    return info
+
+
+class Kube:
+    """An async client of the apiserver. On 401 it logs in again once (a rotated service-account token)."""
+
+    def __init__(self, login_: Callable[[], kopf.ConnectionInfo]) -> None:
+        self._login = login_
+        self._client: httpx.AsyncClient | None = None
+
+    def _connect(self) -> httpx.AsyncClient:
+        info = self._login()
+        headers = {"Accept": "application/json"}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        auth = httpx.BasicAuth(info.username, info.password or "") if info.username else None
+        verify: Any = False if info.insecure else info.as_ssl_context()
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        return httpx.AsyncClient(base_url=info.server, headers=headers, auth=auth, verify=verify, limits=limits,
+                                 timeout=httpx.Timeout(30.0))  # fmt: skip
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self.client.request(method, path, **kwargs)
+        if response.status_code == 401:
+            stale, self._client = self._client, None
+            if stale is not None:
+                await stale.aclose()
+            response = await self.client.request(method, path, **kwargs)
+        return response
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.client.stream(method, path, **kwargs)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+_kube: Kube | None = None
+
+
+def use(kube: Kube | None) -> None:
+    """Set the client every function here uses (`torii run`: built from the operator's login)."""
+    global _kube
+    _kube = kube
+
+
+def api() -> Kube:
+    global _kube
+    if _kube is None:
+        _kube = Kube(login)
+    return _kube
+
+
+class KubeError(GatewayError):
+    """The apiserver refused or failed a call Torii needs: retried."""
+
+    reason = "KubernetesError"
+
+
+def _fail(response: httpx.Response, what: str) -> KubeError:
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        # Explicitly: the client reads $KUBECONFIG into a constant at import time, which may be too early.
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    if not client.Configuration.get_default_copy().verify_ssl:
-        # The kubeconfig itself opted out of TLS verification (local stacks): say so once, not per request.
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return client.ApiClient()
+        message = str(response.json().get("message") or response.reason_phrase)
+    except ValueError:
+        message = response.reason_phrase
+    return KubeError(f"{what}: HTTP {response.status_code} {message}")
 
 
-def core() -> client.CoreV1Api:
-    return client.CoreV1Api(api_client())
+def _path(*parts: str) -> str:
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+def secret_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{_path(namespace)}/secrets" + (f"/{_path(name)}" if name else "")
 
 
 async def read_secret_key(ref: SecretKeyRef) -> str:
     """The decoded value of one key of a Secret; a ConfigurationError naming the Secret (never the value)."""
-
-    def read() -> str:
-        try:
-            secret = core().read_namespaced_secret(ref.name, ref.namespace)
-        except ApiException as exc:
-            raise ConfigurationError(
-                f"cannot read Secret {ref.namespace}/{ref.name}: HTTP {exc.status} {exc.reason}"
-            ) from None
-        data = secret.data or {}
-        if ref.key not in data:
-            raise ConfigurationError(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}")
-        return base64.b64decode(data[ref.key]).decode()
-
-    return await asyncio.to_thread(read)
+    response = await api().request("GET", secret_path(ref.namespace, ref.name))
+    if response.status_code != 200:
+        raise ConfigurationError(
+            f"cannot read Secret {ref.namespace}/{ref.name}: HTTP {response.status_code} {response.reason_phrase}"
+        )
+    data = response.json().get("data") or {}
+    if ref.key not in data:
+        raise ConfigurationError(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}")
+    return base64.b64decode(data[ref.key]).decode()
 
 
 async def read_ca_bundle(ref: CaBundleRef) -> str:
     """The PEM bundle a connection's caBundle names (a Secret or a ConfigMap key); ConfigurationError if absent."""
     if ref.kind == "Secret":
         return await read_secret_key(SecretKeyRef(namespace=ref.namespace, name=ref.name, key=ref.key))
-
-    def read() -> str:
-        try:
-            config_map = core().read_namespaced_config_map(ref.name, ref.namespace)
-        except ApiException as exc:
-            raise ConfigurationError(
-                f"cannot read ConfigMap {ref.namespace}/{ref.name}: HTTP {exc.status} {exc.reason}"
-            ) from None
-        value = (config_map.data or {}).get(ref.key)
-        if not value:
-            raise ConfigurationError(f"ConfigMap {ref.namespace}/{ref.name} has no key {ref.key!r}")
-        return str(value)
-
-    return await asyncio.to_thread(read)
+    response = await api().request("GET", f"/api/v1/namespaces/{_path(ref.namespace)}/configmaps/{_path(ref.name)}")
+    if response.status_code != 200:
+        raise ConfigurationError(
+            f"cannot read ConfigMap {ref.namespace}/{ref.name}: HTTP {response.status_code} {response.reason_phrase}"
+        )
+    value = (response.json().get("data") or {}).get(ref.key)
+    if not value:
+        raise ConfigurationError(f"ConfigMap {ref.namespace}/{ref.name} has no key {ref.key!r}")
+    return str(value)
 
 
 class ConflictError(GatewayError):
@@ -133,24 +206,21 @@ class KubeSecrets:
     """Generated Secrets through the Kubernetes API (the SecretStore the reconcilers use)."""
 
     async def get(self, namespace: str, name: str) -> SecretView | None:
-        def read() -> SecretView | None:
-            try:
-                secret = core().read_namespaced_secret(name, namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            meta: Any = secret.metadata
-            return SecretView(
-                name=name,
-                data={k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()},
-                labels=dict(meta.labels or {}),
-                annotations=dict(meta.annotations or {}),
-                owner_uids=tuple(r.uid for r in (meta.owner_references or [])),
-                resource_version=str(meta.resource_version or ""),
-            )
-
-        return await asyncio.to_thread(read)
+        response = await api().request("GET", secret_path(namespace, name))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _fail(response, f"reading Secret {namespace}/{name}")
+        secret = response.json()
+        meta = secret.get("metadata") or {}
+        return SecretView(
+            name=name,
+            data={k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()},
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            owner_uids=tuple(str(r.get("uid")) for r in meta.get("ownerReferences") or []),
+            resource_version=str(meta.get("resourceVersion") or ""),
+        )
 
     async def write(
         self,
@@ -169,7 +239,7 @@ class KubeSecrets:
         A replace, not a patch: keys and annotations Torii dropped (a rotated-out credential) really go away; and
         the resourceVersion makes a concurrent change fail instead of being overwritten.
         """
-        body: Any = {  # the client accepts plain dicts
+        body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
@@ -183,50 +253,38 @@ class KubeSecrets:
             },
             "stringData": data,
         }
+        if create:
+            response = await api().request("POST", secret_path(namespace), json=body)
+        else:
+            response = await api().request("PUT", secret_path(namespace, name), json=body)
+        if response.status_code == 409:
+            raise ConflictError(f"Secret {namespace}/{name} changed meanwhile ({response.reason_phrase}); retrying")
+        if response.status_code not in (200, 201):
+            raise _fail(response, f"writing Secret {namespace}/{name}")
+        return str((response.json().get("metadata") or {}).get("resourceVersion") or "")
 
-        def send() -> str:
-            try:
-                if create:
-                    written: Any = core().create_namespaced_secret(namespace, body)
-                else:
-                    written = core().replace_namespaced_secret(name, namespace, body)
-            except ApiException as exc:
-                if exc.status == 409:
-                    raise ConflictError(
-                        f"Secret {namespace}/{name} changed meanwhile ({exc.reason}); retrying"
-                    ) from None
-                raise
-            return str(written.metadata.resource_version)
 
-        return await asyncio.to_thread(send)
+def custom_path(plural: str, namespace: str, name: str = "") -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{_path(namespace)}/{plural}" + (f"/{_path(name)}" if name else "")
 
 
 class KubeApis:
     """Read GatewayAPI objects (what GatewayKey and OAuthClient refer to)."""
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        def read() -> dict[str, Any] | None:
-            try:
-                obj: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "gatewayapis", name
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            return dict(obj)
-
-        return await asyncio.to_thread(read)
+        response = await api().request("GET", custom_path("gatewayapis", namespace, name))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _fail(response, f"reading GatewayAPI {namespace}/{name}")
+        return dict(response.json())
 
     async def in_group(self, namespace: str, group: str) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            listing: Any = client.CustomObjectsApi(api_client()).list_namespaced_custom_object(
-                GROUP, VERSION, namespace, "gatewayapis"
-            )
-            items: list[dict[str, Any]] = listing["items"]
-            return [i for i in items if (i.get("spec") or {}).get("group") == group]
-
-        return await asyncio.to_thread(read)
+        response = await api().request("GET", custom_path("gatewayapis", namespace))
+        if response.status_code != 200:
+            raise _fail(response, f"listing the GatewayAPIs of {namespace}")
+        items: list[dict[str, Any]] = response.json().get("items") or []
+        return [i for i in items if (i.get("spec") or {}).get("group") == group]
 
 
 # ------------------------------------------------------------------------------- writes of the drift pass
@@ -234,26 +292,22 @@ class KubeApis:
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
     """Merge `status` into an object's status subresource; False when the object is gone."""
-
-    def send() -> bool:
-        try:
-            client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": status}
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
-    return await asyncio.to_thread(send)
+    response = await api().request(
+        "PATCH", custom_path(plural, namespace, name) + "/status", content=json.dumps({"status": status}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )  # fmt: skip
+    if response.status_code == 404:
+        return False
+    if response.status_code != 200:
+        raise _fail(response, f"patching the status of {plural} {namespace}/{name}")
+    return True
 
 
 async def post_event(reference: dict[str, Any], type_: str, reason: str, message: str) -> None:
     """An Event about an object, as kopf posts them (outside a kopf handler, kopf's own queue is not there)."""
     meta = reference["metadata"]
     now = datetime.now(UTC)
-    body: Any = {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
@@ -273,83 +327,70 @@ async def post_event(reference: dict[str, Any], type_: str, reason: str, message
         "lastTimestamp": now.isoformat(),
         "count": 1,
     }
-
-    def send() -> None:
-        try:
-            core().create_namespaced_event(meta["namespace"], body)
-        except ApiException as exc:
-            if exc.status not in (403, 404):  # no right to post events, or the namespace is going: not fatal
-                raise
-
-    await asyncio.to_thread(send)
+    response = await api().request("POST", f"/api/v1/namespaces/{_path(meta['namespace'])}/events", json=body)
+    # No right to post events, or the namespace is going: not fatal.
+    if response.status_code not in (200, 201, 403, 404):
+        raise _fail(response, f"posting an Event about {meta['namespace']}/{meta['name']}")
 
 
-def endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
+async def endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
     """The ready endpoints of a Service as URLs (`scheme://address:port`), sorted, every time they change: its
-    EndpointSlices listed, then watched (a thread per Service: the client is synchronous)."""
-    return _endpoint_urls(ref)
-
-
-async def _endpoint_urls(ref: NodeServiceRef) -> AsyncIterator[list[str]]:
-    loop = asyncio.get_running_loop()
-    changes: asyncio.Queue[list[str]] = asyncio.Queue()
-    stop = threading.Event()
+    EndpointSlices listed, then watched."""
+    path = f"/apis/discovery.k8s.io/v1/namespaces/{_path(ref.namespace)}/endpointslices"
     selector = f"kubernetes.io/service-name={ref.name}"
 
-    def publish(slices: dict[str, list[str]]) -> None:
+    def urls_of(slices: dict[str, list[str]]) -> list[str]:
         # A dual-stack Service lists each pod in an IPv4 and an IPv6 slice: one address family, IPv4 first.
         urls = {u for urls in slices.values() for u in urls}
         ipv4 = {u for u in urls if "[" not in u}
-        loop.call_soon_threadsafe(changes.put_nowait, sorted(ipv4 or urls))
+        return sorted(ipv4 or urls)
 
-    def follow() -> None:
-        api = client.DiscoveryV1Api(api_client())
-        while not stop.is_set():
-            try:
-                listing: Any = api.list_namespaced_endpoint_slice(ref.namespace, label_selector=selector)
-                slices: dict[str, list[str]] = {str(s.metadata.name): slice_urls(s, ref) for s in listing.items}
-                publish(slices)
-                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                    api.list_namespaced_endpoint_slice, ref.namespace, label_selector=selector,
-                    resource_version=listing.metadata.resource_version, timeout_seconds=60,
-                )  # fmt: skip
-                for event in stream:
-                    if stop.is_set():
-                        return
-                    item, name = event["object"], str(event["object"].metadata.name)
-                    if event["type"] == "DELETED":
+    while True:
+        try:
+            listing = await api().request("GET", path, params={"labelSelector": selector})
+            if listing.status_code != 200:
+                raise _fail(listing, f"listing the EndpointSlices of Service {ref.namespace}/{ref.name}")
+            body = listing.json()
+            slices = {str(s["metadata"]["name"]): slice_urls(s, ref) for s in body.get("items") or []}
+            yield urls_of(slices)
+            params = {"labelSelector": selector, "watch": "true", "timeoutSeconds": "60",
+                      "resourceVersion": str((body.get("metadata") or {}).get("resourceVersion") or "")}  # fmt: skip
+            async with api().stream("GET", path, params=params, timeout=httpx.Timeout(90.0)) as stream:
+                async for line in stream.aiter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        break  # expired: list again
+                    item = event.get("object") or {}
+                    name = str((item.get("metadata") or {}).get("name"))
+                    if event.get("type") == "DELETED":
                         slices.pop(name, None)
-                    else:
+                    elif event.get("type") in ("ADDED", "MODIFIED"):
                         slices[name] = slice_urls(item, ref)
-                    publish(slices)
-            except Exception as exc:  # the apiserver away, or a watch expired: list again shortly
-                log.warning("EndpointSlices of Service %s/%s: %s %s; listing again in 2 s", ref.namespace, ref.name,
-                            type(exc).__name__, getattr(exc, "status", "") or "")  # fmt: skip
-                stop.wait(2.0)
-
-    thread = threading.Thread(target=follow, name=f"torii-endpoints-{ref.name}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            yield await changes.get()
-    finally:
-        stop.set()
+                    else:
+                        continue
+                    yield urls_of(slices)
+        except (httpx.HTTPError, GatewayError, ValueError) as exc:  # the apiserver away: list again shortly
+            log.warning("EndpointSlices of Service %s/%s: %s; listing again in 2 s", ref.namespace, ref.name,
+                        type(exc).__name__)  # fmt: skip
+            await asyncio.sleep(2.0)
 
 
-def slice_urls(endpoint_slice: Any, ref: NodeServiceRef) -> list[str]:
-    """URLs of the ready endpoints of one EndpointSlice on the port `ref` names (by name or by number)."""
+def slice_urls(endpoint_slice: dict[str, Any], ref: NodeServiceRef) -> list[str]:
+    """URLs of the ready endpoints of one EndpointSlice (as the API returns it) on the port `ref` names (by name
+    or by number)."""
     numbers = [
-        p.port for p in endpoint_slice.ports or []
-        if p.port is not None and (p.name == ref.port if isinstance(ref.port, str) else p.port == ref.port)
+        p["port"] for p in endpoint_slice.get("ports") or []
+        if p.get("port") is not None and (p.get("name") if isinstance(ref.port, str) else p["port"]) == ref.port
     ]  # fmt: skip
     if not numbers:
         return []
     urls = []
-    for endpoint in endpoint_slice.endpoints or []:
-        conditions = endpoint.conditions
-        if conditions is not None and conditions.ready is False:  # unset counts as ready (the API's rule)
+    for endpoint in endpoint_slice.get("endpoints") or []:
+        if (endpoint.get("conditions") or {}).get("ready") is False:  # unset counts as ready (the API's rule)
             continue
-        for address in endpoint.addresses or []:
+        for address in endpoint.get("addresses") or []:
             host = f"[{address}]" if ":" in address else address
             urls.append(f"{ref.scheme}://{host}:{numbers[0]}")
     return urls

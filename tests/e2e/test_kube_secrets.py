@@ -13,7 +13,7 @@ from torii.kube import ConflictError, KubeSecrets, Owner
 
 
 async def test_generated_secret_lifecycle(crds: Stack, admin: client.ApiClient, ns: str) -> None:
-    kube.api_client.cache_clear()
+    kube.use(None)  # a client of this test's event loop
     owner_cm = client.CoreV1Api(admin).create_namespaced_config_map(
         ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
     )

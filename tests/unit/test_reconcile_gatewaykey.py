@@ -27,7 +27,11 @@ async def test_secret_is_written_before_the_gateway_sees_the_credential(world: A
     assert key in driver.issued
     assert ready(out)["status"] == "True" and out.status["secretName"] == "checkout"
     assert out.status["keyId"] == "hash-" + key[:6] and key not in str(out.status) and key not in str(out.events)
+    assert out.status.get("quota") is None  # no quota set: its figures are not read
+    with_quota = {**SPEC, "quota": {"max": 100, "period": "day"}}
+    out = await reconcile_key(env, REF, OWNER, with_quota, 2, out.status, Cause.UPDATE)
     assert out.status["quota"] == {"max": 100, "remaining": 42}
+    assert journal.count("gateway:converge") == 2
 
 
 async def test_a_crash_after_the_secret_reuses_the_same_credential(world: Any) -> None:

@@ -7,6 +7,7 @@ GET/DELETE /tyk/apis/{id} see loaded APIs only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -360,6 +361,10 @@ async def test_every_call_about_a_key_of_another_org_names_that_org() -> None:
     keys = driver.keys
     await keys.converge_key(request)
     assert sessions["a" * 48]["org_id"] == "acme"
+    # A credential chosen just now cannot be on the gateway: created at once, no lookup first.
+    calls = len(orgs)
+    await keys.converge_key(dataclasses.replace(request, credential=Credential(key="c" * 48), fresh=True))
+    assert orgs[calls:] == [("POST /tyk/keys/" + "c" * 48, "acme")]
     previous = Credential(key="b" * 48)
     sessions["b" * 48] = {"org_id": "acme", "meta_data": {"torii-object": str(REF)}}
     await keys.expire_previous(request, previous, 2_000_000_000)

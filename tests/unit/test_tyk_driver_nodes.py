@@ -169,26 +169,18 @@ async def _until(condition: Any) -> None:
 
 
 def test_ready_endpoints_of_a_slice_become_urls() -> None:
-    from kubernetes.client import (
-        DiscoveryV1EndpointPort,
-        V1Endpoint,
-        V1EndpointConditions,
-        V1EndpointSlice,
-        V1ObjectMeta,
-    )
-
     from torii.kube import slice_urls
     from torii.settings import NodeServiceRef
 
-    def endpoint(address: str, ready: bool | None) -> V1Endpoint:
-        return V1Endpoint(addresses=[address], conditions=V1EndpointConditions(ready=ready))
+    def endpoint(address: str, ready: bool | None) -> dict[str, Any]:
+        return {"addresses": [address], "conditions": {} if ready is None else {"ready": ready}}
 
-    endpoint_slice = V1EndpointSlice(
-        address_type="IPv4", metadata=V1ObjectMeta(name="tyk-abc"),
-        ports=[DiscoveryV1EndpointPort(name="metrics", port=9090), DiscoveryV1EndpointPort(name="admin", port=8080)],
-        endpoints=[endpoint("10.0.0.1", True), endpoint("10.0.0.2", False), endpoint("10.0.0.3", None),
-                   endpoint("fd00::4", True)],
-    )  # fmt: skip
+    endpoint_slice = {
+        "addressType": "IPv4", "metadata": {"name": "tyk-abc"},
+        "ports": [{"name": "metrics", "port": 9090}, {"name": "admin", "port": 8080}],
+        "endpoints": [endpoint("10.0.0.1", True), endpoint("10.0.0.2", False), endpoint("10.0.0.3", None),
+                      endpoint("fd00::4", True)],
+    }  # fmt: skip
     by_name = NodeServiceRef(namespace="gw", name="tyk", port="admin")
     assert slice_urls(endpoint_slice, by_name) == [
         "https://10.0.0.1:8080", "https://10.0.0.3:8080", "https://[fd00::4]:8080"

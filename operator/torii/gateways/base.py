@@ -102,6 +102,9 @@ class KeyRequest:
     # The key may exist on the gateway without Torii's owner record (spec.adopt, granted by the policy): it is
     # taken over. Otherwise a key Torii does not own is never written, revoked or deleted.
     adopting: bool = False
+    # The credential (and its id) was chosen in this very reconcile: the gateway cannot have it yet, so it is
+    # created without looking it up first (one admin call per new key in a burst, not two or three).
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

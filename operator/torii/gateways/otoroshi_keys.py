@@ -155,7 +155,7 @@ class OtoroshiKeys:
         scope = self._scope(request)
         client_id = request.credential.client_id
         desired = render_apikey(request, self.entity)
-        current, in_scope = await self._find_key(scope, client_id)
+        current, in_scope = (None, False) if request.fresh else await self._find_key(scope, client_id)
         if (
             current is not None
             and (

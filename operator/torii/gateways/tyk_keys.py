@@ -191,7 +191,7 @@ class TykKeys:
         if not request.apis:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
         key, hashed = self._address(request)
-        current = await self._get(request, key, **hashed)
+        current = None if request.fresh and not hashed else await self._get(request, key, **hashed)
         if current is None and hashed:
             raise AdoptionFailed(
                 f"gateway {self.name}: adopted key {key} no longer exists and Torii never knew its credential: set "

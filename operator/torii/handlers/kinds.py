@@ -14,7 +14,7 @@ from torii import kube
 from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.handlers.common import apply, count, plain
 from torii.handlers.drift import Check, drift_loop
-from torii.handlers.tracking import Tracked, Tracker, status_changes
+from torii.handlers.tracking import Tracked, TrackedApis, Tracker, status_changes
 from torii.kube import Owner
 from torii.models.common import API_VERSION, GROUP, VERSION
 from torii.reconcile.context import ReconcileContext
@@ -84,7 +84,7 @@ def context(memo: kopf.Memo, settings: OperatorSettings, plural: str, ref: Objec
         await kube.patch_status(plural, ref.namespace, ref.name, fields)
 
     return ReconcileContext(
-        memo.gateways, kube.KubeSecrets(), kube.KubeApis(), settings.id_prefix,
+        memo.gateways, kube.KubeSecrets(), getattr(memo, "apis", None) or kube.KubeApis(), settings.id_prefix,
         drift_view_age=settings.drift_interval_seconds / 2, record=record,
         tenancy={conn.name: settings.tenancy_of(conn) for conn in settings.gateways},
     )  # fmt: skip
@@ -95,6 +95,12 @@ KINDS: tuple[tuple[str, str, Reconcile, Delete], ...] = (
     ("GatewayKey", "gatewaykeys", reconcile_key, delete_key),
     ("OAuthClient", "oauthclients", reconcile_oauth_client, delete_oauth_client),
 )
+
+
+def api_lookup(trackers: list[Tracker]) -> TrackedApis:
+    """GatewayAPI lookups for the reconcilers (memo.apis): from the GatewayAPI tracker, else the apiserver."""
+    [apis] = [t for t in trackers if t.kind == "GatewayAPI"]
+    return TrackedApis(apis, kube.KubeApis())
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> list[Tracker]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from torii.gateways.base import ObjectRef
 from torii.kube import Owner
+from torii.reconcile.context import ApiLookup
 from torii.reconcile.outcome import Outcome
 
 
@@ -36,15 +37,23 @@ class Tracker:
     kind: str
     objects: dict[str, Tracked] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    uids: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, name) -> uid
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
 
     def remember(self, tracked: Tracked) -> None:
         self.objects[tracked.owner.uid] = tracked
+        self.uids[(tracked.ref.namespace, tracked.ref.name)] = tracked.owner.uid
 
     def forget(self, uid: str) -> None:
-        self.objects.pop(uid, None)
+        tracked = self.objects.pop(uid, None)
+        if tracked is not None and self.uids.get((tracked.ref.namespace, tracked.ref.name)) == uid:
+            del self.uids[(tracked.ref.namespace, tracked.ref.name)]
+
+    def named(self, namespace: str, name: str) -> Tracked | None:
+        uid = self.uids.get((namespace, name))
+        return self.objects.get(uid) if uid is not None else None
 
     def release(self, uid: str) -> None:
         self.forget(uid)
@@ -54,3 +63,23 @@ class Tracker:
 def status_changes(outcome: Outcome, status: dict[str, Any]) -> dict[str, Any]:
     """The status fields the outcome changes (only those are patched)."""
     return {k: v for k, v in outcome.status.items() if status.get(k) != v}
+
+
+class TrackedApis:
+    """GatewayAPIs as keys and OAuth clients look them up: from memory when this operator handled the API (its
+    spec, generation and the status Torii wrote: what the apiserver would answer, without a read per key);
+    from the apiserver otherwise (not handled yet, or being deleted: the change handler forgets it). Groups are
+    listed from the apiserver: memory may not hold every member yet (a start-up still going through them)."""
+
+    def __init__(self, tracker: Tracker, fallback: ApiLookup) -> None:
+        self._tracker, self._fallback = tracker, fallback
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        tracked = self._tracker.named(namespace, name)
+        if tracked is None:
+            return await self._fallback.get(namespace, name)
+        meta = {"name": name, "namespace": namespace, "uid": tracked.owner.uid, "generation": tracked.generation}
+        return {"metadata": meta, "spec": tracked.spec, "status": tracked.status}
+
+    async def in_group(self, namespace: str, group: str) -> list[dict[str, Any]]:
+        return await self._fallback.in_group(namespace, group)

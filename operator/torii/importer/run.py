@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,25 +80,16 @@ def tyk_operator_api_id(definition: dict[str, Any]) -> str:
 
 
 async def list_api_definitions(namespace: str | None) -> list[dict[str, Any]]:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
+    from torii import kube
 
-    from torii.kube import api_client
-
-    def read() -> list[dict[str, Any]]:
-        api = client.CustomObjectsApi(api_client())
-        try:
-            if namespace:
-                listing: Any = api.list_namespaced_custom_object(*TYK_OPERATOR[:2], namespace, TYK_OPERATOR[2])
-            else:
-                listing = api.list_cluster_custom_object(*TYK_OPERATOR)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise SystemExit("no ApiDefinition resources in this cluster (tyk.tyk.io CRDs not installed)") from None
-            raise
-        return list(listing["items"])
-
-    return await asyncio.to_thread(read)
+    group, version, plural = TYK_OPERATOR
+    where = f"/namespaces/{namespace}" if namespace else ""
+    response = await kube.api().request("GET", f"/apis/{group}/{version}{where}/{plural}")
+    if response.status_code == 404:
+        raise SystemExit("no ApiDefinition resources in this cluster (tyk.tyk.io CRDs not installed)")
+    if response.status_code != 200:
+        raise SystemExit(f"cannot list ApiDefinitions: HTTP {response.status_code} {response.reason_phrase}")
+    return list(response.json().get("items") or [])
 
 
 async def import_tyk_operator(driver: GatewayDriver, definitions: list[dict[str, Any]]) -> ImportResult:

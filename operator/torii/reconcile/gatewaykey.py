@@ -160,7 +160,7 @@ def gateway_request(
     if work.kind == CredentialKind.CLIENT and in_grace and work.previous is not None:
         # The gateway's own rotation: clientSecret stays the old secret, nextSecret is the new one; both valid.
         return replace(request, credential=work.previous, next_credential=work.current)
-    return replace(request, credential=work.current)
+    return replace(request, credential=work.current, fresh=work.fresh is not None and work.current is work.fresh)
 
 
 async def end_grace(ctx: ReconcileContext, work: KeyWork, request: KeyRequest, plan: CredentialPlan) -> None:
@@ -238,6 +238,9 @@ async def quota(work: KeyWork, request: KeyRequest) -> None:
         await work.driver.keys.reset_key_quota(request)
         work.events.append(Event("Normal", "QuotaReset", "live quota counters reset on the gateway"))
     status.quota_reset_generation = wanted_reset or status.quota_reset_generation
+    if spec.quota is None:
+        status.quota = None  # nothing to count: no admin read
+        return
     with contextlib.suppress(GatewayError):  # quota figures are informative
         status.quota = await work.driver.keys.key_quota(request)
 

@@ -47,6 +47,7 @@ class KeyWork:
     revoke_at: datetime | None = None
     applied_rotation: int = 0
     events: list[Event] = field(default_factory=list)
+    fresh: Credential | None = None  # a credential with a new id chosen in this reconcile (KeyRequest.fresh)
 
     @property
     def kind(self) -> CredentialKind:
@@ -57,7 +58,10 @@ class KeyWork:
         return self.spec.type
 
     def new_credential(self, client_id: str = "") -> Credential:
-        return new_credential(self.kind, client_id, form=self.form, ref=self.ref)
+        """A new credential; with a new id too unless `client_id` (a CLIENT keeps its id across rotations)."""
+        cred = new_credential(self.kind, client_id, form=self.form, ref=self.ref)
+        self.fresh = cred if not client_id else None
+        return cred
 
     @property
     def wanted_rotation(self) -> int:

@@ -1,0 +1,15 @@
+"""Keep the official `kubernetes` package out of the operator's memory.
+
+kopf imports it whenever it is importable, only to recognise its model classes (which Torii never hands to
+kopf): ~15 MiB of RSS for nothing. `torii run` hides it before kopf is imported; `torii.kube.login` brings it
+back for the one case that needs it (a kubeconfig user with an exec plugin or an auth provider).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def hide_kubernetes_client() -> None:
+    if "kopf" not in sys.modules:  # too late otherwise: kopf has it already
+        sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
