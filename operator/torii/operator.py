@@ -72,7 +72,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         for name, error in memo.gateways.broken.items():
             log.error("gateway %s unusable: %s", name, error.message)
         memo.apis = kinds.api_lookup(trackers)
-        memo.drift = kinds.start_drift(trackers, operator_settings, memo)
+        memo.drift = kinds.start_drift(trackers, operator_settings, memo, waker)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -85,5 +85,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         await kube.api().aclose()
 
     operator_settings = settings
-    trackers = kinds.register(registry, settings)
+    trackers, waker = kinds.register(registry, settings)
     return registry

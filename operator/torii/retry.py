@@ -20,9 +20,10 @@ class RetryPolicy(Enum):
     BACKOFF = "backoff"  # 5 s doubling to 5 minutes
     UNAVAILABLE = "unavailable"  # the gateway is down or overloaded: the backoff capped at 20 s
     WAITING = "waiting"  # another object (an API to serve, a Secret to exist): the backoff capped at 5 s
+    WAKE = "wake"  # a GatewayAPI to be served: woken when one is (torii.handlers.wake), else as WAITING
 
     def delay(self, attempt: int) -> float | None:
         """Seconds until the next attempt (`attempt`: how many were made), None: no retry."""
         caps = {RetryPolicy.BACKOFF: BACKOFF_CAP, RetryPolicy.UNAVAILABLE: UNAVAILABLE_CAP,
-                RetryPolicy.WAITING: WAITING_CAP}  # fmt: skip
+                RetryPolicy.WAITING: WAITING_CAP, RetryPolicy.WAKE: WAITING_CAP}  # fmt: skip
         return None if self is RetryPolicy.NONE else min(backoff(attempt), caps[self])

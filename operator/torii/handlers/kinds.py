@@ -12,9 +12,10 @@ import kopf
 
 from torii import kube
 from torii.gateways.base import GatewayDriver, ObjectRef
-from torii.handlers.common import apply, count, plain
+from torii.handlers.common import apply, count, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
 from torii.handlers.tracking import Tracked, TrackedApis, Tracker, status_changes
+from torii.handlers.wake import Waker
 from torii.kube import Owner
 from torii.models.common import API_VERSION, GROUP, VERSION
 from torii.reconcile.context import ReconcileContext
@@ -22,7 +23,8 @@ from torii.reconcile.gatewayapi import delete_api, reconcile_api
 from torii.reconcile.gatewaykey import delete_key, reconcile_key
 from torii.reconcile.lifecycle import Delete, Reconcile
 from torii.reconcile.oauthclient import delete_oauth_client, reconcile_oauth_client
-from torii.reconcile.outcome import Cause
+from torii.reconcile.outcome import Cause, Outcome
+from torii.retry import RetryPolicy
 from torii.settings import OperatorSettings
 
 log = logging.getLogger("torii")
@@ -36,6 +38,7 @@ def register_kind(
     plural: str,
     reconcile: Reconcile,
     delete: Delete,
+    waker: Waker,
 ) -> None:
     kind = tracker.kind
     resource: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
@@ -48,10 +51,26 @@ def register_kind(
     async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int) -> None:
         ref, owner, generation = identity(body)
         spec, status = plain(body.spec), plain(body.status)
-        async with tracker.lock(owner.uid):
-            outcome = await reconcile(context(memo, settings, plural, ref), ref, owner, spec, generation, status, cause)
-            # What the drift pass needs from now on: the status Torii is writing is the status it will see.
-            tracker.remember(Tracked(ref, owner, generation, spec, {**status, **outcome.status}))
+        written, deadline = status, asyncio.get_running_loop().time() + WAKE_WAIT
+        while True:
+            since = waker.mark(ref.namespace)
+            async with tracker.lock(owner.uid):
+                outcome = await reconcile(context(memo, settings, plural, ref), ref, owner, spec, generation, status,
+                                          cause)  # fmt: skip
+                # What the drift pass needs from now on: the status Torii is writing is the status it will see.
+                tracker.remember(Tracked(ref, owner, generation, spec, {**status, **outcome.status}))
+            if kind == "GatewayAPI" and is_ready(outcome):
+                waker.wake(ref.namespace)  # keys and clients waiting for an API of this namespace look again
+            if outcome.retry_policy is not RetryPolicy.WAKE:
+                break
+            # Waiting for a GatewayAPI: say so now, then look again as soon as an API of the namespace is Ready
+            # (not on a timer). After WAKE_WAIT without one, kopf's retry takes over.
+            if changed := status_changes(outcome, written):
+                await kube.patch_status(plural, ref.namespace, ref.name, changed)
+                written = {**written, **changed}
+            if not await waker.wait(ref.namespace, since, deadline - asyncio.get_running_loop().time()):
+                break
+            status = {**status, **outcome.status}
         apply(outcome, body, patch, retry, kind=kind, cause=cause.value)
 
     @kopf.on.create(**resource, id="converge-on-create")
@@ -79,6 +98,15 @@ def register_kind(
         apply(outcome, body, patch, retry, kind=kind, cause="delete")
 
 
+# A handler waiting for its API looks again on every wake of its namespace for WAKE_WAIT seconds in all; then it
+# returns (a deletion of the object waits no longer than this) and kopf's retry (RetryPolicy.WAKE) calls it again.
+WAKE_WAIT = 15.0
+
+
+def is_ready(outcome: Outcome) -> bool:
+    return (ready_condition(outcome) or {}).get("status") == "True"
+
+
 def context(memo: kopf.Memo, settings: OperatorSettings, plural: str, ref: ObjectRef) -> ReconcileContext:
     async def record(fields: dict[str, Any]) -> None:
         await kube.patch_status(plural, ref.namespace, ref.name, fields)
@@ -103,17 +131,18 @@ def api_lookup(trackers: list[Tracker]) -> TrackedApis:
     return TrackedApis(apis, kube.KubeApis())
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> list[Tracker]:
-    """The change handlers of every kind; the trackers the drift loop (`start_drift`) goes over."""
-    trackers = []
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> tuple[list[Tracker], Waker]:
+    """The change handlers of every kind; the trackers the drift loop (`start_drift`) goes over, and the waker
+    of objects waiting for a GatewayAPI."""
+    trackers, waker = [], Waker()
     for kind, plural, reconcile, delete in KINDS:
         tracker = Tracker(kind)
-        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete)
+        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete, waker=waker)
         trackers.append(tracker)
-    return trackers
+    return trackers, waker
 
 
-def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
+def drift_check(settings: OperatorSettings, memo: kopf.Memo, waker: Waker) -> Check:
     """The drift check of one tracked object: re-converge it, and write only the status fields that changed."""
     by_kind = {kind: (plural, reconcile) for kind, plural, reconcile, _ in KINDS}
 
@@ -133,6 +162,8 @@ def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
                 tracker.forget(uid)  # gone meanwhile
                 return
             tracked.status = {**tracked.status, **outcome.status}
+        if tracker.kind == "GatewayAPI" and changed and is_ready(outcome):
+            waker.wake(tracked.ref.namespace)  # served again (a gateway back): waiting keys look again
         for event in outcome.events:
             await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
         count(outcome, tracker.kind, Cause.DRIFT.value, tracked.ref.namespace, tracked.ref.name)
@@ -140,7 +171,9 @@ def drift_check(settings: OperatorSettings, memo: kopf.Memo) -> Check:
     return check
 
 
-def start_drift(trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo) -> asyncio.Task[None]:
+def start_drift(
+    trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo, waker: Waker
+) -> asyncio.Task[None]:
     """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`)."""
 
     async def watch(driver: GatewayDriver, wake: asyncio.Event) -> None:
@@ -157,7 +190,7 @@ def start_drift(trackers: list[Tracker], settings: OperatorSettings, memo: kopf.
         wake = asyncio.Event()
         watchers = [asyncio.create_task(watch(d, wake), name=f"torii-watch-{d.name}") for d in memo.gateways]
         try:
-            await drift_loop(trackers, drift_check(settings, memo), settings.drift_interval_seconds, wake)
+            await drift_loop(trackers, drift_check(settings, memo, waker), settings.drift_interval_seconds, wake)
         finally:
             for watcher in watchers:
                 watcher.cancel()

@@ -95,11 +95,11 @@ class Blocked(Exception):
     """The object cannot converge until the user (or another object) changes something. `retry`: it waits for
     another object (an API to be served, a Secret to exist): looked at again soon (RetryPolicy.WAITING)."""
 
-    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, message: str, *, retry: bool, until_api: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
-        self.retry_policy = RetryPolicy.WAITING if retry else RetryPolicy.NONE
+        self.retry_policy = RetryPolicy.WAKE if until_api else RetryPolicy.WAITING if retry else RetryPolicy.NONE
 
 
 def blocked(status: StatusBase, generation: int, exc: Blocked) -> Outcome:

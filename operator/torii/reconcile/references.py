@@ -39,7 +39,8 @@ def usable_api(
 
     `field` prefixes messages with the spec field that holds the reference (e.g. `spec.api: `)."""
     if obj is None:
-        raise Blocked("WaitingForAPI", f"{field}GatewayAPI {namespace}/{name} does not exist (yet)", retry=True)
+        raise Blocked("WaitingForAPI", f"{field}GatewayAPI {namespace}/{name} does not exist (yet)", retry=True,
+                      until_api=True)  # fmt: skip
     api_gateway = (obj.get("status") or {}).get("gateway") or (obj.get("spec") or {}).get("gateway") or default_gateway
     if api_gateway != gateway:
         raise Blocked(
@@ -65,7 +66,10 @@ def usable_api(
     gateway_id = (obj.get("status") or {}).get("gatewayId")
     if not gateway_id or not api_serving(obj):
         raise Blocked(
-            "WaitingForAPI", f"{field}GatewayAPI {name} is not served (not Ready, or being deleted)", retry=True
+            "WaitingForAPI",
+            f"{field}GatewayAPI {name} is not served (not Ready, or being deleted)",
+            retry=True,
+            until_api=True,
         )
     return str(gateway_id)
 
@@ -94,6 +98,7 @@ async def resolve_apis(
                 "WaitingForAPI",
                 f"spec.apiGroup: no GatewayAPI in {ref.namespace} has group {spec.api_group!r}",
                 retry=True,
+                until_api=True,
             )
         objects = [(m["metadata"]["name"], m, []) for m in members]
         gid = group_id(ctx.id_prefix, ref.namespace, spec.api_group)
