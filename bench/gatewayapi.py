@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import urllib3
@@ -83,12 +85,26 @@ def bench_keys(
             "conditions", [])
     ):  # fmt: skip
         time.sleep(0.5)
+
+    # The yardstick: `kubectl apply` of K plain Secrets on the same apiserver, in the same run.
+    def kubectl_apply(docs: list[dict[str, Any]]) -> float:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("\n---\n".join(json.dumps(d) for d in docs))
+            f.flush()
+            began = time.monotonic()
+            subprocess.run(["kubectl", "apply", "-n", ns, "-f", f.name], check=True, capture_output=True)
+            return time.monotonic() - began
+
+    label = {"bench": "plain"}
+    plain = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"plain-{i:04d}", "labels": label},
+              "stringData": {"key": uuid.uuid4().hex}} for i in range(args.keys)]  # fmt: skip
+    secrets_took = kubectl_apply(plain)
+    core.delete_collection_namespaced_secret(ns, label_selector="bench=plain")
+    keys = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayKey", "metadata": {"name": f"key-{i:04d}"},
+             "spec": {"gateway": args.gateway, "apis": [{"name": "keyed"}]}} for i in range(args.keys)]  # fmt: skip
     before = scrape()
     start = time.monotonic()
-    for i in range(args.keys):
-        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys", {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayKey", "metadata": {"name": f"key-{i:04d}"},
-            "spec": {"gateway": args.gateway, "apis": [{"name": "keyed"}]}})  # fmt: skip
+    keys_applied = kubectl_apply(keys)  # all at once, as a release would
     working: set[str] = set()
     deadline = time.monotonic() + 1800
     while len(working) < args.keys and time.monotonic() < deadline:
@@ -104,10 +120,13 @@ def bench_keys(
             if through_gateway_response(args.gateway, env, f"/{ns}/keyed/", headers).status_code == 200:
                 working.add(name)
         time.sleep(1.0)
+    took = time.monotonic() - start
     after = scrape()
     calls = counter(after, "torii_gateway_calls_total") - counter(before, "torii_gateway_calls_total")
-    print(f"keys: {len(working)} of {args.keys} Secrets working through the gateway after "
-          f"{time.monotonic() - start:.1f}s; {calls:.0f} admin calls")  # fmt: skip
+    print(f"keys: {len(working)} of {args.keys} Secrets working through the gateway {took:.1f}s after the apply "
+          f"began (the apply itself {keys_applied:.1f}s); kubectl apply of {args.keys} plain Secrets: "
+          f"{secrets_took:.1f}s, so {took / secrets_took:.1f}x; {calls:.0f} admin calls "
+          f"({calls / max(args.keys, 1):.2f} per key)")  # fmt: skip
     custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")
     while custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")["items"]:
         time.sleep(1.0)
