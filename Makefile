@@ -16,7 +16,7 @@ ifneq ($(wildcard $(SHARED)/maven),)
 export TORII_MAVEN_REPO ?= $(SHARED)/maven
 endif
 
-.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench bench-compare bench-adoption chaos clean
+.PHONY: help venv deps stack-up stack-down stack-status lint typecheck unit e2e test crds run demo demo-stop bench bench-compare bench-failover bench-adoption chaos clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench: venv stack-up ## benchmark: N GatewayAPIs to Ready and served (make bench
 chaos: venv stack-up ## chaos scenarios at full size on the real stack, then the table of figures
 	. .stack/env && kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 	. .stack/env && $(PY) bench/chaos_report.py
+
+bench-failover: venv stack-up ## two replicas, the active one killed in the middle of a burst (make bench-failover N=1000)
+	. .stack/env && $(PY) bench/failover.py --count $${N:-1000}
 
 bench-compare: venv stack-up ## tyk-operator v0.18.0 and Torii side by side on the same Tyk (make bench-compare N=1000)
 	. .stack/env && $(PY) bench/compare_tyk_operator.py --count $${N:-100}

@@ -51,6 +51,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # A worker (with the object's last event) is kept this long after its last event: kopf's 5 s default keeps a
     # whole burst's bodies in memory for 5 s after the burst; Torii's own status patch echoes back within it.
     settings.queueing.idle_timeout = 1.0
+    # Hot standby (replicas > 1): a replica that died without a goodbye (killed, its node lost) is taken over
+    # once its peering record is this old; it refreshes it every 1-5 s (kopf: lifetime minus 5-10 s).
+    settings.peering.lifetime = 10
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 

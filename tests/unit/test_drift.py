@@ -30,7 +30,7 @@ async def test_a_pass_checks_each_object_once_and_skips_busy_or_failing_ones() -
     assert sorted(seen) == ["a", "c", "d"] and checked == 3  # c's failure stopped nothing
 
 
-async def test_a_slow_check_does_not_hold_up_the_next_pass() -> None:
+async def test_a_slow_check_does_not_hold_up_its_pass_nor_the_next() -> None:
     tracker = Tracker("GatewayAPI")
     tracker.remember(tracked("slow"))
     tracker.remember(tracked("fast"))
@@ -44,9 +44,27 @@ async def test_a_slow_check_does_not_hold_up_the_next_pass() -> None:
                 slow_started.set()
                 await release.wait()
 
-    first = asyncio.create_task(drift_pass([tracker], check))
-    await slow_started.wait()
-    assert await drift_pass([tracker], check) == 1  # the second pass checks "fast" and skips the busy one
+    # One worker: "slow" goes over its budget and is left running; the pass goes on to "fast" and ends.
+    assert await drift_pass([tracker], check, concurrency=1, budget=0.05) == 2
+    assert slow_started.is_set() and seen.count("fast") == 1
+    assert await drift_pass([tracker], check, concurrency=1, budget=0.05) == 1  # the next skips the busy one
     assert seen.count("fast") == 2 and seen.count("slow") == 1
     release.set()
-    assert await first == 2
+    await asyncio.sleep(0)
+
+
+async def test_a_pass_of_many_objects_runs_only_its_pool_of_checks_at_once() -> None:
+    tracker = Tracker("GatewayAPI")
+    for i in range(500):
+        tracker.remember(tracked(f"o{i}"))
+    running = peak = 0
+
+    async def check(t: Tracker, obj: Tracked) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    assert await drift_pass([tracker], check, concurrency=16) == 500
+    assert peak <= 16

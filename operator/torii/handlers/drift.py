@@ -22,41 +22,50 @@ log = logging.getLogger("torii.drift")
 
 Check = Callable[[Tracker, Tracked], Awaitable[None]]
 
+# Checks that outlived their pass's budget (a gateway answering slowly): they finish on their own, holding their
+# object's lock, so the next pass skips those objects and checks every other one on time.
+_detached: set[asyncio.Task[None]] = set()
 
-async def drift_pass(trackers: list[Tracker], check: Check, *, concurrency: int = 256) -> int:
-    """Check every tracked object once (at most `concurrency` at a time); the number checked. An object whose
-    lock is held (a change handler on it, or a check of an earlier pass still waiting on a slow gateway) is left
-    to that: one slow object never holds up the others, nor the next pass."""
-    limit = asyncio.Semaphore(concurrency)
 
-    async def one(tracker: Tracker, tracked: Tracked) -> bool:
-        async with limit:
+async def drift_pass(trackers: list[Tracker], check: Check, *, concurrency: int = 64, budget: float = 30.0) -> int:
+    """Check every tracked object once, `concurrency` at a time (a pool of workers, not a task per object: at
+    10,000 objects that was 10,000 coroutines at once); the number checked. An object whose lock is held (a
+    change handler on it, or a check still running from an earlier pass) is left to that; a check that takes
+    longer than `budget` seconds is left running on its own, so one slow object never holds up the pass."""
+    work = iter([(t, o) for t in trackers for o in list(t.objects.values())])
+    checked = 0
+
+    async def guarded(tracker: Tracker, tracked: Tracked) -> None:
+        try:
+            await check(tracker, tracked)
+        except Exception:  # one object's failure never stops the pass
+            log.exception("drift check of %s %s failed", tracker.kind, tracked.ref)
+
+    async def worker() -> None:
+        nonlocal checked
+        for tracker, tracked in work:  # one iterator shared by the workers
             if tracker.objects.get(tracked.owner.uid) is not tracked or tracker.lock(tracked.owner.uid).locked():
-                return False  # changed, deleted or busy since the pass started: its handler has it
-            try:
-                await check(tracker, tracked)
-            except Exception:  # one object's failure never stops the pass
-                log.exception("drift check of %s %s failed", tracker.kind, tracked.ref)
-            return True
+                continue  # changed, deleted or busy since the pass started: its handler has it
+            task = asyncio.create_task(guarded(tracker, tracked))
+            done, _ = await asyncio.wait({task}, timeout=budget)
+            if not done:
+                _detached.add(task)
+                task.add_done_callback(_detached.discard)
+            checked += 1
 
-    work = [(t, o) for t in trackers for o in list(t.objects.values())]
-    return sum(await asyncio.gather(*(one(t, o) for t, o in work)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return checked
 
 
 async def drift_loop(trackers: list[Tracker], check: Check, interval: float, wake: asyncio.Event | None = None) -> None:
-    """A pass every `interval` seconds, or at once when `wake` is set (a gateway node came back empty). A pass
-    is not awaited by the next one: objects it is still busy with are skipped by the next pass, every other
-    object is checked on time."""
-    passes: set[asyncio.Task[int]] = set()
+    """A pass every `interval` seconds, or at once when `wake` is set (a gateway node came back empty). Passes
+    never overlap (each holds its workers' memory): a tick during a pass starts the next one when it ends."""
     wake = wake or asyncio.Event()
-    try:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), interval)
-            wake.clear()
-            task = asyncio.create_task(drift_pass(trackers, check), name="torii-drift-pass")
-            passes.add(task)
-            task.add_done_callback(passes.discard)
-    finally:
-        for task in passes:
-            task.cancel()
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval)
+        wake.clear()
+        try:
+            await drift_pass(trackers, check)
+        except Exception:  # never expected (checks are guarded): the loop must outlive it
+            log.exception("drift pass failed")
