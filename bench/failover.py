@@ -13,7 +13,6 @@ duplicates, none missing, each listen path once), every one served; and the stan
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import urllib3
+import yaml
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def main() -> int:
                  "spec": {"gateway": "tyk", "listenPath": f"/{ns}/api-{i:04d}/", "upstream": {"url": up.url}}}
                 for i in range(args.count)]  # fmt: skip
         manifest = Path(tmp) / "apis.yaml"
-        manifest.write_text("\n---\n".join(json.dumps(d) for d in docs))
+        manifest.write_text(yaml.safe_dump_all(docs))  # kubectl reads a file starting with { as one JSON
         start = time.monotonic()
         subprocess.run(["kubectl", "apply", "-n", ns, "-f", str(manifest)], check=True, capture_output=True)
         applied = time.monotonic() - start

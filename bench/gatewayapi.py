@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 import urllib3
+import yaml
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def bench_keys(
     # The yardstick: `kubectl apply` of K plain Secrets on the same apiserver, in the same run.
     def kubectl_apply(docs: list[dict[str, Any]]) -> float:
         with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-            f.write("\n---\n".join(json.dumps(d) for d in docs))
+            f.write(yaml.safe_dump_all(docs))  # kubectl reads a file starting with { as one JSON
             f.flush()
             began = time.monotonic()
             subprocess.run(["kubectl", "apply", "-n", ns, "-f", f.name], check=True, capture_output=True)

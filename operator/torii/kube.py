@@ -61,7 +61,7 @@ class Kube:
             headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
         auth = httpx.BasicAuth(info.username, info.password or "") if info.username else None
         verify: Any = False if info.insecure else info.as_ssl_context()
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)  # each TLS connection buffers ~128 KiB
         return httpx.AsyncClient(base_url=info.server, headers=headers, auth=auth, verify=verify, limits=limits,
                                  timeout=httpx.Timeout(30.0))  # fmt: skip
 

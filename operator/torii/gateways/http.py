@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 import time
@@ -82,11 +83,19 @@ def gateway_message(response: httpx.Response, secrets: Iterable[str] = ()) -> st
     return scrub(str(body)[:4096], secrets)
 
 
-def tls_context(ca_pem: str | None) -> ssl.SSLContext | bool:
-    """How admin https is verified: the system's CAs, or only those of a given bundle (PEM)."""
+@functools.cache
+def tls_context(ca_pem: str | None) -> ssl.SSLContext:
+    """How admin https is verified: the usual CAs (certifi's, as httpx), or only those of a given bundle (PEM).
+    One context per bundle, shared by every client: each context holds its own parsed copy of the CAs (~1 MiB of
+    OpenSSL memory), and a client made without one makes its own."""
     if not ca_pem:
-        return True
+        return httpx.create_ssl_context()
     return ssl.create_default_context(cadata=ca_pem)
+
+
+def verification(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:
+    """`verify` for an httpx client: True (or None) means the one shared default context."""
+    return tls_context(None) if verify is None or verify is True else verify
 
 
 class AdminClient:
@@ -102,7 +111,7 @@ class AdminClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         observer: CallObserver | None = None,
-        verify: ssl.SSLContext | bool = True,
+        verify: ssl.SSLContext | bool | None = None,
         secrets: Iterable[str] = (),
     ) -> None:
         self.name = name
@@ -116,7 +125,7 @@ class AdminClient:
             auth=auth,
             timeout=timeout,
             transport=transport,
-            verify=verify,
+            verify=verification(verify),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
         )
 

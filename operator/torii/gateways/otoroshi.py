@@ -26,7 +26,7 @@ import httpx
 from torii.gateways.base import ConvergeResult, Inventory, ObjectRef, api_gateway_id, group_id
 from torii.gateways.burst import Owner, owner_of
 from torii.gateways.errors import OwnershipConflict, RetryableGatewayError
-from torii.gateways.http import AdminClient, CallObserver, admin_path
+from torii.gateways.http import AdminClient, CallObserver, admin_path, verification
 from torii.gateways.otoroshi_certs import OtoroshiCertificates
 from torii.gateways.otoroshi_jwt import OtoroshiVerifiers
 from torii.gateways.otoroshi_keys import OtoroshiKeys
@@ -204,7 +204,7 @@ class OtoroshiDriver:
         # Client traffic, to confirm what the proxy serves (never with admin credentials).
         self._proxy = httpx.AsyncClient(
             base_url=(proxy_url or url).rstrip("/"), headers={"Host": self.public_host}, timeout=10.0,
-            transport=transport, verify=verify,
+            transport=transport, verify=verification(verify),
         )  # fmt: skip
         routes = OtoroshiRouteSync(
             name, self._http, self.routed, state_sync_seconds=state_sync_seconds, serve_timeout=serve_timeout
