@@ -141,6 +141,7 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=5, help="single changes to time, one after another")
     parser.add_argument("--keys", type=int, default=0, help="also measure this many GatewayKeys")
     parser.add_argument("--tyk-nodes", type=int, default=1, help="Tyk: write to this many of the stack's nodes")
+    parser.add_argument("--restart", action="store_true", help="then restart the operator with every object there")
     args = parser.parse_args()
     # The local apiserver's certificate is self-signed (kubeconfig: insecure-skip-tls-verify): one warning per
     # request would bury the figures.
@@ -225,23 +226,32 @@ def main() -> int:
         drift_calls = counter(after_drift, "torii_gateway_calls_total") - counter(
             after_ready, "torii_gateway_calls_total"
         )
+
         # Single changes with everything loaded: apply -> the gateway answers from the new upstream.
-        latencies = []
-        for i in range(min(args.changes, args.count)):
-            name = f"bench-{i:04d}"
-            target = changed.url if i % 2 == 0 else up.url
-            started = time.monotonic()
-            custom.patch_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, name, {"spec": {"upstream": {"url": target}}}
-            )
-            want = "changed" if target == changed.url else "bench"
-            for node in nodes or [None]:  # served by every node
-                while True:
-                    r = through_gateway_response(args.gateway, env, f"/{ns}/{name}/", node=node)
-                    if r.status_code == 200 and r.json().get("upstream") == want:
-                        break
-                    time.sleep(0.05)
-            latencies.append(time.monotonic() - started)
+        upstreams: dict[str, str] = {}  # what each changed object points at now (the others: up)
+
+        def single_changes(first: int) -> list[float]:
+            latencies = []
+            for i in range(first, first + min(args.changes, args.count)):
+                name = f"bench-{i % args.count:04d}"
+                # Always a real change: to the other upstream than the object's current one.
+                target = up.url if upstreams.get(name, up.url) == changed.url else changed.url
+                upstreams[name] = target
+                started = time.monotonic()
+                custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, ns, PLURAL, name, {"spec": {"upstream": {"url": target}}}
+                )
+                want = "changed" if target == changed.url else "bench"
+                for node in nodes or [None]:  # served by every node
+                    while True:
+                        r = through_gateway_response(args.gateway, env, f"/{ns}/{name}/", node=node)
+                        if r.status_code == 200 and r.json().get("upstream") == want:
+                            break
+                        time.sleep(0.05)
+                latencies.append(time.monotonic() - started)
+            return latencies
+
+        latencies = single_changes(0)
         per_object = sorted(ready_at[n] - created[n] for n in ready_at)
         where = f" ({len(nodes)} nodes)" if len(nodes) > 1 else ""
         print(f"objects: {args.count} on {args.gateway}{where}; Ready: {len(ready_at)}")
@@ -263,12 +273,39 @@ def main() -> int:
             print(f"single change, apply -> served: p50 {statistics.median(latencies):.2f}s, max {max(latencies):.2f}s")
         if args.keys:
             bench_keys(args, env, custom, core, ns, up.url, scrape)
-        # Clean up through the operator, so the gateway is left as it was found.
-        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
-        deleted_from = time.monotonic()
-        while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
-            time.sleep(1.0)
-        print(f"all deleted after {time.monotonic() - deleted_from:.1f}s")
+
+        def delete_all() -> None:  # through the operator, so the gateway is left as it was found
+            custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+            deleted_from = time.monotonic()
+            while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
+                time.sleep(1.0)
+            print(f"all deleted after {time.monotonic() - deleted_from:.1f}s")
+
+        if not args.restart:
+            delete_all()
+        else:
+            # A cold start: the operator stopped, a new one started with every object already there.
+            op.process.terminate()
+            op.process.wait(timeout=60)
+            port2 = free_port()
+            scrape2 = lambda: httpx.get(f"http://127.0.0.1:{port2}/metrics").text  # noqa: E731
+            started = time.monotonic()
+            with running_operator(stack, api, Path(tmp) / "restarted", gateways=gateways, secret_data=secret,
+                                  namespaces=[ns], secret_name="torii-bench", drift_interval=args.drift_interval,
+                                  metrics_port=port2) as op2:  # fmt: skip
+                while counter(scrape2(), "torii_reconciles_total", cause="resume") < args.count:
+                    time.sleep(0.5)
+                resumed = time.monotonic() - started
+                after_resume = scrape2()
+                print(
+                    f"cold restart with {args.count} objects: all resumed {resumed:.1f}s after the start; "
+                    f"{counter(after_resume, 'torii_gateway_calls_total'):.0f} admin calls, "
+                    f"{writes(after_resume):.0f} writes; peak RSS {peak_rss_mib(op2.process.pid):.0f} MiB"
+                )
+                again = single_changes(args.changes)
+                p50 = statistics.median(again)
+                print(f"single change after the restart: p50 {p50:.2f}s, max {max(again):.2f}s")
+                delete_all()
     core.delete_namespace(ns)
     return 0 if len(ready_at) == args.count else 1
 
