@@ -86,13 +86,15 @@ def main() -> int:
         manifest = Path(tmp) / "apis.yaml"
         manifest.write_text(yaml.safe_dump_all(docs))  # kubectl reads a file starting with { as one JSON
         start = time.monotonic()
-        subprocess.run(["kubectl", "apply", "-n", ns, "-f", str(manifest)], check=True, capture_output=True)
-        applied = time.monotonic() - start
+        apply = subprocess.Popen(["kubectl", "apply", "-n", ns, "-f", str(manifest)], stdout=subprocess.DEVNULL)
         while len(ready := ready_names(custom, ns)) < args.count * args.kill_at:
             time.sleep(0.2)
-        active.process.kill()  # SIGKILL: no peering goodbye, no cleanup
+        active.process.kill()  # SIGKILL, with the apply still going: no peering goodbye, no cleanup
         killed = time.monotonic()
         active.process.wait()
+        if apply.wait() != 0:
+            raise SystemExit("kubectl apply failed")
+        applied = time.monotonic() - start
         print(f"active replica killed {killed - start:.1f}s after the apply began, {len(ready)} of {args.count} "
               "Ready")  # fmt: skip
         # A change made right after the kill: served once the standby has taken over.
