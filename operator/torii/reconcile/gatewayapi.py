@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from torii.gateways.base import ConvergeResult, GatewayDriver
 from torii.gateways.errors import GatewayError
-from torii.models.common import ConditionStatus
+from torii.models.common import ConditionStatus, SecretKeySelector
 from torii.models.gatewayapi import AuthMode, GatewayAPISpec, GatewayAPIStatus
 from torii.pem import KeyError_, certificate_only, public_key_pem, shared_secret, tls_pair
 from torii.reconcile.context import ReconcileContext
@@ -104,42 +105,38 @@ async def with_client_certificate(ctx: ReconcileContext, namespace: str, spec: G
     return spec.model_copy(update={"upstream": upstream})
 
 
-async def with_allowed_certificates(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
-    """`spec` with the client certificates spec.mtls allows, read from Secrets of the object's own namespace."""
-    if spec.mtls is None:
-        return spec
-    certificates = []
-    for i, ref in enumerate(spec.mtls.allowed):
-        view = await ctx.secrets.get(namespace, ref.name)
-        if view is None or not view.data.get(ref.key):
-            raise Blocked("WaitingForSecret", f"spec.mtls.allowed[{i}]: Secret {ref.name} has no entry {ref.key!r} "
-                          "(yet)", retry=True)  # fmt: skip
-        try:
-            certificates.append(certificate_only(view.data[ref.key]))
-        except KeyError_ as exc:
-            raise Blocked("InvalidSecret", f"spec.mtls.allowed[{i}]: Secret {ref.name} entry {ref.key!r} {exc}",
-                          retry=False) from None  # fmt: skip
-    return spec.model_copy(update={"mtls": spec.mtls.with_certificates(tuple(certificates))})
-
-
-async def with_pinned_keys(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
-    """`spec` with the public keys spec.upstream.tls.pinnedPublicKeys names, read from Secrets of the object's
-    own namespace (a certificate's public key, or a public key)."""
-    tls = spec.upstream.tls
-    if tls is None or not tls.pinned_public_keys:
-        return spec
-    pins = []
-    for i, ref in enumerate(tls.pinned_public_keys):
-        where = f"spec.upstream.tls.pinnedPublicKeys[{i}]: Secret {ref.name}"
+async def secret_entries(ctx: ReconcileContext, namespace: str, selectors: list[SecretKeySelector], field: str,
+                         parse: Callable[[str], str]) -> tuple[str, ...]:  # fmt: skip
+    """Each selected Secret entry of the object's own namespace, through `parse`; Blocked names `field[i]`."""
+    values = []
+    for i, ref in enumerate(selectors):
+        where = f"{field}[{i}]: Secret {ref.name}"
         view = await ctx.secrets.get(namespace, ref.name)
         if view is None or not view.data.get(ref.key):
             raise Blocked("WaitingForSecret", f"{where} has no entry {ref.key!r} (yet)", retry=True)
         try:
-            pins.append(public_key_pem(view.data[ref.key], None))
+            values.append(parse(view.data[ref.key]))
         except KeyError_ as exc:
             raise Blocked("InvalidSecret", f"{where} entry {ref.key!r} {exc}", retry=False) from None
-    upstream = spec.upstream.model_copy(update={"tls": tls.with_pins(tuple(pins))})
-    return spec.model_copy(update={"upstream": upstream})
+    return tuple(values)
+
+
+async def with_allowed_certificates(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
+    """`spec` with the client certificates spec.mtls allows, read from Secrets of the object's own namespace."""
+    if spec.mtls is None:
+        return spec
+    certificates = await secret_entries(ctx, namespace, spec.mtls.allowed, "spec.mtls.allowed", certificate_only)
+    return spec.model_copy(update={"mtls": spec.mtls.with_certificates(certificates)})
+
+
+async def with_pinned_keys(ctx: ReconcileContext, namespace: str, spec: GatewayAPISpec) -> GatewayAPISpec:
+    """`spec` with the public keys spec.upstream.tls.pinnedPublicKeys names (a certificate's, or a public key)."""
+    tls = spec.upstream.tls
+    if tls is None or not tls.pinned_public_keys:
+        return spec
+    pins = await secret_entries(ctx, namespace, tls.pinned_public_keys, "spec.upstream.tls.pinnedPublicKeys",
+                                lambda text: public_key_pem(text, None))  # fmt: skip
+    return spec.model_copy(update={"upstream": spec.upstream.model_copy(update={"tls": tls.with_pins(pins)})})
 
 
 def change_event(spec: GatewayAPISpec, result: ConvergeResult, cause: Cause, was_ready: bool, gateway: str) -> Event:
