@@ -272,6 +272,54 @@ def test_tyk_jwt_keys_each_with_their_own_secret(stack: Stack, world: World, up:
     assert call(stack, "tyk", path, bearer(hs256(data["secret"], claims(), kid=data["kid"]))) in REFUSED
 
 
+# ------------------------------------------------------------------------------------------- several modes
+
+
+def credential_headers(gateway: str, mode: str, data: dict[str, str]) -> dict[str, str]:
+    """How a GatewayKey's Secret is presented: a basic-auth header, Tyk's key, Otoroshi's client id/secret."""
+    if mode == "basicAuth":
+        return {"Authorization": data["Authorization"]}
+    if gateway == "tyk":
+        return {"Authorization": data["key"]}
+    return {"Otoroshi-Client-Id": data["clientId"], "Otoroshi-Client-Secret": data["clientSecret"]}
+
+
+@pytest.mark.parametrize(("gateway", "auth", "also"), [("tyk", "key", "jwt"), ("tyk", "jwt", "basicAuth"),
+                                                       ("otoroshi", "key", "jwt")])  # fmt: skip
+def test_several_modes_each_must_pass_and_the_key_counts(
+    stack: Stack, world: World, admin: client.ApiClient, up: Upstream, gateway: str, auth: str, also: str
+) -> None:
+    """A GatewayKey and a JWT from the identity provider, both required (Tyk multi-auth, Otoroshi plugins):
+    either alone is refused, a wrong one of either is refused; the key's quota is what counts."""
+    stack.require(gateway)
+    secret_name, signing = uid("multi-jwt"), "multi-" + uuid.uuid4().hex
+    put_secret(admin, world.ns, secret_name, {"secret": signing})
+    name = api(world, gateway, up, auth, additionalAuth=[also],
+               jwt={"secretRef": {"name": secret_name, "key": "secret"}, "header": "X-User-Token"})  # fmt: skip
+    world.ready("GatewayAPI", name)
+    mode = auth if also == "jwt" else also
+    key = uid("multi-key")
+    world.apply("GatewayKey", key, {"gateway": gateway, "type": mode, "apis": [{"name": name}],
+                                    "quota": {"max": 3, "period": "day"}})  # fmt: skip
+    world.ready("GatewayKey", key)
+    credential = credential_headers(gateway, mode, world.secret(key))
+    token = {"X-User-Token": hs256(signing, claims())}
+    path = f"/{name}/x"
+    assert call(stack, gateway, path) in REFUSED
+    assert call(stack, gateway, path, credential) in REFUSED  # the key alone
+    assert call(stack, gateway, path, token) in REFUSED  # the JWT alone
+    assert call(stack, gateway, path, credential | {"X-User-Token": hs256("not-the-key-" + signing, claims())}) \
+        in REFUSED  # fmt: skip
+    assert call(stack, gateway, path, credential | {"X-User-Token": hs256(signing, claims(ttl=-120))}) in REFUSED
+    wrong = {k: v + "x" for k, v in credential.items()}
+    assert call(stack, gateway, path, wrong | token) in REFUSED
+    # Both: served, and counted against the key's quota (its session is the identity, not the JWT's).
+    assert [call(stack, gateway, path, credential | token) for _ in range(3)] == [200, 200, 200]
+    assert call(stack, gateway, path, credential | token) in (403, 429)
+    wait_until(lambda: 0 in ((world.ready("GatewayKey", key)["status"].get("quota") or {}).values()), timeout=30,
+               what="the key's quota used up in its status")  # fmt: skip
+
+
 def test_jwt_bad_input_is_named(stack: Stack, world: World, admin: client.ApiClient, up: Upstream) -> None:
     stack.require("tyk")
     stack.require("otoroshi")

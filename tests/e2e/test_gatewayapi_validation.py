@@ -78,6 +78,26 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.jwt is only for spec.auth: jwt"],
     ),
     (
+        "an additional mode with keyless",
+        {**VALID, "additionalAuth": ["jwt"], "jwt": {"jwksUrl": "https://idp/jwks", "header": "X-Token"}},
+        ["spec.additionalAuth: each mode must differ from spec.auth, and neither can be keyless"],
+    ),
+    (
+        "key and basic auth together",
+        {**VALID, "auth": "key", "additionalAuth": ["basicAuth"]},
+        ["key, basicAuth and oauth2 all read the Authorization header"],
+    ),
+    (
+        "JWT beside a key on the key's header",
+        {**VALID, "auth": "key", "additionalAuth": ["jwt"], "jwt": {"jwksUrl": "https://idp/jwks"}},
+        ["spec.jwt.header other than Authorization"],
+    ),
+    (
+        "per-key JWT beside a key",
+        {**VALID, "auth": "key", "additionalAuth": ["jwt"], "jwt": {"header": "X-Token"}},
+        ["JWTs need spec.jwt.jwksUrl or spec.jwt.secretRef"],
+    ),
+    (
         "JWT Secret without a name",
         {**VALID, "auth": "jwt", "jwt": {"secretRef": {"key": "k"}}},
         ["spec.jwt.secretRef.name", "Required value"],

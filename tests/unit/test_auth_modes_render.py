@@ -222,6 +222,67 @@ def test_a_key_type_must_match_its_apis_auth() -> None:
                    default_gateway=None, auth=AuthMode.JWT)  # fmt: skip
 
 
+def test_a_key_of_the_additional_mode_is_usable_and_jwt_keys_still_are_not() -> None:
+    from torii.models.gatewayapi import AuthMode
+
+    jwt = {"jwksUrl": "https://idp/jwks", "header": "X-User-Token"}
+    both = api_object("jwt", additionalAuth=["key"], jwt=jwt)
+    assert usable_api("shop", "a", both, gateway="tyk", default_gateway=None, auth=AuthMode.KEY) == "g"
+    with pytest.raises(Blocked, match="needs auth: basicAuth"):
+        usable_api("shop", "a", both, gateway="tyk", default_gateway=None, auth=AuthMode.BASIC_AUTH)
+    with pytest.raises(Blocked, match="its callers need no GatewayKey"):
+        usable_api("shop", "a", both, gateway="tyk", default_gateway=None, auth=AuthMode.JWT)
+
+
+# ------------------------------------------------------------------------------------------- several modes
+
+
+@pytest.mark.parametrize(("auth", "also", "identity"), [("key", "jwt", "auth_token"), ("jwt", "key", "auth_token"),
+                                                        ("basicAuth", "jwt", "basic_auth_user"),
+                                                        ("oauth2", "jwt", "oauth_key")])  # fmt: skip
+def test_tyk_several_modes_each_enabled_on_its_header_and_the_key_is_the_identity(
+    auth: str, also: str, identity: str
+) -> None:
+    spec = with_key(api_spec(auth=auth, additionalAuth=[also], jwt={"secretRef": {"name": "s"},
+                                                                     "header": "X-User-Token"}), "k" * 32)  # fmt: skip
+    definition = render_api_definition(REF, spec, api_id="a", org_id="o")
+    modes = {auth, also}
+    assert definition["enable_jwt"] and definition["jwt_default_policies"] == ["a"]
+    assert definition["use_standard_auth"] == ("key" in modes) and definition["use_oauth2"] == ("oauth2" in modes)
+    assert definition.get("use_basic_auth", False) == ("basicAuth" in modes) and not definition["use_keyless"]
+    assert definition["base_identity_provided_by"] == identity
+    assert definition["auth_configs"]["jwt"] == {"auth_header_name": "X-User-Token"}
+    if "key" in modes:
+        assert definition["auth_configs"]["authToken"] == {"auth_header_name": "Authorization"}
+
+
+def test_tyk_base_identity_is_torii_s_to_set() -> None:
+    # One mode: no base identity (Tyk's default, that mode's session); spec.tyk cannot name another mode's,
+    # which would leave the key's session unset and its rate limit and quota uncounted.
+    single = render_api_definition(REF, api_spec(auth="key", tyk={"base_identity_provided_by": "hmac_key"}),
+                                   api_id="a", org_id="o")  # fmt: skip
+    assert "base_identity_provided_by" not in single
+    spec = with_key(api_spec(auth="key", additionalAuth=["jwt"], jwt={"secretRef": {"name": "s"}, "header": "X-T"},
+                             tyk={"Base_Identity_Provided_By": "jwt_claim"}), "k" * 32)  # fmt: skip
+    both = render_api_definition(REF, spec, api_id="a", org_id="o")
+    assert both["base_identity_provided_by"] == "auth_token" and "Base_Identity_Provided_By" not in both
+
+
+def test_otoroshi_several_modes_are_several_plugins() -> None:
+    spec = with_key(api_spec(auth="basicAuth", additionalAuth=["jwt"], jwt={"secretRef": {"name": "s"},
+                                                                            "header": "X-T"}), "k" * 32)  # fmt: skip
+    route = render_route(REF, spec, route_id="r", host="api.oto.tools", group="g")
+    plugins = [p["plugin"].rsplit(".", 1)[-1] for p in route["plugins"]]
+    assert plugins.index("JwtVerification") < plugins.index("ApikeyCalls")  # a bad JWT uses none of the quota
+    [apikey] = [p for p in route["plugins"] if p["plugin"].endswith("ApikeyCalls")]
+    assert apikey["config"]["extractors"]["basic"] == {"enabled": True}
+    from torii.gateways.otoroshi_render import render_service
+
+    with pytest.raises(Unsupported, match=r"spec\.additionalAuth needs Otoroshi routes"):
+        render_service(REF, api_spec(auth="key", additionalAuth=["jwt"], jwt={"jwksUrl": "https://i/j", "header": "X"}),
+                       service_id="s", domain="d", subdomain="s", group="g")  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------- upstream TLS
 
 

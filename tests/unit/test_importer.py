@@ -59,7 +59,8 @@ def test_a_tyk_api_maps_to_neutral_fields_and_only_its_differences() -> None:
 
 def test_tyk_objects_torii_cannot_represent_are_named_with_the_reason() -> None:
     cases = {
-        "several auth modes (key, jwt)": tyk_definition(enable_jwt=True),
+        "spec.auth: key with spec.additionalAuth: [jwt]": tyk_definition(enable_jwt=True),
+        "several auth modes (key, basicAuth, jwt)": tyk_definition(enable_jwt=True, use_basic_auth=True),
         "set spec.mtls.allowed": tyk_definition(use_mutual_tls_auth=True),
         "let a token choose its rights": tyk_definition(
             use_standard_auth=False, enable_jwt=True, jwt_policy_field_name="pol"

@@ -66,7 +66,7 @@ class OtoroshiApis:
                                     "entities; it cannot be adopted")  # fmt: skip
         api_group = group_id(self.id_prefix, ref.namespace, spec.group) if spec.group else None
         desired = with_fingerprint(self._render(ref, spec, object_id, api_group))
-        verifier = spec.auth == AuthMode.JWT and await self.verifiers.ensure(ref, spec, object_id)
+        verifier = AuthMode.JWT in spec.modes and await self.verifiers.ensure(ref, spec, object_id)
         pair = spec.upstream.tls.pair if spec.upstream.tls else None
         cert, uploaded = await self.certs.ensure(ref, object_id, *pair) if pair else (None, False)
         if api_group and api_group not in self._groups:

@@ -58,6 +58,9 @@ def render_service(
     if spec.auth in (AuthMode.BASIC_AUTH, AuthMode.JWT):
         raise Unsupported(f"spec.auth: {spec.auth.value} needs Otoroshi routes; this connection writes service "
                           "descriptors (set its entity to routes)")  # fmt: skip
+    if spec.additional_auth:
+        raise Unsupported("spec.additionalAuth needs Otoroshi routes; this connection writes service descriptors "
+                          "(set its entity to routes)")  # fmt: skip
     if spec.rate_limit is not None:
         raise Unsupported(
             "spec.rateLimit: Otoroshi has no per-service global rate limit; set per-key throttling with "

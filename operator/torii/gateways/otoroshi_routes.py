@@ -70,12 +70,17 @@ def _plugin(name: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
 def _neutral_plugins(route_id: str, spec: GatewayAPISpec) -> list[dict[str, Any]]:
     # The backend gets its own Host (services do this by default: overrideHost).
     plugins = [_plugin("OverrideHost")]
-    if spec.auth == AuthMode.KEY:
+    if AuthMode.JWT in spec.modes:
+        # Before the key plugin: with a key mode too, a request whose JWT fails must not count against the key's
+        # quota (ApikeyCalls counts as it validates). The verifier (`otoroshi_jwt`) is written before the route:
+        # an unknown verifier id answers 500.
+        plugins.append(_plugin("JwtVerification", {"verifiers": [verifier_id(route_id)]}))
+    if AuthMode.KEY in spec.modes:
         # Every extractor Otoroshi has stays on (as on a service): the client id/secret headers and basic auth
         # are what Torii documents; the extracted credential is wiped from the backend request.
         plugins.append(_plugin("ApikeyCalls", {"validate": True, "mandatory": True, "pass_with_user": False,
                                                "wipe_backend_request": True, "update_quotas": True}))  # fmt: skip
-    if spec.auth == AuthMode.BASIC_AUTH:
+    if AuthMode.BASIC_AUTH in spec.modes:
         # The same keys, presented as `Authorization: Basic b64(clientId:clientSecret)` only.
         off = {"enabled": False}
         extractors = {"basic": {"enabled": True}, "custom_headers": off, "client_id": off, "jwt": off,
@@ -83,9 +88,6 @@ def _neutral_plugins(route_id: str, spec: GatewayAPISpec) -> list[dict[str, Any]
         plugins.append(_plugin("ApikeyCalls", {"extractors": extractors, "validate": True, "mandatory": True,
                                                "pass_with_user": False, "wipe_backend_request": True,
                                                "update_quotas": True}))  # fmt: skip
-    if spec.auth == AuthMode.JWT:
-        # The verifier (`otoroshi_jwt`) is written before the route: an unknown verifier id answers 500.
-        plugins.append(_plugin("JwtVerification", {"verifiers": [verifier_id(route_id)]}))
     if spec.cors is not None and spec.cors.enabled:
         plugins.append(_plugin("Cors", {
             "allow_origin": ",".join(spec.cors.allowed_origins), "allow_methods": spec.cors.allowed_methods,
@@ -107,7 +109,7 @@ def render_route(
 ) -> dict[str, Any]:
     """The Otoroshi NgRoute for a GatewayAPI: neutral fields, `spec.otoroshi` merged over them (its plugins
     after Torii's), then the neutral fields and the owner record put back."""
-    if spec.auth == AuthMode.OAUTH2:
+    if AuthMode.OAUTH2 in spec.modes:
         raise Unsupported("spec.auth: oauth2 is not supported on Otoroshi gateways by Torii; use keyless or key")
     if spec.mtls is not None:
         raise Unsupported(

@@ -38,6 +38,7 @@ NEUTRAL_FIELDS = {
     "use_oauth2": "spec.auth",
     "use_basic_auth": "spec.auth",
     "enable_jwt": "spec.auth",
+    "base_identity_provided_by": "spec.additionalAuth",
     "jwt_source": "spec.jwt",
     "jwt_signing_method": "spec.jwt.algorithm",
     "jwt_identity_base_field": "spec.jwt.identityClaim",
@@ -62,7 +63,7 @@ NEUTRAL_FIELDS = {
 AUTH_ONLY_FIELDS = frozenset({
     "use_basic_auth", "enable_jwt", "jwt_source", "jwt_signing_method", "jwt_identity_base_field",
     "jwt_default_policies", "jwt_policy_field_name", "jwt_client_base_field", "upstream_certificates",
-    "use_mutual_tls_auth", "client_certificates", "pinned_public_keys",
+    "use_mutual_tls_auth", "client_certificates", "pinned_public_keys", "base_identity_provided_by",
 })  # fmt: skip
 
 
@@ -90,8 +91,8 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
         "org_id": org_id,
         "active": spec.active,
         "use_keyless": spec.auth == AuthMode.KEYLESS,
-        "use_standard_auth": spec.auth == AuthMode.KEY,
-        "use_oauth2": spec.auth == AuthMode.OAUTH2,
+        "use_standard_auth": AuthMode.KEY in spec.modes,
+        "use_oauth2": AuthMode.OAUTH2 in spec.modes,
         "proxy": {
             "listen_path": spec.listen_path,
             "target_url": urls[0],
@@ -108,15 +109,24 @@ def render_api_definition(ref: ObjectRef, spec: GatewayAPISpec, *, api_id: str, 
         # The owner record: Torii never writes or deletes an API whose record names another object.
         "config_data": {"torii": owner_record(ref, "GatewayAPI")},
     }
-    if spec.auth == AuthMode.KEY:
+    configs: dict[str, Any] = {}
+    if AuthMode.KEY in spec.modes:
         definition["auth"] = {"auth_header_name": "Authorization"}
-        definition["auth_configs"] = {"authToken": {"auth_header_name": "Authorization"}}
-    if spec.auth == AuthMode.BASIC_AUTH:
+        configs["authToken"] = {"auth_header_name": "Authorization"}
+    if AuthMode.BASIC_AUTH in spec.modes:
         definition["use_basic_auth"] = True
-        definition["auth_configs"] = {"basic": {"auth_header_name": "Authorization"}}
-    if spec.auth == AuthMode.JWT:
-        definition |= jwt_fields(spec, api_id)
-    if spec.auth == AuthMode.OAUTH2:
+        configs["basic"] = {"auth_header_name": "Authorization"}
+    if AuthMode.JWT in spec.modes:
+        jwt = jwt_fields(spec, api_id)
+        configs |= jwt.pop("auth_configs")
+        definition |= jwt
+    if configs:
+        definition["auth_configs"] = configs
+    if len(spec.modes) > 1:
+        # Tyk runs every enabled mode's middleware and each must pass; only the base identity's sets the
+        # session whose rate limit and quota count (the others' would be a second, unlimited one).
+        definition["base_identity_provided_by"] = BASE_IDENTITY[spec.identity]
+    if AuthMode.OAUTH2 in spec.modes:
         definition["oauth_meta"] = {
             "allowed_access_types": ["authorization_code", "refresh_token", "client_credentials"],
             "allowed_authorize_types": ["code", "token"],
@@ -186,6 +196,9 @@ def dotted_delete(data: dict[str, Any], path: str) -> None:
 
 
 SIGNING_METHODS = {"HS": "hmac", "RS": "rsa", "ES": "ecdsa"}
+# Tyk's names of the mode that provides the session (`apidef.AuthTypeEnum`).
+BASE_IDENTITY = {AuthMode.KEY: "auth_token", AuthMode.BASIC_AUTH: "basic_auth_user", AuthMode.OAUTH2: "oauth_key",
+                 AuthMode.JWT: "jwt_claim"}  # fmt: skip
 
 
 def jwt_fields(spec: GatewayAPISpec, api_id: str) -> dict[str, Any]:

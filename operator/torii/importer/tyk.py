@@ -88,7 +88,7 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
                              "certificate) in a Secret and set spec.upstream.tls.pinnedPublicKeys")  # fmt: skip
     modes = [mode for flag, mode in AUTH_FLAGS.items() if definition.get(flag)]
     if len(modes) > 1:
-        return Skipped(what, f"combines several auth modes ({', '.join(modes)}): a GatewayAPI has one spec.auth")
+        return Skipped(what, several_modes_note(modes))
     auth = modes[0] if modes else "keyless"
     if auth == "keyless" and not definition.get("use_keyless"):
         return Skipped(what, "no authentication mode is enabled (Tyk refuses every request to it)")
@@ -125,6 +125,17 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if differing:
         return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
     return made
+
+
+def several_modes_note(modes: list[str]) -> str:
+    """Why an API of several modes is listed, and what GatewayAPI would serve it."""
+    others = [m for m in modes if m != "jwt"]
+    if len(modes) == 2 and len(others) == 1:
+        return (f"combines {others[0]} and jwt: write it as spec.auth: {others[0]} with spec.additionalAuth: [jwt], "
+                "the JWT key in a Secret named by spec.jwt.secretRef (or spec.jwt.jwksUrl) and spec.jwt.header "
+                "another header than Authorization (the importer never writes a key into a manifest)")  # fmt: skip
+    return (f"combines several auth modes ({', '.join(modes)}): Torii combines jwt with one of key, basicAuth "
+            "and oauth2 (they all read the Authorization header)")  # fmt: skip
 
 
 def jwt_spec(definition: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

@@ -318,6 +318,10 @@ class ApiAdoption(CamelModel):
     )
 
 
+# spec.auth in CEL (no default in the schema: absent means keyless).
+_AUTH = "(has(self.auth) ? self.auth : 'keyless')"
+
+
 class GatewayAPISpec(CamelModel):
     """The desired state of an API on a gateway."""
 
@@ -330,8 +334,31 @@ class GatewayAPISpec(CamelModel):
                 "spec.tyk and spec.otoroshi are mutually exclusive: an API lives on one gateway",
             ),
             cel(
-                "!has(self.jwt) || (has(self.auth) && self.auth == 'jwt')",
-                "spec.jwt is only for spec.auth: jwt",
+                "!has(self.jwt) || (has(self.auth) && self.auth == 'jwt') || "
+                "(has(self.additionalAuth) && 'jwt' in self.additionalAuth)",
+                "spec.jwt is only for spec.auth: jwt (or spec.additionalAuth: [jwt])",
+                field_path=".jwt",
+            ),
+            cel(
+                f"!has(self.additionalAuth) || size(self.additionalAuth) == 0 || ({_AUTH} != 'keyless' && "
+                f"self.additionalAuth.all(m, m != 'keyless' && m != {_AUTH}))",
+                "spec.additionalAuth: each mode must differ from spec.auth, and neither can be keyless",
+                field_path=".additionalAuth",
+            ),
+            cel(
+                f"!has(self.additionalAuth) || ([{_AUTH}] + self.additionalAuth)"
+                ".filter(m, m in ['key', 'basicAuth', 'oauth2']).size() <= 1",
+                "spec.additionalAuth: key, basicAuth and oauth2 all read the Authorization header: combine one of "
+                "them with jwt (spec.jwt.header another header)",
+                field_path=".additionalAuth",
+            ),
+            cel(
+                "!has(self.additionalAuth) || size(self.additionalAuth) == 0 || "
+                f"!('jwt' in ([{_AUTH}] + self.additionalAuth)) || (has(self.jwt) && "
+                "(has(self.jwt.jwksUrl) || has(self.jwt.secretRef)) && "
+                "(has(self.jwt.header) ? self.jwt.header : 'Authorization').lowerAscii() != 'authorization')",
+                "spec.jwt: combined with another mode, JWTs need spec.jwt.jwksUrl or spec.jwt.secretRef (one key "
+                "for every caller) and spec.jwt.header other than Authorization (the other mode reads that)",
                 field_path=".jwt",
             ),
         )
@@ -358,6 +385,15 @@ class GatewayAPISpec(CamelModel):
         default=None,
         description="JWT settings for spec.auth: jwt (default: HS256 tokens signed with each GatewayKey's own "
         "secret, Tyk only).",
+    )
+    additional_auth: list[AuthMode] | None = Field(
+        default=None,
+        max_length=2,
+        description="Further modes every request must also pass, on top of spec.auth (Tyk multi-auth, Otoroshi "
+        "plugins), e.g. `auth: key` with `additionalAuth: [jwt]`: a GatewayKey and a JWT from the identity "
+        "provider, both. Rate limits and quotas are the GatewayKey's (or OAuthClient's), in either order. Key, "
+        "basicAuth and oauth2 all read the Authorization header, so one of them combines with jwt.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     mtls: ClientMtls | None = Field(
         default=None,
@@ -403,6 +439,25 @@ class GatewayAPISpec(CamelModel):
     )
 
     _bounded = field_validator("tyk", "otoroshi")(bounded_escape_hatch)
+
+    @property
+    def modes(self) -> frozenset[AuthMode]:
+        """Every authentication mode a request must pass: spec.auth and spec.additionalAuth."""
+        return frozenset((self.auth, *(self.additional_auth or ())))
+
+    @property
+    def identity(self) -> AuthMode:
+        """The mode whose credential counts (rate limits, quotas): a GatewayKey's or an OAuthClient's when one
+        is among the modes, else the JWT's (or none: keyless)."""
+        for mode in (AuthMode.KEY, AuthMode.BASIC_AUTH, AuthMode.OAUTH2):
+            if mode in self.modes:
+                return mode
+        return self.auth
+
+
+def auth_modes(spec: dict[str, Any]) -> frozenset[str]:
+    """`GatewayAPISpec.modes` of a spec as stored (wire names), for readers of another object's spec."""
+    return frozenset((str(spec.get("auth") or AuthMode.KEYLESS.value), *(spec.get("additionalAuth") or ())))
 
 
 class ApiHealth(CamelModel):

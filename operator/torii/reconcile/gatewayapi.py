@@ -8,7 +8,7 @@ from collections.abc import Callable
 from torii.gateways.base import ConvergeResult, GatewayDriver
 from torii.gateways.errors import GatewayError
 from torii.models.common import ConditionStatus, SecretKeySelector
-from torii.models.gatewayapi import AuthMode, GatewayAPISpec, GatewayAPIStatus
+from torii.models.gatewayapi import AuthMode, GatewayAPISpec, GatewayAPIStatus, auth_modes
 from torii.pem import KeyError_, certificate_only, public_key_pem, shared_secret, tls_pair
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.lifecycle import Subject, deleter, reconciler
@@ -57,7 +57,7 @@ JWT_OBJECTS, CERT_OBJECTS = "jwt", "certificates"
 def gateway_objects(spec: GatewayAPISpec) -> set[str]:
     """What the gateway holds for this spec besides the API itself (recorded in status, to remove later)."""
     made = set()
-    if spec.auth == AuthMode.JWT and spec.jwt is not None and spec.jwt.shared:  # per-key JWT needs neither
+    if AuthMode.JWT in spec.modes and spec.jwt is not None and spec.jwt.shared:  # per-key JWT needs neither
         made.add(JWT_OBJECTS)
     tls = spec.upstream.tls
     if spec.mtls is not None or (tls is not None and (tls.client_certificate_secret_name or tls.pinned_public_keys)):
@@ -69,7 +69,7 @@ async def with_jwt_key(ctx: ReconcileContext, namespace: str, spec: GatewayAPISp
     """`spec` with its JWT verification key read from spec.jwt.secretRef (a Secret of the object's own
     namespace), checked against the algorithm; Blocked says what to fix."""
     jwt = spec.jwt
-    if spec.auth != AuthMode.JWT or jwt is None or jwt.secret_ref is None:
+    if AuthMode.JWT not in spec.modes or jwt is None or jwt.secret_ref is None:
         return spec
     ref = jwt.secret_ref
     view = await ctx.secrets.get(namespace, ref.name)
@@ -157,7 +157,7 @@ async def remove(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus], driver: 
     auth = obj.raw_spec.get("auth")
     auth_mode = AuthMode(auth) if auth in set(AuthMode) else AuthMode.KEYLESS
     made = set(obj.status.gateway_objects or [])  # what earlier specs made, and this one may not name
-    if JWT_OBJECTS in made:
+    if JWT_OBJECTS in made or AuthMode.JWT.value in auth_modes(obj.raw_spec):
         auth_mode = AuthMode.JWT
     tls = (obj.raw_spec.get("upstream") or {}).get("tls") or {}
     certificates = CERT_OBJECTS in made or bool(

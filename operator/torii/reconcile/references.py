@@ -6,7 +6,7 @@ from typing import Any
 
 from torii.gateways.base import Credential, GatewayDriver, ObjectRef, ResolvedApi, group_id
 from torii.models.common import ConditionStatus
-from torii.models.gatewayapi import AuthMode
+from torii.models.gatewayapi import AuthMode, auth_modes
 from torii.models.gatewaykey import GatewayKeySpec
 from torii.reconcile.context import ReconcileContext
 from torii.reconcile.outcome import READY, Blocked
@@ -49,7 +49,7 @@ def usable_api(
             retry=False,
         )
     api_auth = (obj.get("spec") or {}).get("auth", AuthMode.KEYLESS.value)
-    if api_auth != auth.value:
+    if auth.value not in auth_modes(obj.get("spec") or {}):
         raise Blocked(
             "InvalidReference",
             f"{field}GatewayAPI {name} has auth {api_auth!r}; this needs auth: {auth.value}",
