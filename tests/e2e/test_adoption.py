@@ -32,6 +32,7 @@ from support.kube import gone, kubectl
 from support.metrics import assert_no_writes_over_two_drift_passes
 from support.operator import SINGLE_TEAM, Operator, release_all, running_operator, stack_gateways, torii_import
 from support.stack import Stack, required_gateways
+from support.tls import make_ca_and_server_cert, make_client_cert, mtls_upstream
 from support.traffic import Traffic
 from support.tyk_operator import GROUP, PLURAL, VERSION, api_definition, run_tyk_operator
 from support.upstream import upstream
@@ -515,4 +516,59 @@ def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
         assert traffic.first_at < applied_at and traffic.last_at > ready_at
         for name in (basic_name, jwt_name):
             assert tyk.get(f"/tyk/apis/{api_id(name)}").json()["config_data"]["torii"]["name"] == name
+    delete_everything(world)
+
+
+def test_switch_from_tyk_operator_with_an_upstream_client_certificate(
+    world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
+) -> None:
+    """An ApiDefinition presenting a client certificate to its https upstream from a kubernetes.io/tls Secret
+    (`upstream_certificate_refs`, uploaded by tyk-operator): the importer names that Secret in
+    spec.upstream.tls (Tyk's admin API never returns a certificate's PEM), and the switch loses no request."""
+    crds.require("tyk")
+    binary = tyk_operator_binary(crds)
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
+    assert done.returncode == 0, done.stderr
+    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    marker, org = f"tkocert-{RUN}", f"tkocert{RUN}"
+    name, secret, base = f"{marker}-billing", f"{marker}-client", crds.env["TYK_URL"]
+    ca, server_cert, server_key = make_ca_and_server_cert(tmp_path)
+    cert, key = make_client_cert(tmp_path, "billing-client")
+    world.core.create_namespaced_secret(world.ns, client.V1Secret(
+        metadata=client.V1ObjectMeta(name=secret), type="kubernetes.io/tls",
+        string_data={"tls.crt": cert, "tls.key": key}))  # fmt: skip
+    with mtls_upstream(server_cert, server_key, ca) as (url, seen), tyk_admin(crds) as tyk:
+        body = api_definition(name, world.ns, url, f"/{marker}/")
+        body["spec"]["upstream_certificate_refs"] = {"*": secret}
+        body["spec"]["proxy"]["transport"] = {"ssl_insecure_skip_verify": True}  # the upstream's private CA
+        traffic = Traffic([(f"{base}/{marker}/x", {})])
+        with run_tyk_operator(binary, crds.env, base, world.ns, tmp_path, org=org):
+            world.custom.create_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, body)
+            wait_until(lambda: httpx.get(f"{base}/{marker}/x").status_code == 200, timeout=120,
+                       what="tyk-operator's API presenting the client certificate upstream")  # fmt: skip
+            assert seen[-1] == "billing-client"
+            traffic.start()
+        try:
+            out = tmp_path / "migration-cert"
+            torii_import(live, "--gateway", "tyk", "--from-tyk-operator", "--namespace", world.ns, "-o", str(out))
+            manifests = {p.name: yaml.safe_load(p.read_text()) for p in out.glob("*.yaml")}
+            assert sorted(manifests) == [f"gatewayapi-{name}.yaml"]
+            upstream_tls = manifests[f"gatewayapi-{name}.yaml"]["spec"]["upstream"]["tls"]
+            assert upstream_tls["clientCertificateSecretName"] == secret
+            apply_dir(out, dry_run=True)
+            applied_at = time.monotonic()
+            apply_dir(out)
+            [obj] = all_ready(world, "GatewayAPI", [name]).values()
+            release_api_definitions(world, [name])
+            ready_at = time.monotonic()
+            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+        finally:
+            traffic.stop()
+        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
+        assert traffic.first_at < applied_at and traffic.last_at > ready_at
+        assert set(seen) == {"billing-client"}  # every request, before and after the switch, presented it
+        served = tyk.get(f"/tyk/apis/{obj['status']['gatewayId']}").json()
+        assert served["config_data"]["torii"]["name"] == name
+        # Torii presents its own upload of the Secret (under the API's prefix), not tyk-operator's.
+        assert served["upstream_certificates"]["*"].startswith(obj["status"]["gatewayId"])
     delete_everything(world)

@@ -338,3 +338,47 @@ def test_objects_holding_credentials_are_listed_not_written() -> None:
     # Where a credential is sent is not a credential.
     renamed = tyk_definition(auth={"auth_header_name": "X-Secret-Token"})
     assert isinstance(tyk.api_manifest(renamed, gateway="tyk", org_id="acme", names=Names()), Manifest)
+
+
+def test_tyk_operator_store_certificates_map_to_the_secrets_they_came_from() -> None:
+    """tyk-operator uploads `tls.crt` + `tls.key` of the Secrets its `*_refs` name; Tyk's admin API gives back
+    metadata only, so the ApiDefinition's refs are what lets the importer name them."""
+    https = {"proxy": {**tyk_definition()["proxy"], "target_url": "https://billing.internal:8443/"}}
+    definition = tyk_definition(**https, upstream_certificates={"*": "acme1f2e"},
+                                pinned_public_keys={"billing.internal": "acme9a8b"})  # fmt: skip
+    refs = {"upstream_certificate_refs": {"*": "billing-client"}, "pinned_public_keys_refs": {
+        "billing.internal": "billing-server"}}  # fmt: skip
+    out = tyk.api_manifest(definition, gateway="tyk", org_id="acme", names=Names(), refs=refs)
+    assert isinstance(out, Manifest), out
+    assert out.spec["upstream"]["tls"] == {
+        "clientCertificateSecretName": "billing-client",
+        "pinnedPublicKeys": [{"name": "billing-server", "key": "tls.crt"}],
+    }
+    assert "upstream_certificates" not in str(out.spec) and "acme1f2e" not in str(out.spec)
+    # Without the ApiDefinition (a plain `torii import`), a Secret it does not name, a host it does not serve,
+    # or an http upstream: listed with what to do.
+    for refs_, defn in (({}, definition), ({"upstream_certificate_refs": {"other.host": "x"}}, definition),
+                        (refs, tyk_definition(upstream_certificates={"*": "acme1f2e"}))):  # fmt: skip
+        skipped = tyk.api_manifest(defn, gateway="tyk", org_id="acme", names=Names(), refs=refs_)
+        assert isinstance(skipped, Skipped) and "clientCertificateSecretName" in skipped.reason, skipped
+    pinned_elsewhere = tyk_definition(**https, pinned_public_keys={"other.host": "acme9a8b"})
+    skipped = tyk.api_manifest(pinned_elsewhere, gateway="tyk", org_id="acme", names=Names(),
+                               refs={"pinned_public_keys_refs": {"other.host": "billing-server"}})  # fmt: skip
+    assert isinstance(skipped, Skipped) and "pinnedPublicKeys" in skipped.reason
+
+
+def test_tyk_operator_client_certificates_map_only_on_the_apis_own_listener() -> None:
+    refs = {"client_certificate_refs": ["partners-ca", "acme-client"]}
+    shared = tyk_definition(use_mutual_tls_auth=True, client_certificates=["acme01", "acme02"])
+    skipped = tyk.api_manifest(shared, gateway="tyk", org_id="acme", names=Names(), refs=refs)
+    assert isinstance(skipped, Skipped) and "own listener" in skipped.reason
+    own = {**shared, "protocol": "https", "listen_port": 8443, "certificates": ["acme-server"]}
+    out = tyk.api_manifest(own, gateway="tyk", org_id="acme", names=Names(), refs=refs)
+    assert isinstance(out, Manifest), out
+    assert out.spec["mtls"] == {"allowed": [{"name": "partners-ca", "key": "tls.crt"},
+                                            {"name": "acme-client", "key": "tls.crt"}]}  # fmt: skip
+    assert out.spec["tyk"]["listen_port"] == 8443 and "client_certificates" not in out.spec["tyk"]
+    # tyk-operator serves without a certificate whose Secret was missing: fewer ids than refs, not mapped.
+    fewer = {**own, "client_certificates": ["acme01"]}
+    skipped = tyk.api_manifest(fewer, gateway="tyk", org_id="acme", names=Names(), refs=refs)
+    assert isinstance(skipped, Skipped) and "spec.mtls.allowed" in skipped.reason

@@ -110,7 +110,7 @@ async def import_tyk_operator(driver: GatewayDriver, definitions: list[dict[str,
             continue
         outcome = tyk.api_manifest(
             live[api_id], gateway=driver.name, org_id=inventory.rendering["org_id"], names=Names(),
-            name=meta["name"], namespace=meta["namespace"], source=source,
+            name=meta["name"], namespace=meta["namespace"], source=source, refs=definition.get("spec") or {},
         )  # fmt: skip
         _add(result, outcome, write=True)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -19,7 +20,7 @@ from torii.models.oauthclient import OAuthClientSpec
 # Authentication modes Torii has no neutral field for: an API using one cannot be adopted without changing
 # who may call it.
 OTHER_AUTH = (
-    "use_openid", "enable_signature_checking", "use_mutual_tls_auth",
+    "use_openid", "enable_signature_checking",
     "use_go_plugin_auth", "enable_coprocess_auth", "external_oauth.enabled",
 )  # fmt: skip
 # The auth modes Torii maps, as the flag that turns each on: an API must use exactly one.
@@ -57,7 +58,9 @@ def _unversioned_noise(override: dict[str, Any]) -> dict[str, Any]:
 
 def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names: Names,
                  name: str | None = None, namespace: str | None = None, source: str | None = None,
-                 ) -> Manifest | Skipped:  # fmt: skip
+                 refs: dict[str, Any] | None = None) -> Manifest | Skipped:  # fmt: skip
+    """`refs`: the tyk-operator ApiDefinition's spec, whose `*_refs` name the Secrets its store certificates came
+    from (tyk-operator uploads `tls.crt` + `tls.key` of each): those Secrets are what Torii's spec names."""
     api_id = str(definition.get("api_id") or "")
     what = source or f"Tyk API {api_id} ({definition.get('name', '')})"
     torii = dotted_get(definition, "config_data.torii")[1]
@@ -73,19 +76,13 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     urls = urls or [str(proxy.get("target_url") or "")]
     if bad := [u for u in urls if not re.match(URL_PATTERN, u)]:
         return Skipped(what, f"upstream {bad[0]!r} is not an http(s) URL")
-    if definition.get("use_mutual_tls_auth"):
-        return Skipped(what, "checks client certificates from Tyk's store; put each (or their CA) in a Secret and "
-                             "set spec.mtls.allowed")  # fmt: skip
+    certificates = certificate_fields(definition, urls, refs or {})
+    if isinstance(certificates, str):
+        return Skipped(what, certificates)
     other = [f for f in OTHER_AUTH if dotted_get(definition, f)[1]]
     if other:
         return Skipped(what, f"authentication {', '.join(other)} has no Torii equivalent (keyless, key, "
                              "basicAuth, jwt, oauth2)")  # fmt: skip
-    if definition.get("upstream_certificates") and not definition.get("upstream_certificates_disabled"):
-        why = "presents upstream client certificates from Tyk's store; put the certificate in a kubernetes.io/tls "
-        return Skipped(what, why + "Secret and set spec.upstream.tls.clientCertificateSecretName")
-    if definition.get("pinned_public_keys") and not definition.get("certificate_pinning_disabled"):
-        return Skipped(what, "pins upstream public keys from Tyk's store; put each key (or the upstream's "
-                             "certificate) in a Secret and set spec.upstream.tls.pinnedPublicKeys")  # fmt: skip
     modes = [mode for flag, mode in AUTH_FLAGS.items() if definition.get(flag)]
     if len(modes) > 1:
         return Skipped(what, several_modes_note(modes))
@@ -103,12 +100,18 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     spec = neutral_spec(definition, gateway, listen_path, urls, auth)
     if jwt:
         spec["jwt"] = jwt
+    if tls := certificates.get("tls"):
+        spec["upstream"]["tls"] = tls
+    if mtls := certificates.get("mtls"):
+        spec["mtls"] = mtls
     api_org = str(definition.get("org_id") or "")
     spec["adopt"] = {"id": api_id, **({"orgId": api_org} if api_org != org_id else {})}
     k8s_name = name or names.claim(str(definition.get("name") or ""), api_id)
     try:
         parsed = GatewayAPISpec.model_validate(spec)
-        rendered = render_api_definition(ObjectRef(namespace or "default", k8s_name), parsed, api_id=api_id,
+        # spec.mtls left out here: it needs the listener spec.tyk will carry, and its fields are neutral anyway.
+        rendered = render_api_definition(ObjectRef(namespace or "default", k8s_name),
+                                         parsed.model_copy(update={"mtls": None}), api_id=api_id,
                                          org_id=api_org)  # fmt: skip
         # Torii derives these from the neutral spec (and Tyk OSS serves an API whatever its `active` says).
         actual = without(definition, [*TYK_OWNED_FIELDS, *NEUTRAL_FIELDS])
@@ -125,6 +128,49 @@ def api_manifest(definition: dict[str, Any], *, gateway: str, org_id: str, names
     if differing:
         return Skipped(what, f"would not be served the same way ({', '.join(differing)} differ)")
     return made
+
+
+def certificate_fields(definition: dict[str, Any], urls: list[str], refs: dict[str, Any]) -> dict[str, Any] | str:
+    """spec.upstream.tls / spec.mtls for the store certificates an API uses, when the tyk-operator ApiDefinition
+    (`refs`) names the Secret behind each; else why the API is listed. Tyk's admin API returns a certificate's
+    metadata only, never its PEM: without the Secret there is nothing to name."""
+    tls: dict[str, Any] = {}
+    upstreams = [urlsplit(u) for u in urls]
+    https = all(u.scheme == "https" for u in upstreams)  # Torii's upstream TLS is for https upstreams only
+
+    def one_secret(field: str, refs_field: str) -> str | None:
+        # Torii presents or pins for every host of the API (`*`): a per-host map maps only when its one host is
+        # the API's, and tyk-operator uploaded every Secret it names (it skips a missing one and serves without).
+        live, named = definition.get(field) or {}, refs.get(refs_field) or {}
+        if not https or len(live) != 1 or set(live) != set(named) or not isinstance(named, dict):
+            return None
+        [(domain, secret)] = named.items()
+        every_host = all(domain in (u.hostname, u.netloc) for u in upstreams)
+        return str(secret) if domain == "*" or every_host else None
+
+    if definition.get("upstream_certificates") and not definition.get("upstream_certificates_disabled"):
+        if (secret := one_secret("upstream_certificates", "upstream_certificate_refs")) is None:
+            return ("presents upstream client certificates from Tyk's store; put the certificate in a "
+                    "kubernetes.io/tls Secret and set spec.upstream.tls.clientCertificateSecretName")  # fmt: skip
+        tls["clientCertificateSecretName"] = secret
+    if definition.get("pinned_public_keys") and not definition.get("certificate_pinning_disabled"):
+        if (secret := one_secret("pinned_public_keys", "pinned_public_keys_refs")) is None:
+            return ("pins upstream public keys from Tyk's store; put each key (or the upstream's certificate) in a "
+                    "Secret and set spec.upstream.tls.pinnedPublicKeys")  # fmt: skip
+        tls["pinnedPublicKeys"] = [{"name": secret, "key": "tls.crt"}]
+    found: dict[str, Any] = {"tls": tls} if tls else {}
+    if definition.get("use_mutual_tls_auth"):
+        named = [str(n) for n in refs.get("client_certificate_refs") or []]
+        if not named or len(named) != len(definition.get("client_certificates") or []):
+            return ("checks client certificates from Tyk's store; put each (or their CA) in a Secret and set "
+                    "spec.mtls.allowed")  # fmt: skip
+        listener = {k.lower(): v for k, v in definition.items()}
+        if str(listener.get("protocol", "")).lower() != "https" or not listener.get("listen_port"):
+            return ("checks client certificates on the shared listener, where Tyk only asks for one (any chain "
+                    "holding an allowed certificate passes); Torii requires the API's own listener: set "
+                    "protocol https and listen_port first")  # fmt: skip
+        found["mtls"] = {"allowed": [{"name": n, "key": "tls.crt"} for n in named]}
+    return found
 
 
 def several_modes_note(modes: list[str]) -> str:
