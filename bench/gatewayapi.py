@@ -32,7 +32,7 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.metrics import counter, writes  # noqa: E402
+from support.metrics import by_label, counter, writes  # noqa: E402
 from support.operator import free_port, running_operator  # noqa: E402
 from support.stack import Stack, read_env_file  # noqa: E402
 from support.upstream import upstream  # noqa: E402
@@ -127,6 +127,10 @@ def bench_keys(
           f"began (the apply itself {keys_applied:.1f}s); kubectl apply of {args.keys} plain Secrets: "
           f"{secrets_took:.1f}s, so {took / secrets_took:.1f}x; {calls:.0f} admin calls "
           f"({calls / max(args.keys, 1):.2f} per key)")  # fmt: skip
+    ops = by_label(after, "torii_gateway_calls_total", "operation")
+    ops0 = by_label(before, "torii_gateway_calls_total", "operation")
+    made = {op: n - ops0.get(op, 0.0) for op, n in ops.items() if n - ops0.get(op, 0.0)}
+    print("  by operation: " + ", ".join(f"{op} {n:.0f}" for op, n in sorted(made.items(), key=lambda x: -x[1])))
     custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")
     while custom.list_namespaced_custom_object(GROUP, VERSION, ns, "gatewaykeys")["items"]:
         time.sleep(1.0)

@@ -30,6 +30,16 @@ def counter(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def by_label(text: str, name: str, label: str) -> dict[str, float]:
+    """A counter's samples summed per value of `label`."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'{label}="' in line:
+            value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+            totals[value] = totals.get(value, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 def writes(text: str) -> float:
     return sum(counter(text, "torii_gateway_calls_total", operation=op) for op in WRITE_OPS)
 

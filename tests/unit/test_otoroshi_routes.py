@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -246,3 +247,48 @@ async def test_a_key_is_active_only_once_the_proxy_accepts_its_credential() -> N
     result = await driver.keys.converge_key(key_request())
     assert result.created and answers == ["s1", "s1"]  # not reported before the proxy accepted it
     assert keys["cid"]["authorizedEntities"] == ["route_torii.shop.catalog"]
+
+
+async def test_drift_checks_of_keys_share_one_list_and_keep_no_secret_in_clear() -> None:
+    """Issue 22: a drift pass over N keys reads them with one list (`GET /api/apikeys`), not N GETs; a key
+    drifted by hand is read and repaired; the list view holds digests of the secrets, not the secrets."""
+    keys: dict[str, dict[str, Any]] = {}
+    calls: list[str] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        calls.append(f"{request.method} {path}")
+        if path == "/api/apikeys" and request.method == "GET":
+            return httpx.Response(200, json=list(keys.values()))
+        cid = path.rsplit("/", 1)[1]
+        if request.method == "GET":
+            return httpx.Response(200, json=keys[cid]) if cid in keys else httpx.Response(404, json={})
+        if request.method == "PATCH":
+            for op in json.loads(request.content):
+                keys[cid][op["path"].strip("/").split("/")[0]] = op["value"]
+            return httpx.Response(200, json=keys[cid])
+        created = json.loads(request.content)
+        keys[created["clientId"]] = created
+        return httpx.Response(201, json=created)
+
+    driver = OtoroshiDriver("otoroshi", "http://oto.test", CLIENT_ID, CLIENT_SECRET,
+                            transport=httpx.MockTransport(gateway), state_sync_seconds=0)  # fmt: skip
+    requests = [replace(key_request(), ref=ObjectRef("shop", f"k{i}"),
+                        credential=Credential(client_id=f"cid{i}", client_secret=f"secret-{i}"))
+                for i in range(5)]  # fmt: skip
+    for request in requests:
+        await driver.keys._http.request("POST", "/api/routes/torii.shop.catalog/apikeys", op="create key",
+                                        json=render_apikey(request, "route"))  # fmt: skip
+    calls.clear()
+    drift = [replace(r, max_age=30.0) for r in requests]
+    results = await asyncio.gather(*(driver.keys.converge_key(r) for r in drift))
+    assert not any(r.changed for r in results)
+    assert calls == ["GET /api/apikeys"]  # one list for the five, no read per key
+    assert "secret-" not in str(driver.keys._view)  # digests only
+    keys["cid3"]["dailyQuota"] = 7  # edited by hand: seen by the next pass's list (this view predates it)
+    calls.clear()
+    assert not (await driver.keys.converge_key(drift[3])).changed and calls == []
+    repaired = await driver.keys.converge_key(replace(drift[3], max_age=1e-6))
+    assert repaired.changed and keys["cid3"]["dailyQuota"] != 7
+    assert calls[:2] == ["GET /api/apikeys", "GET /api/routes/torii.shop.catalog/apikeys/cid3"]
+    assert calls[2].startswith("PATCH")  # a repair writes from a fresh read of the one key

@@ -105,6 +105,9 @@ class KeyRequest:
     # The credential (and its id) was chosen in this very reconcile: the gateway cannot have it yet, so it is
     # created without looking it up first (one admin call per new key in a burst, not two or three).
     fresh: bool = False
+    # A drift check: the gateway's keys may be read from a list this many seconds old (where the gateway lists
+    # whole keys), not one GET per key per pass. 0: read this key now.
+    max_age: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -58,6 +59,24 @@ def verdict(response: httpx.Response) -> Verdict:
     return Verdict.ACCEPTED
 
 
+SECRET_FIELDS = ("clientSecret", "rotation.nextSecret")
+
+
+def redacted(core: dict[str, Any]) -> dict[str, Any]:
+    """Picked key fields with the secrets replaced by a digest (what a list view may keep in memory)."""
+    return {k: (hashlib.sha256(str(v).encode()).hexdigest() if k in SECRET_FIELDS and v is not None else v)
+            for k, v in core.items()}  # fmt: skip
+
+
+def listed_core(key: dict[str, Any]) -> dict[str, Any] | None:
+    """What the list view keeps of one listed key: its id, its redacted core fields, its metadata (owner)."""
+    if not key.get("clientId"):
+        return None
+    meta = key.get("metadata")
+    return {"clientId": key["clientId"], "core": redacted(pick(key, KEY_CORE_FIELDS)),
+            "metadata": dict(meta) if isinstance(meta, dict) else {}}  # fmt: skip
+
+
 class OtoroshiKeys:
     """The key role of the Otoroshi driver (`KeyRole`): a key keeps its client id, its secret changes, and a
     rotation is Otoroshi's own (clientSecret and nextSecret both valid during the grace period)."""
@@ -76,9 +95,23 @@ class OtoroshiKeys:
         self._proxy = proxy
         self._locate = locate
         self._confirm_timeout = confirm_timeout
+        # The last list of every key (drift checks): redacted core fields only, never a secret in clear.
+        self._view: dict[str, dict[str, Any]] = {}
+        self._view_at = float("-inf")
+        self._view_lock = asyncio.Lock()
 
     def _scope(self, request: KeyRequest) -> str:
         return key_scope(request, self.entity)
+
+    async def _listed(self, client_id: str, max_age: float) -> dict[str, Any] | None:
+        """The key as the last list of every key saw it (redacted core fields and metadata), listed again when
+        that list is older than `max_age`: a drift pass over N keys costs a list or two, not N reads."""
+        async with self._view_lock:
+            if time.monotonic() - self._view_at > max_age:
+                started = time.monotonic()  # stamped before the list: a write during it is never taken for seen
+                keys = await self._http.list_items("/api/apikeys", op="list keys", keep=listed_core)
+                self._view, self._view_at = {str(k["clientId"]): k for k in keys}, started
+        return self._view.get(client_id)
 
     async def _key_synced(self) -> None:
         """Wait out the worst case of a state sync (the one that starts just after the write, plus its own run
@@ -155,6 +188,13 @@ class OtoroshiKeys:
         scope = self._scope(request)
         client_id = request.credential.client_id
         desired = render_apikey(request, self.entity)
+        if request.max_age and not request.fresh:
+            seen = await self._listed(client_id, request.max_age)
+            if (seen is not None and owner_claim(self.name, "key", request.ref, seen.get("metadata"),
+                                                 adopting=request.adopting) is None
+                    and is_subset(redacted(pick(desired, KEY_CORE_FIELDS)), seen["core"])):  # fmt: skip
+                return KeyResult(client_id, scope, changed=False)
+            # Not seen, not ours or drifted: read it now, as a change would (a repair writes from a fresh read).
         current, in_scope = (None, False) if request.fresh else await self._find_key(scope, client_id)
         if (
             current is not None
