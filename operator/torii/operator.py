@@ -75,7 +75,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         for name, error in memo.gateways.broken.items():
             log.error("gateway %s unusable: %s", name, error.message)
         memo.apis = kinds.api_lookup(trackers)
-        memo.drift = kinds.start_drift(trackers, operator_settings, memo, waker)
+        memo.drift = kinds.start_drift(trackers, operator_settings, memo, waker, retries)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -88,5 +88,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         await kube.api().aclose()
 
     operator_settings = settings
-    trackers, waker = kinds.register(registry, settings)
+    trackers, waker, retries = kinds.register(registry, settings)
     return registry

@@ -17,6 +17,7 @@ kind the gateway routes alongside (`neighbours`: Otoroshi services beside routes
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
@@ -27,6 +28,7 @@ from torii.gateways.batch import Batcher, conflict_message, path_conflicts
 from torii.gateways.errors import GatewayError, ListenPathConflict, OwnershipConflict
 from torii.gateways.http import AdminClient
 
+log = logging.getLogger("torii.burst")
 View = dict[str, Any]  # the core fields of one gateway object, and its owner record ("owner": (ns, name) | None)
 Owner = tuple[str, str]
 SMALL_BATCH = 8  # up to this many objects among many more are read one by one
@@ -190,6 +192,15 @@ class BurstSync(ABC):
     # ------------------------------------------------------------------------------------------------ a burst
 
     async def _sync(self, ops: dict[str, Op]) -> Mapping[str, Applied | BaseException]:
+        # Timed in the debug log: where a slow burst spends its time (writes, or the gateway's confirmation).
+        started = time.monotonic()
+        try:
+            return await self._burst(ops)
+        finally:
+            log.debug("gateway %s: burst of %d %ss in %.2fs", self.name, len(ops), self.what,
+                      time.monotonic() - started)  # fmt: skip
+
+    async def _burst(self, ops: dict[str, Op]) -> Mapping[str, Applied | BaseException]:
         before = dict(self._view) if self._fresh_enough(ops) else await self.read(list(ops))
         # Ownership first: an op refused for it neither takes nor frees a path (an adoption of another object's
         # id must not push that object's path out of the conflict check).
@@ -207,7 +218,9 @@ class BurstSync(ABC):
                     results[object_id] = decided
                 elif decided is not None:
                     writes[object_id] = decided
+        writing = time.monotonic()
         outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)
+        log.debug("gateway %s: %d writes in %.2fs", self.name, len(writes), time.monotonic() - writing)
         written: dict[str, View | None] = {}
         for object_id, outcome in zip(writes, outcomes, strict=True):
             if isinstance(outcome, BaseException):

@@ -11,8 +11,10 @@ from torii.handlers.tracking import status_changes
 from torii.reconcile.outcome import READY, Outcome
 
 
-def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, kind: str, cause: str) -> None:
-    """Write the outcome's status, events and metrics; raise kopf's retry when the failure is retryable."""
+def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, kind: str, cause: str,
+          kopf_retries: bool = True) -> None:  # fmt: skip
+    """Write the outcome's status, events and metrics; raise kopf's retry when the failure is retryable (unless
+    Torii retries it itself: `kopf_retries=False`, see torii.handlers.retries)."""
     # Patch only what changed. Besides saving apiserver writes, this matters for deletion: after a patch kopf
     # waits for the watch event the patch causes, and an identical status causes none, so an object whose drift
     # timer was still stopping kept its finalizer forever (the teardown flake: "Sleeping was skipped because of
@@ -24,7 +26,7 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, retry: int, *, k
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     count(outcome, kind, cause, str(body.metadata.namespace), str(body.metadata.name))
     delay = outcome.retry_policy.delay(retry)  # the failure's own policy (torii.retry)
-    if delay is not None:
+    if delay is not None and kopf_retries:
         raise kopf.TemporaryError(outcome.message, delay=delay)
 
 

@@ -14,6 +14,7 @@ from torii import kube
 from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.handlers.common import apply, count, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
+from torii.handlers.retries import Retries
 from torii.handlers.tracking import Tracked, TrackedApis, Tracker, status_changes
 from torii.handlers.wake import Waker
 from torii.kube import Owner
@@ -39,6 +40,7 @@ def register_kind(
     reconcile: Reconcile,
     delete: Delete,
     waker: Waker,
+    retries: Retries,
 ) -> None:
     kind = tracker.kind
     resource: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
@@ -64,14 +66,16 @@ def register_kind(
             if outcome.retry_policy is not RetryPolicy.WAKE:
                 break
             # Waiting for a GatewayAPI: say so now, then look again as soon as an API of the namespace is Ready
-            # (not on a timer). After WAKE_WAIT without one, kopf's retry takes over.
+            # (not on a timer). After WAKE_WAIT without one, Torii's retry takes over.
             if changed := status_changes(outcome, written):
                 await kube.patch_status(plural, ref.namespace, ref.name, changed)
                 written = {**written, **changed}
             if not await waker.wait(ref.namespace, since, deadline - asyncio.get_running_loop().time()):
                 break
             status = {**status, **outcome.status}
-        apply(outcome, body, patch, retry, kind=kind, cause=cause.value)
+        # A retryable failure is tried again by Torii's timer, not by kopf sleeping in this worker with the body.
+        apply(outcome, body, patch, retry, kind=kind, cause=cause.value, kopf_retries=False)
+        retries.schedule(tracker, owner.uid, generation, outcome.retry_policy, gateway_of(spec, outcome.status))
 
     @kopf.on.create(**resource, id="converge-on-create")
     async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
@@ -88,7 +92,8 @@ def register_kind(
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         ref, owner, generation = identity(body)
-        tracker.forget(owner.uid)  # being deleted: a drift repair now would fight the cleanup
+        tracker.forget(owner.uid)  # being deleted: a drift repair (or a retry) now would fight the cleanup
+        retries.clear(owner.uid)
         async with tracker.lock(owner.uid):
             outcome = await delete(
                 context(memo, settings, plural, ref), ref, owner, plain(body.spec), generation, plain(body.status)
@@ -97,6 +102,16 @@ def register_kind(
             tracker.release(owner.uid)
         apply(outcome, body, patch, retry, kind=kind, cause="delete")
 
+
+def gateway_of(spec: dict[str, Any], status: dict[str, Any]) -> str:
+    """The gateway connection an object's retries wait for ("": the default one), as far as the object says."""
+    return str(status.get("gateway") or spec.get("gateway") or "")
+
+
+# Retries due at once (a gateway back after an outage) run this many at a time: enough for the gateway's burst
+# sync to take them in a few batches (16 at a time made 1000 objects wait 63 batches and reloads), few enough
+# that only their small records, not kopf's bodies and workers, are held.
+RETRY_CONCURRENCY = 512
 
 # A handler waiting for its API looks again on every wake of its namespace for WAKE_WAIT seconds in all; then it
 # returns (a deletion of the object waits no longer than this) and kopf's retry (RetryPolicy.WAKE) calls it again.
@@ -131,19 +146,24 @@ def api_lookup(trackers: list[Tracker]) -> TrackedApis:
     return TrackedApis(apis, kube.KubeApis())
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> tuple[list[Tracker], Waker]:
-    """The change handlers of every kind; the trackers the drift loop (`start_drift`) goes over, and the waker
-    of objects waiting for a GatewayAPI."""
-    trackers, waker = [], Waker()
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> tuple[list[Tracker], Waker, Retries]:
+    """The change handlers of every kind; the trackers the drift loop (`start_drift`) goes over, the waker of
+    objects waiting for a GatewayAPI, and the retries of failed changes."""
+    trackers, waker, retries = [], Waker(), Retries(concurrency=RETRY_CONCURRENCY)
     for kind, plural, reconcile, delete in KINDS:
         tracker = Tracker(kind)
-        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete, waker=waker)
+        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete, waker=waker,
+                      retries=retries)  # fmt: skip
         trackers.append(tracker)
-    return trackers, waker
+    return trackers, waker, retries
 
 
-def drift_check(settings: OperatorSettings, memo: kopf.Memo, waker: Waker) -> Check:
-    """The drift check of one tracked object: re-converge it, and write only the status fields that changed."""
+def drift_check(
+    settings: OperatorSettings, memo: kopf.Memo, waker: Waker, retries: Retries, cause: Cause = Cause.DRIFT
+) -> Check:
+    """The check of one tracked object (a drift pass's, or a retry's): re-converge it, and write only the status
+    fields that changed. A failure is tried again by its policy (a drift pass finding a gateway down included:
+    else a gateway that comes back would be noticed only by the next pass, which may be minutes away)."""
     by_kind = {kind: (plural, reconcile) for kind, plural, reconcile, _ in KINDS}
 
     async def check(tracker: Tracker, tracked: Tracked) -> None:
@@ -155,26 +175,29 @@ def drift_check(settings: OperatorSettings, memo: kopf.Memo, waker: Waker) -> Ch
             outcome = await reconcile(
                 context(memo, settings, plural, tracked.ref), tracked.ref, tracked.owner, tracked.spec,
                 tracked.generation,
-                tracked.status, Cause.DRIFT,
+                tracked.status, cause,
             )  # fmt: skip
             changed = status_changes(outcome, tracked.status)
             if changed and not await kube.patch_status(plural, tracked.ref.namespace, tracked.ref.name, changed):
                 tracker.forget(uid)  # gone meanwhile
                 return
             tracked.status = {**tracked.status, **outcome.status}
+            retries.schedule(tracker, uid, tracked.generation, outcome.retry_policy,
+                             gateway_of(tracked.spec, tracked.status))  # fmt: skip
         if tracker.kind == "GatewayAPI" and changed and is_ready(outcome):
             waker.wake(tracked.ref.namespace)  # served again (a gateway back): waiting keys look again
         for event in outcome.events:
             await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
-        count(outcome, tracker.kind, Cause.DRIFT.value, tracked.ref.namespace, tracked.ref.name)
+        count(outcome, tracker.kind, cause.value, tracked.ref.namespace, tracked.ref.name)
 
     return check
 
 
 def start_drift(
-    trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo, waker: Waker
+    trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo, waker: Waker, retries: Retries
 ) -> asyncio.Task[None]:
-    """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`)."""
+    """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`), and the runner
+    of retries."""
 
     async def watch(driver: GatewayDriver, wake: asyncio.Event) -> None:
         # A watch that fails (a bug, an unexpected answer) is logged and started again: refills never stop.
@@ -189,8 +212,11 @@ def start_drift(
     async def drift() -> None:
         wake = asyncio.Event()
         watchers = [asyncio.create_task(watch(d, wake), name=f"torii-watch-{d.name}") for d in memo.gateways]
+        watchers.append(asyncio.create_task(retries.run(drift_check(settings, memo, waker, retries, Cause.RETRY)),
+                                            name="torii-retries"))  # fmt: skip
         try:
-            await drift_loop(trackers, drift_check(settings, memo, waker), settings.drift_interval_seconds, wake)
+            await drift_loop(trackers, drift_check(settings, memo, waker, retries), settings.drift_interval_seconds,
+                             wake)  # fmt: skip
         finally:
             for watcher in watchers:
                 watcher.cancel()

@@ -22,6 +22,7 @@ class Cause(StrEnum):
     UPDATE = "update"
     RESUME = "resume"
     DRIFT = "drift"
+    RETRY = "retry"  # a failed change tried again by Torii's own timer (torii.handlers.retries)
 
 
 @dataclass(frozen=True)

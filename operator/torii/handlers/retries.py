@@ -1,0 +1,141 @@
+"""Retries of a failed reconcile, run by Torii instead of kopf.
+
+A kopf retry (`TemporaryError(delay=...)`) sleeps out its delay inside the object's kopf worker, holding the
+object's body, its worker task and queue, and patches kopf's progress record into the object on every attempt.
+During a gateway outage that is every object of the gateway at once: the memory of a burst, for as long as the
+outage lasts, and an apiserver write per object per attempt. Here a failed change handler records what the
+drift pass needs anyway (`Tracked`), returns, and leaves the next attempt to one timer: a heap of (when, object)
+whose due entries are re-converged through the drift check, a few at a time. The delay is the failure's own
+policy (`torii.retry`); the attempt count is per object and generation, and any success clears it.
+
+A gateway that answers again is noticed by the first object retried against it; every object still waiting
+for an unavailable gateway is then tried at once (`succeeded`), instead of each at its own time within the
+UNAVAILABLE cap: the gateway's burst sync takes them in a few batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from torii.handlers.tracking import Tracked, Tracker
+from torii.retry import RetryPolicy
+
+log = logging.getLogger("torii.retries")
+
+Check = Callable[[Tracker, Tracked], Awaitable[None]]
+
+
+class Retries:
+    """When each failed object is tried again. `schedule` and `clear` are called by the change handlers and by
+    every check; `run` re-converges the due objects through `check` (at most `concurrency` at once)."""
+
+    def __init__(self, *, concurrency: int = 16, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, Tracker, str]] = []
+        self._due: dict[str, tuple[float, Tracker]] = {}  # uid -> its next attempt (the heap may hold stale ones)
+        self._attempts: dict[str, tuple[int, int]] = {}  # uid -> (generation, attempts made at it so far)
+        # gateway -> the objects whose last attempt found it unavailable, and due later
+        self._unavailable: dict[str, set[str]] = {}
+        self._order = itertools.count()
+        self._changed = asyncio.Event()
+        self._limit = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+
+    def attempts(self, uid: str, generation: int) -> int:
+        seen, made = self._attempts.get(uid, (generation, 0))
+        return made if seen == generation else 0  # a new generation starts again
+
+    def schedule(
+        self, tracker: Tracker, uid: str, generation: int, policy: RetryPolicy, gateway: str = ""
+    ) -> float | None:
+        """Record the outcome of an attempt at `uid` (on `gateway`): try it again after its policy's delay for
+        this attempt. Returns the delay (None: the policy never retries, a success included, and nothing is
+        scheduled)."""
+        waiting = self._unavailable.get(gateway, set())
+        if policy is not RetryPolicy.UNAVAILABLE and uid in waiting:
+            self._gateway_answered(gateway)
+        attempt = self.attempts(uid, generation)
+        delay = policy.delay(attempt)
+        if delay is None:
+            self.clear(uid)
+            return None
+        self._attempts[uid] = (generation, attempt + 1)
+        if policy is RetryPolicy.UNAVAILABLE:
+            self._unavailable.setdefault(gateway, set()).add(uid)
+        else:
+            waiting.discard(uid)
+        self._push(tracker, uid, self._clock() + delay)
+        return delay
+
+    def _push(self, tracker: Tracker, uid: str, when: float) -> None:
+        if uid in self._due and self._due[uid][0] <= when:
+            return  # an earlier attempt is due already: it will look
+        self._due[uid] = (when, tracker)
+        heapq.heappush(self._heap, (when, next(self._order), tracker, uid))
+        self._changed.set()
+
+    def _gateway_answered(self, gateway: str) -> None:
+        """An object whose gateway was unavailable got another answer: every object still waiting for that
+        gateway is due now."""
+        now = self._clock()
+        for uid in self._unavailable.pop(gateway, set()):
+            if uid in self._due:
+                self._push(self._due[uid][1], uid, now)
+
+    def clear(self, uid: str) -> None:
+        """`uid` converged (or is gone): no attempt pending, the count starts again."""
+        self._due.pop(uid, None)
+        self._attempts.pop(uid, None)
+        for waiting in self._unavailable.values():
+            waiting.discard(uid)
+
+    def pending(self) -> int:
+        return len(self._due)
+
+    def take_due(self) -> list[tuple[Tracker, str]]:
+        """The objects whose attempt is due now (each once), removed from the schedule."""
+        now, due = self._clock(), []
+        while self._heap and self._heap[0][0] <= now:
+            when, _, tracker, uid = heapq.heappop(self._heap)
+            if uid in self._due and self._due[uid][0] == when:  # not cleared, not rescheduled since
+                del self._due[uid]
+                due.append((tracker, uid))
+        return due
+
+    def _next_in(self) -> float | None:
+        while self._heap and self._due.get(self._heap[0][3], (None,))[0] != self._heap[0][0]:
+            heapq.heappop(self._heap)  # a stale entry (cleared or rescheduled)
+        return max(self._heap[0][0] - self._clock(), 0.0) if self._heap else None
+
+    async def run(self, check: Check) -> None:
+        """Forever: wait for the next due attempt, then re-converge every due object through `check`."""
+        while True:
+            self._changed.clear()
+            wait = self._next_in()
+            if wait is None or wait > 0:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), wait)
+                    continue  # scheduled meanwhile: look at the heap again
+                except TimeoutError:
+                    pass
+            for tracker, uid in self.take_due():
+                tracked = tracker.objects.get(uid)
+                if tracked is None:
+                    continue  # deleted meanwhile
+                await self._limit.acquire()
+                task = asyncio.create_task(self._attempt(check, tracker, tracked))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _attempt(self, check: Check, tracker: Tracker, tracked: Tracked) -> None:
+        try:
+            await check(tracker, tracked)
+        except Exception:  # one object's failure never stops the others' retries
+            log.exception("retry of %s %s failed", tracker.kind, tracked.ref)
+        finally:
+            self._limit.release()

@@ -1,0 +1,119 @@
+"""Torii's own retries of failed changes (torii.handlers.retries): the failure's policy sets the delay, the
+attempt count grows per object and generation, a success or a deletion clears it, and the runner re-converges
+only what is due, a few at a time, without a kopf worker per waiting object."""
+
+from __future__ import annotations
+
+import asyncio
+
+from torii.gateways.base import ObjectRef
+from torii.handlers.retries import Retries
+from torii.handlers.tracking import Tracked, Tracker
+from torii.kube import Owner
+from torii.retry import RetryPolicy
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tracked(name: str, generation: int = 1) -> Tracked:
+    return Tracked(ObjectRef("ns", name), Owner("torii.dev/v1alpha1", "GatewayAPI", name, f"uid-{name}"), generation,
+                   {}, {})  # fmt: skip
+
+
+def test_delays_follow_the_policy_and_grow_per_attempt_until_cleared() -> None:
+    clock, tracker = Clock(), Tracker("GatewayAPI")
+    retries = Retries(clock=clock)
+    assert [retries.schedule(tracker, "u", 1, RetryPolicy.UNAVAILABLE) for _ in range(4)][:1] == [5.0]
+    assert retries.attempts("u", 1) == 4  # 5, 10, 20, 20 s: an earlier due attempt is kept, the count grows
+    assert retries.schedule(tracker, "u", 2, RetryPolicy.UNAVAILABLE) == 5.0  # a new generation starts again
+    assert retries.attempts("u", 1) == 0
+    retries.clear("u")
+    assert retries.pending() == 0 and retries.attempts("u", 2) == 0
+    assert retries.schedule(tracker, "u", 2, RetryPolicy.NONE) is None and retries.pending() == 0
+
+
+def test_only_due_objects_are_taken_each_once_and_a_cleared_one_never() -> None:
+    clock, tracker = Clock(), Tracker("GatewayAPI")
+    retries = Retries(clock=clock)
+    retries.schedule(tracker, "a", 1, RetryPolicy.WAITING)  # due in 5 s
+    retries.schedule(tracker, "b", 1, RetryPolicy.BACKOFF)  # due in 5 s
+    retries.schedule(tracker, "c", 1, RetryPolicy.BACKOFF)
+    retries.clear("c")  # converged meanwhile (a spec change, a drift pass)
+    assert retries.take_due() == []
+    clock.now += 5
+    assert sorted(uid for _, uid in retries.take_due()) == ["a", "b"]
+    assert retries.take_due() == [] and retries.pending() == 0
+
+
+async def test_the_runner_reconverges_what_is_due_and_forgets_deleted_objects() -> None:
+    tracker = Tracker("GatewayAPI")
+    for name in ("a", "b", "gone"):
+        tracker.remember(tracked(name))
+    retries = Retries(concurrency=1)
+    checked: list[str] = []
+    done = asyncio.Event()
+
+    async def check(t: Tracker, obj: Tracked) -> None:
+        checked.append(obj.ref.name)
+        if len(checked) == 2:
+            done.set()
+
+    for name in ("a", "b", "gone"):
+        retries.schedule(tracker, f"uid-{name}", 1, RetryPolicy.WAITING)
+    tracker.forget("uid-gone")
+    # Due at once (a clock moved past every delay): the runner picks them up as soon as it starts.
+    retries._clock = lambda: 10**9
+    runner = asyncio.create_task(retries.run(check))
+    await asyncio.wait_for(done.wait(), 5)
+    runner.cancel()
+    assert sorted(checked) == ["a", "b"]  # the deleted one is not tried
+
+
+async def test_a_schedule_wakes_a_runner_that_waits_for_a_later_attempt() -> None:
+    tracker = Tracker("GatewayAPI")
+    tracker.remember(tracked("late"))
+    tracker.remember(tracked("soon"))
+    clock = Clock()
+    retries = Retries(clock=clock)
+    seen: list[str] = []
+    retries.schedule(tracker, "uid-late", 1, RetryPolicy.BACKOFF)  # due in 5 s of the fake clock
+
+    async def check(t: Tracker, obj: Tracked) -> None:
+        seen.append(obj.ref.name)
+
+    runner = asyncio.create_task(retries.run(check))
+    await asyncio.sleep(0.05)
+    assert seen == []
+    clock.now += 5  # both due now; the schedule of "soon" wakes the runner, which finds both
+    retries.schedule(tracker, "uid-soon", 1, RetryPolicy.WAITING)
+    clock.now += 5
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    runner.cancel()
+    assert sorted(seen) == ["late", "soon"]
+
+
+def test_a_gateway_that_answers_again_makes_everything_waiting_for_it_due_at_once() -> None:
+    clock, tracker = Clock(), Tracker("GatewayAPI")
+    retries = Retries(clock=clock)
+    waiting = {"a": "tyk", "b": "tyk", "c": "tyk", "other": "otoroshi"}  # an outage of both gateways
+    for uid, gateway in waiting.items():
+        retries.schedule(tracker, uid, 1, RetryPolicy.UNAVAILABLE, gateway)
+    clock.now += 5
+    assert sorted(uid for _, uid in retries.take_due()) == sorted(waiting)
+    for uid in ("b", "c", "other"):  # still down: the next attempts are due 10 s later
+        assert retries.schedule(tracker, uid, 1, RetryPolicy.UNAVAILABLE, waiting[uid]) == 10.0
+    assert retries.take_due() == []
+    assert retries.schedule(tracker, "a", 1, RetryPolicy.NONE, "tyk") is None  # Tyk answered "a"
+    assert sorted(uid for _, uid in retries.take_due()) == ["b", "c"]  # due now, not in 10 s
+    assert retries.pending() == 1  # "other" waits for its own gateway
+    retries.schedule(tracker, "b", 1, RetryPolicy.NONE, "tyk")  # nothing left waiting for Tyk: no sweep
+    assert retries.take_due() == []
