@@ -136,6 +136,43 @@ def bench_keys(
         time.sleep(1.0)
 
 
+def running_stack() -> tuple[dict[str, str], Stack]:
+    """The running local stack (`make stack-up`): its environment, also put into this process's."""
+    # The local apiserver's certificate is self-signed (kubeconfig: insecure-skip-tls-verify): one warning per
+    # request would bury the figures.
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
+    os.environ.update(env)
+    return env, Stack(env, started_here=False)
+
+
+def bench_namespace(
+    env: dict[str, str], prefix: str
+) -> tuple[client.ApiClient, client.CoreV1Api, client.CustomObjectsApi, str]:
+    """Torii's CRDs applied, apiserver clients, and a fresh namespace for one run."""
+    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+                   check=True, capture_output=True)  # fmt: skip
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    return api, core, custom, ns
+
+
+def delete_through_operator(custom: client.CustomObjectsApi, ns: str) -> float:
+    """Delete every GatewayAPI of `ns` while the operator runs, so the gateway is left as it was found (APIs left
+    behind would slow every later reload, and every later run); the seconds until all are gone."""
+    try:
+        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+    except client.ApiException as exc:
+        if exc.status != 504:  # 10,000 objects: the apiserver answers 504 and goes on deleting
+            raise
+    started = time.monotonic()
+    while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
+        time.sleep(1.0)
+    return time.monotonic() - started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
@@ -147,23 +184,12 @@ def main() -> int:
     parser.add_argument("--tyk-nodes", type=int, default=1, help="Tyk: write to this many of the stack's nodes")
     parser.add_argument("--restart", action="store_true", help="then restart the operator with every object there")
     args = parser.parse_args()
-    # The local apiserver's certificate is self-signed (kubeconfig: insecure-skip-tls-verify): one warning per
-    # request would bury the figures.
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-
-    env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
-    stack = Stack(env, started_here=False)
+    env, stack = running_stack()
     url_key = "TYK_URL" if args.gateway == "tyk" else "OTOROSHI_URL"
     if url_key not in env:
         print(f"{args.gateway} is not running: {env.get(f'TORII_{args.gateway.upper()}_UNAVAILABLE', 'unknown')}")
         return 2
-    os.environ.update(env)
-    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-                   check=True, capture_output=True)  # fmt: skip
-    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    api, core, custom, ns = bench_namespace(env, "bench")
 
     ref = {"namespace": "torii-system", "name": "torii-bench"}
     # Served means served by every node the APIs are written to.
@@ -278,16 +304,8 @@ def main() -> int:
         if args.keys:
             bench_keys(args, env, custom, core, ns, up.url, scrape)
 
-        def delete_all() -> None:  # through the operator, so the gateway is left as it was found
-            try:
-                custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
-            except client.ApiException as exc:
-                if exc.status != 504:  # 10,000 objects: the apiserver answers 504 and goes on deleting
-                    raise
-            deleted_from = time.monotonic()
-            while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
-                time.sleep(1.0)
-            print(f"all deleted after {time.monotonic() - deleted_from:.1f}s")
+        def delete_all() -> None:
+            print(f"all deleted after {delete_through_operator(custom, ns):.1f}s")
 
         if not args.restart:
             delete_all()

@@ -11,27 +11,23 @@ status and kopf's own progress records), and, once Tyk is back, the time until e
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gatewayapi import peak_rss_mib  # noqa: E402
+from gatewayapi import bench_namespace, delete_through_operator, peak_rss_mib, running_stack  # noqa: E402
 from support.metrics import by_label, scrape  # noqa: E402
 from support.operator import free_port, running_operator  # noqa: E402
-from support.stack import Stack, read_env_file  # noqa: E402
 from support.upstream import upstream  # noqa: E402
 from support.world import GROUP, VERSION  # noqa: E402
 
@@ -66,16 +62,8 @@ def main() -> int:
     parser.add_argument("--log", type=Path, help="keep the operator's log here")
     parser.add_argument("--progress", action="store_true", help="print the Ready count as it changes")
     args = parser.parse_args()
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
-    stack = Stack(env, started_here=False)
-    os.environ.update(env)
-    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
-                   check=True, capture_output=True)  # fmt: skip
-    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    ns = f"outage-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    env, stack = running_stack()
+    api, core, custom, ns = bench_namespace(env, "outage")
     ref = {"namespace": "torii-system", "name": "torii-bench"}
     gateways = [{"name": "tyk", "type": "tyk", "url": env["TYK_URL"], "insecureHttp": True,
                  "secretRef": {**ref, "key": "s"}}]  # fmt: skip
@@ -89,14 +77,14 @@ def main() -> int:
                              namespaces=[ns], secret_name="torii-bench", drift_interval=60.0,
                              metrics_port=port) as op,
         ):  # fmt: skip
-            warm = {"gateway": "tyk", "listenPath": f"/{ns}/warm/", "upstream": {"url": up.url}}
-            custom.create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ns,
-                PLURAL,
-                {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayAPI", "metadata": {"name": "warm"}, "spec": warm},
-            )
+
+            def create(name: str) -> None:
+                spec = {"gateway": "tyk", "listenPath": f"/{ns}/{name}/", "upstream": {"url": up.url}}
+                body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GatewayAPI", "metadata": {"name": name},
+                        "spec": spec}  # fmt: skip
+                custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+
+            create("warm")  # served before the outage: the drift pass finds the gateway gone
             wait_all(custom, ns, 1, 1, 120)
             before = peak_rss_mib(op.process.pid)
 
@@ -131,21 +119,8 @@ def main() -> int:
             subprocess.run([*stack_py, "stop", "tyk"], check=True, capture_output=True)
             down = time.monotonic()
             counting.set()
-            names = [f"o-{i:04d}" for i in range(args.count)]
-            for name in names:  # applied while the gateway is away
-                spec = {"gateway": "tyk", "listenPath": f"/{ns}/{name}/", "upstream": {"url": up.url}}
-                custom.create_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    ns,
-                    PLURAL,
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "GatewayAPI",
-                        "metadata": {"name": name},
-                        "spec": spec,
-                    },
-                )
+            for i in range(args.count):  # applied while the gateway is away
+                create(f"o-{i:04d}")
             created = time.monotonic() - down
             time.sleep(max(0.0, down + args.outage - time.monotonic()))
             counting.clear()
@@ -172,11 +147,7 @@ def main() -> int:
             )
             print("gateway calls: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(calls.items())))
             print("reconciles by cause: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(reconciles.items())))
-            # Deleted through the operator, so the gateway is left as it was found (a leftover thousand APIs
-            # would slow every later reload, and every later run of this bench).
-            custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
-            while custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
-                time.sleep(1.0)
+            delete_through_operator(custom, ns)
     finally:
         core.delete_namespace(ns)
     return 0

@@ -5,11 +5,17 @@ only what is due, a few at a time, without a kopf worker per waiting object."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
+
+import pytest
 
 from torii.gateways.base import ObjectRef
+from torii.handlers import kinds
 from torii.handlers.retries import Retries
 from torii.handlers.tracking import Tracked, Tracker
+from torii.handlers.wake import Waker
 from torii.kube import Owner
+from torii.reconcile.outcome import Cause, Outcome
 from torii.retry import RetryPolicy
 
 
@@ -117,3 +123,33 @@ def test_a_gateway_that_answers_again_makes_everything_waiting_for_it_due_at_onc
     assert retries.pending() == 1  # "other" waits for its own gateway
     retries.schedule(tracker, "b", 1, RetryPolicy.NONE, "tyk")  # nothing left waiting for Tyk: no sweep
     assert retries.take_due() == []
+
+
+async def test_a_drift_check_that_finds_the_gateway_down_is_retried_before_the_next_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The drift check is the only one to notice an outage of an object already served (nothing else wakes a
+    # pass with one fixed Tyk node): its failure must be retried by its policy, not wait for the next pass.
+    causes: list[Cause] = []
+    outcomes = [Outcome({}, retry_policy=RetryPolicy.UNAVAILABLE), Outcome({})]
+
+    async def reconcile(*args: Any) -> Outcome:
+        causes.append(args[-1])
+        return outcomes.pop(0)
+
+    async def patch_status(*_: Any) -> bool:
+        return True
+
+    monkeypatch.setattr(kinds, "KINDS", [("GatewayAPI", "gatewayapis", reconcile, None)])
+    monkeypatch.setattr(kinds, "context", lambda *_: None)
+    monkeypatch.setattr(kinds.kube, "patch_status", patch_status)
+    tracker, retries, obj = Tracker("GatewayAPI"), Retries(), tracked("served")
+    tracker.remember(obj)
+    settings, memo = cast(Any, None), cast(Any, None)  # only handed to `context`, replaced above
+    await kinds.drift_check(settings, memo, Waker(), retries)(tracker, obj)
+    assert retries.pending() == 1 and retries.attempts("uid-served", 1) == 1
+    retries._clock = lambda: 10**9
+    assert retries.take_due() == [(tracker, "uid-served")]
+    await kinds.drift_check(settings, memo, Waker(), retries, Cause.RETRY)(tracker, obj)  # the gateway is back
+    assert causes == [Cause.DRIFT, Cause.RETRY]
+    assert retries.pending() == 0 and retries.attempts("uid-served", 1) == 0

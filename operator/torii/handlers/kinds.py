@@ -12,7 +12,7 @@ import kopf
 
 from torii import kube
 from torii.gateways.base import GatewayDriver, ObjectRef
-from torii.handlers.common import apply, count, plain, ready_condition
+from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
 from torii.handlers.retries import Retries
 from torii.handlers.tracking import Tracked, TrackedApis, Tracker, status_changes
@@ -50,7 +50,7 @@ def register_kind(
         ref = ObjectRef(str(meta.namespace), str(meta.name), kind, str(meta.uid))
         return ref, Owner(API_VERSION, kind, str(meta.name), str(meta.uid)), int(meta.get("generation", 1))
 
-    async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int) -> None:
+    async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         ref, owner, generation = identity(body)
         spec, status = plain(body.spec), plain(body.status)
         written, deadline = status, asyncio.get_running_loop().time() + WAKE_WAIT
@@ -74,20 +74,20 @@ def register_kind(
                 break
             status = {**status, **outcome.status}
         # A retryable failure is tried again by Torii's timer, not by kopf sleeping in this worker with the body.
-        apply(outcome, body, patch, retry, kind=kind, cause=cause.value, kopf_retries=False)
+        apply(outcome, body, patch, kind=kind, cause=cause.value)
         retries.schedule(tracker, owner.uid, generation, outcome.retry_policy, gateway_of(spec, outcome.status))
 
     @kopf.on.create(**resource, id="converge-on-create")
-    async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
-        await converge(Cause.CREATE, body, patch, memo, retry)
+    async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        await converge(Cause.CREATE, body, patch, memo)
 
     @kopf.on.update(**resource, id="converge-on-update", field="spec")
-    async def on_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
-        await converge(Cause.UPDATE, body, patch, memo, retry)
+    async def on_update(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        await converge(Cause.UPDATE, body, patch, memo)
 
     @kopf.on.resume(**resource, id="converge-on-resume")
-    async def on_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
-        await converge(Cause.RESUME, body, patch, memo, retry)
+    async def on_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        await converge(Cause.RESUME, body, patch, memo)
 
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
@@ -100,7 +100,8 @@ def register_kind(
             )
         if not outcome.retry:
             tracker.release(owner.uid)
-        apply(outcome, body, patch, retry, kind=kind, cause="delete")
+        apply(outcome, body, patch, kind=kind, cause="delete")
+        kopf_retry(outcome, retry)  # the finalizer is held until the cleanup is done
 
 
 def gateway_of(spec: dict[str, Any], status: dict[str, Any]) -> str:
@@ -109,12 +110,12 @@ def gateway_of(spec: dict[str, Any], status: dict[str, Any]) -> str:
 
 
 # Retries due at once (a gateway back after an outage) run this many at a time: enough for the gateway's burst
-# sync to take them in a few batches (16 at a time made 1000 objects wait 63 batches and reloads), few enough
-# that only their small records, not kopf's bodies and workers, are held.
+# sync to take many in one batch (and one reload), while each holds only its small tracked record, not kopf's
+# body and worker.
 RETRY_CONCURRENCY = 512
 
 # A handler waiting for its API looks again on every wake of its namespace for WAKE_WAIT seconds in all; then it
-# returns (a deletion of the object waits no longer than this) and kopf's retry (RetryPolicy.WAKE) calls it again.
+# returns (a deletion of the object waits no longer than this) and Torii's retry (RetryPolicy.WAKE) calls it again.
 WAKE_WAIT = 15.0
 
 

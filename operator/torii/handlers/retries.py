@@ -113,7 +113,15 @@ class Retries:
         return max(self._heap[0][0] - self._clock(), 0.0) if self._heap else None
 
     async def run(self, check: Check) -> None:
-        """Forever: wait for the next due attempt, then re-converge every due object through `check`."""
+        """Forever: wait for the next due attempt, then re-converge every due object through `check`. Cancelled
+        (the operator stops): the attempts in flight are cancelled too."""
+        try:
+            await self._run(check)
+        finally:
+            for task in list(self._running):
+                task.cancel()
+
+    async def _run(self, check: Check) -> None:
         while True:
             self._changed.clear()
             wait = self._next_in()
@@ -135,7 +143,7 @@ class Retries:
     async def _attempt(self, check: Check, tracker: Tracker, tracked: Tracked) -> None:
         try:
             await check(tracker, tracked)
-        except Exception:  # one object's failure never stops the others' retries
+        except Exception:  # one object's failure never stops the others' retries; the next drift pass looks again
             log.exception("retry of %s %s failed", tracker.kind, tracked.ref)
         finally:
             self._limit.release()
