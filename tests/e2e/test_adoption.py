@@ -540,6 +540,14 @@ def test_switch_from_tyk_operator_with_an_upstream_client_certificate(
     with mtls_upstream(server_cert, server_key, ca) as (url, seen), tyk_admin(crds) as tyk:
         body = api_definition(name, world.ns, url, f"/{marker}/")
         body["spec"]["upstream_certificate_refs"] = {"*": secret}
+        # tyk-operator 0.18 races itself over this upload: its Secret and ApiDefinition controllers both POST the
+        # certificate, only the first POST succeeds (Tyk answers 403 to the second), and a later ApiDefinition
+        # reconcile that loses the race writes the API back without it (a CI run failed that way). Uploading it
+        # under tyk-operator's org first and naming it, as a user who met that bug would, makes its state
+        # deterministic; upstream_certificate_refs stays, as that is what the importer reads.
+        uploaded = tyk.post("/tyk/certs", params={"org_id": org}, content=(cert + key).encode())
+        assert uploaded.status_code == 200, uploaded.text
+        body["spec"]["upstream_certificates"] = {"*": uploaded.json()["id"]}
         body["spec"]["proxy"]["transport"] = {"ssl_insecure_skip_verify": True}  # the upstream's private CA
         traffic = Traffic([(f"{base}/{marker}/x", {})])
         with run_tyk_operator(binary, crds.env, base, world.ns, tmp_path, org=org):
