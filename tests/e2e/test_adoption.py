@@ -15,7 +15,9 @@ ApiDefinitions are released, and the traffic loop never sees an error.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,14 +32,24 @@ from kubernetes import client
 from support.jwt import claims, hs256
 from support.kube import gone, kubectl
 from support.metrics import assert_no_writes_over_two_drift_passes
-from support.operator import SINGLE_TEAM, Operator, release_all, running_operator, stack_gateways, torii_import
+from support.operator import (
+    SINGLE_TEAM,
+    Operator,
+    free_port,
+    release_all,
+    running_operator,
+    stack_gateways,
+    torii_import,
+)
 from support.stack import Stack, required_gateways
-from support.tls import make_ca_and_server_cert, make_client_cert, mtls_upstream
+from support.tls import https_front, make_ca_and_server_cert, make_client_cert, mtls_upstream
 from support.traffic import Traffic
 from support.tyk_operator import GROUP, PLURAL, VERSION, api_definition, run_tyk_operator
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
+from torii.gateways.tyk_certs import pin_prefix
+from torii.pem import first_certificate_der
 
 COUNT = 50
 MIGRATED = 20
@@ -579,4 +591,109 @@ def test_switch_from_tyk_operator_with_an_upstream_client_certificate(
         assert served["config_data"]["torii"]["name"] == name
         # Torii presents its own upload of the Secret (under the API's prefix), not tyk-operator's.
         assert served["upstream_certificates"]["*"].startswith(obj["status"]["gatewayId"])
+    delete_everything(world)
+
+
+def test_switch_from_tyk_operator_with_client_mtls_and_pinning(
+    world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
+) -> None:
+    """An ApiDefinition checking client certificates on its own TLS listener (`use_mutual_tls_auth`,
+    `client_certificate_refs`) and one pinning its https upstream's public key (`pinned_public_keys_refs`), both
+    from kubernetes.io/tls Secrets: the importer names those Secrets (spec.mtls.allowed,
+    spec.upstream.tls.pinnedPublicKeys); the mTLS API switches without a failed request and still refuses a
+    stranger's certificate afterwards (the check moved, under Torii's own uploads). tyk-operator 0.18's pinning
+    never worked on Tyk (it uploads the Secret's certificate and key, and Tyk fingerprints the first PEM block,
+    the certificate, where the upstream presents its public key): that API answers 5xx until Torii, pinning the
+    public key it takes from the same Secret, serves it."""
+    crds.require("tyk")
+    binary = tyk_operator_binary(crds)
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
+    assert done.returncode == 0, done.stderr
+    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    # A hex org, like the ids Tyk's dashboard hands out: Tyk reads a pinned key's id from its store only when
+    # the id is hex (else as a file path), so tyk-operator's pinning fails for the reason above, not that one.
+    marker, org, base = f"tkomtls-{RUN}", f"c0ffee{RUN}", crds.env["TYK_URL"]
+    mtls_name, pin_name = f"{marker}-partners", f"{marker}-pinned"
+    client_secret, pin_secret = f"{marker}-partner", f"{marker}-upstream"
+    listener, upstream_tls, strangers = tmp_path / "listener", tmp_path / "upstream", tmp_path / "strangers"
+    for d in (listener, upstream_tls, strangers):
+        d.mkdir()
+    ca, server_cert, server_key = make_ca_and_server_cert(listener)  # Tyk's listener, and the partner's CA
+    partner = make_client_cert(listener, "partner")
+    _, up_cert, up_key = make_ca_and_server_cert(upstream_tls)  # the upstream's: a CA Tyk does not trust
+    make_ca_and_server_cert(strangers)
+    make_client_cert(strangers, "mallory")
+    pairs = {client_secret: partner, pin_secret: (up_cert.read_text(), up_key.read_text())}
+    for secret, (crt, key) in pairs.items():
+        world.core.create_namespaced_secret(world.ns, client.V1Secret(
+            metadata=client.V1ObjectMeta(name=secret), type="kubernetes.io/tls",
+            string_data={"tls.crt": crt, "tls.key": key}))  # fmt: skip
+
+    def caller(directory: Path, cn: str) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(directory / f"{cn}.crt", directory / f"{cn}.key")
+        return context
+
+    def answer(url: str, context: ssl.SSLContext) -> int:
+        try:
+            return httpx.get(url, verify=context, timeout=10).status_code
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            return 0  # the handshake refused
+
+    port = free_port()
+    mtls_url, pin_url = f"https://127.0.0.1:{port}/{marker}/partners/x", f"{base}/{marker}/pinned/x"
+    with upstream("tyk-operator-mtls") as up, https_front(up.url, up_cert, up_key) as pinned, tyk_admin(crds) as tyk:
+        # The listener's server certificate: the platform's, in Tyk's store (as in test_tyk_mtls).
+        stored = tyk.post("/tyk/certs", params={"org_id": "platform"},
+                          content=server_cert.read_bytes() + server_key.read_bytes())  # fmt: skip
+        assert stored.status_code in (200, 403), stored.text  # 403: stored by another test already
+        server_id = "platform" + hashlib.sha256(first_certificate_der(server_cert.read_text())).hexdigest()
+        # tyk-operator 0.18 uploads without the org (Tyk stores the bare fingerprint) and then looks for
+        # org+fingerprint: every reconcile after its first finds nothing, fails to upload again (403) and writes
+        # the API back without the certificate. Stored under its org beforehand, it finds them every time.
+        for crt, key in pairs.values():
+            answered = tyk.post("/tyk/certs", params={"org_id": org}, content=(crt + key).encode())
+            assert answered.status_code == 200, answered.text
+        mtls_def = api_definition(mtls_name, world.ns, up.url, f"/{marker}/partners/")
+        mtls_def["spec"] |= {"protocol": "https", "listen_port": port, "certificates": [server_id],
+                             "use_mutual_tls_auth": True, "client_certificate_refs": [client_secret]}  # fmt: skip
+        pin_def = api_definition(pin_name, world.ns, pinned, f"/{marker}/pinned/")
+        pin_def["spec"]["pinned_public_keys_refs"] = {"*": pin_secret}
+        with run_tyk_operator(binary, crds.env, base, world.ns, tmp_path, org=org):
+            for body in (mtls_def, pin_def):
+                world.custom.create_namespaced_custom_object(GROUP, VERSION, world.ns, PLURAL, body)
+            wait_until(lambda: answer(mtls_url, caller(listener, "partner")) == 200, timeout=120,
+                       what="tyk-operator's API serving the partner")  # fmt: skip
+            assert answer(mtls_url, caller(strangers, "mallory")) in (0, 401, 403)
+            wait_until(lambda: tyk.get(f"/tyk/apis/{tyk_operator_api_id(world.ns, pin_name)}").json().get(
+                "pinned_public_keys"), timeout=60, what="tyk-operator's pinning API on Tyk")  # fmt: skip
+            assert httpx.get(pin_url).status_code >= 500  # "public keys do not match" (Tyk's log)
+            partners = Traffic([(mtls_url, {})], verify=caller(listener, "partner")).start()
+        try:
+            out = tmp_path / "migration-mtls"
+            torii_import(live, "--gateway", "tyk", "--from-tyk-operator", "--namespace", world.ns, "-o", str(out))
+            manifests = {p.name: yaml.safe_load(p.read_text()) for p in out.glob("*.yaml")}
+            assert sorted(manifests) == sorted(f"gatewayapi-{n}.yaml" for n in (mtls_name, pin_name))
+            mtls_spec = manifests[f"gatewayapi-{mtls_name}.yaml"]["spec"]
+            assert mtls_spec["mtls"] == {"allowed": [{"name": client_secret, "key": "tls.crt"}]}
+            pin_spec = manifests[f"gatewayapi-{pin_name}.yaml"]["spec"]
+            assert pin_spec["upstream"]["tls"] == {"pinnedPublicKeys": [{"name": pin_secret, "key": "tls.crt"}]}
+            apply_dir(out, dry_run=True)
+            applied_at = time.monotonic()
+            apply_dir(out)
+            objs = all_ready(world, "GatewayAPI", [mtls_name, pin_name])
+            release_api_definitions(world, [mtls_name, pin_name])
+            ready_at = time.monotonic()
+            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+        finally:
+            partners.stop()
+        assert partners.failures == [], f"{len(partners.failures)} of {partners.total}: {partners.failures[:5]}"
+        assert partners.first_at < applied_at and partners.last_at > ready_at
+        assert answer(mtls_url, caller(strangers, "mallory")) in (0, 401, 403)
+        assert httpx.get(pin_url).status_code == 200  # Ready: pinned, and served
+        served = {n: tyk.get(f"/tyk/apis/{o['status']['gatewayId']}").json() for n, o in objs.items()}
+        prefix = {n: o["status"]["gatewayId"] for n, o in objs.items()}
+        # Torii checks and pins with its own uploads of the Secrets (under each API's prefix), not tyk-operator's.
+        assert [c.startswith(prefix[mtls_name]) for c in served[mtls_name]["client_certificates"]] == [True]
+        assert served[pin_name]["pinned_public_keys"]["*"].startswith(pin_prefix(prefix[pin_name]))
     delete_everything(world)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ class Traffic:
     users see during the switch."""
 
     targets: list[tuple[str, dict[str, str]]]
+    verify: ssl.SSLContext | bool = True  # a context with a client certificate, for an mTLS listener
     total: int = 0
     failures: list[str] = field(default_factory=list)
     first_at: float = 0.0
@@ -31,7 +33,7 @@ class Traffic:
         return self
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10) as http:
+        with httpx.Client(timeout=10, verify=self.verify) as http:
             while not self._stop.is_set():
                 for url, headers in self.targets:
                     if self._stop.is_set():
