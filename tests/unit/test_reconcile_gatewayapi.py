@@ -65,6 +65,9 @@ class ScriptedDriver:
     async def check(self) -> str:
         return "ok"
 
+    async def ping(self) -> None:
+        pass
+
     @property
     def admin_calls(self) -> int:
         return 0

@@ -153,3 +153,85 @@ async def test_a_drift_check_that_finds_the_gateway_down_is_retried_before_the_n
     await kinds.drift_check(settings, memo, Waker(), retries, Cause.RETRY)(tracker, obj)  # the gateway is back
     assert causes == [Cause.DRIFT, Cause.RETRY]
     assert retries.pending() == 0 and retries.attempts("uid-served", 1) == 0
+
+
+async def test_a_probe_that_finds_the_gateway_back_makes_its_waiting_objects_due_then_keeps_quiet() -> None:
+    clock, tracker = Clock(), Tracker("GatewayAPI")
+    retries = Retries(clock=clock)
+    for uid, gateway in {"a": "tyk", "b": "tyk", "x": "otoroshi"}.items():
+        retries.schedule(tracker, uid, 1, RetryPolicy.UNAVAILABLE, gateway)
+    retries.schedule(tracker, "bad", 1, RetryPolicy.BACKOFF, "tyk")  # not waiting for Tyk to come back
+    up = {"tyk": False, "otoroshi": False}
+    asked: list[str] = []
+
+    async def probe(gateway: str) -> bool:
+        asked.append(gateway)
+        return up[gateway]
+
+    assert await retries.probe_once(probe) == [] and sorted(asked) == ["otoroshi", "tyk"]
+    assert retries.take_due() == []  # nobody answered: nothing moves
+    up["tyk"] = True
+    assert await retries.probe_once(probe) == ["tyk"]
+    assert sorted(uid for _, uid in retries.take_due()) == ["a", "b"]  # now, not 5 s later; "bad" keeps its time
+    # Tyk answered the probe but its objects still fail as unavailable: no probe of it for PROBE_QUIET, so they
+    # are not pulled forward every few seconds.
+    for uid in ("a", "b"):
+        retries.schedule(tracker, uid, 1, RetryPolicy.UNAVAILABLE, "tyk")
+    asked.clear()
+    assert await retries.probe_once(probe) == [] and asked == ["otoroshi"]
+    clock.now += 20
+    asked.clear()
+    await retries.probe_once(probe)
+    assert sorted(asked) == ["otoroshi", "tyk"]
+
+
+async def test_a_probe_that_hangs_is_a_no_and_does_not_hold_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torii.handlers import retries as module
+
+    monkeypatch.setattr(module, "PROBE_TIMEOUT", 0.05)
+    tracker, retries = Tracker("GatewayAPI"), Retries()
+    retries.schedule(tracker, "a", 1, RetryPolicy.UNAVAILABLE, "blackholed")
+    retries.schedule(tracker, "b", 1, RetryPolicy.UNAVAILABLE, "tyk")
+
+    async def probe(gateway: str) -> bool:
+        if gateway == "blackholed":
+            await asyncio.sleep(3600)
+        return True
+
+    assert await asyncio.wait_for(retries.probe_once(probe), 5) == ["tyk"]
+    assert retries.waiting_for() == ["blackholed"]
+
+
+async def test_a_warning_repeated_by_retries_is_posted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # During an outage every waiting object is retried several times with the same failure: one event each,
+    # not one per attempt (each is an apiserver write); a new failure (another message) is posted again.
+    from torii.reconcile.outcome import Event
+
+    def failure(message: str) -> Outcome:
+        status = {"conditions": [{"type": "Ready", "status": "False", "reason": "GatewayUnavailable",
+                                  "message": message}]}  # fmt: skip
+        return Outcome(status, [Event("Warning", "GatewayUnavailable", message)],
+                       retry_policy=RetryPolicy.UNAVAILABLE)  # fmt: skip
+
+    outcomes = [failure("tyk is down"), failure("tyk is down"), failure("tyk answers 503")]
+    posted: list[str] = []
+
+    async def reconcile(*_: Any) -> Outcome:
+        return outcomes.pop(0)
+
+    async def patch_status(*_: Any) -> bool:
+        return True
+
+    async def post_event(_ref: Any, type_: str, reason: str, message: str) -> None:
+        posted.append(message)
+
+    monkeypatch.setattr(kinds, "KINDS", [("GatewayAPI", "gatewayapis", reconcile, None)])
+    monkeypatch.setattr(kinds, "context", lambda *_: None)
+    monkeypatch.setattr(kinds.kube, "patch_status", patch_status)
+    monkeypatch.setattr(kinds.kube, "post_event", post_event)
+    tracker, retries, obj = Tracker("GatewayAPI"), Retries(), tracked("waiting")
+    tracker.remember(obj)
+    check = kinds.drift_check(cast(Any, None), cast(Any, None), Waker(), retries, Cause.RETRY)
+    for _ in range(3):
+        await check(tracker, obj)
+    assert posted == ["tyk is down", "tyk answers 503"]

@@ -289,6 +289,11 @@ class GatewayDriver(Protocol):
         """Connect and authenticate; return a short description (version, node) or raise a GatewayError."""
         ...
 
+    async def ping(self) -> None:
+        """One cheap call to the admin API (a probe, every few seconds while objects wait for the gateway to come
+        back: never a list that grows with the objects); raises a GatewayError when it does not answer."""
+        ...
+
     async def ready(self) -> None:
         """Return once the driver knows every admin endpoint of its gateway (`admin_urls`: tenancy checks
         refuse upstreams pointing there); nodes followed from a Service are known once listed."""

@@ -261,6 +261,10 @@ class OtoroshiDriver:
             ) from None
         return not (response.status_code == 404 and "no route" in response.headers.get("Otoroshi-Error-Msg", ""))
 
+    async def ping(self) -> None:
+        # The groups: a handful of small objects, authenticated with the admin API key.
+        await self._http.request("GET", "/api/groups", op="ping")
+
     async def check(self) -> str:
         await self._http.request("GET", "/api/groups", op="list groups")
         return f"Otoroshi at {self._http.base_url} ({self.entity} on {self.public_host})"

@@ -42,6 +42,11 @@ def in_sync(desired: dict[str, Any], current: View | None) -> bool:
     return current is not None and core(desired) == current
 
 
+# Tyk serialises its definition writes (each rewrites a file and takes the API lock): measured alone on 2 cores,
+# 300 POSTs ran at 362/s one at a time, 515/s four at a time, 303/s at 16 and 95/s at 64.
+TYK_WRITE_CONCURRENCY = 4
+
+
 class TykApiSync(BurstSync):
     what = "API"
     id_field = "api_id"
@@ -49,7 +54,7 @@ class TykApiSync(BurstSync):
 
     def __init__(
         self, name: str, http: AdminClient, reload: Callable[[], Awaitable[None]], *, quiet: float,
-        max_delay: float, load_timeout: float, concurrency: int = 16,
+        max_delay: float, load_timeout: float, concurrency: int = TYK_WRITE_CONCURRENCY,
     ) -> None:  # fmt: skip
         super().__init__(name, http, quiet=quiet, max_delay=max_delay, concurrency=concurrency)
         self._reload = reload

@@ -12,9 +12,10 @@ import kopf
 
 from torii import kube
 from torii.gateways.base import GatewayDriver, ObjectRef
+from torii.gateways.errors import GatewayError
 from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
-from torii.handlers.retries import Retries
+from torii.handlers.retries import Probe, Retries
 from torii.handlers.tracking import Tracked, TrackedApis, Tracker, status_changes
 from torii.handlers.wake import Waker
 from torii.kube import Owner
@@ -188,10 +189,26 @@ def drift_check(
         if tracker.kind == "GatewayAPI" and changed and is_ready(outcome):
             waker.wake(tracked.ref.namespace)  # served again (a gateway back): waiting keys look again
         for event in outcome.events:
-            await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
+            # A warning repeated by a retry or a pass (the status did not change: same reason, same message)
+            # tells nothing new: during an outage it would be one apiserver write per object per attempt.
+            if changed or event.type != "Warning":
+                await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
         count(outcome, tracker.kind, cause.value, tracked.ref.namespace, tracked.ref.name)
 
     return check
+
+
+def probe_of(memo: kopf.Memo) -> Probe:
+    """Does a gateway connection answer (its driver's cheapest authenticated call)? For the retries' probe."""
+
+    async def probe(gateway: str) -> bool:
+        try:
+            await memo.gateways.get(gateway or None).ping()
+        except GatewayError:
+            return False
+        return True
+
+    return probe
 
 
 def start_drift(
@@ -213,8 +230,8 @@ def start_drift(
     async def drift() -> None:
         wake = asyncio.Event()
         watchers = [asyncio.create_task(watch(d, wake), name=f"torii-watch-{d.name}") for d in memo.gateways]
-        watchers.append(asyncio.create_task(retries.run(drift_check(settings, memo, waker, retries, Cause.RETRY)),
-                                            name="torii-retries"))  # fmt: skip
+        retry = drift_check(settings, memo, waker, retries, Cause.RETRY)
+        watchers.append(asyncio.create_task(retries.run(retry, probe_of(memo)), name="torii-retries"))
         try:
             await drift_loop(trackers, drift_check(settings, memo, waker, retries), settings.drift_interval_seconds,
                              wake)  # fmt: skip

@@ -8,9 +8,10 @@ drift pass needs anyway (`Tracked`), returns, and leaves the next attempt to one
 whose due entries are re-converged through the drift check, a few at a time. The delay is the failure's own
 policy (`torii.retry`); the attempt count is per object and generation, and any success clears it.
 
-A gateway that answers again is noticed by the first object retried against it; every object still waiting
-for an unavailable gateway is then tried at once (`succeeded`), instead of each at its own time within the
-UNAVAILABLE cap: the gateway's burst sync takes them in a few batches.
+A gateway that answers again is noticed by the first object retried against it, or sooner by the probe: while
+objects wait for an unavailable gateway, one cheap call (`GatewayDriver.ping`) every PROBE_EVERY seconds asks
+whether it is back. Either way every object still waiting for it is then tried at once, instead of each at its
+own time within the UNAVAILABLE cap (20 s): the gateway's burst sync takes them in a few batches.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ from torii.retry import RetryPolicy
 log = logging.getLogger("torii.retries")
 
 Check = Callable[[Tracker, Tracked], Awaitable[None]]
+# Does the gateway connection named so ("": the default) answer? One cheap call; False on any failure.
+Probe = Callable[[str], Awaitable[bool]]
+
+PROBE_EVERY = 2.0  # seconds between probes of a gateway objects wait for
+PROBE_TIMEOUT = 5.0  # a probe unanswered this long is a "no" (a black-holed gateway must not stall the others)
+# A gateway that answered a probe is not probed again for this long: if its objects still fail as unavailable
+# (the probed call works, theirs do not), they are pulled forward at most this often, like the UNAVAILABLE cap.
+PROBE_QUIET = 20.0
 
 
 class Retries:
@@ -36,6 +45,7 @@ class Retries:
 
     def __init__(self, *, concurrency: int = 16, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self._quiet_until: dict[str, float] = {}  # gateway -> no probe before (it answered one: PROBE_QUIET)
         self._heap: list[tuple[float, int, Tracker, str]] = []
         self._due: dict[str, tuple[float, Tracker]] = {}  # uid -> its next attempt (the heap may hold stale ones)
         self._attempts: dict[str, tuple[int, int]] = {}  # uid -> (generation, attempts made at it so far)
@@ -59,6 +69,7 @@ class Retries:
         waiting = self._unavailable.get(gateway, set())
         if policy is not RetryPolicy.UNAVAILABLE and uid in waiting:
             self._gateway_answered(gateway)
+            self._quiet_until.pop(gateway, None)  # it answers objects again: probe at once next time
         attempt = self.attempts(uid, generation)
         delay = policy.delay(attempt)
         if delay is None:
@@ -87,6 +98,36 @@ class Retries:
             if uid in self._due:
                 self._push(self._due[uid][1], uid, now)
 
+    def waiting_for(self) -> list[str]:
+        """The gateways objects are waiting for (their last attempt found it unavailable)."""
+        return [gateway for gateway, uids in self._unavailable.items() if uids]
+
+    async def probe_once(self, probe: Probe) -> list[str]:
+        """Probe every gateway objects wait for (not those quiet after a recent answer), at once; each that
+        answers makes its waiting objects due now. Returns the gateways that answered."""
+        now = self._clock()
+        gateways = [g for g in self.waiting_for() if self._quiet_until.get(g, 0.0) <= now]
+        answers = await asyncio.gather(*(self._ask(probe, g) for g in gateways))
+        back = [g for g, answered in zip(gateways, answers, strict=True) if answered]
+        for gateway in back:
+            self._quiet_until[gateway] = self._clock() + PROBE_QUIET
+            log.info("gateway %s answers again: %d waiting objects retried now", gateway or "(default)",
+                     len(self._unavailable.get(gateway, ())))  # fmt: skip
+            self._gateway_answered(gateway)
+        return back
+
+    @staticmethod
+    async def _ask(probe: Probe, gateway: str) -> bool:
+        try:
+            return await asyncio.wait_for(probe(gateway), PROBE_TIMEOUT)
+        except TimeoutError:
+            return False
+
+    async def _probing(self, probe: Probe) -> None:
+        while True:
+            await asyncio.sleep(PROBE_EVERY)
+            await self.probe_once(probe)
+
     def clear(self, uid: str) -> None:
         """`uid` converged (or is gone): no attempt pending, the count starts again."""
         self._due.pop(uid, None)
@@ -112,13 +153,15 @@ class Retries:
             heapq.heappop(self._heap)  # a stale entry (cleared or rescheduled)
         return max(self._heap[0][0] - self._clock(), 0.0) if self._heap else None
 
-    async def run(self, check: Check) -> None:
-        """Forever: wait for the next due attempt, then re-converge every due object through `check`. Cancelled
-        (the operator stops): the attempts in flight are cancelled too."""
+    async def run(self, check: Check, probe: Probe | None = None) -> None:
+        """Forever: wait for the next due attempt, then re-converge every due object through `check`; meanwhile
+        `probe` the gateways objects wait for. Cancelled (the operator stops): the attempts in flight are
+        cancelled too."""
+        probing = asyncio.create_task(self._probing(probe), name="torii-retries-probe") if probe else None
         try:
             await self._run(check)
         finally:
-            for task in list(self._running):
+            for task in [*self._running, *([probing] if probing else [])]:
                 task.cancel()
 
     async def _run(self, check: Check) -> None:
