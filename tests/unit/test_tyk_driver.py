@@ -15,7 +15,13 @@ import httpx
 import pytest
 
 from torii.gateways.base import ObjectRef
-from torii.gateways.errors import AuthenticationError, ListenPathConflict, PermanentGatewayError, RetryableGatewayError
+from torii.gateways.errors import (
+    AuthenticationError,
+    ListenPathConflict,
+    OwnershipConflict,
+    PermanentGatewayError,
+    RetryableGatewayError,
+)
 from torii.gateways.tyk import TykDriver
 from torii.gateways.tyk_render import render_api_definition
 from torii.models.gatewayapi import GatewayAPISpec
@@ -421,3 +427,19 @@ async def test_a_key_written_back_forever_is_reported_not_revoked(monkeypatch: p
     driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
     with pytest.raises(RetryableGatewayError, match="written back"):
         await driver.keys.delete_key(key_request())
+
+
+async def test_a_removal_left_alone_does_not_hold_the_rest_of_its_burst(tyk: tuple[TykDriver, TykModel]) -> None:
+    # Another object's API named in a removal (a tenant deleting its object that tried to take that id) stays
+    # served, rightly: the burst's confirmation must not wait for it to go, or every deletion batched with it
+    # waits the whole load timeout (30 s in a real run).
+    driver, model = tyk
+    billing = ObjectRef("shop", "billing")
+    await asyncio.gather(driver.apis.converge_api(REF, spec()),
+                         driver.apis.converge_api(billing, spec(listenPath="/billing/")))  # fmt: skip
+    thief = ObjectRef("evil", "grab")
+    left, deleted = await asyncio.wait_for(asyncio.gather(
+        driver.apis.delete_api(thief, "torii.shop.orders"), driver.apis.delete_api(billing),
+        return_exceptions=True), timeout=5)  # fmt: skip
+    assert isinstance(left, OwnershipConflict) and deleted is True
+    assert "torii.shop.orders" in model.loaded and "torii.shop.billing" not in model.loaded

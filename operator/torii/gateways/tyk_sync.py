@@ -119,7 +119,10 @@ class TykApiSync(BurstSync):
         try:
             await self._reload()
             self.reloads += 1
-            after = await self._confirmed(ops, set(written) | {i for i, op in ops.items() if isinstance(op, Remove)})
+            # Removals already answered (another object's API, left alone) stay served: waiting for them to go
+            # would hold every other op of the burst until the load timeout.
+            pending = {i for i, op in ops.items() if isinstance(op, Remove) and i not in results}
+            after = await self._confirmed(ops, set(written) | pending)
         except GatewayError as exc:
             return {**results, **{i: exc for i in ops if i not in results}}
         for api_id, op in ops.items():
