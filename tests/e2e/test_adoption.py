@@ -106,6 +106,12 @@ def import_ours(live: Operator, gateway: str, world: World, out: Path, marker: s
     return said, ours(out, marker)
 
 
+def assert_through_the_switch(traffic: Traffic, applied_at: float, ready_at: float) -> None:
+    """No request failed, and the client loop ran from before the apply until after everything was Ready."""
+    assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
+    assert traffic.first_at < applied_at and traffic.last_at > ready_at
+
+
 def all_ready(world: World, kind: str, names: list[str], timeout: float = 240) -> dict[str, dict[str, Any]]:
     def check() -> dict[str, dict[str, Any]] | None:
         items = {i["metadata"]["name"]: i for i in world.list(kind) if i["metadata"]["name"] in names}
@@ -231,8 +237,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
         finally:
             traffic.stop()
-        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
-        assert traffic.first_at < applied_at and traffic.last_at > ready_at  # it ran through the whole switch
+        assert_through_the_switch(traffic, applied_at, ready_at)
 
         for i, api_id in enumerate(ids):
             obj = apis[f"{marker}-api-{i}"]
@@ -344,8 +349,7 @@ def test_otoroshi_routes_and_keys_adopted_without_a_failed_request(
             assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
         finally:
             traffic.stop()
-        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
-        assert traffic.first_at < applied_at and traffic.last_at > ready_at
+        assert_through_the_switch(traffic, applied_at, ready_at)
 
         for i, route_id in enumerate(ids):
             assert apis[f"{marker}-api-{i}"]["status"]["gatewayId"] == route_id
@@ -393,6 +397,29 @@ def release_api_definitions(world: World, names: list[str]) -> None:
                timeout=60, what="ApiDefinitions released")  # fmt: skip
 
 
+def install_tyk_operator(stack: Stack) -> str:
+    """tyk-operator's binary, its CRDs installed and established."""
+    binary = tyk_operator_binary(stack)
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", stack.env["TORII_TYK_OPERATOR_CRDS"])
+    assert done.returncode == 0, done.stderr
+    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    return binary
+
+
+def switch_from_tyk_operator(
+    world: World, out: Path, names: list[str], metrics_port: int
+) -> tuple[dict[str, dict[str, Any]], float, float]:
+    """Apply the imported manifests in `out`, wait until `names` are Ready, release tyk-operator's ApiDefinitions
+    and check two drift passes make no write: the Ready objects, and when the apply began and the switch ended."""
+    applied_at = time.monotonic()
+    apply_dir(out)
+    ready = all_ready(world, "GatewayAPI", names)
+    release_api_definitions(world, names)
+    ready_at = time.monotonic()
+    assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+    return ready, applied_at, ready_at
+
+
 def tyk_operator_api_id(ns: str, name: str) -> str:
     """The api_id tyk-operator v0.18 gives an ApiDefinition: base64url of `<namespace>/<name>`, unpadded."""
     return base64.urlsafe_b64encode(f"{ns}/{name}".encode()).decode().rstrip("=")
@@ -412,10 +439,7 @@ def test_switch_from_tyk_operator_without_a_failed_request(
     world: World, live: Operator, crds: Stack, metrics_port: int, tmp_path: Path
 ) -> None:
     crds.require("tyk")
-    binary = tyk_operator_binary(crds)
-    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
-    assert done.returncode == 0, done.stderr
-    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    binary = install_tyk_operator(crds)
     marker = f"tko-{RUN}"
     org = f"tko{RUN}"
     names = [f"{marker}-{i}" for i in range(MIGRATED)]
@@ -438,16 +462,10 @@ def test_switch_from_tyk_operator_without_a_failed_request(
             torii_import(live, "--gateway", "tyk", "--from-tyk-operator", "--namespace", world.ns, "-o", str(out))
             assert sorted(p.name for p in out.glob("*.yaml")) == sorted(f"gatewayapi-{n}.yaml" for n in names)
             apply_dir(out, dry_run=True)
-            applied_at = time.monotonic()
-            apply_dir(out)
-            apis = all_ready(world, "GatewayAPI", names)
-            release_api_definitions(world, names)
-            ready_at = time.monotonic()
-            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+            apis, applied_at, ready_at = switch_from_tyk_operator(world, out, names, metrics_port)
         finally:
             traffic.stop()
-    assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
-    assert traffic.first_at < applied_at and traffic.last_at > ready_at
+    assert_through_the_switch(traffic, applied_at, ready_at)
     with tyk_admin(crds) as tyk:
         for name in names:
             api_id = tyk_operator_api_id(world.ns, name)
@@ -466,10 +484,7 @@ def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
     made on Tyk as teams do (tyk-operator manages no keys): switched to Torii under a client loop presenting
     those credentials, 0 failed requests."""
     crds.require("tyk")
-    binary = tyk_operator_binary(crds)
-    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
-    assert done.returncode == 0, done.stderr
-    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    binary = install_tyk_operator(crds)
     marker, org = f"tkoauth-{RUN}", f"tkoauth{RUN}"
     basic_name, jwt_name = f"{marker}-basic", f"{marker}-jwt"
     base, custom = crds.env["TYK_URL"], world.custom
@@ -516,16 +531,10 @@ def test_switch_from_tyk_operator_with_basic_auth_and_jwt_consumers(
             assert sorted(manifests) == sorted(f"gatewayapi-{n}.yaml" for n in (basic_name, jwt_name))
             assert manifests[f"gatewayapi-{basic_name}.yaml"]["spec"]["auth"] == "basicAuth"
             assert manifests[f"gatewayapi-{jwt_name}.yaml"]["spec"]["auth"] == "jwt"
-            applied_at = time.monotonic()
-            apply_dir(out)
-            all_ready(world, "GatewayAPI", [basic_name, jwt_name])
-            release_api_definitions(world, [basic_name, jwt_name])
-            ready_at = time.monotonic()
-            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+            _, applied_at, ready_at = switch_from_tyk_operator(world, out, [basic_name, jwt_name], metrics_port)
         finally:
             traffic.stop()
-        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
-        assert traffic.first_at < applied_at and traffic.last_at > ready_at
+        assert_through_the_switch(traffic, applied_at, ready_at)
         for name in (basic_name, jwt_name):
             assert tyk.get(f"/tyk/apis/{api_id(name)}").json()["config_data"]["torii"]["name"] == name
     delete_everything(world)
@@ -538,10 +547,7 @@ def test_switch_from_tyk_operator_with_an_upstream_client_certificate(
     (`upstream_certificate_refs`, uploaded by tyk-operator): the importer names that Secret in
     spec.upstream.tls (Tyk's admin API never returns a certificate's PEM), and the switch loses no request."""
     crds.require("tyk")
-    binary = tyk_operator_binary(crds)
-    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
-    assert done.returncode == 0, done.stderr
-    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    binary = install_tyk_operator(crds)
     marker, org = f"tkocert-{RUN}", f"tkocert{RUN}"
     name, secret, base = f"{marker}-billing", f"{marker}-client", crds.env["TYK_URL"]
     ca, server_cert, server_key = make_ca_and_server_cert(tmp_path)
@@ -576,16 +582,11 @@ def test_switch_from_tyk_operator_with_an_upstream_client_certificate(
             upstream_tls = manifests[f"gatewayapi-{name}.yaml"]["spec"]["upstream"]["tls"]
             assert upstream_tls["clientCertificateSecretName"] == secret
             apply_dir(out, dry_run=True)
-            applied_at = time.monotonic()
-            apply_dir(out)
-            [obj] = all_ready(world, "GatewayAPI", [name]).values()
-            release_api_definitions(world, [name])
-            ready_at = time.monotonic()
-            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+            ready, applied_at, ready_at = switch_from_tyk_operator(world, out, [name], metrics_port)
+            [obj] = ready.values()
         finally:
             traffic.stop()
-        assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.total}: {traffic.failures[:5]}"
-        assert traffic.first_at < applied_at and traffic.last_at > ready_at
+        assert_through_the_switch(traffic, applied_at, ready_at)
         assert set(seen) == {"billing-client"}  # every request, before and after the switch, presented it
         served = tyk.get(f"/tyk/apis/{obj['status']['gatewayId']}").json()
         assert served["config_data"]["torii"]["name"] == name
@@ -606,10 +607,7 @@ def test_switch_from_tyk_operator_with_client_mtls_and_pinning(
     the certificate, where the upstream presents its public key): that API answers 5xx until Torii, pinning the
     public key it takes from the same Secret, serves it."""
     crds.require("tyk")
-    binary = tyk_operator_binary(crds)
-    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.env["TORII_TYK_OPERATOR_CRDS"])
-    assert done.returncode == 0, done.stderr
-    kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    binary = install_tyk_operator(crds)
     # A hex org, like the ids Tyk's dashboard hands out: Tyk reads a pinned key's id from its store only when
     # the id is hex (else as a file path), so tyk-operator's pinning fails for the reason above, not that one.
     marker, org, base = f"tkomtls-{RUN}", f"c0ffee{RUN}", crds.env["TYK_URL"]
@@ -679,16 +677,10 @@ def test_switch_from_tyk_operator_with_client_mtls_and_pinning(
             pin_spec = manifests[f"gatewayapi-{pin_name}.yaml"]["spec"]
             assert pin_spec["upstream"]["tls"] == {"pinnedPublicKeys": [{"name": pin_secret, "key": "tls.crt"}]}
             apply_dir(out, dry_run=True)
-            applied_at = time.monotonic()
-            apply_dir(out)
-            objs = all_ready(world, "GatewayAPI", [mtls_name, pin_name])
-            release_api_definitions(world, [mtls_name, pin_name])
-            ready_at = time.monotonic()
-            assert_no_writes_over_two_drift_passes(metrics_port, objects_in(world))
+            objs, applied_at, ready_at = switch_from_tyk_operator(world, out, [mtls_name, pin_name], metrics_port)
         finally:
             partners.stop()
-        assert partners.failures == [], f"{len(partners.failures)} of {partners.total}: {partners.failures[:5]}"
-        assert partners.first_at < applied_at and partners.last_at > ready_at
+        assert_through_the_switch(partners, applied_at, ready_at)
         assert answer(mtls_url, caller(strangers, "mallory")) in (0, 401, 403)
         assert httpx.get(pin_url).status_code == 200  # Ready: pinned, and served
         served = {n: tyk.get(f"/tyk/apis/{o['status']['gatewayId']}").json() for n, o in objs.items()}

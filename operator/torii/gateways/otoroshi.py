@@ -266,5 +266,5 @@ class OtoroshiDriver:
         await self._http.request("GET", "/api/groups", op="ping")
 
     async def check(self) -> str:
-        await self._http.request("GET", "/api/groups", op="list groups")
+        await self.ping()
         return f"Otoroshi at {self._http.base_url} ({self.entity} on {self.public_host})"

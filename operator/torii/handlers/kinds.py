@@ -199,7 +199,7 @@ def drift_check(
 
 
 def probe_of(memo: kopf.Memo) -> Probe:
-    """Does a gateway connection answer (its driver's cheapest authenticated call)? For the retries' probe."""
+    """Does a gateway connection answer (its driver's `ping`)? For the retries' probe."""
 
     async def probe(gateway: str) -> bool:
         try:

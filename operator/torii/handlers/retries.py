@@ -23,12 +23,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from torii.handlers.drift import Check
 from torii.handlers.tracking import Tracked, Tracker
 from torii.retry import RetryPolicy
 
 log = logging.getLogger("torii.retries")
 
-Check = Callable[[Tracker, Tracked], Awaitable[None]]
 # Does the gateway connection named so ("": the default) answer? One cheap call; False on any failure.
 Probe = Callable[[str], Awaitable[bool]]
 
