@@ -55,8 +55,8 @@ unit: venv ## fast tests only (no stack)
 e2e: venv ## end-to-end tests against the real local stack (started if needed)
 	$(VENV)/bin/pytest -m e2e
 
-test: venv lint typecheck ## everything: ruff, mypy, unit and end-to-end tests
-	$(VENV)/bin/pytest
+test: venv lint typecheck ## everything: ruff, mypy, unit and end-to-end tests (two workers, then serial modules)
+	PY=$(PY) bash hack/test.sh
 
 crds: venv ## regenerate crds/ (and the chart's copy, and its tenancy schema) from the pydantic models
 	$(VENV)/bin/torii crds --write crds/

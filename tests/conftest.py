@@ -16,11 +16,26 @@ from support.stack import STACK_PY, Stack, ensure_stack
 TESTS = Path(__file__).parent
 
 
+# What must run alone on the stack (`make test` runs everything else on two workers first: hack/test.sh), and
+# why. A module, or one test of a module (`module.py::test`). Every chaos scenario too: they restart components.
+SERIAL = {
+    "test_adoption.py": "imports everything the gateways hold",
+    "test_tyk_nodes.py": "stops and empties Tyk nodes",
+    "test_gatewayapi_gateways.py::test_tyk_restarted_empty_gets_everything_back": "restarts Tyk empty",
+    "test_tyk_gateway.py::test_deleting_the_last_api_stops_serving_it": "restarts Tyk empty, expects no API left",
+    "test_helm_chart.py::test_operator_runs_with_the_charts_rbac_and_nothing_more": "a cluster-wide operator",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Everything under tests/e2e talks to real processes: mark it so `-m 'not e2e'` stays fast.
     for item in items:
-        if (TESTS / "e2e") in Path(str(item.fspath)).parents:
+        path = Path(str(item.fspath))
+        # Everything under tests/e2e talks to real processes: mark it so `-m 'not e2e'` stays fast.
+        if (TESTS / "e2e") in path.parents:
             item.add_marker(pytest.mark.e2e)
+        test = f"{path.name}::{item.name.partition('[')[0]}"
+        if (TESTS / "chaos") in path.parents or path.name in SERIAL or test in SERIAL:
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session")

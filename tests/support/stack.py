@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import subprocess
@@ -84,11 +85,16 @@ def ensure_stack() -> Stack:
         return Stack(env, started_here=False)
     stack_dir = Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack"))
     env_file = stack_dir / "env"
-    running = (
-        env_file.exists()
-        and subprocess.run([sys.executable, str(STACK_PY), "status"], capture_output=True).returncode == 0
-    )
-    # Three Tyk nodes by default for the suite (the chaos audit checks each; a running stack grows to them).
-    nodes = os.environ.get("TORII_TYK_NODES", "3")
-    subprocess.run([sys.executable, str(STACK_PY), "up"], check=True, env={**os.environ, "TORII_TYK_NODES": nodes})
+    stack_dir.mkdir(exist_ok=True)
+    # pytest-xdist workers each come here: one at a time, so a second `up` only finds the first one's stack.
+    with open(stack_dir / "suite.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        running = (
+            env_file.exists()
+            and subprocess.run([sys.executable, str(STACK_PY), "status"], capture_output=True).returncode == 0
+        )
+        # Three Tyk nodes by default for the suite (the chaos audit checks each; a running stack grows to them).
+        nodes = os.environ.get("TORII_TYK_NODES", "3")
+        env = {**os.environ, "TORII_TYK_NODES": nodes}
+        subprocess.run([sys.executable, str(STACK_PY), "up"], check=True, env=env)
     return Stack(read_env_file(env_file), started_here=not running)
