@@ -112,9 +112,13 @@ def render_route(
     if AuthMode.OAUTH2 in spec.modes:
         raise Unsupported("spec.auth: oauth2 is not supported on Otoroshi gateways by Torii; use keyless or key")
     if spec.mtls is not None:
+        # Verified on 17.17.0: its TLS listener accepts any client certificate (its trust manager never
+        # refuses a chain), and its route validators only compare DNs and serial numbers, which a client can
+        # put in a certificate it signs itself. A route "restricted" that way would let anyone in.
         raise Unsupported(
-            "spec.mtls: client certificates are not supported on Otoroshi by Torii yet (Otoroshi "
-            "trusts client CAs for the whole gateway, not per route); use Tyk, or check them upstream"
+            "spec.mtls: Otoroshi cannot enforce client certificates: it accepts any certificate at the TLS "
+            "handshake and its route checks compare names and serial numbers only, which a client can forge in a "
+            "certificate of its own; use a Tyk gateway, or require the certificate in front of Otoroshi"
         )
     targets, root = _targets(spec.upstream.urls)
     tls = spec.upstream.tls
