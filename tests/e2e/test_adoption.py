@@ -296,6 +296,96 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
         tyk.get("/tyk/reload/", params={"block": "true"})
 
 
+def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request(
+    world: World, live: Operator, crds: Stack, tmp_path: Path
+) -> None:
+    """A basic-auth user and a JWT consumer made on Tyk by hand: imported as GatewayKeys of their type, adopted
+    by hash under a client loop presenting their credentials (0 failed requests). The consumer's kid, handed
+    over, brings its secret into a Secret; the user keeps the password Tyk never returns, through a change of
+    its limits; rotation gives it one Torii delivers; deletion revokes."""
+    crds.require("tyk")
+    org, marker = f"users{RUN}", f"adopt-{RUN}-users"
+    basic_id, jwt_id = f"{marker}-basic", f"{marker}-jwt"
+    user, kid = f"{marker}-user", f"{marker}-kid"
+    password, secret = "pw-" + uuid.uuid4().hex, "jwt-" + uuid.uuid4().hex
+    base = crds.env["TYK_URL"]
+    with upstream("adopt-users") as up, tyk_admin(crds) as tyk:
+        basic = {**tyk_api(basic_id, f"{marker} basic", org, f"/{marker}/basic/", up.url, "Authorization"),
+                 "use_standard_auth": False, "use_basic_auth": True}  # fmt: skip
+        jwt = {**tyk_api(jwt_id, f"{marker} jwt", org, f"/{marker}/jwt/", up.url, "Authorization"),
+               "use_standard_auth": False, "enable_jwt": True, "jwt_signing_method": "hmac"}  # fmt: skip
+        for body in (basic, jwt):
+            assert tyk.post("/tyk/apis", json=body).status_code == 200
+        assert tyk.get("/tyk/reload/", params={"block": "true"}).status_code == 200
+
+        def consumer(api_id: str, name: str, extra: dict[str, Any]) -> str:
+            made = tyk.post(f"/tyk/keys/{name}", params={"org_id": org}, json={
+                "org_id": org, "alias": name, "rate": 1000, "per": 1, "quota_max": -1,
+                "access_rights": {api_id: {"api_id": api_id, "api_name": api_id, "versions": ["Default"]}}, **extra,
+            })  # fmt: skip
+            assert made.status_code == 200 and made.json().get("key_hash"), made.text
+            return str(made.json()["key_hash"])
+
+        user_hash = consumer(basic_id, user, {"basic_auth_data": {"password": password}})
+        kid_hash = consumer(jwt_id, kid, {"jwt_data": {"secret": secret}})
+        basic_url, jwt_url = f"{base}/{marker}/basic/x", f"{base}/{marker}/jwt/x"
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        bearer = {"Authorization": f"Bearer {hs256(secret, claims(ttl=3600), kid=kid)}"}
+        traffic = serving([(basic_url, auth), (jwt_url, bearer)])
+        try:
+            said, mine = import_ours(live, "tyk", world, tmp_path / "users", marker)
+            files = {p.name: manifest(p) for p in mine.glob("*.yaml")}
+            expected = [f"gatewayapi-{basic_id}.yaml", f"gatewayapi-{jwt_id}.yaml", f"gatewaykey-{user}.yaml",
+                        f"gatewaykey-{kid}.yaml"]  # fmt: skip
+            assert sorted(files) == sorted(expected), (files, said)
+            user_key, kid_key = files[f"gatewaykey-{user}.yaml"], files[f"gatewaykey-{kid}.yaml"]
+            assert (user_key["spec"]["type"], user_key["spec"]["adopt"]) == ("basicAuth", {"id": user_hash})
+            assert (kid_key["spec"]["type"], kid_key["spec"]["adopt"]) == ("jwt", {"id": kid_hash})
+            assert not any(c in (mine / f).read_text() for f in files for c in (password, secret))
+            # The consumer's owner hands its kid over: Torii checks it names that key, and reads its secret.
+            world.core.create_namespaced_secret(world.ns, client.V1Secret(
+                metadata=client.V1ObjectMeta(name=f"{marker}-handed-over"), string_data={"kid": kid}))  # fmt: skip
+            kid_key["spec"]["adopt"]["credentialSecretRef"] = {"name": f"{marker}-handed-over", "key": "kid"}
+            (mine / f"gatewaykey-{kid}.yaml").write_text(yaml.safe_dump(kid_key))
+            applied_at = time.monotonic()
+            apply_dir(mine)
+            all_ready(world, "GatewayAPI", [f"{marker}-basic", f"{marker}-jwt"])
+            keys = all_ready(world, "GatewayKey", [user, kid])
+            ready_at = time.monotonic()
+            # New limits for both: Torii rewrites the sessions, the user's password and the consumer's secret stay.
+            for name in (user, kid):
+                world.patch("GatewayKey", name, {"rateLimit": {"rate": 500, "per": 1}})
+            for name in (user, kid):
+                world.ready("GatewayKey", name)
+            wait_until(lambda: tyk.get(f"/tyk/keys/{user_hash}", params={"hashed": "1"}).json().get("rate") == 500,
+                       timeout=30, what="the adopted user's new rate on Tyk")  # fmt: skip
+            changed_at = time.monotonic()
+            wait_until(lambda: traffic.last_at > changed_at, timeout=30, what="traffic after the change")
+        finally:
+            traffic.stop()
+        assert_through_the_switch(traffic, applied_at, ready_at)
+        assert keys[user]["status"]["keyId"] == user_hash and keys[kid]["status"]["keyId"] == kid_hash
+        assert "Tyk never returns a password" in World.condition(keys[user])["message"]
+        assert gone(world.core.read_namespaced_secret, user, world.ns)
+        delivered = world.secret(kid)
+        assert (delivered["kid"], delivered["secret"]) == (kid, secret)
+
+        # Rotation: a user and password Torii delivers; the adopted user stops working after its grace period.
+        world.patch("GatewayKey", user, {"rotation": {"generation": 1, "gracePeriodSeconds": 0}})
+        fresh = wait_until(lambda: world.secret(user) if not gone(world.core.read_namespaced_secret, user,
+                                                                  world.ns) else None,
+                           timeout=60, what="the rotated user's Secret")  # fmt: skip
+        assert httpx.get(basic_url, headers={"Authorization": fresh["Authorization"]}).status_code == 200
+        wait_until(lambda: httpx.get(basic_url, headers=auth).status_code in (401, 403), timeout=60,
+                   what="the adopted user refused after its grace period")  # fmt: skip
+        # Deletion revokes the consumer: its tokens are refused, its key is gone.
+        world.delete("GatewayKey", kid)
+        assert httpx.get(jwt_url, headers=bearer).status_code in (401, 403)
+        assert tyk.get(f"/tyk/keys/{kid_hash}", params={"hashed": "1"}).status_code == 404
+        delete_everything(world)
+        assert all(tyk.get(f"/tyk/apis/{i}").status_code == 404 for i in (basic_id, jwt_id))
+
+
 # ----------------------------------------------------------------------------------------------- Otoroshi
 
 
@@ -316,13 +406,18 @@ def test_otoroshi_routes_and_keys_adopted_without_a_failed_request(
     with upstream("adopt-oto") as up, oto_admin(crds) as oto:
         template = oto.get("/api/routes/_template").json()
         ids = [f"{marker}-{i}" for i in range(COUNT)]
+        # The last route takes basic auth only (its key is a basic-auth user): the others every extractor.
+        off = {"enabled": False}
+        basic_only = {"extractors": {"basic": {"enabled": True}, "custom_headers": off, "client_id": off, "jwt": off,
+                                     "oto_bearer": off}}  # fmt: skip
+        last = COUNT - 1
         for i, route_id in enumerate(ids):
             route = {**template, "id": route_id, "name": f"{marker} api {i}",
                      "frontend": {**template["frontend"], "domains": [f"{hosts[i]}/{marker}/{i}/"]},
                      "backend": {**template["backend"], "root": "/",
                                  "targets": [{"hostname": "127.0.0.1", "port": up.port, "tls": False}]},
                      "plugins": [*template["plugins"], {"plugin": "cp:otoroshi.next.plugins.ApikeyCalls",
-                                                        "config": {}}]}  # fmt: skip
+                                                        "config": basic_only if i == last else {}}]}  # fmt: skip
             assert oto.post("/api/routes", json=route).status_code in (200, 201)
         creds = []
         for i, route_id in enumerate(ids):
@@ -341,6 +436,8 @@ def test_otoroshi_routes_and_keys_adopted_without_a_failed_request(
             assert "clientSecret" not in "".join(p.read_text() for p in mine.glob("*.yaml"))
             own_host = manifest(mine / f"gatewayapi-{marker}-api-0.yaml")["spec"]["otoroshi"]["frontend"]["domains"]
             assert own_host == [f"{hosts[0]}/{marker}/0/"]
+            assert manifest(mine / f"gatewayapi-{marker}-api-{last}.yaml")["spec"]["auth"] == "basicAuth"
+            assert manifest(mine / f"gatewaykey-{marker}-key-{last}.yaml")["spec"]["type"] == "basicAuth"
             applied_at = time.monotonic()
             apply_dir(mine)
             apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
@@ -358,6 +455,8 @@ def test_otoroshi_routes_and_keys_adopted_without_a_failed_request(
             assert stored["frontend"]["domains"] == [f"{hosts[i]}/{marker}/{i}/"]
             secret = world.secret(f"{marker}-key-{i}")
             assert (secret["clientId"], secret["clientSecret"]) == creds[i]  # the existing credential, recovered
+        user = world.secret(f"{marker}-key-{last}")  # the basic-auth user: its own entries too
+        assert (user["username"], user["password"]) == creds[last] and user["Authorization"] == basic(*creds[last])
         assert not set(ids) & {s["id"] for s in oto.get("/api/services").json()}
 
         oto.delete(f"/api/routes/{ids[4]}")  # by hand: the drift check restores it, same id, same key

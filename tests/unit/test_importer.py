@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from torii.importer import otoroshi, tyk
-from torii.importer.manifests import ImportResult, Manifest, Names, Skipped, dump, slug
+from torii.importer.manifests import ImportResult, KeyedApi, Manifest, Names, Skipped, dump, key_type_for, slug
 from torii.importer.overrides import minimal_override
 from torii.importer.run import tyk_operator_api_id
 from torii.models.gatewayapi import GatewayAPISpec
@@ -110,7 +110,8 @@ def session(**extra: Any) -> dict[str, Any]:
 
 
 def test_a_tyk_key_maps_to_a_gateway_key_adopting_it_by_hash() -> None:
-    out = tyk.key_manifest("25fa2cf7", session(), gateway="tyk", apis={"orders-v2": "orders-v2"}, names=Names())
+    out = tyk.key_manifest("25fa2cf7", session(), gateway="tyk", apis={"orders-v2": KeyedApi("orders-v2", "key")},
+                          names=Names())  # fmt: skip
     assert isinstance(out, Manifest) and out.name == "mobile-app"
     assert out.spec == {
         "gateway": "tyk", "apis": [{"name": "orders-v2"}], "rateLimit": {"rate": 100, "per": 60},
@@ -121,17 +122,47 @@ def test_a_tyk_key_maps_to_a_gateway_key_adopting_it_by_hash() -> None:
 
 
 def test_tyk_keys_torii_cannot_represent() -> None:
-    apis = {"orders-v2": "orders-v2"}
+    apis = {"orders-v2": KeyedApi("orders-v2", "key")}
     cases = {
         "policies": session(apply_policies=["gold"]),
-        "basic-auth": session(basic_auth_data={"password": "$2a$10$hash", "hash_type": "bcrypt"}),
+        "is a basicAuth credential for API orders-v2, whose callers hold key": session(
+            basic_auth_data={"password": "$2a$10$hash", "hash_type": "bcrypt"}),
+        "OAuth credential (hmac_string, hmac_enabled)": session(hmac_enabled=True, hmac_string="h"),
         "per-API limits": session(access_rights={"orders-v2": {"api_id": "orders-v2", "limit": {"rate": 5}}}),
         "does not adopt": session(access_rights={"other": {"api_id": "other"}}),
-    }
+    }  # fmt: skip
     for reason, body in cases.items():
         out = tyk.key_manifest("25fa2cf7", body, gateway="tyk", apis=apis, names=Names())
         assert isinstance(out, Skipped) and reason in out.reason, (reason, out)
         assert "$2a$10$hash" not in out.reason
+
+
+def test_tyk_basic_auth_users_and_jwt_consumers_map_to_typed_keys_adopted_by_hash() -> None:
+    """Tyk answers a basic-auth user with its password blanked and its hash type set, a JWT consumer with its
+    secret: neither credential reaches a manifest; both are adopted by their hash, with the key type."""
+    apis = {"orders-v2": KeyedApi("orders", "basicAuth"), "feed": KeyedApi("feed", "jwt")}
+    user = session(basic_auth_data={"password": "", "hash_type": "bcrypt"})
+    out = tyk.key_manifest("5eb0", user, gateway="tyk", apis=apis, names=Names())
+    assert isinstance(out, Manifest), out
+    assert out.spec["type"] == "basicAuth" and out.spec["apis"] == [{"name": "orders"}]
+    assert out.spec["adopt"] == {"id": "5eb0"} and "basic_auth_data" not in yaml.safe_dump(out.to_object())
+    consumer = session(jwt_data={"secret": "hmac-secret-1"}, access_rights={"feed": {"api_id": "feed"}})
+    out = tyk.key_manifest("77aa", consumer, gateway="tyk", apis=apis, names=Names())
+    assert isinstance(out, Manifest), out
+    assert out.spec["type"] == "jwt" and out.spec["apis"] == [{"name": "feed"}]
+    assert "hmac-secret-1" not in yaml.safe_dump(out.to_object())
+    GatewayKeySpec.model_validate(out.spec)
+    # A JWT consumer of a basic-auth API (or a key given to both kinds) is listed, not half-mapped.
+    mixed = session(jwt_data={"secret": "s"})
+    out = tyk.key_manifest("88bb", mixed, gateway="tyk", apis=apis, names=Names())
+    assert isinstance(out, Skipped) and "jwt credential for API orders-v2" in out.reason
+
+
+def test_only_apis_with_per_caller_credentials_take_keys() -> None:
+    assert key_type_for({"auth": "key"}) == "key" and key_type_for({"auth": "basicAuth"}) == "basicAuth"
+    assert key_type_for({"auth": "jwt"}) == "jwt"
+    assert key_type_for({"auth": "jwt", "jwt": {"jwksUrl": "https://idp/jwks"}}) is None  # one key for every caller
+    assert key_type_for({"auth": "keyless"}) is None and key_type_for({"auth": "oauth2"}) is None
 
 
 def oto_template() -> dict[str, Any]:
@@ -168,7 +199,8 @@ def test_an_otoroshi_key_never_carries_its_secret_into_the_manifest() -> None:
            "authorizedEntities": ["service_svc-1"], "enabled": True, "throttlingQuota": 100,
            "dailyQuota": 10_000_000, "monthlyQuota": 300, "rotation": {"enabled": False}, "metadata": {},
            "tags": []}  # fmt: skip
-    out = otoroshi.key_manifest(key, {}, gateway="oto", apis={"svc-1": "billing"}, names=Names())
+    out = otoroshi.key_manifest(key, {}, gateway="oto", apis={"svc-1": KeyedApi("billing", "key")},
+                                names=Names())  # fmt: skip
     assert isinstance(out, Manifest) and "s3cr3t" not in yaml.safe_dump(out.to_object())
     assert out.spec["rateLimit"] == {"rate": 100, "per": 10} and out.spec["quota"] == {"max": 300, "period": "month"}
     group = otoroshi.key_manifest({**key, "authorizedEntities": ["group_default"]}, {}, gateway="oto", apis={},
@@ -286,11 +318,12 @@ def test_an_otoroshi_key_on_a_route_maps_without_torii_probe_rule() -> None:
            "rotation": {"enabled": False}, "metadata": {}, "tags": [],
            "restrictions": {"enabled": True, "allowLast": True, "allowed": [], "notFound": [],
                             "forbidden": [probe, {"method": "*", "path": "/admin/.*"}]}}  # fmt: skip
-    out = otoroshi.key_manifest(key, {}, gateway="oto", apis={"r1": "billing"}, names=Names(), entity="route")
+    billing = {"r1": KeyedApi("billing", "key")}
+    out = otoroshi.key_manifest(key, {}, gateway="oto", apis=billing, names=Names(), entity="route")
     assert isinstance(out, Manifest), out
     assert out.spec["apis"] == [{"name": "billing"}]
     assert out.spec["otoroshi"]["restrictions"]["forbidden"] == [{"method": "*", "path": "/admin/.*"}]
-    plain = otoroshi.key_manifest({**key, "restrictions": {"enabled": False}}, {}, gateway="oto", apis={"r1": "b"},
+    plain = otoroshi.key_manifest({**key, "restrictions": {"enabled": False}}, {}, gateway="oto", apis=billing,
                                   names=Names(), entity="route")  # fmt: skip
     assert isinstance(plain, Manifest) and "restrictions" not in plain.spec["otoroshi"]
 
@@ -382,3 +415,16 @@ def test_tyk_operator_client_certificates_map_only_on_the_apis_own_listener() ->
     fewer = {**own, "client_certificates": ["acme01"]}
     skipped = tyk.api_manifest(fewer, gateway="tyk", org_id="acme", names=Names(), refs=refs)
     assert isinstance(skipped, Skipped) and "spec.mtls.allowed" in skipped.reason
+
+
+def test_an_otoroshi_key_of_basic_auth_routes_is_a_basic_auth_gateway_key() -> None:
+    key = {"clientId": "abc", "clientSecret": "s3cr3t", "clientName": "partner", "authorizedEntities": ["route_r1"],
+           "enabled": True, "rotation": {"enabled": False}, "metadata": {}, "tags": []}  # fmt: skip
+    apis = {"r1": KeyedApi("billing", "basicAuth"), "r2": KeyedApi("orders", "key")}
+    out = otoroshi.key_manifest(key, {}, gateway="oto", apis=apis, names=Names(), entity="route")
+    assert isinstance(out, Manifest), out
+    assert out.spec["type"] == "basicAuth" and out.spec["adopt"] == {"id": "abc"}
+    GatewayKeySpec.model_validate(out.spec)
+    both = otoroshi.key_manifest({**key, "authorizedEntities": ["route_r1", "route_r2"]}, {}, gateway="oto",
+                                 apis=apis, names=Names(), entity="route")  # fmt: skip
+    assert isinstance(both, Skipped) and "one spec.auth" in both.reason

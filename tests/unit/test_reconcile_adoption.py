@@ -23,8 +23,9 @@ from torii.gateways.base import Credential, KeyRequest, KeyResult
 from torii.gateways.errors import AdoptionFailed, RetryableGatewayError
 from torii.gateways.registry import Gateways
 from torii.kube import SecretView
+from torii.models.gatewaykey import KeyType
 from torii.reconcile.context import ReconcileContext
-from torii.reconcile.gatewaykey import delete_key, reconcile_key
+from torii.reconcile.gatewaykey import by_id_message, delete_key, reconcile_key
 from torii.reconcile.outcome import Cause
 from torii.tenancy.config import Tenancy, TenancyMode
 
@@ -188,3 +189,13 @@ async def test_a_crash_while_rotating_away_still_revokes_the_adopted_key() -> No
     done = await reconcile_key(env, REF, OWNER, spec, 2, {**first.status, **recorded}, Cause.UPDATE)
     assert driver.revoked_ids == [ADOPTED] and done.status["previousKeyId"] is None
     assert not any(k.startswith("torii.dev/") for k in secrets.items["checkout"].annotations)
+
+
+def test_a_key_known_by_id_says_what_would_give_it_a_secret() -> None:
+    """A handed-over key or kid can be checked; a basic-auth password cannot (Tyk never returns it): the message
+    names only what works for the key's type."""
+    user = by_id_message(KeyType.BASIC_AUTH, "5eb0", "tyk", "orders")
+    assert "Tyk never returns a password" in user and "spec.rotation.generation" in user
+    assert "credentialSecretRef" not in user
+    assert "credentialSecretRef to the consumer's kid" in by_id_message(KeyType.JWT, "77aa", "tyk", "feed")
+    assert "credentialSecretRef to the key" in by_id_message(KeyType.KEY, "25fa", "tyk", "orders")

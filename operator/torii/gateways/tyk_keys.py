@@ -29,7 +29,7 @@ from torii.gateways.errors import (
 )
 from torii.gateways.http import AdminClient, admin_path
 from torii.gateways.tyk_render import KEY_CORE_FIELDS, render_session
-from torii.models.gatewaykey import QuotaState
+from torii.models.gatewaykey import KeyType, QuotaState
 
 RESERVED_KEY_NAMES = frozenset({"create", "preview"})
 REVOKE_TIMEOUT = 60.0  # how long a revocation deletes again a key that requests in flight write back
@@ -201,6 +201,11 @@ class TykKeys:
             self._claim(request, current)
         # A key keeps its org; a new one takes its API's (Tyk looks keys up per org).
         desired = render_session(request, self.org(request, current))
+        if hashed and current is not None and current.get("jwt_data") and "jwt_data" not in desired:
+            # An adopted JWT consumer Torii knows by id only: a PUT replaces the whole session, and its clients'
+            # tokens are signed with this secret. (A basic-auth password Tyk keeps by itself: an update without
+            # one leaves it as it was, verified in 5.10.2's handleAddOrUpdate.)
+            desired["jwt_data"] = current["jwt_data"]
         if _key_in_sync(desired, current):
             return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
         if current is None:
@@ -219,7 +224,13 @@ class TykKeys:
     async def adopted_credential(
         self, request: KeyRequest, key_id: str, supplied: Credential | None, *, read_allowed: bool
     ) -> Credential | None:
+        named = request.spec.type != KeyType.KEY  # a basic-auth user or a JWT consumer
         if key_id.startswith(PLAIN_ID_PREFIX):
+            if named:
+                raise AdoptionFailed(
+                    f"gateway {self.name}: spec.adopt.id: basic-auth users and JWT consumers are adopted by "
+                    "Tyk's key hash, on gateways that hash keys (hash_keys, Tyk's default)"
+                )
             # Tyk does not hash keys: the listing names them, so the credential is recovered from its digest.
             if not read_allowed:
                 raise PolicyViolation(
@@ -237,7 +248,9 @@ class TykKeys:
             raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with hash {key_id} exists")
         self._claim(request, adopted, adopting=True)
         if supplied is None:
-            return None  # Tyk keeps only the hash: the credential cannot be recovered
+            # Tyk keeps only the hash: the credential cannot be recovered. (A basic-auth user always ends here:
+            # Tyk never returns its password, not even hashed, so it keeps the one its clients use.)
+            return None
         # The supplied credential must name that very key. Tyk hashes with a non-standard murmur variant (or a
         # configured one), so compare the two sessions instead, on what live traffic does not change:
         # date_created is nanosecond-precise.
@@ -247,6 +260,18 @@ class TykKeys:
                 f"gateway {self.name}: spec.adopt.credentialSecretRef: that Secret holds another key than "
                 f"spec.adopt.id {key_id} (or one Tyk does not know)"
             )
+        if request.spec.type == KeyType.JWT:
+            # The handed-over kid names the consumer; its HMAC secret is the gateway's to give (Tyk returns it).
+            secret = str((adopted.get("jwt_data") or {}).get("secret") or "")
+            if not secret:
+                raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: key {key_id} has no JWT secret: it is "
+                                     "not a JWT consumer (use type key)")  # fmt: skip
+            if not read_allowed:
+                raise PolicyViolation(
+                    f"refused by the tenancy policy of gateway {self.name}: spec.adopt: delivering a JWT "
+                    "consumer's secret means reading it from the gateway (tenancy.adoption.credentials)"
+                )
+            return Credential(key=supplied.key, client_secret=secret)
         return supplied
 
     async def _plain_keys(self, request: KeyRequest) -> list[str]:

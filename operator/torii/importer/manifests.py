@@ -133,3 +133,20 @@ def slug(text: str) -> str:
     """A DNS-1123 label from free text ("Orders API v2" -> "orders-api-v2")."""
     out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return out[:63].rstrip("-")
+
+
+@dataclass(frozen=True)
+class KeyedApi:
+    """An API the import adopts that GatewayKeys can reach: its manifest's name, and the key type it takes."""
+
+    name: str
+    key_type: str  # a GatewayKey spec.type: key, basicAuth or jwt
+
+
+def key_type_for(api_spec: dict[str, Any]) -> str | None:
+    """The GatewayKey type an imported API's callers hold: `key`, `basicAuth`, `jwt` (per-consumer secrets: no
+    spec.jwt key of the API's own), or None (keyless, OAuth, or one JWT key for every caller)."""
+    auth = api_spec.get("auth")
+    if auth in ("key", "basicAuth") or (auth == "jwt" and not api_spec.get("jwt")):
+        return str(auth)
+    return None

@@ -17,7 +17,7 @@ from torii.gateways.otoroshi_render import (
     render_service,
 )
 from torii.gateways.otoroshi_routes import APIKEY_PLUGIN, AUTH_PLUGINS, PLUGIN, render_route
-from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
+from torii.importer.manifests import KeyedApi, Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import OTOROSHI_KEY_OWNED_FIELDS, GatewayKeySpec
@@ -206,10 +206,13 @@ def service_manifest(service: dict[str, Any], template: dict[str, Any], *, gatew
     return made
 
 
-def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
-                 namespace: str | None = None, entity: str = "service") -> Manifest | Skipped:  # fmt: skip
-    """`apis`: Otoroshi route (or service) id -> name of the GatewayAPI that adopts it. A key authorised on
-    `service_<id>` or `route_<id>` passes the object with that id either way (the proxy treats them alike)."""
+def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str, apis: dict[str, KeyedApi],
+                 names: Names, namespace: str | None = None,
+                 entity: str = "service") -> Manifest | Skipped:  # fmt: skip
+    """`apis`: Otoroshi route (or service) id -> the GatewayAPI that adopts it (and the key type its callers
+    hold). A key authorised on `service_<id>` or `route_<id>` passes the object with that id either way (the
+    proxy treats them alike). An apikey of basic-auth routes is a GatewayKey of type basicAuth: the same
+    apikey, its client id and secret delivered as `username` and `password` too."""
     client_id = str(key.get("clientId") or "")
     what = f"Otoroshi apikey {client_id} ({key.get('clientName', '')})"
     meta = key.get("metadata") or {}
@@ -218,16 +221,22 @@ def key_manifest(key: dict[str, Any], template: dict[str, Any], *, gateway: str,
     if (key.get("rotation") or {}).get("enabled"):
         return Skipped(what, "uses Otoroshi's automatic rotation; a GatewayKey rotates declaratively (spec.rotation)")
     refs = []
+    forms = set()
     for authorized in key.get("authorizedEntities") or []:
         kind, _, ident = str(authorized).partition("_")
         if kind not in ("service", "route"):
             return Skipped(what, f"authorizes {authorized}: only route and service authorizations map to spec.apis")
-        if ident not in apis:
-            return Skipped(what, f"authorizes {kind} {ident}, which this import does not adopt as a keyed API")
-        refs.append({"name": apis[ident]})
+        if ident not in apis or apis[ident].key_type not in ("key", "basicAuth"):
+            return Skipped(what, f"authorizes {kind} {ident}, which this import does not adopt as an API with "
+                                 "keys or basic-auth users")  # fmt: skip
+        refs.append({"name": apis[ident].name})
+        forms.add(apis[ident].key_type)
     if not refs:
         return Skipped(what, "authorizes no route or service")
-    spec: dict[str, Any] = {"gateway": gateway, "apis": refs}
+    if len(forms) > 1:
+        return Skipped(what, "authorizes both key and basic-auth APIs: a GatewayKey serves APIs of one spec.auth")
+    form = forms.pop()
+    spec: dict[str, Any] = {"gateway": gateway, **({"type": form} if form != "key" else {}), "apis": refs}
     throttling = int(key.get("throttlingQuota") or DEFAULT_QUOTA)
     if throttling != DEFAULT_QUOTA:
         spec["rateLimit"] = {"rate": throttling, "per": 10}  # Otoroshi throttles per 10-second window
@@ -278,7 +287,7 @@ def map_route(item: dict[str, Any], inventory: Inventory, *, gateway: str, names
                           names=names, namespace=namespace)  # fmt: skip
 
 
-def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, str],
+def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, KeyedApi],
             names: Names, namespace: str | None) -> Manifest | Skipped:  # fmt: skip
     entity = "route" if inventory.kind == "otoroshi-routes" else "service"
     return key_manifest(body, inventory.key_defaults, gateway=gateway, apis=apis, names=names, namespace=namespace,

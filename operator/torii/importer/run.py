@@ -9,7 +9,7 @@ from typing import Any
 
 from torii.gateways.base import GatewayDriver
 from torii.importer import otoroshi, tyk
-from torii.importer.manifests import ImportResult, Manifest, Names, Skipped
+from torii.importer.manifests import ImportResult, KeyedApi, Manifest, Names, Skipped, key_type_for
 
 TYK_OPERATOR = ("tyk.tyk.io", "v1alpha1", "apidefinitions")
 
@@ -21,15 +21,17 @@ async def import_gateway(driver: GatewayDriver, *, kinds: str = "all", namespace
     mapper = MAPPERS[inventory.kind]
     result = ImportResult()
     result.skipped += [Skipped(source, reason) for source, reason in inventory.not_imported]
-    api_names: dict[str, str] = {}
+    api_names: dict[str, KeyedApi] = {}
     oauth_apis: dict[str, str] = {}
     names = Names()
     for item in inventory.apis:
         outcome = mapper.api(item, inventory, gateway=driver.name, names=names, namespace=namespace)
         _add(result, outcome, write=kinds in ("apis", "all"))
-        if isinstance(outcome, Manifest) and outcome.spec.get("auth") == "key":
-            api_names[outcome.spec["adopt"]["id"]] = outcome.name  # keys only reach key-protected APIs
-        elif isinstance(outcome, Manifest) and outcome.spec.get("auth") == "oauth2":
+        if not isinstance(outcome, Manifest):
+            continue
+        if (form := key_type_for(outcome.spec)) is not None:
+            api_names[outcome.spec["adopt"]["id"]] = KeyedApi(outcome.name, form)
+        elif outcome.spec.get("auth") == "oauth2":
             oauth_apis[outcome.spec["adopt"]["id"]] = outcome.name
     if kinds in ("keys", "all"):
         key_names = Names()

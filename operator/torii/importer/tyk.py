@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from torii.gateways.base import Credential, Inventory, KeyRequest, ObjectRef, ResolvedApi, dotted_get
 from torii.gateways.tyk_render import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
-from torii.importer.manifests import Manifest, Names, Skipped, key_state, to_manifest
+from torii.importer.manifests import KeyedApi, Manifest, Names, Skipped, key_state, to_manifest
 from torii.importer.overrides import first_error, is_zero, minimal_override, prune, without
 from torii.models.gatewayapi import LISTEN_PATH_PATTERN, TYK_OWNED_FIELDS, URL_PATTERN, GatewayAPISpec
 from torii.models.gatewaykey import TYK_KEY_OWNED_FIELDS, GatewayKeySpec
@@ -244,32 +244,52 @@ def neutral_spec(definition: dict[str, Any], gateway: str, listen_path: str, url
     return spec
 
 
-def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: dict[str, str], names: Names,
+def key_form(session: dict[str, Any]) -> tuple[str | None, str]:
+    """The GatewayKey type of a Tyk session (`key`, `basicAuth`, `jwt`), or None and why none fits. Tyk answers
+    a basic-auth user with its password blanked, but its hash type set."""
+    others = [f for f in KEY_CREDENTIAL_FIELDS if f not in ("basic_auth_data", "jwt_data")
+              and not is_zero(session.get(f))]  # fmt: skip
+    if others:
+        return None, f"is an HMAC, certificate or OAuth credential ({', '.join(others)}): no GatewayKey type"
+    basic = session.get("basic_auth_data") or {}
+    if basic.get("hash_type") or basic.get("password"):
+        return "basicAuth", ""
+    return ("jwt" if (session.get("jwt_data") or {}).get("secret") else "key"), ""
+
+
+def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: dict[str, KeyedApi], names: Names,
                  namespace: str | None = None) -> Manifest | Skipped:  # fmt: skip
-    """`apis`: Tyk api_id -> name of the GatewayAPI that adopts it."""
+    """`apis`: Tyk api_id -> the GatewayAPI that adopts it (and the key type its callers hold). Keys, basic-auth
+    users and JWT consumers are adopted by their hash: Tyk never returns a password, and a consumer's kid is the
+    key's name, which Tyk only lists hashed (hand it over in spec.adopt.credentialSecretRef)."""
     what = f"Tyk key {key_id} ({session.get('alias') or 'no alias'})"
     meta = session.get("meta_data") or {}
     if meta.get("torii-object"):
         return Skipped(what, f"already managed by Torii (GatewayKey {meta['torii-object']})")
-    if [f for f in KEY_CREDENTIAL_FIELDS if not is_zero(session.get(f))]:
-        return Skipped(what, "is a basic-auth, JWT, HMAC, certificate or OAuth credential, not an access key")
+    form, why = key_form(session)
+    if form is None:
+        return Skipped(what, why)
     if session.get("apply_policies") or session.get("apply_policy_id"):
         return Skipped(what, "takes its rights from policies; a GatewayKey carries its own (spec.apis, limits)")
     rights = session.get("access_rights") or {}
     refs = []
     for api_id, right in rights.items():
         if api_id not in apis:
-            return Skipped(what, f"gives access to API {api_id}, which this import does not adopt as a keyed API")
+            return Skipped(what, f"gives access to API {api_id}, which this import does not adopt as an API "
+                                 "with keys, basic-auth users or JWT consumers")  # fmt: skip
+        if apis[api_id].key_type != form:
+            return Skipped(what, f"is a {form} credential for API {api_id}, whose callers hold "
+                                 f"{apis[api_id].key_type} credentials")  # fmt: skip
         if not is_zero(right.get("limit")) or right.get("allowed_urls") or right.get("restricted_types"):
             return Skipped(what, f"has per-API limits or allowed URLs for {api_id}; a GatewayKey has one set")
-        ref: dict[str, Any] = {"name": apis[api_id]}
+        ref: dict[str, Any] = {"name": apis[api_id].name}
         versions = list(right.get("versions") or [])
         if versions and versions != ["Default"]:
             ref["versions"] = versions
         refs.append(ref)
     if not refs:
         return Skipped(what, "gives access to no API")
-    spec: dict[str, Any] = {"gateway": gateway, "apis": refs}
+    spec: dict[str, Any] = {"gateway": gateway, **({"type": form} if form != "key" else {}), "apis": refs}
     rate, per = session.get("rate") or 0, session.get("per") or 0
     if rate >= 1 and per >= 1 and {"rate": rate, "per": per} != UNLIMITED_RATE:
         spec["rateLimit"] = {"rate": int(rate), "per": int(per)}
@@ -327,6 +347,6 @@ def map_api(item: dict[str, Any], inventory: Inventory, *, gateway: str, names: 
     return api_manifest(item, gateway=gateway, org_id=inventory.rendering["org_id"], names=names, namespace=namespace)
 
 
-def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, str],
+def map_key(key_id: str, body: dict[str, Any], inventory: Inventory, *, gateway: str, apis: dict[str, KeyedApi],
             names: Names, namespace: str | None) -> Manifest | Skipped:  # fmt: skip
     return key_manifest(key_id, body, gateway=gateway, apis=apis, names=names, namespace=namespace)

@@ -95,10 +95,13 @@ class KeyAdoption(CamelModel):
     )
     credential_secret_ref: SecretKeySelector | None = Field(
         default=None,
-        description="Tyk: a Secret entry holding the existing key, so Torii can deliver it in spec.secretName. "
+        description="Tyk: a Secret entry holding the existing key (type jwt: the consumer's `kid`, the key's "
+        "name), so Torii can deliver it in spec.secretName (type jwt: with the HMAC secret it reads from Tyk). "
         "Tyk stores only a hash of each key: without this, the adopted key keeps working for its clients but "
-        "Torii cannot put it in a Secret (set spec.rotation to issue one it can). Otoroshi needs none: the "
-        "gateway returns the clientSecret to its admin API.",
+        "Torii cannot put it in a Secret (set spec.rotation to issue one it can). Not for type basicAuth: Tyk "
+        "never returns a password, even hashed, so a handed-over one could not be checked; the user is adopted "
+        "by id and keeps its password. Otoroshi needs none: the gateway returns the clientSecret to its admin "
+        "API.",
     )
 
 
@@ -111,9 +114,12 @@ class GatewayKeySpec(CamelModel):
             immutable_once_set("secretName"),
             immutable_once_set("type", ": a new credential type is a new GatewayKey"),
             cel(
-                "!has(self.adopt) || !has(self.type) || self.type == 'key'",
-                "spec.adopt: only keys of type key can be adopted (issue basic-auth users and JWT consumers anew)",
-                field_path=".adopt",
+                "!has(self.adopt) || !has(self.adopt.credentialSecretRef) || !has(self.type) || "
+                "self.type != 'basicAuth'",
+                "spec.adopt.credentialSecretRef: a basic-auth user is adopted by its id alone (Tyk never returns "
+                "a password, so a handed-over one could not be checked); set spec.rotation to issue one Torii "
+                "can deliver",
+                field_path=".adopt.credentialSecretRef",
             ),
             adoption_immutable("id", "gateway key"),
             cel(

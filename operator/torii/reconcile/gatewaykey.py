@@ -261,16 +261,23 @@ def key_outcome(
         )
     names = ", ".join(a.name for a in apis)
     if plan.by_id is not None:
-        message = (
-            f"adopted key {plan.by_id} active on gateway {driver.name} for {names}; Tyk stores only a hash of it, "
-            "so Torii cannot put it in a Secret: its clients keep using it. Set spec.adopt.credentialSecretRef to "
-            "deliver it, or spec.rotation.generation to issue a new key"
-        )
-        ready(status, generation, True, "Active", message)
+        ready(status, generation, True, "Active", by_id_message(work.spec.type, plan.by_id, driver.name, names))
     else:
         ready(status, generation, True, "Active", f"key active on gateway {driver.name} for {names}; "
                                                   f"credential in Secret {status.secret_name}")  # fmt: skip
     return Outcome(status.to_wire(), events)
+
+
+def by_id_message(form: KeyType, key_id: str, gateway: str, names: str) -> str:
+    """Ready's message for an adopted key Torii knows by its id only: why there is no Secret, what gives one."""
+    if form == KeyType.BASIC_AUTH:
+        return (f"adopted basic-auth user {key_id} active on gateway {gateway} for {names}; Tyk never returns a "
+                "password, so Torii cannot put it in a Secret: its clients keep using theirs. Set "
+                "spec.rotation.generation to issue a user and password Torii delivers")  # fmt: skip
+    hand_over = "the consumer's kid" if form == KeyType.JWT else "the key"
+    return (f"adopted key {key_id} active on gateway {gateway} for {names}; Tyk stores only a hash of it, so Torii "
+            f"cannot put it in a Secret: its clients keep using it. Set spec.adopt.credentialSecretRef to "
+            f"{hand_over} to deliver it, or spec.rotation.generation to issue a new key")  # fmt: skip
 
 
 async def remove(ctx: ReconcileContext, obj: Subject[GatewayKeyStatus], driver: GatewayDriver) -> str:
