@@ -112,8 +112,8 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
     ("otoroshi clientSecret", "GatewayKey", {"apis": [{"name": "a"}], "otoroshi": {"clientSecret": "x"}},
      "spec.otoroshi.clientSecret"),
     ("unknown key type", "GatewayKey", {"apis": [{"name": "a"}], "type": "hmac"}, "spec.type"),
-    ("adopting a basic-auth user", "GatewayKey", {"apis": [{"name": "a"}], "type": "basicAuth", "adopt": {"id": "x"}},
-     "spec.adopt: only keys of type key"),
+    ("a basic-auth user's password handed over", "GatewayKey", {"apis": [{"name": "a"}], "type": "basicAuth",
+     "adopt": {"id": "x", "credentialSecretRef": {"name": "pw"}}}, "spec.adopt.credentialSecretRef: a basic-auth"),
     ("bad redirect", "OAuthClient", {"api": "a", "redirectUri": "not a uri"}, "spec.redirectUri"),
     ("missing api", "OAuthClient", {"redirectUri": "https://a/cb"}, "spec.api"),
 ]  # fmt: skip
