@@ -372,9 +372,11 @@ def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request
 
         # Rotation: a user and password Torii delivers; the adopted user stops working after its grace period.
         world.patch("GatewayKey", user, {"rotation": {"generation": 1, "gracePeriodSeconds": 0}})
-        fresh = wait_until(lambda: world.secret(user) if not gone(world.core.read_namespaced_secret, user,
-                                                                  world.ns) else None,
-                           timeout=60, what="the rotated user's Secret")  # fmt: skip
+        # The Secret is written before the gateway has the user (a crash never leaves one nobody can see): Ready
+        # at the new generation says the gateway serves it.
+        rotated = world.ready("GatewayKey", user)
+        assert rotated["status"]["keyId"] != user_hash
+        fresh = world.secret(user)
         assert httpx.get(basic_url, headers={"Authorization": fresh["Authorization"]}).status_code == 200
         wait_until(lambda: httpx.get(basic_url, headers=auth).status_code in (401, 403), timeout=60,
                    what="the adopted user refused after its grace period")  # fmt: skip
