@@ -299,15 +299,17 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
 def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request(
     world: World, live: Operator, crds: Stack, tmp_path: Path
 ) -> None:
-    """A basic-auth user and a JWT consumer made on Tyk by hand: imported as GatewayKeys of their type, adopted
-    by hash under a client loop presenting their credentials (0 failed requests). The consumer's kid, handed
-    over, brings its secret into a Secret; the user keeps the password Tyk never returns, through a change of
-    its limits; rotation gives it one Torii delivers; deletion revokes."""
+    """A basic-auth user and two JWT consumers made on Tyk by hand: imported as GatewayKeys of their type,
+    adopted by hash under a client loop presenting their credentials (0 failed requests). One consumer's kid,
+    handed over, brings its secret into a Secret; the other consumer and the user are managed by id and keep
+    what Tyk holds for them (the secret, the password Tyk never returns) through a change of their limits;
+    rotation gives the user a password Torii delivers; deletion revokes."""
     crds.require("tyk")
     org, marker = f"users{RUN}", f"adopt-{RUN}-users"
     basic_id, jwt_id = f"{marker}-basic", f"{marker}-jwt"
-    user, kid = f"{marker}-user", f"{marker}-kid"
-    password, secret = "pw-" + uuid.uuid4().hex, "jwt-" + uuid.uuid4().hex
+    user, kid, other = f"{marker}-user", f"{marker}-kid", f"{marker}-other"
+    password, secret, other_secret = ("pw-" + uuid.uuid4().hex, "jwt-" + uuid.uuid4().hex,
+                                      "jwt-" + uuid.uuid4().hex)  # fmt: skip
     base = crds.env["TYK_URL"]
     with upstream("adopt-users") as up, tyk_admin(crds) as tyk:
         basic = {**tyk_api(basic_id, f"{marker} basic", org, f"/{marker}/basic/", up.url, "Authorization"),
@@ -328,20 +330,22 @@ def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request
 
         user_hash = consumer(basic_id, user, {"basic_auth_data": {"password": password}})
         kid_hash = consumer(jwt_id, kid, {"jwt_data": {"secret": secret}})
+        other_hash = consumer(jwt_id, other, {"jwt_data": {"secret": other_secret}})
         basic_url, jwt_url = f"{base}/{marker}/basic/x", f"{base}/{marker}/jwt/x"
         auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
         bearer = {"Authorization": f"Bearer {hs256(secret, claims(ttl=3600), kid=kid)}"}
-        traffic = serving([(basic_url, auth), (jwt_url, bearer)])
+        other_bearer = {"Authorization": f"Bearer {hs256(other_secret, claims(ttl=3600), kid=other)}"}
+        traffic = serving([(basic_url, auth), (jwt_url, bearer), (jwt_url, other_bearer)])
         try:
             said, mine = import_ours(live, "tyk", world, tmp_path / "users", marker)
             files = {p.name: manifest(p) for p in mine.glob("*.yaml")}
             expected = [f"gatewayapi-{basic_id}.yaml", f"gatewayapi-{jwt_id}.yaml", f"gatewaykey-{user}.yaml",
-                        f"gatewaykey-{kid}.yaml"]  # fmt: skip
+                        f"gatewaykey-{kid}.yaml", f"gatewaykey-{other}.yaml"]  # fmt: skip
             assert sorted(files) == sorted(expected), (files, said)
             user_key, kid_key = files[f"gatewaykey-{user}.yaml"], files[f"gatewaykey-{kid}.yaml"]
             assert (user_key["spec"]["type"], user_key["spec"]["adopt"]) == ("basicAuth", {"id": user_hash})
             assert (kid_key["spec"]["type"], kid_key["spec"]["adopt"]) == ("jwt", {"id": kid_hash})
-            assert not any(c in (mine / f).read_text() for f in files for c in (password, secret))
+            assert not any(c in (mine / f).read_text() for f in files for c in (password, secret, other_secret))
             # The consumer's owner hands its kid over: Torii checks it names that key, and reads its secret.
             world.core.create_namespaced_secret(world.ns, client.V1Secret(
                 metadata=client.V1ObjectMeta(name=f"{marker}-handed-over"), string_data={"kid": kid}))  # fmt: skip
@@ -350,15 +354,16 @@ def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request
             applied_at = time.monotonic()
             apply_dir(mine)
             all_ready(world, "GatewayAPI", [f"{marker}-basic", f"{marker}-jwt"])
-            keys = all_ready(world, "GatewayKey", [user, kid])
+            keys = all_ready(world, "GatewayKey", [user, kid, other])
             ready_at = time.monotonic()
-            # New limits for both: Torii rewrites the sessions, the user's password and the consumer's secret stay.
-            for name in (user, kid):
+            # New limits for all: Torii rewrites the sessions; the password and the secrets stay.
+            for name in (user, kid, other):
                 world.patch("GatewayKey", name, {"rateLimit": {"rate": 500, "per": 1}})
-            for name in (user, kid):
+            for name in (user, kid, other):
                 world.ready("GatewayKey", name)
-            wait_until(lambda: tyk.get(f"/tyk/keys/{user_hash}", params={"hashed": "1"}).json().get("rate") == 500,
-                       timeout=30, what="the adopted user's new rate on Tyk")  # fmt: skip
+            for key_hash in (user_hash, kid_hash, other_hash):
+                wait_until(lambda h=key_hash: tyk.get(f"/tyk/keys/{h}", params={"hashed": "1"}).json().get("rate")
+                           == 500, timeout=30, what=f"key {key_hash}'s new rate on Tyk")  # fmt: skip
             changed_at = time.monotonic()
             wait_until(lambda: traffic.last_at > changed_at, timeout=30, what="traffic after the change")
         finally:
@@ -366,6 +371,8 @@ def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request
         assert_through_the_switch(traffic, applied_at, ready_at)
         assert keys[user]["status"]["keyId"] == user_hash and keys[kid]["status"]["keyId"] == kid_hash
         assert "Tyk never returns a password" in World.condition(keys[user])["message"]
+        assert "credentialSecretRef to the consumer's kid" in World.condition(keys[other])["message"]
+        assert gone(world.core.read_namespaced_secret, other, world.ns)
         assert gone(world.core.read_namespaced_secret, user, world.ns)
         delivered = world.secret(kid)
         assert (delivered["kid"], delivered["secret"]) == (kid, secret)

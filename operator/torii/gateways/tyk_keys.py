@@ -61,6 +61,31 @@ def _key_id(answer: dict[str, Any]) -> str | None:
     return digest_id(str(answer["key"])) if answer.get("key") else None
 
 
+# Session fields of credentials other than keys, basic-auth users and JWT consumers.
+OTHER_CREDENTIAL_FIELDS = ("hmac_enabled", "hmac_string", "certificate", "rsa_certificate_id", "oauth_client_id",
+                           "enable_http_signature_validation")  # fmt: skip
+
+
+def session_form(session: dict[str, Any]) -> KeyType | None:
+    """What a Tyk session is: a basic-auth user (Tyk answers with its password blanked, its hash type set), a
+    JWT consumer (an HMAC secret), a key; None for an HMAC, certificate or OAuth credential."""
+    if any(session.get(f) for f in OTHER_CREDENTIAL_FIELDS):
+        return None
+    basic = session.get("basic_auth_data") or {}
+    if basic.get("hash_type") or basic.get("password"):
+        return KeyType.BASIC_AUTH
+    return KeyType.JWT if (session.get("jwt_data") or {}).get("secret") else KeyType.KEY
+
+
+def _keep_secret_torii_lacks(desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """`desired` for a write by hash (a key Torii knows by id only): a PUT replaces the whole session, and a JWT
+    consumer's clients sign with the secret it holds, which Torii does not know. (A basic-auth password Tyk
+    keeps by itself: an update without one leaves it as it was, verified in 5.10.2's handleAddOrUpdate.)"""
+    if current is not None and current.get("jwt_data") and "jwt_data" not in desired:
+        return {**desired, "jwt_data": current["jwt_data"]}
+    return desired
+
+
 def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     if current is None:
         return False
@@ -201,11 +226,8 @@ class TykKeys:
             self._claim(request, current)
         # A key keeps its org; a new one takes its API's (Tyk looks keys up per org).
         desired = render_session(request, self.org(request, current))
-        if hashed and current is not None and current.get("jwt_data") and "jwt_data" not in desired:
-            # An adopted JWT consumer Torii knows by id only: a PUT replaces the whole session, and its clients'
-            # tokens are signed with this secret. (A basic-auth password Tyk keeps by itself: an update without
-            # one leaves it as it was, verified in 5.10.2's handleAddOrUpdate.)
-            desired["jwt_data"] = current["jwt_data"]
+        if hashed:
+            desired = _keep_secret_torii_lacks(desired, current)
         if _key_in_sync(desired, current):
             return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
         if current is None:
@@ -242,11 +264,13 @@ class TykKeys:
                 raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with id {key_id} exists")
             if (session := await self._get(request, stored)) is not None:
                 self._claim(request, session, adopting=True)
+                self._same_form(request, key_id, session)
             return Credential(key=stored)
         adopted = await self._get(request, key_id, hashed="1")
         if adopted is None:
             raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: no key with hash {key_id} exists")
         self._claim(request, adopted, adopting=True)
+        self._same_form(request, key_id, adopted)
         if supplied is None:
             # Tyk keeps only the hash: the credential cannot be recovered. (A basic-auth user always ends here:
             # Tyk never returns its password, not even hashed, so it keeps the one its clients use.)
@@ -262,10 +286,7 @@ class TykKeys:
             )
         if request.spec.type == KeyType.JWT:
             # The handed-over kid names the consumer; its HMAC secret is the gateway's to give (Tyk returns it).
-            secret = str((adopted.get("jwt_data") or {}).get("secret") or "")
-            if not secret:
-                raise AdoptionFailed(f"gateway {self.name}: spec.adopt.id: key {key_id} has no JWT secret: it is "
-                                     "not a JWT consumer (use type key)")  # fmt: skip
+            secret = str(adopted["jwt_data"]["secret"])  # a JWT consumer (_same_form): it has one
             if not read_allowed:
                 raise PolicyViolation(
                     f"refused by the tenancy policy of gateway {self.name}: spec.adopt: delivering a JWT "
@@ -273,6 +294,15 @@ class TykKeys:
                 )
             return Credential(key=supplied.key, client_secret=secret)
         return supplied
+
+    def _same_form(self, request: KeyRequest, key_id: str, session: dict[str, Any]) -> None:
+        """AdoptionFailed unless the adopted session is the credential spec.type says: adopted as another type,
+        Torii's writes would drop what it is (a consumer's secret written as a key's session, for one)."""
+        form = session_form(session)
+        if form != request.spec.type:
+            what = f"a {form.value} credential" if form else "an HMAC, certificate or OAuth credential"
+            raise AdoptionFailed(f"gateway {self.name}: spec.type: key {key_id} is {what} on the gateway, not "
+                                 f"{request.spec.type.value}")  # fmt: skip
 
     async def _plain_keys(self, request: KeyRequest) -> list[str]:
         """The stored names of the org's keys (where Tyk does not hash keys, the names are the credentials)."""
@@ -335,4 +365,7 @@ class TykKeys:
         # Tyk resets the live quota when a key is written without suppress_reset.
         key, hashed = self._address(request)
         current = await self._get(request, key, **hashed)
-        await self._put(request, key, render_session(request, self.org(request, current)), "reset quota", **hashed)
+        desired = render_session(request, self.org(request, current))
+        if hashed:
+            desired = _keep_secret_torii_lacks(desired, current)
+        await self._put(request, key, desired, "reset quota", **hashed)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from torii.gateways.base import Credential, Inventory, KeyRequest, ObjectRef, ResolvedApi, dotted_get
+from torii.gateways.tyk_keys import OTHER_CREDENTIAL_FIELDS, session_form
 from torii.gateways.tyk_render import NEUTRAL_FIELDS, UNLIMITED_RATE, render_api_definition, render_session
 from torii.gateways.tyk_sync import core
 from torii.importer.manifests import KeyedApi, Manifest, Names, Skipped, key_state, to_manifest
@@ -245,16 +246,12 @@ def neutral_spec(definition: dict[str, Any], gateway: str, listen_path: str, url
 
 
 def key_form(session: dict[str, Any]) -> tuple[str | None, str]:
-    """The GatewayKey type of a Tyk session (`key`, `basicAuth`, `jwt`), or None and why none fits. Tyk answers
-    a basic-auth user with its password blanked, but its hash type set."""
-    others = [f for f in KEY_CREDENTIAL_FIELDS if f not in ("basic_auth_data", "jwt_data")
-              and not is_zero(session.get(f))]  # fmt: skip
-    if others:
-        return None, f"is an HMAC, certificate or OAuth credential ({', '.join(others)}): no GatewayKey type"
-    basic = session.get("basic_auth_data") or {}
-    if basic.get("hash_type") or basic.get("password"):
-        return "basicAuth", ""
-    return ("jwt" if (session.get("jwt_data") or {}).get("secret") else "key"), ""
+    """The GatewayKey type of a Tyk session (`key`, `basicAuth`, `jwt`), or None and why none fits."""
+    form = session_form(session)
+    if form is None:
+        fields = ", ".join(f for f in OTHER_CREDENTIAL_FIELDS if session.get(f))
+        return None, f"is an HMAC, certificate or OAuth credential ({fields}): no GatewayKey type"
+    return form.value, ""
 
 
 def key_manifest(key_id: str, session: dict[str, Any], *, gateway: str, apis: dict[str, KeyedApi], names: Names,

@@ -96,7 +96,8 @@ class KeyAdoption(CamelModel):
     credential_secret_ref: SecretKeySelector | None = Field(
         default=None,
         description="Tyk: a Secret entry holding the existing key (type jwt: the consumer's `kid`, the key's "
-        "name), so Torii can deliver it in spec.secretName (type jwt: with the HMAC secret it reads from Tyk). "
+        "name), so Torii can deliver it in spec.secretName (type jwt: with the HMAC secret it reads from Tyk, "
+        "which the tenancy policy must grant: a kid is no secret, checking it proves no ownership). "
         "Tyk stores only a hash of each key: without this, the adopted key keeps working for its clients but "
         "Torii cannot put it in a Secret (set spec.rotation to issue one it can). Not for type basicAuth: Tyk "
         "never returns a password, even hashed, so a handed-over one could not be checked; the user is adopted "
