@@ -128,6 +128,7 @@ def test_tyk_keys_torii_cannot_represent() -> None:
         "is a basicAuth credential for API orders-v2, whose callers hold key": session(
             basic_auth_data={"password": "$2a$10$hash", "hash_type": "bcrypt"}),
         "OAuth credential (hmac_enabled, hmac_string)": session(hmac_enabled=True, hmac_string="h"),
+        "OAuth credential (oauth_keys)": session(oauth_keys={"client-1": "token"}),
         "per-API limits": session(access_rights={"orders-v2": {"api_id": "orders-v2", "limit": {"rate": 5}}}),
         "does not adopt": session(access_rights={"other": {"api_id": "other"}}),
     }  # fmt: skip

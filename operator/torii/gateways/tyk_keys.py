@@ -63,7 +63,7 @@ def _key_id(answer: dict[str, Any]) -> str | None:
 
 # Session fields of credentials other than keys, basic-auth users and JWT consumers.
 OTHER_CREDENTIAL_FIELDS = ("hmac_enabled", "hmac_string", "certificate", "rsa_certificate_id", "oauth_client_id",
-                           "enable_http_signature_validation")  # fmt: skip
+                           "oauth_keys", "enable_http_signature_validation")  # fmt: skip
 
 
 def session_form(session: dict[str, Any]) -> KeyType | None:
@@ -75,15 +75,6 @@ def session_form(session: dict[str, Any]) -> KeyType | None:
     if basic.get("hash_type") or basic.get("password"):
         return KeyType.BASIC_AUTH
     return KeyType.JWT if (session.get("jwt_data") or {}).get("secret") else KeyType.KEY
-
-
-def _keep_secret_torii_lacks(desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
-    """`desired` for a write by hash (a key Torii knows by id only): a PUT replaces the whole session, and a JWT
-    consumer's clients sign with the secret it holds, which Torii does not know. (A basic-auth password Tyk
-    keeps by itself: an update without one leaves it as it was, verified in 5.10.2's handleAddOrUpdate.)"""
-    if current is not None and current.get("jwt_data") and "jwt_data" not in desired:
-        return {**desired, "jwt_data": current["jwt_data"]}
-    return desired
 
 
 def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
@@ -143,6 +134,15 @@ class TykKeys:
             "GET", key_path(key), op="get key", params={**self._params(request), **extra}, passthrough=(404,)
         )
         return None if response.status_code == 404 else dict(response.json())
+
+    def _desired(self, request: KeyRequest, current: dict[str, Any] | None, *, by_hash: bool) -> dict[str, Any]:
+        """The session Torii writes. By hash (a key Torii knows by id only) it keeps the JWT secret Torii does not
+        know: a PUT replaces the whole session, and a consumer's clients sign with that secret. (A basic-auth
+        password Tyk keeps by itself: an update without one leaves it, verified in 5.10.2's handleAddOrUpdate.)"""
+        desired = render_session(request, self.org(request, current))
+        if by_hash and current is not None and current.get("jwt_data") and "jwt_data" not in desired:
+            desired["jwt_data"] = current["jwt_data"]
+        return desired
 
     def _claim(self, request: KeyRequest, session: dict[str, Any], *, adopting: bool | None = None) -> None:
         """OwnershipConflict unless the key is `request`'s object's (or, adopting, nobody's)."""
@@ -225,9 +225,7 @@ class TykKeys:
         if current is not None:
             self._claim(request, current)
         # A key keeps its org; a new one takes its API's (Tyk looks keys up per org).
-        desired = render_session(request, self.org(request, current))
-        if hashed:
-            desired = _keep_secret_torii_lacks(desired, current)
+        desired = self._desired(request, current, by_hash=bool(hashed))
         if _key_in_sync(desired, current):
             return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
         if current is None:
@@ -365,7 +363,4 @@ class TykKeys:
         # Tyk resets the live quota when a key is written without suppress_reset.
         key, hashed = self._address(request)
         current = await self._get(request, key, **hashed)
-        desired = render_session(request, self.org(request, current))
-        if hashed:
-            desired = _keep_secret_torii_lacks(desired, current)
-        await self._put(request, key, desired, "reset quota", **hashed)
+        await self._put(request, key, self._desired(request, current, by_hash=bool(hashed)), "reset quota", **hashed)
