@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client
 
 from chaos.audit import Gateways, key_headers
+from support.jwt import claims, hs256
 from support.kube import namespace
 from support.operator import running_operator, stack_gateways
 from support.stack import Stack
@@ -303,6 +304,42 @@ def test_a_tenant_tampering_with_its_own_secret_reaches_nothing_else(env: Env, v
     wait_until(lambda: env.gw.get("otoroshi", f"{env.path('t-oto')}x",
                                   key_headers("otoroshi", fresh_oto)).status_code == 200,
                timeout=BIG, what="the reissued Otoroshi credential works")  # fmt: skip
+    assert_victims_unharmed(env, victims)
+
+
+def test_another_teams_jwt_kid_brings_no_secret(env: Env, victims: dict[str, Victim]) -> None:
+    """A kid is no secret: every token a client presents names it in its header. B's JWT consumer's kid (and, as
+    if it had been guessed, its key hash) handed over by A, who may adopt with credentials, and by C, who may not
+    adopt: neither gets the consumer's HMAC secret, and B's tokens keep working."""
+    b, up = env.b, {"url": env.up.url}
+    b.world.create("GatewayAPI", "pay-jwt", {"gateway": "tyk", "listenPath": env.path("pay-jwt"), "auth": "jwt",
+                                            "upstream": up})  # fmt: skip
+    b.world.create("GatewayKey", "signer", {"gateway": "tyk", "type": "jwt", "apis": [{"name": "pay-jwt"}]})
+    key_hash = b.world.ready("GatewayKey", "signer", timeout=BIG)["status"]["keyId"]
+    signer = secret(b, "signer")
+    bearer = {"Authorization": f"Bearer {hs256(signer['secret'], claims(ttl=3600), kid=signer['kid'])}"}
+    assert env.gw.get("tyk", f"{env.path('pay-jwt')}x", bearer).status_code == 200
+    attackers = [(env.a, env.path("a-jwt"), "OwnershipConflict", "another Torii object"),
+                 (env.c, f"/{env.c.namespace}/jwt/", "PolicyViolation", "tenancy.adoption")]  # fmt: skip
+    for tenant, path, _, _ in attackers:
+        tenant.world.create("GatewayAPI", "own-jwt", {"gateway": "tyk", "listenPath": path, "auth": "jwt",
+                                                      "upstream": up})  # fmt: skip
+        tenant.core.create_namespaced_secret(tenant.namespace, client.V1Secret(
+            metadata=client.V1ObjectMeta(name="leaked-kid"), string_data={"kid": signer["kid"]}))  # fmt: skip
+        tenant.world.create("GatewayKey", "their-kid", {
+            "gateway": "tyk", "type": "jwt", "apis": [{"name": "own-jwt"}],
+            "adopt": {"id": key_hash, "credentialSecretRef": {"name": "leaked-kid", "key": "kid"}}})  # fmt: skip
+    for tenant, _, reason, text in attackers:
+        got = tenant.world.reason("GatewayKey", "their-kid", reason, timeout=BIG)
+        assert text in got["message"] and signer["secret"] not in json.dumps(got), got["message"]
+        for item in tenant.core.list_namespaced_secret(tenant.namespace).items:
+            values = {base64.b64decode(v).decode() for v in (item.data or {}).values()}
+            assert signer["secret"] not in values, f"B's HMAC secret in {tenant.namespace}/{item.metadata.name}"
+    # B's consumer is untouched: the same key, Ready, its tokens accepted.
+    assert b.world.get("GatewayKey", "signer")["status"]["keyId"] == key_hash
+    assert World.condition(b.world.get("GatewayKey", "signer"))["status"] == "True"
+    assert secret(b, "signer") == signer
+    assert env.gw.get("tyk", f"{env.path('pay-jwt')}x", bearer).status_code == 200
     assert_victims_unharmed(env, victims)
 
 
