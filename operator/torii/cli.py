@@ -33,6 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     hide_kubernetes_client()  # before kopf is imported
     import kopf
 
+    from torii import heap
     from torii.connections import bound_kopf_connections, connection_limit
     from torii.logs import secure_logging
     from torii.operator import build_registry
@@ -56,6 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics.serve(metrics_port, args.metrics_addr or settings.metrics_bind_address)
     registry = build_registry(settings)
     bound_kopf_connections(connection_limit(namespaces))
+    heap.settle()  # everything imported by now
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from torii.gateways import burst
 from torii.gateways.base import ObjectRef
 from torii.gateways.errors import (
     AuthenticationError,
@@ -122,16 +123,26 @@ async def test_update_rewrites_and_reloads(tyk: tuple[TykDriver, TykModel]) -> N
 
 
 async def test_a_burst_is_one_list_one_write_per_object_one_reload_one_confirming_list(
-    tyk: tuple[TykDriver, TykModel],
+    tyk: tuple[TykDriver, TykModel], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     driver, model = tyk
     refs = [ObjectRef("shop", f"api-{i}") for i in range(50)]
     await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
     assert (model.writes, model.reloads, model.lists) == (50, 1, 2)
-    # The same burst again changes nothing: one list, no write, no reload.
+    # The same burst again, right after: decided on the list that confirmed the first one (no call at all).
+    results = await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    assert not any(r.changed for r in results)
+    assert (model.writes, model.reloads, model.lists) == (50, 1, 2)
+    # Later (that list older than FOLLOW_ON_AGE): one list, no write, no reload.
+    monkeypatch.setattr(burst, "FOLLOW_ON_AGE", -1.0)
     results = await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
     assert not any(r.changed for r in results)
     assert (model.writes, model.reloads, model.lists) == (50, 1, 3)
+    # A small burst never follows on: read afresh, it sees a hand edit made a moment ago and repairs it.
+    monkeypatch.undo()
+    edited = next(a for a in model.loaded.values() if a["proxy"]["listen_path"] == "/api-0/")
+    edited["proxy"]["target_url"] = "http://edited.example/"
+    assert (await driver.apis.converge_api(refs[0], spec(listenPath=f"/{refs[0].name}/"))).changed
 
 
 async def test_drift_checks_share_a_recent_view_and_a_rejection_fails_only_its_object(
