@@ -22,5 +22,5 @@ async def test_kopf_still_asks_for_unlimited_connections_and_gets_the_bound() ->
 
 
 def test_every_watch_stream_fits_beside_the_shared_pool() -> None:
-    assert connection_limit([]) == 12
-    assert connection_limit([f"ns{i}" for i in range(40)]) == 8 + 4 * 40
+    assert connection_limit([]) == 20
+    assert connection_limit([f"ns{i}" for i in range(40)]) == 16 + 4 * 40
