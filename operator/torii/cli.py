@@ -28,9 +28,9 @@ def cmd_crds(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from torii.kube_hide import hide_kubernetes_client
+    from torii.kube_hide import hide_unused_modules
 
-    hide_kubernetes_client()  # before kopf is imported
+    hide_unused_modules()  # before kopf is imported
     import kopf
 
     from torii import heap

@@ -40,7 +40,7 @@ def login(settings: kopf.OperatorSettings | None = None, **kwargs: Any) -> kopf.
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
     if not _has_credentials(info):
         if sys.modules.get("kubernetes", False) is None:
-            del sys.modules["kubernetes"]  # hidden by hide_kubernetes_client: needed after all
+            del sys.modules["kubernetes"]  # hidden by hide_unused_modules: needed after all
         info = kopf.login_via_client(settings=settings, logger=kwargs.get("logger") or log)
     if info is None:
         raise ConfigurationError("no Kubernetes credentials: neither a service account nor a kubeconfig")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 
-def hide_kubernetes_client() -> None:
+def hide_unused_modules() -> None:
     if "kopf" not in sys.modules:  # too late otherwise: kopf has it already
         sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     if "httpx" not in sys.modules:

@@ -46,7 +46,7 @@ class Put:
     """Make the gateway serve `desired` (a rendered object with its fingerprint and owner record)."""
 
     desired: dict[str, Any]
-    max_age: float = 0.0  # how old a view may be for deciding "already in sync" (always: FOLLOW_ON_AGE)
+    max_age: float = 0.0  # how old a view may be for deciding "already in sync" (0: read afresh; see FOLLOW_ON_AGE)
     adopting: bool = False  # an object that existed before Torii (spec.adopt, granted by the policy)
 
 

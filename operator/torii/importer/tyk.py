@@ -36,10 +36,7 @@ KEY_RUNTIME_FIELDS = (
     "id_extractor_deadline",
 )  # fmt: skip
 # Session fields that make a key something else than an access key, or hold secret material.
-KEY_CREDENTIAL_FIELDS = (
-    "basic_auth_data", "jwt_data", "hmac_string", "hmac_enabled", "certificate", "rsa_certificate_id",
-    "oauth_client_id", "oauth_keys", "enable_http_signature_validation",
-)  # fmt: skip
+KEY_CREDENTIAL_FIELDS = ("basic_auth_data", "jwt_data", *OTHER_CREDENTIAL_FIELDS)  # every credential a session holds
 QUOTA_PERIODS = {86_400: "day", 2_592_000: "month"}
 
 
