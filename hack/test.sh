@@ -3,8 +3,8 @@
 #
 # Most modules only touch their own namespace, their own operator and their own gateway objects: they run on
 # two pytest-xdist workers (whole modules per worker, so a module's operator starts once). Modules and tests
-# marked `serial` (tests/conftest.py SERIAL says why for each) restart a gateway, stop a Tyk node, import
-# everything a gateway holds, or run a cluster-wide operator: they run afterwards, alone.
+# marked `serial` (tests/conftest.py SERIAL says why for each) restart a gateway, stop a Tyk node or run a
+# cluster-wide operator: they run afterwards, alone.
 #
 # Extra arguments go to both pytest runs (e.g. `hack/test.sh -k tyk`); not `-m`, which would replace the
 # phases' own marker expressions.

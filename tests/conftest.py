@@ -19,7 +19,6 @@ TESTS = Path(__file__).parent
 # What must run alone on the stack (`make test` runs everything else on two workers first: hack/test.sh), and
 # why. A module, or one test of a module (`module.py::test`). Every chaos scenario too: they restart components.
 SERIAL = {
-    "test_adoption.py": "imports everything the gateways hold",
     "test_tyk_nodes.py": "stops and empties Tyk nodes",
     "test_gatewayapi_gateways.py::test_tyk_restarted_empty_gets_everything_back": "restarts Tyk empty",
     "test_tyk_gateway.py::test_deleting_the_last_api_stops_serving_it": "restarts Tyk empty, expects no API left",

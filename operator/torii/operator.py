@@ -54,6 +54,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Hot standby (replicas > 1): a replica that died without a goodbye (killed, its node lost) is taken over
     # once its peering record is this old; it refreshes it every 1-5 s (kopf: lifetime minus 5-10 s).
     settings.peering.lifetime = 10
+    # The listing at start-up comes in pages (kubectl's page size): at 10,000 objects one answer was tens of MB
+    # of JSON parsed at once, managedFields included (they are trimmed only after parsing).
+    settings.watching.chunk_size = 500
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 
@@ -74,8 +77,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         )
         for name, error in memo.gateways.broken.items():
             log.error("gateway %s unusable: %s", name, error.message)
-        memo.apis = kinds.api_lookup(trackers)
-        memo.drift = kinds.start_drift(trackers, operator_settings, memo, waker, retries)
+        memo.apis = kinds.api_lookup(runtime.trackers)
+        memo.drift = kinds.start_drift(runtime, operator_settings, memo)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -88,5 +91,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         await kube.api().aclose()
 
     operator_settings = settings
-    trackers, waker, retries = kinds.register(registry, settings)
+    runtime = kinds.register(registry, settings)
     return registry

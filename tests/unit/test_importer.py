@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
+from torii.gateways.tyk import TykDriver
 from torii.importer import otoroshi, tyk
 from torii.importer.manifests import ImportResult, KeyedApi, Manifest, Names, Skipped, dump, key_type_for, slug
 from torii.importer.overrides import minimal_override
@@ -429,3 +431,26 @@ def test_an_otoroshi_key_of_basic_auth_routes_is_a_basic_auth_gateway_key() -> N
     both = otoroshi.key_manifest({**key, "authorizedEntities": ["route_r1", "route_r2"]}, {}, gateway="oto",
                                  apis=apis, names=Names(), entity="route")  # fmt: skip
     assert isinstance(both, Skipped) and "one spec.auth" in both.reason
+
+
+async def test_an_oauth_api_deleted_during_the_inventory_is_no_failure() -> None:
+    """A live gateway changes while it is imported: an OAuth API listed, then deleted before its clients are read
+    (Tyk answers 404), has no clients to import; the other API's clients still come."""
+    listed = [tyk_definition(api_id="gone", use_oauth2=True), tyk_definition(api_id="here", use_oauth2=True)]
+
+    def tyk_model(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/tyk/apis/":
+            return httpx.Response(200, json=listed)
+        if path == "/tyk/keys/":
+            return httpx.Response(200, json={"keys": []})
+        if path == "/tyk/oauth/clients/gone":
+            return httpx.Response(404, json={"status": "error", "message": "OAuth Client ID not found"})
+        if path == "/tyk/oauth/clients/here":
+            return httpx.Response(200, json=[{"client_id": "c1", "api_id": "here"}])
+        return httpx.Response(500, json={"message": f"unexpected {request.method} {path}"})
+
+    driver = TykDriver("tyk", "http://tyk.test", "admin", transport=httpx.MockTransport(tyk_model))
+    inventory = await driver.importer.inventory()
+    assert [a["api_id"] for a in inventory.apis] == ["gone", "here"]
+    assert inventory.oauth_clients == [("here", {"client_id": "c1", "api_id": "here"})]

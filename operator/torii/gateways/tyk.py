@@ -183,8 +183,12 @@ class TykInventory:
             return (name if hashed else digest_id(name), response.json()) if response.status_code == 200 else None
 
         keys = [k for k in await asyncio.gather(*(session(n) for n in names)) if k is not None]
+        # An API deleted since the list (a live gateway keeps changing during an import) has no clients to import.
         clients = [
-            (str(a["api_id"]), c) for a in apis if a.get("use_oauth2") for c in await self._oauth.clients(a["api_id"])
+            (str(a["api_id"]), c)
+            for a in apis
+            if a.get("use_oauth2")
+            for c in await self._oauth.clients(a["api_id"], api_gone_ok=True)
         ]
         return Inventory(apis=list(apis), keys=keys, oauth_clients=clients, api_defaults={}, key_defaults={},
                          rendering={"org_id": self.org_id}, kind="tyk")  # fmt: skip

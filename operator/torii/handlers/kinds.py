@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -15,6 +16,7 @@ from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
+from torii.handlers.resumes import Resumes
 from torii.handlers.retries import Probe, Retries
 from torii.handlers.tracking import Tracked, TrackedApis, Tracker, status_changes
 from torii.handlers.wake import Waker
@@ -42,6 +44,7 @@ def register_kind(
     delete: Delete,
     waker: Waker,
     retries: Retries,
+    resumes: Resumes,
 ) -> None:
     kind = tracker.kind
     resource: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
@@ -87,8 +90,14 @@ def register_kind(
         await converge(Cause.UPDATE, body, patch, memo)
 
     @kopf.on.resume(**resource, id="converge-on-resume")
-    async def on_resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        await converge(Cause.RESUME, body, patch, memo)
+    async def on_resume(body: kopf.Body, **_: Any) -> None:
+        # Handed over (torii.handlers.resumes): a restart finds every object at once, and converging each here
+        # would hold every body and kopf worker until its burst is confirmed.
+        ref, owner, generation = identity(body)
+        if (known := tracker.objects.get(owner.uid)) is not None and known.generation == generation:
+            return  # a change handler of this run converged it already (an object changed while Torii was down)
+        tracker.remember(Tracked(ref, owner, generation, plain(body.spec), plain(body.status)))
+        resumes.submit(tracker, owner.uid)
 
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
@@ -148,16 +157,26 @@ def api_lookup(trackers: list[Tracker]) -> TrackedApis:
     return TrackedApis(apis, kube.KubeApis())
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> tuple[list[Tracker], Waker, Retries]:
-    """The change handlers of every kind; the trackers the drift loop (`start_drift`) goes over, the waker of
-    objects waiting for a GatewayAPI, and the retries of failed changes."""
-    trackers, waker, retries = [], Waker(), Retries(concurrency=RETRY_CONCURRENCY)
+@dataclass(frozen=True)
+class Runtime:
+    """What the handlers share with the loops beside kopf (`start_drift`): the objects each kind tracks, the
+    waker of objects waiting for a GatewayAPI, the retries of failed changes and the resumes handed over."""
+
+    trackers: list[Tracker]
+    waker: Waker
+    retries: Retries
+    resumes: Resumes
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Runtime:
+    """The handlers of every kind, and what they share with the loops beside kopf."""
+    runtime = Runtime([], Waker(), Retries(concurrency=RETRY_CONCURRENCY), Resumes(concurrency=RETRY_CONCURRENCY))
     for kind, plural, reconcile, delete in KINDS:
         tracker = Tracker(kind)
-        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete, waker=waker,
-                      retries=retries)  # fmt: skip
-        trackers.append(tracker)
-    return trackers, waker, retries
+        register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete,
+                      waker=runtime.waker, retries=runtime.retries, resumes=runtime.resumes)  # fmt: skip
+        runtime.trackers.append(tracker)
+    return runtime
 
 
 def drift_check(
@@ -211,11 +230,10 @@ def probe_of(memo: kopf.Memo) -> Probe:
     return probe
 
 
-def start_drift(
-    trackers: list[Tracker], settings: OperatorSettings, memo: kopf.Memo, waker: Waker, retries: Retries
-) -> asyncio.Task[None]:
-    """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`), and the runner
-    of retries."""
+def start_drift(runtime: Runtime, settings: OperatorSettings, memo: kopf.Memo) -> asyncio.Task[None]:
+    """The drift loop, woken early by any gateway that needs a pass now (`GatewayDriver.watch`), and the runners
+    of retries and resumes."""
+    waker, retries = runtime.waker, runtime.retries
 
     async def watch(driver: GatewayDriver, wake: asyncio.Event) -> None:
         # A watch that fails (a bug, an unexpected answer) is logged and started again: refills never stop.
@@ -229,14 +247,16 @@ def start_drift(
 
     async def drift() -> None:
         wake = asyncio.Event()
-        watchers = [asyncio.create_task(watch(d, wake), name=f"torii-watch-{d.name}") for d in memo.gateways]
+        loops = [asyncio.create_task(watch(d, wake), name=f"torii-watch-{d.name}") for d in memo.gateways]
         retry = drift_check(settings, memo, waker, retries, Cause.RETRY)
-        watchers.append(asyncio.create_task(retries.run(retry, probe_of(memo)), name="torii-retries"))
+        loops.append(asyncio.create_task(retries.run(retry, probe_of(memo)), name="torii-retries"))
+        resume = drift_check(settings, memo, waker, retries, Cause.RESUME)
+        loops.append(asyncio.create_task(runtime.resumes.run(resume), name="torii-resumes"))
         try:
-            await drift_loop(trackers, drift_check(settings, memo, waker, retries), settings.drift_interval_seconds,
-                             wake)  # fmt: skip
+            await drift_loop(runtime.trackers, drift_check(settings, memo, waker, retries),
+                             settings.drift_interval_seconds, wake)  # fmt: skip
         finally:
-            for watcher in watchers:
-                watcher.cancel()
+            for loop in loops:
+                loop.cancel()
 
     return asyncio.create_task(drift(), name="torii-drift")
