@@ -203,6 +203,14 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="How often each object is compared with its gateway.",
     )
+    max_held_changes: int = Field(
+        default=512,
+        alias="maxHeldChanges",
+        ge=0,
+        description="Changes converged inside kopf's workers at once (each holds its object until its gateway "
+        "serves it); further changes are converged by Torii alone, which writes their status itself. Bounds the "
+        "memory of big bursts.",
+    )
     reload_quiet_seconds: float = Field(default=0.25, alias="reloadQuietSeconds", ge=0)
     reload_max_delay_seconds: float = Field(default=2.0, alias="reloadMaxDelaySeconds", gt=0)
     namespaces: list[str] = Field(default_factory=list, description="Watched namespaces; empty = cluster-wide.")

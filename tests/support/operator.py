@@ -78,10 +78,11 @@ def running_operator(
     kubeconfig: str | None = None,
     peering: tuple[str, int] | None = None,
     tenancy: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[Operator]:
     """Start `torii run`. `config_text` replaces the generated configuration; `kubeconfig` runs it as another
     identity; `peering` = (name, priority) runs with peering instead of --standalone; `tenancy` is the
-    operator's tenancy policy (default: the safe multi-tenant one)."""
+    operator's tenancy policy (default: the safe multi-tenant one); `settings`: more configuration fields."""
     if secret_data is not None:
         put_secret(api, CONFIG_NAMESPACE, secret_name, secret_data)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,7 @@ def running_operator(
         or yaml.safe_dump(
             {"gateways": gateways or [], "driftIntervalSeconds": drift_interval, "namespaces": namespaces or []}
             | ({"tenancy": tenancy} if tenancy is not None else {})
+            | (settings or {})
         )
     )
     port = free_port()

@@ -45,8 +45,10 @@ def register_kind(
     waker: Waker,
     retries: Retries,
     resumes: Resumes,
+    holding: Holding,
 ) -> None:
     kind = tracker.kind
+    handed_off: set[asyncio.Task[Outcome | None]] = set()  # changes going on without kopf
     resource: dict[str, Any] = {"group": GROUP, "version": VERSION, "plural": plural, "registry": registry}
 
     def identity(body: kopf.Body) -> tuple[ObjectRef, Owner, int]:
@@ -56,18 +58,48 @@ def register_kind(
 
     async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         ref, owner, generation = identity(body)
-        spec, status = plain(body.spec), plain(body.status)
+        change = Change(cause, generation, plain(body.spec), plain(body.status))
+        tracker.changes[owner.uid] = change  # an older change, handed off and still going on, stops at its next step
+        if holding.full():
+            # Handed off: the reconcile goes on without kopf (the body, worker and handler state freed now) and
+            # writes its own status and events; kopf records the change as handled.
+            change.handed_off = True
+            task = asyncio.create_task(settle(change, ref, owner, memo), name=f"torii-{kind}-{ref}")
+            handed_off.add(task)
+            task.add_done_callback(lambda done: settled(done, change, ref, owner))
+            return
+        with holding:
+            outcome = await settle(change, ref, owner, memo)
+        if outcome is None:
+            return
+        # A retryable failure is tried again by Torii's timer, not by kopf sleeping in this worker with the body.
+        apply(outcome, body, patch, kind=kind, cause=cause.value)
+        retries.schedule(tracker, owner.uid, generation, outcome.retry_policy, gateway_of(change.spec, outcome.status))
+
+    async def settle(change: Change, ref: ObjectRef, owner: Owner, memo: kopf.Memo) -> Outcome | None:
+        """Reconcile one change; waiting for a GatewayAPI, look again whenever one of the namespace is Ready.
+        Handed off, it writes its status, events and retries itself. None: superseded (a newer change of the
+        object, or its deletion, came while it waited)."""
+        spec, status, generation, cause = change.spec, change.status, change.generation, change.cause
         written, deadline = status, asyncio.get_running_loop().time() + WAKE_WAIT
         while True:
             since = waker.mark(ref.namespace)
             async with tracker.lock(owner.uid):
+                if tracker.changes.get(owner.uid) is not change:
+                    return None
                 outcome = await reconcile(context(memo, settings, plural, ref), ref, owner, spec, generation, status,
                                           cause)  # fmt: skip
+                if tracker.changes.get(owner.uid) is not change:
+                    return None  # deleted (or changed again) while it reconciled: not to be tracked from this one
                 # What the drift pass needs from now on: the status Torii is writing is the status it will see.
                 tracker.remember(Tracked(ref, owner, generation, spec, {**status, **outcome.status}))
+                final = outcome.retry_policy is not RetryPolicy.WAKE
+                if final and change.handed_off:
+                    # Under the lock: a newer change's status cannot land before this older one's.
+                    await finish_alone(change, outcome, ref, owner, written)
             if kind == "GatewayAPI" and is_ready(outcome):
                 waker.wake(ref.namespace)  # keys and clients waiting for an API of this namespace look again
-            if outcome.retry_policy is not RetryPolicy.WAKE:
+            if final:
                 break
             # Waiting for a GatewayAPI: say so now, then look again as soon as an API of the namespace is Ready
             # (not on a timer). After WAKE_WAIT without one, Torii's retry takes over.
@@ -75,11 +107,41 @@ def register_kind(
                 await kube.patch_status(plural, ref.namespace, ref.name, changed)
                 written = {**written, **changed}
             if not await waker.wait(ref.namespace, since, deadline - asyncio.get_running_loop().time()):
+                if change.handed_off:
+                    await finish_alone(change, outcome, ref, owner, written)
                 break
             status = {**status, **outcome.status}
-        # A retryable failure is tried again by Torii's timer, not by kopf sleeping in this worker with the body.
-        apply(outcome, body, patch, kind=kind, cause=cause.value)
-        retries.schedule(tracker, owner.uid, generation, outcome.retry_policy, gateway_of(spec, outcome.status))
+        if tracker.changes.get(owner.uid) is change and not change.handed_off:
+            del tracker.changes[owner.uid]  # done: kopf writes the outcome
+        return outcome
+
+    def settled(task: asyncio.Task[Outcome | None], change: Change, ref: ObjectRef, owner: Owner) -> None:
+        handed_off.discard(task)
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        # A bug, not a gateway's answer (those are outcomes): logged, and tried again like any failure.
+        log.error("%s %s: reconcile failed: %s: %s", kind, ref, type(error).__name__, error)
+        if tracker.changes.get(owner.uid) is change:
+            del tracker.changes[owner.uid]
+            tracker.remember(Tracked(ref, owner, change.generation, change.spec, change.status))
+            retries.schedule(tracker, owner.uid, change.generation, RetryPolicy.BACKOFF, gateway_of(change.spec, {}))
+
+    async def finish_alone(change: Change, outcome: Outcome, ref: ObjectRef, owner: Owner,
+                           written: dict[str, Any]) -> None:  # fmt: skip
+        """What kopf's patch would have written, for a handed-off change: its status, events and retry (unless a
+        newer change of the object, or its deletion, came meanwhile: that one writes)."""
+        if tracker.changes.get(owner.uid) is not change:
+            return
+        del tracker.changes[owner.uid]
+        changed = status_changes(outcome, written)
+        if changed and not await kube.patch_status(plural, ref.namespace, ref.name, changed):
+            return  # gone meanwhile
+        reference = Tracked(ref, owner, change.generation, change.spec, written).reference()
+        for event in outcome.events:
+            await kube.post_event(reference, event.type, event.reason, event.message)
+        count(outcome, kind, change.cause.value, ref.namespace, ref.name)
+        retries.schedule(tracker, owner.uid, change.generation, outcome.retry_policy,
+                         gateway_of(change.spec, outcome.status))  # fmt: skip
 
     @kopf.on.create(**resource, id="converge-on-create")
     async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
@@ -94,8 +156,10 @@ def register_kind(
         # Handed over (torii.handlers.resumes): a restart finds every object at once, and converging each here
         # would hold every body and kopf worker until its burst is confirmed.
         ref, owner, generation = identity(body)
-        if (known := tracker.objects.get(owner.uid)) is not None and known.generation == generation:
-            return  # a change handler of this run converged it already (an object changed while Torii was down)
+        if owner.uid in tracker.changes or (
+            (known := tracker.objects.get(owner.uid)) and known.generation == generation
+        ):
+            return  # a change handler of this run has it already (an object changed while Torii was down)
         tracker.remember(Tracked(ref, owner, generation, plain(body.spec), plain(body.status)))
         resumes.submit(tracker, owner.uid)
 
@@ -103,6 +167,7 @@ def register_kind(
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         ref, owner, generation = identity(body)
         tracker.forget(owner.uid)  # being deleted: a drift repair (or a retry) now would fight the cleanup
+        tracker.changes.pop(owner.uid, None)  # a handed-off change still going on stops at its next step
         retries.clear(owner.uid)
         async with tracker.lock(owner.uid):
             outcome = await delete(
@@ -112,6 +177,37 @@ def register_kind(
             tracker.release(owner.uid)
         apply(outcome, body, patch, kind=kind, cause="delete")
         kopf_retry(outcome, retry)  # the finalizer is held until the cleanup is done
+
+
+@dataclass
+class Change:
+    """One change handler's work, as its reconcile (held by kopf's worker or handed off) sees it."""
+
+    cause: Cause
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    handed_off: bool = False
+
+
+class Holding:
+    """How many change handlers wait inside kopf's workers, against a limit (`maxHeldChanges`). Each holds its
+    object's body, worker, logger and patch until its gateway's burst is confirmed: at 10,000 objects applied at
+    once that was all of them, most of the operator's memory. Changes beyond the limit are handed off (their
+    reconcile goes on without kopf and writes its own status: one more status patch). Under the limit a change's
+    status goes in kopf's one patch, as always."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count = limit, 0
+
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    def __enter__(self) -> None:
+        self.count += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.count -= 1
 
 
 def gateway_of(spec: dict[str, Any], status: dict[str, Any]) -> str:
@@ -160,21 +256,25 @@ def api_lookup(trackers: list[Tracker]) -> TrackedApis:
 @dataclass(frozen=True)
 class Runtime:
     """What the handlers share with the loops beside kopf (`start_drift`): the objects each kind tracks, the
-    waker of objects waiting for a GatewayAPI, the retries of failed changes and the resumes handed over."""
+    waker of objects waiting for a GatewayAPI, the retries of failed changes, the resumes handed over and the
+    count of change handlers held in kopf's workers."""
 
     trackers: list[Tracker]
     waker: Waker
     retries: Retries
     resumes: Resumes
+    holding: Holding
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Runtime:
     """The handlers of every kind, and what they share with the loops beside kopf."""
-    runtime = Runtime([], Waker(), Retries(concurrency=RETRY_CONCURRENCY), Resumes(concurrency=RETRY_CONCURRENCY))
+    runtime = Runtime([], Waker(), Retries(concurrency=RETRY_CONCURRENCY), Resumes(concurrency=RETRY_CONCURRENCY),
+                      Holding(settings.max_held_changes))  # fmt: skip
     for kind, plural, reconcile, delete in KINDS:
         tracker = Tracker(kind)
         register_kind(registry, settings, tracker, plural=plural, reconcile=reconcile, delete=delete,
-                      waker=runtime.waker, retries=runtime.retries, resumes=runtime.resumes)  # fmt: skip
+                      waker=runtime.waker, retries=runtime.retries, resumes=runtime.resumes,
+                      holding=runtime.holding)  # fmt: skip
         runtime.trackers.append(tracker)
     return runtime
 

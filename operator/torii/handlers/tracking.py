@@ -38,6 +38,9 @@ class Tracker:
     objects: dict[str, Tracked] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     uids: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, name) -> uid
+    # uid -> the change being reconciled (`torii.handlers.kinds.Change`): an older one, handed off by its
+    # handler and still going on, stops when it sees it is no longer the latest (or the object is being deleted)
+    changes: dict[str, Any] = field(default_factory=dict)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -58,6 +61,7 @@ class Tracker:
     def release(self, uid: str) -> None:
         self.forget(uid)
         self.locks.pop(uid, None)
+        self.changes.pop(uid, None)
 
 
 def status_changes(outcome: Outcome, status: dict[str, Any]) -> dict[str, Any]:
