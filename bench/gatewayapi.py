@@ -296,7 +296,9 @@ def main() -> int:
         per_node = (
             f" ({calls / len(nodes):.0f} calls, {reloads / len(nodes):.0f} reloads per node)" if len(nodes) > 1 else ""
         )
-        print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}{per_node}")
+        handed_off = counter(after_ready, "torii_changes_handed_off_total")
+        print(f"gateway admin calls: {calls:.0f}; Tyk reloads: {reloads:.0f}{per_node}; changes handed off by kopf "
+              f"(beyond maxHeldChanges): {handed_off:.0f}")  # fmt: skip
         print(f"operator peak RSS: {peak_rss_mib(op.process.pid):.0f} MiB (now {steady_rss:.0f} MiB)")
         print(
             f"in-sync drift pass: {drift_calls:.0f} admin calls, {writes(after_drift) - writes(after_ready):.0f} writes"

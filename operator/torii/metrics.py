@@ -16,6 +16,9 @@ GATEWAY_LATENCY = Histogram(
 )
 TYK_RELOADS = Counter("torii_tyk_reloads_total", "Tyk hot reloads requested by Torii.", ["gateway"])
 DRIFT_REPAIRS = Counter("torii_drift_repairs_total", "Gateway objects repaired by the drift check.", ["kind"])
+HANDED_OFF = Counter(
+    "torii_changes_handed_off_total", "Changes converged without a kopf worker (beyond maxHeldChanges).", ["kind"]
+)
 RESOURCES = Gauge("torii_resources", "Resources by kind and Ready status.", ["kind", "ready"])
 
 _ready_state: dict[tuple[str, str, str], str] = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from torii import kube
+from torii import kube, metrics
 from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
@@ -64,6 +64,7 @@ def register_kind(
             # Handed off: the reconcile goes on without kopf (the body, worker and handler state freed now) and
             # writes its own status and events; kopf records the change as handled.
             change.handed_off = True
+            metrics.HANDED_OFF.labels(kind).inc()
             task = asyncio.create_task(settle(change, ref, owner, memo), name=f"torii-{kind}-{ref}")
             handed_off.add(task)
             task.add_done_callback(lambda done: settled(done, change, ref, owner))
