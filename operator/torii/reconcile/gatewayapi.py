@@ -27,7 +27,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayAPIStatus]) -> Out
     spec = await with_client_certificate(ctx, ref.namespace, spec)
     spec = await with_allowed_certificates(ctx, ref.namespace, spec)
     spec = await with_pinned_keys(ctx, ref.namespace, spec)
-    result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause == Cause.DRIFT else 0.0)
+    result = await driver.apis.converge_api(ref, spec, max_age=ctx.drift_view_age if cause.checks else 0.0)
     made = gateway_objects(spec)
     if gone := set(status.gateway_objects or []) - made:  # the API, as now served, names none of them
         await driver.apis.tidy(ref, result.gateway_id, jwt=JWT_OBJECTS in gone, certificates=CERT_OBJECTS in gone)

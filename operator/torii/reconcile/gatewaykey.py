@@ -208,7 +208,7 @@ async def converge(ctx: ReconcileContext, obj: Subject[GatewayKeyStatus]) -> Out
     unrecognised = read_credentials(work)
     plan = await settle_credential(ctx, work, apis, gid, conn, unrecognised)
     request = gateway_request(work, apis, gid, plan, ctx.now())
-    if obj.cause == Cause.DRIFT:
+    if obj.cause.checks:
         request = replace(request, max_age=ctx.drift_view_age)
     result = await driver.keys.converge_key(request)
     if plan.lost_key_id and plan.lost_key_id != result.key_id:
