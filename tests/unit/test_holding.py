@@ -5,8 +5,9 @@ delays another gateway's changes."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
-from torii.handlers.kinds import Holding
+from torii.handlers.kinds import Holding, detached
 
 
 def test_full_at_the_limit_and_free_again_when_a_held_change_ends() -> None:
@@ -42,3 +43,14 @@ async def test_handed_off_reconciles_take_turns_per_gateway() -> None:
     assert running["slow"] == 2 and not any(t.done() for t in stuck)  # two at a time, three waiting their turn
     slow.set()
     assert await asyncio.wait_for(asyncio.gather(*stuck), 5) == ["slow"] * 5 and peak["slow"] == 2
+
+
+async def test_a_handed_off_reconcile_keeps_nothing_of_the_handlers_context() -> None:
+    handler_state: contextvars.ContextVar[list[int]] = contextvars.ContextVar("handler_state")
+    handler_state.set([0] * 1000)  # what kopf keeps per handler call (its cause: the body, the patch, ...)
+
+    async def reconcile() -> list[int] | None:
+        return handler_state.get(None)
+
+    assert await detached(reconcile(), name="t") is None
+    assert await asyncio.create_task(reconcile()) is not None  # what a plain task would have kept

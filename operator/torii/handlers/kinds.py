@@ -5,6 +5,7 @@ and hands over to `torii.reconcile`."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -67,9 +68,8 @@ def register_kind(
             # writes its own status and events; kopf records the change as handled.
             change.handed_off = True
             metrics.HANDED_OFF.labels(kind).inc()
-            work = settle(change, ref, owner, memo)
-            task = asyncio.create_task(holding.in_turn(gateway_of(change.spec, change.status), work),
-                                       name=f"torii-{kind}-{ref}")  # fmt: skip
+            work = holding.in_turn(gateway_of(change.spec, change.status), settle(change, ref, owner, memo))
+            task = detached(work, name=f"torii-{kind}-{ref}")
             handed_off.add(task)
             task.add_done_callback(lambda done: settled(done, change, ref, owner))
             return
@@ -187,6 +187,13 @@ def register_kind(
 # Handed-off reconciles going on at once per gateway (`Holding.in_turn`); enough for big bursts (one batch, one
 # reload), few enough to bound what they hold.
 HANDED_OFF_CONCURRENCY = 512
+
+
+def detached(work: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+    """A task that keeps nothing of its creator's context. A task copies the context it is created in, and a
+    kopf handler's holds kopf's cause (the body, the patch, the diff, the logger) in its contextvars: 10,000
+    changes handed off with a copy kept 10,000 bodies alive until each was served."""
+    return asyncio.create_task(work, name=name, context=contextvars.Context())
 
 
 @dataclass
