@@ -22,6 +22,43 @@ log = logging.getLogger("torii.drift")
 
 Check = Callable[[Tracker, Tracked], Awaitable[None]]
 
+
+class CheckPool:
+    """Checks of tracked objects started one by one by a loop (retries, resumes), at most `concurrency` running
+    at once; each guarded: one object's failure is logged and stops none of the others (its check scheduled its
+    own retry, and the next drift pass looks again)."""
+
+    def __init__(self, concurrency: int, what: str) -> None:
+        self._limit = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+        self._what = what  # how the log names a check ("retry", "resume")
+
+    async def start(self, check: Check, tracker: Tracker, uid: str) -> None:
+        """Start the check of `uid` once a slot is free (nothing if it is no longer tracked: deleted)."""
+        tracked = tracker.objects.get(uid)
+        if tracked is None:
+            return
+        await self._limit.acquire()
+        task = asyncio.create_task(self._guarded(check, tracker, tracked))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def cancel(self) -> None:
+        for task in self._running:
+            task.cancel()
+
+    async def _guarded(self, check: Check, tracker: Tracker, tracked: Tracked) -> None:
+        try:
+            await check(tracker, tracked)
+        except Exception:
+            log.exception("%s of %s %s failed", self._what, tracker.kind, tracked.ref)
+        finally:
+            self._limit.release()
+
+
 # Checks that outlived their pass's budget (a gateway answering slowly): they finish on their own, holding their
 # object's lock, so the next pass skips those objects and checks every other one on time.
 _detached: set[asyncio.Task[None]] = set()

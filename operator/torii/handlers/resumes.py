@@ -11,13 +11,10 @@ restart) cost no apiserver write at all.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 
-from torii.handlers.drift import Check
-from torii.handlers.tracking import Tracked, Tracker
-
-log = logging.getLogger("torii.resumes")
+from torii.handlers.drift import Check, CheckPool
+from torii.handlers.tracking import Tracker
 
 
 class Resumes:
@@ -26,15 +23,14 @@ class Resumes:
     def __init__(self, *, concurrency: int) -> None:
         self._queue: deque[tuple[Tracker, str]] = deque()
         self._queued = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._running: set[asyncio.Task[None]] = set()
+        self._pool = CheckPool(concurrency, "resume")
 
     def submit(self, tracker: Tracker, uid: str) -> None:
         self._queue.append((tracker, uid))
         self._queued.set()
 
     def pending(self) -> int:
-        return len(self._queue) + len(self._running)
+        return len(self._queue) + self._pool.running()
 
     async def run(self, check: Check) -> None:
         """Forever: converge what was submitted. Cancelled (the operator stops): the checks in flight too."""
@@ -43,22 +39,6 @@ class Resumes:
                 await self._queued.wait()
                 self._queued.clear()
                 while self._queue:
-                    tracker, uid = self._queue.popleft()
-                    tracked = tracker.objects.get(uid)
-                    if tracked is None:
-                        continue  # deleted meanwhile
-                    await self._limit.acquire()
-                    task = asyncio.create_task(self._one(check, tracker, tracked))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                    await self._pool.start(check, *self._queue.popleft())
         finally:
-            for task in self._running:
-                task.cancel()
-
-    async def _one(self, check: Check, tracker: Tracker, tracked: Tracked) -> None:
-        try:
-            await check(tracker, tracked)  # a failure schedules its own retry (the check's policy)
-        except Exception:  # one object's failure never stops the others; the next drift pass looks again
-            log.exception("resume of %s %s failed", tracker.kind, tracked.ref)
-        finally:
-            self._limit.release()
+            self._pool.cancel()

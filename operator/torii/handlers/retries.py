@@ -23,8 +23,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from torii.handlers.drift import Check
-from torii.handlers.tracking import Tracked, Tracker
+from torii.handlers.drift import Check, CheckPool
+from torii.handlers.tracking import Tracker
 from torii.retry import RetryPolicy
 
 log = logging.getLogger("torii.retries")
@@ -53,8 +53,7 @@ class Retries:
         self._unavailable: dict[str, set[str]] = {}
         self._order = itertools.count()
         self._changed = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._running: set[asyncio.Task[None]] = set()
+        self._pool = CheckPool(concurrency, "retry")
 
     def attempts(self, uid: str, generation: int) -> int:
         seen, made = self._attempts.get(uid, (generation, 0))
@@ -161,8 +160,9 @@ class Retries:
         try:
             await self._run(check)
         finally:
-            for task in [*self._running, *([probing] if probing else [])]:
-                task.cancel()
+            self._pool.cancel()
+            if probing:
+                probing.cancel()
 
     async def _run(self, check: Check) -> None:
         while True:
@@ -175,18 +175,4 @@ class Retries:
                 except TimeoutError:
                     pass
             for tracker, uid in self.take_due():
-                tracked = tracker.objects.get(uid)
-                if tracked is None:
-                    continue  # deleted meanwhile
-                await self._limit.acquire()
-                task = asyncio.create_task(self._attempt(check, tracker, tracked))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
-
-    async def _attempt(self, check: Check, tracker: Tracker, tracked: Tracked) -> None:
-        try:
-            await check(tracker, tracked)
-        except Exception:  # one object's failure never stops the others' retries; the next drift pass looks again
-            log.exception("retry of %s %s failed", tracker.kind, tracked.ref)
-        finally:
-            self._limit.release()
+                await self._pool.start(check, tracker, uid)
