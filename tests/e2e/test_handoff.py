@@ -15,6 +15,7 @@ import httpx
 import pytest
 from kubernetes import client
 
+from support.metrics import counter
 from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
@@ -25,15 +26,23 @@ HANDLED = "torii.dev/last-handled-configuration"  # kopf writes it when the chan
 
 
 @pytest.fixture(scope="module")
-def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+def live(
+    crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
+) -> Iterator[Operator]:
     crds.require("tyk")
-    gateways, secret = stack_gateways(crds)
+    gateways, secret = stack_gateways(crds, "torii-gateways-handoff")
     with running_operator(
         crds, admin, tmp_path_factory.mktemp("handoff"), gateways=gateways, secret_data=secret, namespaces=[ns],
         secret_name="torii-gateways-handoff", drift_interval=30.0, settings={"maxHeldChanges": 0},
+        metrics_port=metrics_port,
     ) as op:  # fmt: skip
         yield op
         World(admin, ns, crds).delete_all()
+
+
+def handed_off(port: int, kind: str) -> float:
+    """Changes of `kind` the operator converged without a kopf worker (its metric)."""
+    return counter(httpx.get(f"http://127.0.0.1:{port}/metrics").text, "torii_changes_handed_off_total", kind=kind)
 
 
 def unique(prefix: str) -> str:
@@ -45,13 +54,16 @@ def handled(world: World, kind: str, name: str) -> str:
     return str((world.get(kind, name)["metadata"].get("annotations") or {}).get(HANDLED, ""))
 
 
-def test_a_handed_off_api_is_ready_once_served_with_its_status_and_event(world: World, live: Operator,
-                                                                        crds: Stack) -> None:  # fmt: skip
+def test_a_handed_off_api_is_ready_once_served_with_its_status_and_event(
+    world: World, live: Operator, crds: Stack, metrics_port: int
+) -> None:
     api = unique("api")
+    before = handed_off(metrics_port, "GatewayAPI")
     with upstream("handoff") as up:
         world.create("GatewayAPI", api, {"gateway": "tyk", "listenPath": f"/{api}/", "upstream": {"url": up.url}})
         obj = world.ready("GatewayAPI", api, timeout=90)
         assert handled(world, "GatewayAPI", api)  # kopf's handler returned: the status came from Torii alone
+        assert handed_off(metrics_port, "GatewayAPI") == before + 1  # this change went the handed-off way
         assert httpx.get(f"{crds.env['TYK_URL']}/{api}/x").status_code == 200  # Ready means served
     assert World.condition(obj)["observedGeneration"] == obj["metadata"]["generation"]
     assert obj["status"]["gatewayId"]
