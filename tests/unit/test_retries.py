@@ -15,7 +15,7 @@ from torii.handlers.retries import Retries
 from torii.handlers.tracking import Tracked, Tracker
 from torii.handlers.wake import Waker
 from torii.kube import Owner
-from torii.reconcile.outcome import Cause, Outcome
+from torii.reconcile.outcome import Cause, Event, Outcome
 from torii.retry import RetryPolicy
 
 
@@ -235,3 +235,41 @@ async def test_a_warning_repeated_by_retries_is_posted_once(monkeypatch: pytest.
     for _ in range(3):
         await check(tracker, obj)
     assert posted == ["tyk is down", "tyk answers 503"]
+
+
+async def test_an_outcome_recorded_without_kopf_writes_what_changed_and_repeats_a_warning_only_for_a_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One function records the outcome of every reconcile kopf does not write for (drift checks, retries,
+    # resumes, handed-off changes). A check that finds the same failure again writes nothing (during an outage
+    # that would be a patch and an event per object per attempt); a change answers with its warning even so.
+    patched: list[dict[str, Any]] = []
+    posted: list[str] = []
+    gone = False
+
+    async def patch_status(_plural: str, _ns: str, _name: str, fields: dict[str, Any]) -> bool:
+        patched.append(fields)
+        return not gone
+
+    async def post_event(_reference: Any, type_: str, reason: str, _message: str) -> None:
+        posted.append(f"{type_}/{reason}")
+
+    monkeypatch.setattr(kinds.kube, "patch_status", patch_status)
+    monkeypatch.setattr(kinds.kube, "post_event", post_event)
+    refused = {"type": "Ready", "status": "False", "reason": "Rejected", "message": "spec.proxy: refused"}
+    outcome = Outcome({"conditions": [refused]}, [Event("Warning", "Rejected", "spec.proxy: refused")],
+                      RetryPolicy.BACKOFF)  # fmt: skip
+    tracker, retries, obj = Tracker("GatewayAPI"), Retries(), tracked("refused")
+
+    async def record(repeat_warnings: bool) -> bool | None:
+        return await kinds.record_outcome(tracker, retries, "gatewayapis", obj, outcome, Cause.DRIFT,
+                                          repeat_warnings=repeat_warnings)  # fmt: skip
+
+    assert await record(False) is True
+    assert patched == [{"conditions": [refused]}] and posted == ["Warning/Rejected"]
+    assert retries.attempts("uid-refused", 1) == 1  # tried again by its policy
+    obj.status = dict(outcome.status)  # what was written
+    assert await record(False) is False and len(patched) == 1 and posted == ["Warning/Rejected"]
+    assert await record(True) is False and len(patched) == 1 and posted == ["Warning/Rejected"] * 2
+    obj.status, gone = {}, True
+    assert await record(True) is None and posted == ["Warning/Rejected"] * 2  # deleted meanwhile: nothing posted

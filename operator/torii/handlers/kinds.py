@@ -68,7 +68,10 @@ def register_kind(
             # writes its own status and events; kopf records the change as handled.
             change.handed_off = True
             metrics.HANDED_OFF.labels(kind).inc()
-            work = holding.in_turn(gateway_of(change.spec, change.status), settle(change, ref, owner, memo))
+            # One queue per gateway connection: an object naming the default connection and one leaving
+            # spec.gateway empty wait in the same one.
+            queue = gateway_of(change.spec, change.status) or memo.gateways.default or ""
+            work = holding.in_turn(queue, settle(change, ref, owner, memo))
             task = detached(work, name=f"torii-{kind}-{ref}")
             handed_off.add(task)
             task.add_done_callback(lambda done: settled(done, change, ref, owner))
@@ -138,15 +141,9 @@ def register_kind(
         if tracker.changes.get(owner.uid) is not change:
             return
         del tracker.changes[owner.uid]
-        changed = status_changes(outcome, written)
-        if changed and not await kube.patch_status(plural, ref.namespace, ref.name, changed):
-            return  # gone meanwhile
-        reference = Tracked(ref, owner, change.generation, change.spec, written).reference()
-        for event in outcome.events:
-            await kube.post_event(reference, event.type, event.reason, event.message)
-        count(outcome, kind, change.cause.value, ref.namespace, ref.name)
-        retries.schedule(tracker, owner.uid, change.generation, outcome.retry_policy,
-                         gateway_of(change.spec, outcome.status))  # fmt: skip
+        tracked = Tracked(ref, owner, change.generation, change.spec, written)
+        # A change's warning is posted even when the status already said the same: it answers this change.
+        await record_outcome(tracker, retries, plural, tracked, outcome, change.cause, repeat_warnings=True)
 
     @kopf.on.create(**resource, id="converge-on-create")
     async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
@@ -325,23 +322,38 @@ def drift_check(
                 tracked.generation,
                 tracked.status, cause,
             )  # fmt: skip
-            changed = status_changes(outcome, tracked.status)
-            if changed and not await kube.patch_status(plural, tracked.ref.namespace, tracked.ref.name, changed):
+            written = await record_outcome(tracker, retries, plural, tracked, outcome, cause, repeat_warnings=False)
+            if written is None:
                 tracker.forget(uid)  # gone meanwhile
                 return
             tracked.status = {**tracked.status, **outcome.status}
-            retries.schedule(tracker, uid, tracked.generation, outcome.retry_policy,
-                             gateway_of(tracked.spec, tracked.status))  # fmt: skip
-        if tracker.kind == "GatewayAPI" and changed and is_ready(outcome):
+        if tracker.kind == "GatewayAPI" and written and is_ready(outcome):
             waker.wake(tracked.ref.namespace)  # served again (a gateway back): waiting keys look again
-        for event in outcome.events:
-            # A warning repeated by a retry or a pass (the status did not change: same reason, same message)
-            # tells nothing new: during an outage it would be one apiserver write per object per attempt.
-            if changed or event.type != "Warning":
-                await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
-        count(outcome, tracker.kind, cause.value, tracked.ref.namespace, tracked.ref.name)
 
     return check
+
+
+async def record_outcome(
+    tracker: Tracker, retries: Retries, plural: str, tracked: Tracked, outcome: Outcome, cause: Cause, *,
+    repeat_warnings: bool,
+) -> bool | None:  # fmt: skip
+    """What kopf's patch and event queue write for a change handler, for a reconcile that ran without kopf (a
+    handed-off change, a drift check, a retry, a resume): the status fields that differ from `tracked.status`
+    (what was last written), the outcome's events, its metrics and its retry. None: the object is gone; else
+    whether the status changed. Called under the object's lock: a newer reconcile's status cannot land first."""
+    ref = tracked.ref
+    changed = status_changes(outcome, tracked.status)
+    if changed and not await kube.patch_status(plural, ref.namespace, ref.name, changed):
+        return None
+    retries.schedule(tracker, tracked.owner.uid, tracked.generation, outcome.retry_policy,
+                     gateway_of(tracked.spec, {**tracked.status, **outcome.status}))  # fmt: skip
+    for event in outcome.events:
+        # A warning repeated by a retry or a pass (the status did not change: same reason, same message) tells
+        # nothing new: during an outage it would be one apiserver write per object per attempt.
+        if changed or repeat_warnings or event.type != "Warning":
+            await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
+    count(outcome, tracker.kind, cause.value, ref.namespace, ref.name)
+    return bool(changed)
 
 
 def probe_of(memo: kopf.Memo) -> Probe:
