@@ -211,6 +211,15 @@ class OperatorSettings(BaseSettings):
         "serves it); further changes are converged by Torii alone, which writes their status itself. Bounds the "
         "memory of big bursts.",
     )
+    max_object_workers: int | None = Field(
+        default=None,
+        alias="maxObjectWorkers",
+        ge=1,
+        description="Objects of each kind kopf processes at once (one worker each, holding the object's body "
+        "until its handler and patches are done); the others wait as their latest watch event. Bounds the memory "
+        "of big bursts, and slows big deletions (each waits for its gateway in its worker). null (default): no "
+        "limit. Must be above maxHeldChanges.",
+    )
     reload_quiet_seconds: float = Field(default=0.25, alias="reloadQuietSeconds", ge=0)
     reload_max_delay_seconds: float = Field(default=2.0, alias="reloadMaxDelaySeconds", gt=0)
     namespaces: list[str] = Field(default_factory=list, description="Watched namespaces; empty = cluster-wide.")
@@ -236,6 +245,17 @@ class OperatorSettings(BaseSettings):
             raise ValueError(f"gateway names must be unique; duplicated: {', '.join(sorted(duplicates))}")
         if self.default_gateway is not None and self.default_gateway not in names:
             raise ValueError(f"defaultGateway {self.default_gateway!r} is not one of the gateways: {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> OperatorSettings:
+        # Held changes wait inside workers (a key for its API up to 15 s); with no worker left over, the API
+        # it waits for could not be handled meanwhile, and no change would ever be handed off.
+        if self.max_object_workers is not None and self.max_object_workers <= self.max_held_changes:
+            raise ValueError(
+                f"maxObjectWorkers ({self.max_object_workers}) must be greater than maxHeldChanges "
+                f"({self.max_held_changes}): held changes wait inside workers, other objects need free ones"
+            )
         return self
 
     @property

@@ -1,0 +1,28 @@
+"""How many objects of a kind kopf processes at once (`maxObjectWorkers`): wired to kopf's worker limit, above the
+held changes (else a held change waiting for its API would leave no worker for that API)."""
+
+from __future__ import annotations
+
+import kopf
+import pytest
+from pydantic import ValidationError
+
+from torii.operator import configure_kopf
+from torii.settings import OperatorSettings
+
+
+def test_the_limit_reaches_kopf_and_there_is_none_by_default() -> None:
+    settings = OperatorSettings.model_validate({"maxObjectWorkers": 768})
+    kopf_settings = kopf.OperatorSettings()
+    configure_kopf(kopf_settings, settings.max_object_workers)
+    assert kopf_settings.queueing.worker_limit == 768
+    assert OperatorSettings.model_validate({}).max_object_workers is None  # no limit by default
+    configure_kopf(kopf_settings, OperatorSettings.model_validate({}).max_object_workers)
+    assert kopf_settings.queueing.worker_limit is None
+
+
+@pytest.mark.parametrize("workers, held", [(512, 512), (8, 512), (1, 1)])
+def test_no_more_workers_than_held_changes_is_refused_naming_both(workers: int, held: int) -> None:
+    with pytest.raises(ValidationError, match=rf"maxObjectWorkers \({workers}\) must be greater than maxHeldChanges"):
+        OperatorSettings.model_validate({"maxObjectWorkers": workers, "maxHeldChanges": held})
+    assert OperatorSettings.model_validate({"maxObjectWorkers": workers, "maxHeldChanges": workers - 1})
