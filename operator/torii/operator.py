@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -10,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from torii import intake, kube, metrics
+from torii import heap, intake, kube, metrics
 from torii.gateways.registry import build_gateways
 from torii.handlers import kinds
 from torii.models.common import GROUP
@@ -47,10 +48,10 @@ def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None =
     # would drown them, so only its warnings become Events.
     settings.posting.level = logging.WARNING
     # kopf runs one worker per object, each holding the object's body, handler state and patch until done; beyond
-    # `maxObjectWorkers` an object waits as its latest watch event only. No worker sleeps out a change's retry
-    # (Torii's timer retries) and changes beyond maxHeldChanges are handed off, so the slots turn over. But a
-    # deletion waits for its gateway in its worker (the finalizer), so a big deletion goes in waves: no limit
-    # by default (at 1000 objects a limit of 256 lowered the peak by 20 MiB and doubled the deletion's time).
+    # `maxObjectWorkers` (default 1024) an object waits as its latest watch event only. No worker sleeps out a
+    # change's retry (Torii's timer retries) and changes beyond maxHeldChanges are handed off, so the slots turn
+    # over. A deletion waits for its gateway in its worker (the finalizer): without a limit, deleting 10,000
+    # objects at once held all 10,000 (496 MiB); with it a big deletion goes in waves.
     settings.queueing.worker_limit = object_workers
     # A worker (with the object's last event) is kept this long after its last event: kopf's 5 s default keeps a
     # whole burst's bodies in memory for 5 s after the burst; Torii's own status patch echoes back within it.
@@ -83,12 +84,13 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             log.error("gateway %s unusable: %s", name, error.message)
         memo.apis = kinds.api_lookup(runtime.trackers)
         memo.drift = kinds.start_drift(runtime, operator_settings, memo)
+        memo.cycles = asyncio.create_task(heap.collect_cycles(), name="torii-collect-cycles")
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        drift = getattr(memo, "drift", None)
-        if drift is not None:
-            drift.cancel()
+        for task in (getattr(memo, "drift", None), getattr(memo, "cycles", None)):
+            if task is not None:
+                task.cancel()
         gateways = getattr(memo, "gateways", None)
         if gateways is not None:
             await gateways.aclose()

@@ -47,3 +47,23 @@ async def test_a_handled_api_is_answered_from_memory_and_a_forgotten_one_from_th
     assert await apis.get("shop", "orders") is None and apiserver.reads[-1] == "shop/orders"
     await apis.in_group("shop", "payments")
     assert apiserver.reads[-1] == "shop group payments"  # members are listed, memory may lack some
+
+
+async def test_a_record_read_and_changed_by_its_reader_stays_what_was_written() -> None:
+    # Records are kept packed (compact JSON): each read is a fresh copy, so a reconcile that edits the spec or
+    # status it was handed (or a key editing its API's) cannot change what the next drift check starts from.
+    record = tracked("orders", "u1", 2, 2)
+    spec, status = record.spec, record.status
+    spec["auth"], status["gatewayId"] = "keyless", "someone-else"
+    status["conditions"][0]["status"] = "False"
+    assert record.spec == {"auth": "key"}
+    assert record.status["gatewayId"] == "torii.shop.orders"
+    assert record.status["conditions"][0]["status"] == "True"
+    record.status = {**record.status, "gatewayId": "torii.shop.orders-2"}  # what a drift check writes back
+    assert record.status["gatewayId"] == "torii.shop.orders-2" and record.spec == {"auth": "key"}
+    tracker, apiserver = Tracker("GatewayAPI"), Apiserver()
+    tracker.remember(record)
+    first = await TrackedApis(tracker, apiserver).get("shop", "orders")
+    assert first is not None
+    first["spec"]["auth"] = "keyless"
+    assert (await TrackedApis(tracker, apiserver).get("shop", "orders") or {})["spec"] == {"auth": "key"}

@@ -11,14 +11,14 @@ from torii.operator import configure_kopf
 from torii.settings import OperatorSettings
 
 
-def test_the_limit_reaches_kopf_and_there_is_none_by_default() -> None:
+def test_the_limit_reaches_kopf_and_null_lifts_it() -> None:
     settings = OperatorSettings.model_validate({"maxObjectWorkers": 768})
     kopf_settings = kopf.OperatorSettings()
     configure_kopf(kopf_settings, settings.max_object_workers)
     assert kopf_settings.queueing.worker_limit == 768
-    assert OperatorSettings.model_validate({}).max_object_workers is None  # no limit by default
-    configure_kopf(kopf_settings, OperatorSettings.model_validate({}).max_object_workers)
-    assert kopf_settings.queueing.worker_limit is None
+    assert OperatorSettings.model_validate({}).max_object_workers == 1024  # twice maxHeldChanges (512)
+    configure_kopf(kopf_settings, OperatorSettings.model_validate({"maxObjectWorkers": None}).max_object_workers)
+    assert kopf_settings.queueing.worker_limit is None  # null: no limit
 
 
 @pytest.mark.parametrize("workers, held", [(512, 512), (8, 512), (1, 1)])

@@ -4,6 +4,7 @@ per-object lock the change handlers and the drift pass share, and which status f
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,13 +14,32 @@ from torii.reconcile.context import ApiLookup
 from torii.reconcile.outcome import Outcome
 
 
-@dataclass
 class Tracked:
-    ref: ObjectRef
-    owner: Owner
-    generation: int
-    spec: dict[str, Any]
-    status: dict[str, Any]
+    """One object as the drift pass (and the key's API lookup) needs it between events: identity, generation,
+    spec and the status Torii last wrote. Spec and status are kept as compact JSON, decoded on each read (a
+    fresh dict each time: nothing outside can change the record by mutating what it read): as nested dicts
+    they took about 2.5 KiB per object against 0.5 KiB of JSON, 20 MiB more at 10,000 objects."""
+
+    __slots__ = ("_spec", "_status", "generation", "owner", "ref")
+
+    def __init__(
+        self, ref: ObjectRef, owner: Owner, generation: int, spec: dict[str, Any], status: dict[str, Any]
+    ) -> None:
+        self.ref, self.owner, self.generation = ref, owner, generation
+        self._spec = pack(spec)
+        self._status = pack(status)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return unpack(self._spec)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return unpack(self._status)
+
+    @status.setter
+    def status(self, status: dict[str, Any]) -> None:
+        self._status = pack(status)
 
     def reference(self) -> dict[str, Any]:
         """Enough of the object for an Event's involvedObject."""
@@ -62,6 +82,16 @@ class Tracker:
         self.forget(uid)
         self.locks.pop(uid, None)
         self.changes.pop(uid, None)
+
+
+def pack(value: dict[str, Any]) -> bytes:
+    """A spec or status as compact JSON: what Torii keeps of an object between its events."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(packed)
+    return value
 
 
 def status_changes(outcome: Outcome, status: dict[str, Any]) -> dict[str, Any]:
