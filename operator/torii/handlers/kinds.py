@@ -20,7 +20,7 @@ from torii.handlers.common import apply, count, kopf_retry, plain, ready_conditi
 from torii.handlers.drift import Check, drift_loop
 from torii.handlers.resumes import Resumes
 from torii.handlers.retries import Probe, Retries
-from torii.handlers.tracking import Tracked, TrackedApis, Tracker, pack, status_changes, unpack
+from torii.handlers.tracking import Packed, Tracked, TrackedApis, Tracker, status_changes
 from torii.handlers.wake import Waker
 from torii.kube import Owner
 from torii.models.common import API_VERSION, GROUP, VERSION
@@ -193,23 +193,15 @@ def detached(work: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
     return asyncio.create_task(work, name=name, context=contextvars.Context())
 
 
-class Change:
-    """One change handler's work, as its reconcile (held by kopf's worker or handed off) sees it. Spec and status
-    are kept packed (`tracking.pack`): thousands of handed-off changes wait for their turn in a big burst."""
+class Change(Packed):
+    """One change handler's work, as its reconcile (held by kopf's worker or handed off) sees it; thousands of
+    handed-off changes may wait for their turn in a big burst, hence packed."""
 
-    __slots__ = ("_spec", "_status", "cause", "generation", "handed_off")
+    __slots__ = ("cause", "generation", "handed_off")
 
     def __init__(self, cause: Cause, generation: int, spec: dict[str, Any], status: dict[str, Any]) -> None:
+        super().__init__(spec, status)
         self.cause, self.generation, self.handed_off = cause, generation, False
-        self._spec, self._status = pack(spec), pack(status)
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return unpack(self._spec)
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return unpack(self._status)
 
 
 class Holding:
