@@ -60,6 +60,8 @@ def test_lint_and_render_is_deterministic(stack: Stack) -> None:
         (["--set", "scope.clusterWide=false"], "scope.namespaces must list at least one namespace"),
         ([*GATEWAYS[:6], "--set", "defaultGateway=nope"], 'defaultGateway "nope"'),
         (["--set", "replicas=2"], "replicas"),
+        (["--set", "maxObjectWorkers=512"], "maxObjectWorkers (512) must be greater than maxHeldChanges (512)"),
+        (["--set", "maxHeldChanges=-1"], "maxHeldChanges"),
     ],
 )  # fmt: skip
 def test_bad_values_fail_naming_the_value(stack: Stack, args: list[str], message: str) -> None:

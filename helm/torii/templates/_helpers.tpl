@@ -51,4 +51,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.defaultGateway (not (has .Values.defaultGateway $names)) -}}
 {{- fail (printf "defaultGateway %q is not the name of one of gateways (%s)" .Values.defaultGateway (join ", " $names)) -}}
 {{- end -}}
+{{- if and (ne .Values.maxObjectWorkers nil) (le (int .Values.maxObjectWorkers) (int .Values.maxHeldChanges)) -}}
+{{- fail (printf "maxObjectWorkers (%v) must be greater than maxHeldChanges (%v): held changes wait inside workers" .Values.maxObjectWorkers .Values.maxHeldChanges) -}}
+{{- end -}}
 {{- end -}}
