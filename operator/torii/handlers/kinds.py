@@ -326,7 +326,8 @@ def drift_check(
             if written is None:
                 tracker.forget(uid)  # gone meanwhile
                 return
-            tracked.status = {**tracked.status, **outcome.status}
+            if written:  # (in sync, the usual case: the record is already what was written, nothing to repack)
+                tracked.status = {**tracked.status, **outcome.status}
         if tracker.kind == "GatewayAPI" and written and is_ready(outcome):
             waker.wake(tracked.ref.namespace)  # served again (a gateway back): waiting keys look again
 
@@ -341,12 +342,12 @@ async def record_outcome(
     handed-off change, a drift check, a retry, a resume): the status fields that differ from `tracked.status`
     (what was last written), the outcome's events, its metrics and its retry. None: the object is gone; else
     whether the status changed. Called under the object's lock: a newer reconcile's status cannot land first."""
-    ref = tracked.ref
-    changed = status_changes(outcome, tracked.status)
+    ref, written = tracked.ref, tracked.status  # decoded once (a packed record decodes on every read)
+    changed = status_changes(outcome, written)
     if changed and not await kube.patch_status(plural, ref.namespace, ref.name, changed):
         return None
     retries.schedule(tracker, tracked.owner.uid, tracked.generation, outcome.retry_policy,
-                     gateway_of(tracked.spec, {**tracked.status, **outcome.status}))  # fmt: skip
+                     gateway_of(tracked.spec, {**written, **outcome.status}))  # fmt: skip
     for event in outcome.events:
         # A warning repeated by a retry or a pass (the status did not change: same reason, same message) tells
         # nothing new: during an outage it would be one apiserver write per object per attempt.
