@@ -5,11 +5,14 @@ only what is due, a few at a time, without a kopf worker per waiting object."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from torii.gateways.base import ObjectRef
+from torii.gateways.errors import ConfigurationError
+from torii.gateways.registry import UNKNOWN, Gateways
 from torii.handlers import kinds
 from torii.handlers.retries import Retries
 from torii.handlers.tracking import Tracked, Tracker
@@ -27,9 +30,14 @@ class Clock:
         return self.now
 
 
-def tracked(name: str, generation: int = 1) -> Tracked:
+def tracked(name: str, generation: int = 1, gateway: str | None = None) -> Tracked:
     return Tracked(ObjectRef("ns", name), Owner("torii.dev/v1alpha1", "GatewayAPI", name, f"uid-{name}"), generation,
-                   {}, {})  # fmt: skip
+                   {} if gateway is None else {"gateway": gateway}, {})  # fmt: skip
+
+
+def memo_with(*connections: str) -> Any:
+    """A memo whose gateway connections are `connections` (the first is the default); only looked up by name."""
+    return SimpleNamespace(gateways=Gateways(dict.fromkeys(connections, cast(Any, None)), connections[0]))
 
 
 def test_delays_follow_the_policy_and_grow_per_attempt_until_cleared() -> None:
@@ -145,7 +153,7 @@ async def test_a_drift_check_that_finds_the_gateway_down_is_retried_before_the_n
     monkeypatch.setattr(kinds.kube, "patch_status", patch_status)
     tracker, retries, obj = Tracker("GatewayAPI"), Retries(), tracked("served")
     tracker.remember(obj)
-    settings, memo = cast(Any, None), cast(Any, None)  # only handed to `context`, replaced above
+    settings, memo = cast(Any, None), memo_with("tyk")  # settings only handed to `context`, replaced above
     await kinds.drift_check(settings, memo, Waker(), retries)(tracker, obj)
     assert retries.pending() == 1 and retries.attempts("uid-served", 1) == 1
     retries._clock = lambda: 10**9
@@ -231,7 +239,7 @@ async def test_a_warning_repeated_by_retries_is_posted_once(monkeypatch: pytest.
     monkeypatch.setattr(kinds.kube, "post_event", post_event)
     tracker, retries, obj = Tracker("GatewayAPI"), Retries(), tracked("waiting")
     tracker.remember(obj)
-    check = kinds.drift_check(cast(Any, None), cast(Any, None), Waker(), retries, Cause.RETRY)
+    check = kinds.drift_check(cast(Any, None), memo_with("tyk"), Waker(), retries, Cause.RETRY)
     for _ in range(3):
         await check(tracker, obj)
     assert posted == ["tyk is down", "tyk answers 503"]
@@ -262,7 +270,7 @@ async def test_an_outcome_recorded_without_kopf_writes_what_changed_and_repeats_
     tracker, retries, obj = Tracker("GatewayAPI"), Retries(), tracked("refused")
 
     async def record(repeat_warnings: bool) -> bool | None:
-        return await kinds.record_outcome(tracker, retries, "gatewayapis", obj, outcome, Cause.DRIFT,
+        return await kinds.record_outcome(memo_with("tyk"), tracker, retries, "gatewayapis", obj, outcome, Cause.DRIFT,
                                           repeat_warnings=repeat_warnings)  # fmt: skip
 
     assert await record(False) is True
@@ -273,3 +281,31 @@ async def test_an_outcome_recorded_without_kopf_writes_what_changed_and_repeats_
     assert await record(True) is False and len(patched) == 1 and posted == ["Warning/Rejected"] * 2
     obj.status, gone = {}, True
     assert await record(True) is None and posted == ["Warning/Rejected"] * 2  # deleted meanwhile: nothing posted
+
+
+async def test_objects_wait_per_resolved_connection_and_made_up_names_share_one_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The retries' per-gateway waits (and the handed-off queues) are keyed by the connection an object reaches:
+    # one naming the default connection and one leaving spec.gateway empty wait for the same gateway (one probe,
+    # and both pulled forward when it answers); names a tenant makes up add no entry of their own.
+    async def patch_status(*_: Any) -> bool:
+        return True
+
+    monkeypatch.setattr(kinds.kube, "patch_status", patch_status)
+    memo, tracker, retries = memo_with("tyk", "otoroshi"), Tracker("GatewayAPI"), Retries()
+    down = Outcome({}, retry_policy=RetryPolicy.UNAVAILABLE)
+    objects = [tracked("empty"), tracked("named", gateway="tyk"), tracked("other", gateway="otoroshi"),
+               *(tracked(f"made-up-{i}", gateway=f"nowhere-{i}") for i in range(3))]  # fmt: skip
+    for obj in objects:
+        await kinds.record_outcome(memo, tracker, retries, "gatewayapis", obj, down, Cause.DRIFT,
+                                   repeat_warnings=False)  # fmt: skip
+    assert sorted(retries.waiting_for()) == sorted(["tyk", "otoroshi", UNKNOWN])
+    assert kinds.gateway_of(memo, {}, {}) == kinds.gateway_of(memo, {"gateway": "tyk"}, {}) == "tyk"
+    assert kinds.gateway_of(memo, {"gateway": "nowhere"}, {"gateway": "otoroshi"}) == "otoroshi"  # as resolved
+
+
+def test_a_connection_whose_set_up_failed_keeps_its_own_key() -> None:
+    # Its objects wait for it to be repaired (a restart with a fixed Secret), not with the made-up names.
+    gateways = Gateways({}, "tyk", broken={"tyk": ConfigurationError("adminSecret: no key 'token'")})
+    assert gateways.key_of(None) == gateways.key_of("tyk") == "tyk" and gateways.key_of("nope") == UNKNOWN

@@ -28,6 +28,10 @@ ObserverFactory = Callable[[str], CallObserver]
 EndpointFollower = Callable[[NodeServiceRef], AsyncIterator[list[str]]]
 
 
+# The key of every gateway name no connection has (not a DNS label, so no connection's name).
+UNKNOWN = "?"
+
+
 class Gateways:
     def __init__(
         self,
@@ -53,6 +57,13 @@ class Gateways:
             raise ConfigurationError(
                 f"spec.gateway: no gateway connection named {wanted!r} is configured (configured: {known})"
             ) from None
+
+    def key_of(self, name: str | None) -> str:
+        """The connection `spec.gateway` reaches (None or "": the default), as the key of per-gateway state (the
+        retries' waits, the handed-off queues): one key per connection however an object names it, and one for
+        every name no connection has (UNKNOWN), so names a tenant makes up add no entries."""
+        wanted = name or self.default
+        return wanted if wanted in self._drivers or wanted in self._broken else UNKNOWN
 
     def __iter__(self) -> Iterator[GatewayDriver]:
         return iter(self._drivers.values())

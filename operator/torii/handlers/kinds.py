@@ -70,11 +70,11 @@ def register_kind(
             metrics.HANDED_OFF.labels(kind).inc()
             # One queue per gateway connection: an object naming the default connection and one leaving
             # spec.gateway empty wait in the same one.
-            queue = gateway_of(change.spec, change.status) or memo.gateways.default or ""
+            queue = gateway_of(memo, change.spec, change.status)
             work = holding.in_turn(queue, settle(change, ref, owner, memo))
             task = detached(work, name=f"torii-{kind}-{ref}")
             handed_off.add(task)
-            task.add_done_callback(lambda done: settled(done, change, ref, owner))
+            task.add_done_callback(lambda done: settled(done, change, ref, owner, memo))
             return
         with holding:
             outcome = await settle(change, ref, owner, memo)
@@ -82,7 +82,8 @@ def register_kind(
             return
         # A retryable failure is tried again by Torii's timer, not by kopf sleeping in this worker with the body.
         apply(outcome, body, patch, kind=kind, cause=cause.value)
-        retries.schedule(tracker, owner.uid, generation, outcome.retry_policy, gateway_of(change.spec, outcome.status))
+        retries.schedule(tracker, owner.uid, generation, outcome.retry_policy,
+                         gateway_of(memo, change.spec, outcome.status))  # fmt: skip
 
     async def settle(change: Change, ref: ObjectRef, owner: Owner, memo: kopf.Memo) -> Outcome | None:
         """Reconcile one change; waiting for a GatewayAPI, look again whenever one of the namespace is Ready.
@@ -104,7 +105,7 @@ def register_kind(
                 final = outcome.retry_policy is not RetryPolicy.WAKE
                 if final and change.handed_off:
                     # Under the lock: a newer change's status cannot land before this older one's.
-                    await finish_alone(change, outcome, ref, owner, written)
+                    await finish_alone(change, outcome, ref, owner, written, memo)
             if kind == "GatewayAPI" and is_ready(outcome):
                 waker.wake(ref.namespace)  # keys and clients waiting for an API of this namespace look again
             if final:
@@ -116,14 +117,15 @@ def register_kind(
                 written = {**written, **changed}
             if not await waker.wait(ref.namespace, since, deadline - asyncio.get_running_loop().time()):
                 if change.handed_off:
-                    await finish_alone(change, outcome, ref, owner, written)
+                    await finish_alone(change, outcome, ref, owner, written, memo)
                 break
             status = {**status, **outcome.status}
         if tracker.changes.get(owner.uid) is change and not change.handed_off:
             del tracker.changes[owner.uid]  # done: kopf writes the outcome
         return outcome
 
-    def settled(task: asyncio.Task[Outcome | None], change: Change, ref: ObjectRef, owner: Owner) -> None:
+    def settled(task: asyncio.Task[Outcome | None], change: Change, ref: ObjectRef, owner: Owner,
+                memo: kopf.Memo) -> None:  # fmt: skip
         handed_off.discard(task)
         if task.cancelled() or (error := task.exception()) is None:
             return
@@ -132,10 +134,11 @@ def register_kind(
         if tracker.changes.get(owner.uid) is change:
             del tracker.changes[owner.uid]
             tracker.remember(Tracked(ref, owner, change.generation, change.spec, change.status))
-            retries.schedule(tracker, owner.uid, change.generation, RetryPolicy.BACKOFF, gateway_of(change.spec, {}))
+            retries.schedule(tracker, owner.uid, change.generation, RetryPolicy.BACKOFF,
+                             gateway_of(memo, change.spec, {}))  # fmt: skip
 
     async def finish_alone(change: Change, outcome: Outcome, ref: ObjectRef, owner: Owner,
-                           written: dict[str, Any]) -> None:  # fmt: skip
+                           written: dict[str, Any], memo: kopf.Memo) -> None:  # fmt: skip
         """What kopf's patch would have written, for a handed-off change: its status, events and retry (unless a
         newer change of the object, or its deletion, came meanwhile: that one writes)."""
         if tracker.changes.get(owner.uid) is not change:
@@ -143,7 +146,7 @@ def register_kind(
         del tracker.changes[owner.uid]
         tracked = Tracked(ref, owner, change.generation, change.spec, written)
         # A change's warning is posted even when the status already said the same: it answers this change.
-        await record_outcome(tracker, retries, plural, tracked, outcome, change.cause, repeat_warnings=True)
+        await record_outcome(memo, tracker, retries, plural, tracked, outcome, change.cause, repeat_warnings=True)
 
     @kopf.on.create(**resource, id="converge-on-create")
     async def on_create(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
@@ -234,9 +237,10 @@ class Holding:
         self.count -= 1
 
 
-def gateway_of(spec: dict[str, Any], status: dict[str, Any]) -> str:
-    """The gateway connection an object's retries wait for ("": the default one), as far as the object says."""
-    return str(status.get("gateway") or spec.get("gateway") or "")
+def gateway_of(memo: kopf.Memo, spec: dict[str, Any], status: dict[str, Any]) -> str:
+    """The gateway connection an object's retries and handed-off changes wait for, as the key of their
+    per-gateway state (`Gateways.key_of`: the resolved connection, never a tenant's made-up name)."""
+    return str(memo.gateways.key_of(status.get("gateway") or spec.get("gateway") or None))
 
 
 # Retries due at once (a gateway back after an outage) run this many at a time: enough for the gateway's burst
@@ -322,7 +326,8 @@ def drift_check(
                 tracked.generation,
                 tracked.status, cause,
             )  # fmt: skip
-            written = await record_outcome(tracker, retries, plural, tracked, outcome, cause, repeat_warnings=False)
+            written = await record_outcome(memo, tracker, retries, plural, tracked, outcome, cause,
+                                           repeat_warnings=False)  # fmt: skip
             if written is None:
                 tracker.forget(uid)  # gone meanwhile
                 return
@@ -335,8 +340,8 @@ def drift_check(
 
 
 async def record_outcome(
-    tracker: Tracker, retries: Retries, plural: str, tracked: Tracked, outcome: Outcome, cause: Cause, *,
-    repeat_warnings: bool,
+    memo: kopf.Memo, tracker: Tracker, retries: Retries, plural: str, tracked: Tracked, outcome: Outcome,
+    cause: Cause, *, repeat_warnings: bool,
 ) -> bool | None:  # fmt: skip
     """What kopf's patch and event queue write for a change handler, for a reconcile that ran without kopf (a
     handed-off change, a drift check, a retry, a resume): the status fields that differ from `tracked.status`
@@ -347,7 +352,7 @@ async def record_outcome(
     if changed and not await kube.patch_status(plural, ref.namespace, ref.name, changed):
         return None
     retries.schedule(tracker, tracked.owner.uid, tracked.generation, outcome.retry_policy,
-                     gateway_of(tracked.spec, {**written, **outcome.status}))  # fmt: skip
+                     gateway_of(memo, tracked.spec, {**written, **outcome.status}))  # fmt: skip
     for event in outcome.events:
         # A warning repeated by a retry or a pass (the status did not change: same reason, same message) tells
         # nothing new: during an outage it would be one apiserver write per object per attempt.
