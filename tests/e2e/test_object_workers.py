@@ -1,7 +1,9 @@
 """kopf's workers bounded (`maxObjectWorkers`), on the real stack (apiserver, Tyk 5.10.2): this module's operator
 processes two objects of a kind at once and holds one change (`maxHeldChanges: 1`). A key applied before its
 GatewayAPI waits for it inside one of the two workers; the APIs still go through the other, the key is woken and
-served, and a deletion of everything, each waiting for Tyk inside a worker, leaves nothing behind."""
+served, and a deletion of everything, each waiting for Tyk inside a worker, leaves nothing behind. And the bound
+is kopf's: two deletions waiting for an unreachable gateway take both GatewayAPI workers, so a new GatewayAPI
+waits (the documented trade-off) until `deletionPolicy: Orphan` releases them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 from kubernetes import client
 
-from support.operator import Operator, running_operator, stack_gateways
+from support.operator import Operator, release_all, running_operator, stack_gateways, unreachable_gateways
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
@@ -23,13 +25,15 @@ from support.world import World
 def live(crds: Stack, admin: client.ApiClient, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     crds.require("tyk")
     gateways, secret = stack_gateways(crds, "torii-gateways-workers")
+    [down], _ = unreachable_gateways("torii-gateways-workers")  # a closed port, its credential the stack Tyk's
+    gateways.append({**down, "name": "down"})
     with running_operator(
         crds, admin, tmp_path_factory.mktemp("workers"), gateways=gateways, secret_data=secret, namespaces=[ns],
         secret_name="torii-gateways-workers", drift_interval=30.0,
         settings={"maxObjectWorkers": 2, "maxHeldChanges": 1},
     ) as op:  # fmt: skip
         yield op
-        World(admin, ns, crds).delete_all()
+        release_all(admin, ns)
 
 
 def unique(prefix: str) -> str:
@@ -62,3 +66,33 @@ def test_two_workers_converge_apis_past_a_waiting_key_and_delete_everything(
     wait_until(lambda: not world.list("GatewayAPI") and not world.list("GatewayKey"), timeout=120,
                what="every object's finalizer released")  # fmt: skip
     assert [httpx.get(f"{tyk}/{name}/x").status_code for name in apis] == [404] * 4
+
+
+def test_the_bound_is_kopfs_and_orphaning_stuck_deletions_frees_it(world: World, live: Operator, crds: Stack) -> None:
+    stuck = [world.new("GatewayAPI", {"gateway": "down", "listenPath": f"/{unique('down')}/",
+                                      "upstream": {"url": "http://127.0.0.1:9/"}}) for _ in range(2)]  # fmt: skip
+    for name in stuck:
+        world.reason("GatewayAPI", name, "GatewayUnavailable", timeout=60)
+        world.delete("GatewayAPI", name, wait=False)
+    for name in stuck:
+        world.reason("GatewayAPI", name, "DeleteFailed", timeout=60)  # each retried inside its kopf worker
+    api, key = unique("api"), unique("key")
+    with upstream("workers-bound") as up:
+        world.create("GatewayAPI", api, {"gateway": "tyk", "listenPath": f"/{api}/", "auth": "key",
+                                         "upstream": {"url": up.url}})  # fmt: skip
+        world.create("GatewayKey", key, {"gateway": "tyk", "apis": [{"name": api}]})
+        # Keys have workers of their own: this one, created after the API, is reconciled (waiting for it) ...
+        world.reason("GatewayKey", key, "WaitingForAPI", timeout=60)
+        # ... while the API is not even seen by kopf (no finalizer yet): both its kind's workers are taken.
+        assert "torii.dev/finalizer" not in (world.get("GatewayAPI", api)["metadata"].get("finalizers") or [])
+        for name in stuck:
+            world.patch("GatewayAPI", name, {"deletionPolicy": "Orphan"})  # the documented escape
+        wait_until(lambda: not any(obj["metadata"]["name"] in stuck for obj in world.list("GatewayAPI")),
+                   timeout=90, what="orphaned deletions released")  # fmt: skip
+        world.ready("GatewayAPI", api, timeout=90)
+        world.ready("GatewayKey", key, timeout=90)
+        tyk = crds.env["TYK_URL"]
+        assert httpx.get(f"{tyk}/{api}/x", headers=world.secret(key)).status_code == 200
+    world.delete("GatewayKey", key)
+    world.delete("GatewayAPI", api)
+    assert httpx.get(f"{tyk}/{api}/x").status_code == 404
