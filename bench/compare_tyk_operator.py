@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,6 @@ from support.operator import free_port, put_secret  # noqa: E402
 from support.stack import read_env_file  # noqa: E402
 from support.tyk_operator import api_definition, wait_healthy  # noqa: E402
 from support.tyk_operator import run_tyk_operator as tyk_operator  # noqa: E402
-from support.upstream import upstream  # noqa: E402
 
 CACHE = Path(os.environ.get("TORII_CACHE", Path.home() / ".cache" / "torii"))
 
@@ -86,6 +87,10 @@ def serve_counting_proxy(target: str, port: int, shared: Any) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The answer's headers and body go out as two writes: with Nagle on, the body waited for the client's
+        # delayed ACK of the headers (40 ms), so every admin call through the proxy took ~49 ms and capped an
+        # operator at ~80 calls/s on 4 connections (Tyk alone: 650-825 writes/s). Both operators paid it.
+        disable_nagle_algorithm = True
 
         def forward(self) -> None:
             with shared.get_lock():
@@ -140,6 +145,60 @@ def counting_proxy(target: str) -> Iterator[tuple[str, Counts, int]]:
         shared[:] = [0] * len(METHODS)
     try:
         yield url, Counts(shared), int(proc.pid or 0)
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+def serve_upstream(name: str, port: int) -> None:
+    """An upstream's own process: answers every request with {"upstream": name}, keeping connections alive."""
+    body = json.dumps({"upstream": name}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+@dataclass(frozen=True)
+class Upstream:
+    url: str
+
+
+@contextmanager
+def upstream_process(name: str) -> Iterator[Upstream]:
+    """An upstream the gateway proxies to, in its own process. In the benchmark's process (a thread per
+    connection, one connection per request) every served path answered in ~200 ms while the probe loop held the
+    GIL: a round of 1000 probes took 6.5 s, which counted as the operator's time beyond the apply."""
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(target=serve_upstream, args=(name, port), daemon=True)
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or not proc.is_alive():
+                raise SystemExit(f"the upstream {name} did not start") from None
+            time.sleep(0.1)
+    try:
+        yield Upstream(url)
     finally:
         proc.terminate()
         proc.join(10)
@@ -278,13 +337,13 @@ def run_torii(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterat
     conf.write_text(yaml.safe_dump({
         "gateways": [{"name": "tyk", "type": "tyk", "url": admin_url, "insecureHttp": True,
                       "secretRef": {"namespace": "torii-system", "name": "torii-compare", "key": "tyk"}}],
-        "namespaces": [ns], "driftIntervalSeconds": 60,
+        "namespaces": [ns], "driftIntervalSeconds": 60, **({"logFormat": "json"} if TORII_LOG else {}),
     }))  # fmt: skip
     health = free_port()
     with open(tmp / "torii.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "torii", "run", "--standalone", "--config", str(conf),
-             "--liveness", f"http://127.0.0.1:{health}/healthz"],
+             "--liveness", f"http://127.0.0.1:{health}/healthz", *(["--verbose"] if TORII_LOG else [])],
             env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
     try:
@@ -293,6 +352,11 @@ def run_torii(env: dict[str, str], admin_url: str, ns: str, tmp: Path) -> Iterat
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if TORII_LOG:
+            shutil.copyfile(tmp / "torii.log", TORII_LOG)
+
+
+TORII_LOG: Path | None = None  # --torii-log
 
 
 OPERATORS = {
@@ -314,8 +378,8 @@ def measure(which: str, count: int, changes: int, env: dict[str, str]) -> dict[s
     base = env["TYK_URL"]
     with (
         tempfile.TemporaryDirectory() as tmpdir,
-        upstream("first") as first,
-        upstream("second") as second,
+        upstream_process("first") as first,
+        upstream_process("second") as second,
         counting_proxy(env["TYK_URL"]) as (admin_url, calls, proxy_pid),
         runner(env, admin_url, ns, Path(tmpdir)) as proc,
     ):
@@ -336,9 +400,14 @@ def measure(which: str, count: int, changes: int, env: dict[str, str]) -> dict[s
             }  # fmt: skip
 
         def apply_all() -> dict[str, Any]:
+            started = time.time()
             apply_s = kubectl("apply", "-f", "-", stdin=manifest)
+            applied = time.time()
             asyncio.run(until_all(base, paths, 200, None, 900, tyk_log))
-            return {"kubectl_apply_seconds": round(apply_s, 1)}
+            # With --torii-log: when (wall clock) the apply began, kubectl returned and all served, to line up with
+            # the operator's log.
+            timeline = {"timeline": [started, applied, time.time()]} if TORII_LOG else {}
+            return {"kubectl_apply_seconds": round(apply_s, 1), **timeline}
 
         def change_one() -> dict[str, Any]:
             latencies = []
@@ -410,7 +479,10 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--only", choices=list(OPERATORS))
     parser.add_argument("--json", action="store_true", help="raw figures as JSON")
+    parser.add_argument("--torii-log", type=Path, help="keep Torii's log here, with its debug lines (burst timings)")
     args = parser.parse_args()
+    global TORII_LOG
+    TORII_LOG = args.torii_log
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     env = read_env_file(Path(os.environ.get("TORII_STACK_DIR", ROOT / ".stack")) / "env")
     if "TYK_URL" not in env:
