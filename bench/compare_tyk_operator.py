@@ -78,7 +78,7 @@ class Counts:
         return list(self._shared[:])
 
 
-def serve_counting_proxy(target: str, port: int, shared: Any) -> None:
+def serve_counting_proxy(target: str, shared: Any, port: int) -> None:
     """The proxy's own process: a pass-through HTTP proxy in front of Tyk's admin API that counts requests by
     method. It used to run as threads of the benchmark itself, whose probe loop (every pending listen path,
     again and again) then held the GIL: each admin call waited for it, and the operator under test looked slow."""
@@ -126,10 +126,18 @@ def serve_counting_proxy(target: str, port: int, shared: Any) -> None:
 @contextmanager
 def counting_proxy(target: str) -> Iterator[tuple[str, Counts, int]]:
     """The counting proxy in its own process: (its URL, the counts, its pid for its CPU seconds)."""
-    context = multiprocessing.get_context("spawn")
-    shared = context.Array("q", len(METHODS))
+    shared = multiprocessing.get_context("spawn").Array("q", len(METHODS))
+    with serving(serve_counting_proxy, (target, shared), "the counting proxy") as (url, pid):
+        with shared.get_lock():
+            shared[:] = [0] * len(METHODS)
+        yield url, Counts(shared), pid
+
+
+@contextmanager
+def serving(target: Any, args: tuple[Any, ...], what: str) -> Iterator[tuple[str, int]]:
+    """`target(*args, port)` in a process of its own, once it answers HTTP: (its URL, its pid)."""
     port = free_port()
-    proc = context.Process(target=serve_counting_proxy, args=(target, port, shared), daemon=True)
+    proc = multiprocessing.get_context("spawn").Process(target=target, args=(*args, port), daemon=True)
     proc.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -139,12 +147,10 @@ def counting_proxy(target: str) -> Iterator[tuple[str, Counts, int]]:
             break
         except httpx.HTTPError:
             if time.monotonic() > deadline or not proc.is_alive():
-                raise SystemExit("the counting proxy did not start") from None
+                raise SystemExit(f"{what} did not start") from None
             time.sleep(0.1)
-    with shared.get_lock():
-        shared[:] = [0] * len(METHODS)
     try:
-        yield url, Counts(shared), int(proc.pid or 0)
+        yield url, int(proc.pid or 0)
     finally:
         proc.terminate()
         proc.join(10)
@@ -184,24 +190,8 @@ def upstream_process(name: str) -> Iterator[Upstream]:
     """An upstream the gateway proxies to, in its own process. In the benchmark's process (a thread per
     connection, one connection per request) every served path answered in ~200 ms while the probe loop held the
     GIL: a round of 1000 probes took 6.5 s, which counted as the operator's time beyond the apply."""
-    port = free_port()
-    proc = multiprocessing.get_context("spawn").Process(target=serve_upstream, args=(name, port), daemon=True)
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url, timeout=2)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or not proc.is_alive():
-                raise SystemExit(f"the upstream {name} did not start") from None
-            time.sleep(0.1)
-    try:
+    with serving(serve_upstream, (name,), f"the upstream {name}") as (url, _):
         yield Upstream(url)
-    finally:
-        proc.terminate()
-        proc.join(10)
 
 
 # ------------------------------------------------------------------------------------------- measurements
