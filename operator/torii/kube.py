@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 import kopf
 
+from torii.acyclic import unbind
 from torii.gateways.errors import ConfigurationError, GatewayError
 from torii.models.common import GROUP, VERSION
 from torii.settings import CaBundleRef, NodeServiceRef, SecretKeyRef
@@ -72,12 +73,12 @@ class Kube:
         return self._client
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = await self.client.request(method, path, **kwargs)
+        response = unbind(await self.client.request(method, path, **kwargs))
         if response.status_code == 401:
             stale, self._client = self._client, None
             if stale is not None:
                 await stale.aclose()
-            response = await self.client.request(method, path, **kwargs)
+            response = unbind(await self.client.request(method, path, **kwargs))
         return response
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:

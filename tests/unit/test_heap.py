@@ -22,7 +22,7 @@ def test_settle_freezes_what_start_up_made_and_spaces_out_young_collections() ->
 
 
 class Cycle:
-    """Like kopf's Patch and its views: freed only by the cyclic collector."""
+    """Like what is still left in cycles (jsonpatch's linked lists): freed only by the cyclic collector."""
 
     def __init__(self) -> None:
         self.me = self

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 import ijson
 
+from torii.acyclic import unbind
 from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError, UnsafeId
 
 T = TypeVar("T")
@@ -152,8 +153,8 @@ class AdminClient:
         self.calls += 1
         started = time.perf_counter()
         try:
-            response = await self._client.request(method, path, json=json, params=params, headers=headers,
-                                                  content=content)  # fmt: skip
+            response = unbind(await self._client.request(method, path, json=json, params=params, headers=headers,
+                                                         content=content))  # fmt: skip
         except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
             raise self._unreachable(op, exc) from None
@@ -180,6 +181,7 @@ class AdminClient:
                 async for item in ijson.items_async(_Chunks(response.aiter_bytes()), "item", use_float=True):
                     if isinstance(item, dict) and (value := keep(item)) is not None:
                         kept.append(value)
+            unbind(response)
         except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
             raise self._unreachable(op, exc) from None
