@@ -42,12 +42,6 @@ def install() -> None:
     def body_init(self: bodies.Body, src: Mapping[str, Any], /) -> None:
         dicts.ReplaceableMappingView.__init__(self, src)
 
-    def meta_init(self: bodies.Meta, src: bodies.Body, /) -> None:
-        dicts.MappingView.__init__(self, src, "metadata")
-
-    def meta_patch_init(self: patches.MetaPatch, src: patches.Patch, /) -> None:
-        dicts.MutableMappingView.__init__(self, src, "metadata")
-
     def patch_init(self: patches.Patch, src: dict[str, Any] | None = None, /, body: bodies.Body | None = None,
                    fns: Iterable[patches.PatchFn] = ()) -> None:  # fmt: skip
         dict.__init__(self, src or {})
@@ -56,21 +50,19 @@ def install() -> None:
 
     body: Any = bodies.Body
     body.__init__ = body_init
-    body.meta = body.metadata = property(lambda self: bodies.Meta(self))
-    body.spec = property(lambda self: bodies.Spec(self))
-    body.status = property(lambda self: bodies.Status(self))
-    meta: Any = bodies.Meta
-    meta.__init__ = meta_init
-    meta.labels = property(lambda self: dicts.MappingView(self, "labels"))
-    meta.annotations = property(lambda self: dicts.MappingView(self, "annotations"))
-
+    _lazy_views(body, bodies.Meta, bodies.Spec, bodies.Status, dicts.MappingView)
     patch: Any = patches.Patch
     patch.__init__ = patch_init
-    patch.meta = patch.metadata = property(lambda self: patches.MetaPatch(self))
-    patch.spec = property(lambda self: patches.SpecPatch(self))
-    patch.status = property(lambda self: patches.StatusPatch(self))
-    meta_patch: Any = patches.MetaPatch
-    meta_patch.__init__ = meta_patch_init
-    meta_patch.labels = property(lambda self: dicts.MutableMappingView(self, "labels"))
-    meta_patch.annotations = property(lambda self: dicts.MutableMappingView(self, "annotations"))
+    _lazy_views(patch, patches.MetaPatch, patches.SpecPatch, patches.StatusPatch, dicts.MutableMappingView)
     body.torii_acyclic = True
+
+
+def _lazy_views(owner: Any, meta: Any, spec: Any, status: Any, view: Any) -> None:
+    """`owner.meta/metadata/spec/status` and `meta.labels/annotations` built on each access, pointing at their
+    parent; `meta` no longer builds its sub-views when made. (`view`: the class of the plain views.)"""
+    owner.meta = owner.metadata = property(lambda self: meta(self))
+    owner.spec = property(lambda self: spec(self))
+    owner.status = property(lambda self: status(self))
+    meta.__init__ = lambda self, src, /: view.__init__(self, src, "metadata")
+    meta.labels = property(lambda self: view(self, "labels"))
+    meta.annotations = property(lambda self: view(self, "annotations"))
