@@ -39,10 +39,6 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         return {"spec": {"sha256": hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()}}
 
 
-# Workers posting kopf's Events (Created, Deleted, ...) at once.
-EVENT_POSTERS = 16
-
-
 def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None = None) -> None:
     # Keep kopf's bookkeeping under our own API group (not kopf.zalando.org).
     settings.persistence.finalizer = f"{GROUP}/finalizer"
@@ -51,10 +47,6 @@ def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None =
     # Events come from the handlers themselves (Created, DriftRepaired, ...); kopf's per-handler chatter
     # would drown them, so only its warnings become Events.
     settings.posting.level = logging.WARNING
-    # kopf posts each object's Events from a worker of its own, with no limit: in a burst hundreds of them were
-    # waiting on the apiserver at once, each holding a task, a request and its connection's buffers. A few
-    # posters drain kopf's queue as fast (the queue holds small records; the handlers never wait for it).
-    settings.posting.worker_limit = EVENT_POSTERS
     # kopf runs one worker per object, each holding the object's body, handler state and patch until done; beyond
     # `maxObjectWorkers` (default 1024) an object waits as its latest watch event only. No worker sleeps out a
     # change's retry (Torii's timer retries) and changes beyond maxHeldChanges are handed off, so the slots turn
