@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import kopf
 
-from torii.acyclic import unbind
+from torii.acyclic import Client
 from torii.gateways.errors import ConfigurationError, GatewayError
 from torii.models.common import GROUP, VERSION
 from torii.settings import CaBundleRef, NodeServiceRef, SecretKeyRef
@@ -63,8 +63,8 @@ class Kube:
         auth = httpx.BasicAuth(info.username, info.password or "") if info.username else None
         verify: Any = False if info.insecure else info.as_ssl_context()
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)  # each TLS connection buffers ~128 KiB
-        return httpx.AsyncClient(base_url=info.server, headers=headers, auth=auth, verify=verify, limits=limits,
-                                 timeout=httpx.Timeout(30.0))  # fmt: skip
+        return Client(base_url=info.server, headers=headers, auth=auth, verify=verify, limits=limits,
+                      timeout=httpx.Timeout(30.0))  # fmt: skip
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -73,12 +73,12 @@ class Kube:
         return self._client
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = unbind(await self.client.request(method, path, **kwargs))
+        response = await self.client.request(method, path, **kwargs)
         if response.status_code == 401:
             stale, self._client = self._client, None
             if stale is not None:
                 await stale.aclose()
-            response = unbind(await self.client.request(method, path, **kwargs))
+            response = await self.client.request(method, path, **kwargs)
         return response
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import kopf
 import pytest
 from kopf._cogs.structs import bodies, patches
 
 from torii import acyclic
 from torii.gateways.http import AdminClient
+from torii.gateways.otoroshi import OtoroshiDriver
+from torii.kube import Kube
 
 RAW: dict[str, Any] = {
     "apiVersion": "torii.dev/v1alpha1",
@@ -107,3 +110,25 @@ async def test_admin_responses_are_freed_without_the_cyclic_collector(no_collect
     assert dead() is None
     assert await admin.list_items("/list", op="list", keep=lambda item: item["api_id"]) == ["a"]
     assert gc.collect() == 0  # nothing of either call was left in a cycle
+
+
+async def test_requests_and_streams_of_the_client_are_freed_without_the_cyclic_collector(no_collector: None) -> None:
+    client = acyclic.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": True})))
+    await client.get("http://gw.test/warm")
+    gc.collect()
+    dead = weakref.ref(await client.get("http://gw.test/one"))
+    assert dead() is None
+    async with client.stream("GET", "http://gw.test/two") as response:
+        assert await response.aread() == b'{"ok":true}'
+    dead = weakref.ref(response)
+    del response
+    assert dead() is None
+    assert gc.collect() == 0
+
+
+def test_every_client_the_operator_makes_is_one() -> None:
+    login = kopf.ConnectionInfo(server="https://apiserver.test", token="t")
+    assert isinstance(Kube(lambda: login).client, acyclic.Client)
+    assert isinstance(AdminClient("gw", "http://gw.test")._client, acyclic.Client)
+    oto = OtoroshiDriver("otoroshi", "http://oto.test", "id", "secret")
+    assert isinstance(oto._proxy, acyclic.Client)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import ijson
 
-from torii.acyclic import unbind
+from torii.acyclic import Client
 from torii.gateways.errors import AuthenticationError, PermanentGatewayError, RetryableGatewayError, UnsafeId
 
 T = TypeVar("T")
@@ -120,7 +120,7 @@ class AdminClient:
         self.calls = 0
         self._observer = observer
         self._secrets = tuple(s for s in secrets if s)  # never repeated in an error message
-        self._client = httpx.AsyncClient(
+        self._client = Client(
             base_url=self.base_url,
             headers=dict(headers or {}),
             auth=auth,
@@ -153,8 +153,8 @@ class AdminClient:
         self.calls += 1
         started = time.perf_counter()
         try:
-            response = unbind(await self._client.request(method, path, json=json, params=params, headers=headers,
-                                                         content=content))  # fmt: skip
+            response = await self._client.request(method, path, json=json, params=params, headers=headers,
+                                                  content=content)  # fmt: skip
         except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
             raise self._unreachable(op, exc) from None
@@ -181,7 +181,6 @@ class AdminClient:
                 async for item in ijson.items_async(_Chunks(response.aiter_bytes()), "item", use_float=True):
                     if isinstance(item, dict) and (value := keep(item)) is not None:
                         kept.append(value)
-            unbind(response)
         except httpx.TransportError as exc:  # timeouts included
             self._observe(op, 0, started)
             raise self._unreachable(op, exc) from None

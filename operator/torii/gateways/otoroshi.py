@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from torii.acyclic import Client
 from torii.gateways.base import ConvergeResult, Inventory, ObjectRef, api_gateway_id, group_id
 from torii.gateways.burst import Owner, owner_of
 from torii.gateways.errors import OwnershipConflict, RetryableGatewayError
@@ -202,7 +203,7 @@ class OtoroshiDriver:
             transport=transport, observer=observer, verify=verify, timeout=timeout, secrets=[client_secret],
         )  # fmt: skip
         # Client traffic, to confirm what the proxy serves (never with admin credentials).
-        self._proxy = httpx.AsyncClient(
+        self._proxy = Client(
             base_url=(proxy_url or url).rstrip("/"), headers={"Host": self.public_host}, timeout=10.0,
             transport=transport, verify=verification(verify),
         )  # fmt: skip
