@@ -24,6 +24,7 @@ from torii.gateways.otoroshi_routes import (
     render_route,
     route_core,
     route_in_sync,
+    route_keyed,
 )
 from torii.models.gatewaykey import GatewayKeySpec
 
@@ -197,6 +198,17 @@ def test_keys_are_authorised_on_the_route_and_forbid_themselves_the_probe_path()
     assert body["restrictions"]["allowLast"] is False and body["restrictions"]["allowed"] == mine["allowed"]
     off = render_apikey(key_request(otoroshi={"restrictions": {**mine, "enabled": False}}), "route")
     assert off["restrictions"]["allowed"] == []  # disabled ones stay without effect
+
+
+def test_a_key_is_tried_only_on_a_route_where_the_key_decides() -> None:
+    """A key is confirmed on a route whose key plugin answers a request with the key alone; on one that checks a
+    JWT first, the proxy refuses such a request before looking at the key (17.17), so it proves nothing."""
+    jwt = {"secretRef": {"name": "s", "key": "k"}}
+    assert route_keyed(route_core(route(auth="key")))
+    assert route_keyed(route_core(route(auth="basicAuth")))
+    assert not route_keyed(route_core(route()))
+    assert not route_keyed(route_core(route(auth="key", additionalAuth=["jwt"], jwt=jwt)))
+    assert not route_keyed(route_core(route(auth="jwt", additionalAuth=["key"], jwt=jwt)))
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,8 @@ class OtoroshiKeys:
 
     async def _key_synced(self) -> None:
         """Wait out the worst case of a state sync (the one that starts just after the write, plus its own run
-        time: up to a second on a busy machine, measured); for a key no API of which can be probed."""
+        time: up to a second on a busy machine, measured); for a key no API of which can be probed (none asks for
+        a key, or each checks a JWT before the key)."""
         await asyncio.sleep(self.state_sync_seconds * 2 + 0.5)
 
     async def _confirmed(self, request: KeyRequest, checks: list[tuple[Credential, Verdict]]) -> None:
@@ -139,7 +140,8 @@ class OtoroshiKeys:
                 delay = min(delay * 2, 1.0)
 
     async def _target(self, request: KeyRequest) -> tuple[str, str] | None:
-        """(host, path) of the first of the key's APIs that asks for a key, where its credential can be tried."""
+        """(host, path) of the first of the key's APIs where the key alone decides the proxy's answer, so that
+        its credential can be tried there (`route_keyed`)."""
         if self._locate is None:
             return None
         for api in request.apis:

@@ -24,6 +24,7 @@ from torii.models.gatewayapi import OTOROSHI_OWNED_FIELDS, AuthMode, GatewayAPIS
 
 PLUGIN = "cp:otoroshi.next.plugins."
 APIKEY_PLUGIN = PLUGIN + "ApikeyCalls"
+JWT_PLUGIN = PLUGIN + "JwtVerification"
 # Plugins that decide who gets in: Torii sets authentication from spec.auth, so spec.otoroshi cannot add these.
 AUTH_PLUGINS = frozenset(
     PLUGIN + name
@@ -243,9 +244,18 @@ def route_served(view: View | None) -> tuple[str, str] | None:
 
 
 def route_keyed(view: View | None) -> bool:
-    """Does the route ask for an API key (its ApikeyCalls plugin enabled)?"""
-    return any(isinstance(p, dict) and p.get("plugin") == APIKEY_PLUGIN and p.get("enabled", True) is not False
-               for p in (view or {}).get("plugins") or [])  # fmt: skip
+    """Does the route ask for an API key, and is the key what answers a request that carries one alone (its
+    ApikeyCalls plugin enabled, no JWT verification before it)? Verified on 17.17: with JwtVerification first,
+    a request with only a key is refused `error.expected.token.not.found` whether or not the proxy knows the
+    key yet, so such a route cannot tell whether a key has reached the proxy."""
+    for plugin in (view or {}).get("plugins") or []:
+        if not isinstance(plugin, dict) or plugin.get("enabled", True) is False:
+            continue
+        if plugin.get("plugin") == APIKEY_PLUGIN:
+            return True
+        if plugin.get("plugin") == JWT_PLUGIN:
+            return False
+    return False
 
 
 class OtoroshiRouteSync(OtoroshiSync):
