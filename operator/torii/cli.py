@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from torii import heap
     from torii.connections import bound_kopf_connections, connection_limit
     from torii.logs import secure_logging
-    from torii.operator import build_registry
+    from torii.operator import SharedMemo, build_registry
     from torii.settings import LogFormat, load_settings
 
     settings = load_settings(Path(args.config) if args.config else None)
@@ -68,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness,
+            memo=SharedMemo(),
         )
     )
     return 0

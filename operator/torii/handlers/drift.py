@@ -81,7 +81,7 @@ async def drift_pass(trackers: list[Tracker], check: Check, *, concurrency: int 
     async def worker() -> None:
         nonlocal checked
         for tracker, tracked in work:  # one iterator shared by the workers
-            if tracker.objects.get(tracked.owner.uid) is not tracked or tracker.lock(tracked.owner.uid).locked():
+            if tracker.objects.get(tracked.owner.uid) is not tracked or tracker.busy(tracked.owner.uid):
                 continue  # changed, deleted or busy since the pass started: its handler has it
             task = asyncio.create_task(guarded(tracker, tracked))
             done, _ = await asyncio.wait({task}, timeout=budget)
