@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from torii import acyclic, heap, intake, kube, metrics
+from torii import acyclic, heap, intake, kube, memories, metrics
 from torii.gateways.registry import build_gateways
 from torii.handlers import kinds
 from torii.models.common import GROUP
@@ -78,6 +78,7 @@ def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None =
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     intake.install()  # bodies trimmed as they arrive
     acyclic.install()  # and freed as soon as kopf lets go of them
+    memories.install()  # and what kopf remembers of each object between events is small
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
