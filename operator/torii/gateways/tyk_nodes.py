@@ -86,7 +86,14 @@ class TykNodes:
             raise RetryableGatewayError(f"gateway {self.name}: no ready node {self.where or 'configured'}")
         seen: dict[str, tuple[TykNode, T | BaseException]] = {}
         while pending := [n for n in self.nodes if n.url not in seen]:
-            outcomes = await asyncio.gather(*(call(n) for n in pending), return_exceptions=True)
+            outcomes: list[T | BaseException]
+            if len(pending) == 1:  # one node (the usual case): no task and gathering future per call
+                try:
+                    outcomes = [await call(pending[0])]
+                except Exception as exc:
+                    outcomes = [exc]
+            else:
+                outcomes = await asyncio.gather(*(call(n) for n in pending), return_exceptions=True)
             seen |= {n.url: (n, o) for n, o in zip(pending, outcomes, strict=True)}
         current = {n.url for n in self.nodes}
         results = [(n, o) for url, (n, o) in seen.items() if url in current]
