@@ -78,7 +78,6 @@ def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None =
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     intake.install()  # bodies trimmed as they arrive
     acyclic.install()  # and freed as soon as kopf lets go of them
-    memories.install()  # and what kopf remembers of each object between events is small
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -109,4 +108,5 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     operator_settings = settings
     runtime = kinds.register(registry, settings)
+    memories.install(registry)  # what kopf remembers of each object between events is small
     return registry

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import kopf
 import pytest
 from kopf._core.actions import throttlers
 from kopf._core.reactor.inventory import ResourceMemories
@@ -38,7 +39,7 @@ def test_the_lean_record_has_every_field_of_kopfs() -> None:
 
 
 async def test_kopfs_recall_makes_lean_records_that_keep_kopfs_state() -> None:
-    memories.install()
+    memories.install(kopf.OperatorRegistry())
     memo = SharedMemo()
     store = ResourceMemories()
     first = await store.recall(raw("a"), memobase=memo, noticed_by_listing=True)
@@ -63,7 +64,15 @@ async def test_kopfs_error_throttling_works_on_the_slotted_throttler() -> None:
 
 
 def test_the_shared_records_refuse_writes() -> None:
-    with pytest.raises(TypeError, match="Torii runs no daemons"):
+    with pytest.raises(TypeError, match="live_fresh_body of a record all objects share"):
         memories.NO_DAEMONS.live_fresh_body = None
-    with pytest.raises(TypeError, match="no kopf index"):
+    with pytest.raises(TypeError, match="indexing_state of a record all objects share"):
         memories.NO_INDEXING.indexing_state = None
+
+
+def test_a_registry_with_a_daemon_or_an_index_is_refused_at_start_up() -> None:
+    for decorator in (kopf.daemon, kopf.timer, kopf.index):
+        registry = kopf.OperatorRegistry()
+        decorator("torii.dev", "v1alpha1", "gatewayapis", registry=registry, id="needs-its-record")(lambda **_: None)
+        with pytest.raises(RuntimeError, match="needs-its-record"):
+            memories.install(registry)
