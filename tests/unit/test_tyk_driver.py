@@ -392,6 +392,49 @@ async def test_every_call_about_a_key_of_another_org_names_that_org() -> None:
     assert orgs and {org for _, org in orgs} == {"acme"}, [c for c in orgs if c[1] != "acme"]
 
 
+async def test_a_drift_check_of_a_key_just_written_reads_nothing_once_and_the_next_pass_reads_it() -> None:
+    """Tyk has no bulk read of sessions: a drift pass during a burst of new keys would GET each one just written
+    (1.5 admin calls per key). A key this process wrote since the previous pass is known in sync, once."""
+    from torii.gateways.base import Credential
+    from torii.models.gatewaykey import GatewayKeySpec
+
+    sessions: dict[str, dict[str, Any]] = {}
+    calls: list[str] = []
+
+    def tyk(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.removeprefix("/tyk/keys/")
+        calls.append(request.method)
+        if request.method in ("POST", "PUT"):
+            sessions[name] = json.loads(request.content)
+            return httpx.Response(200, json={"key": name, "key_hash": "h" + name[:6], "action": "ok"})
+        return httpx.Response(200, json=sessions[name]) if name in sessions else httpx.Response(404, json={})
+
+    driver = TykDriver("tyk", "http://tyk.test", SECRET, transport=httpx.MockTransport(tyk), session_cache_seconds=0)
+    created = key_request()
+    await driver.keys.converge_key(dataclasses.replace(created, fresh=True))
+    drift = dataclasses.replace(created, max_age=30.0)
+    assert calls == ["POST"]
+    assert not (await driver.keys.converge_key(drift)).changed
+    assert calls == ["POST"]  # known in sync: no GET
+    assert not (await driver.keys.converge_key(drift)).changed
+    assert calls == ["POST", "GET"]  # the record is used once: the next pass reads the key
+    # A record never spares a check of a changed key: another spec, or another credential, is read and written.
+    await driver.keys.converge_key(created)  # a reconcile reading the key in sync records it again
+    assert calls[-1] == "GET"
+    limited = GatewayKeySpec.model_validate({"apis": [{"name": "orders"}], "rateLimit": {"rate": 5, "per": 1}})
+    assert (await driver.keys.converge_key(dataclasses.replace(drift, spec=limited))).changed
+    assert calls[-2:] == ["GET", "PUT"] and sessions["k" * 48]["rate"] == 5
+    rotated = dataclasses.replace(drift, spec=limited, credential=Credential(key="r" * 48))
+    await driver.keys.converge_key(dataclasses.replace(rotated, max_age=0.0))
+    assert (await driver.keys.converge_key(dataclasses.replace(drift, spec=limited))).changed is False
+    assert calls[-1] == "GET"  # recorded for the rotated credential: the old one is read
+    # A record older than the previous pass (2 x max_age) spares nothing.
+    await driver.keys.converge_key(dataclasses.replace(rotated, max_age=0.0))
+    before = len(calls)
+    assert not (await driver.keys.converge_key(dataclasses.replace(rotated, max_age=1e-9))).changed
+    assert calls[before:] == ["GET"] and not driver.keys._confirmed
+
+
 async def test_a_key_written_back_after_its_delete_is_deleted_again_and_every_node_cache_evicted() -> None:
     """Verified on 5.10.2: a request past auth when the key was deleted writes its session back (a key with a
     quota comes back), and other nodes keep it cached under the murmur64 of the key clients send."""

@@ -16,6 +16,7 @@ from torii.gateways.base import (
     CredentialKind,
     KeyRequest,
     KeyResult,
+    ObjectRef,
     key_owner,
     owner_claim,
     pick,
@@ -77,6 +78,12 @@ def session_form(session: dict[str, Any]) -> KeyType | None:
     return KeyType.JWT if (session.get("jwt_data") or {}).get("secret") else KeyType.KEY
 
 
+def _session_digest(key: str, session: dict[str, Any]) -> int:
+    """What `_key_in_sync` compares, as one number (kept in memory only; the key is part of it, so a rotation
+    is a change)."""
+    return hash((key, repr(pick(session, KEY_CORE_FIELDS)), frozenset(session["access_rights"])))
+
+
 def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     if current is None:
         return False
@@ -107,6 +114,10 @@ class TykKeys:
         self.org_id = org_id
         self.session_cache_seconds = session_cache_seconds
         self._http = http
+        # Keys this process wrote or read in sync outside a drift pass, oldest first: object -> (when, org, digest
+        # of the session). Tyk has no bulk read of sessions, so without this a drift pass during a burst of new
+        # keys would GET each one just written. Each record spares at most one drift check (`_in_sync_since`).
+        self._confirmed: dict[ObjectRef, tuple[float, str, int]] = {}
 
     # ------------------------------------------------------------------------------- the one org rule
 
@@ -212,10 +223,31 @@ class TykKeys:
 
     # ------------------------------------------------------------------------------------------ the role
 
+    def _remember(self, request: KeyRequest, key: str, session: dict[str, Any]) -> None:
+        self._confirmed.pop(request.ref, None)  # re-inserted last: the dict stays oldest first
+        self._confirmed[request.ref] = (time.monotonic(), str(session["org_id"]), _session_digest(key, session))
+
+    def _in_sync_since(self, request: KeyRequest, key: str) -> bool:
+        """A drift check answered without a GET: this process confirmed the key (wrote it, or read it in sync)
+        since the previous pass, and the session it would write now is the same. A drift pass runs every
+        2 x `max_age` (`max_age` is half the interval), so a record that old belongs to the pass before; each
+        record is used once, so the next pass reads the key from the gateway again (a key deleted by hand is
+        found one pass later at most)."""
+        horizon = time.monotonic() - 2 * request.max_age
+        while self._confirmed and next(iter(self._confirmed.values()))[0] < horizon:
+            del self._confirmed[next(iter(self._confirmed))]  # records no drift check consumed (deleted keys...)
+        record = self._confirmed.pop(request.ref, None)
+        if record is None:
+            return False
+        _, org, digest = record
+        return digest == _session_digest(key, render_session(request, org))
+
     async def converge_key(self, request: KeyRequest) -> KeyResult:
         if not request.apis:
             raise PermanentGatewayError("spec.apis/apiGroup: the key refers to no API")
         key, hashed = self._address(request)
+        if request.max_age and not hashed and not request.fresh and self._in_sync_since(request, key):
+            return KeyResult(None, None, changed=False)
         current = None if request.fresh and not hashed else await self._get(request, key, **hashed)
         if current is None and hashed:
             raise AdoptionFailed(
@@ -226,7 +258,10 @@ class TykKeys:
             self._claim(request, current)
         # A key keeps its org; a new one takes its API's (Tyk looks keys up per org).
         desired = self._desired(request, current, by_hash=bool(hashed))
+        confirmed = not request.max_age and not hashed  # a drift check's own read spares no later pass
         if _key_in_sync(desired, current):
+            if confirmed:
+                self._remember(request, key, desired)
             return KeyResult(key if hashed else None, None, changed=False)  # the hash is in status already
         if current is None:
             # Create with the value Torii chose (already stored in the Secret): a retry re-creates the same key.
@@ -236,6 +271,8 @@ class TykKeys:
             extra = {"suppress_reset": "1"} if request.keep_quota_counters else {}
             response = await self._put(request, key, desired, "update key", **extra, **hashed)
             await asyncio.sleep(self.session_cache_seconds)  # nodes may serve the cached old session until then
+        if confirmed:
+            self._remember(request, key, desired)
         answer = response.json()
         # Tyk's update answer has no key_hash: the id in status stays (a digest of the name would replace it).
         key_id = key if hashed else _key_id(answer) if current is None else (answer.get("key_hash") or None)
@@ -328,6 +365,7 @@ class TykKeys:
         await self._put(request, previous.key, current, "update key", suppress_reset="1")
 
     async def delete_key(self, request: KeyRequest) -> bool:
+        self._confirmed.pop(request.ref, None)
         key, hashed = self._address(request)
         return await self._revoke(request, key, **hashed)
 
