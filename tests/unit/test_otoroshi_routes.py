@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from support.otoroshi_model import CLIENT_ID, CLIENT_SECRET, REF, OtoroshiModel, make_driver, spec
-from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi
+from torii.gateways.base import Credential, KeyRequest, ObjectRef, ResolvedApi, thaw
 from torii.gateways.errors import ListenPathConflict
 from torii.gateways.otoroshi import OtoroshiDriver
 from torii.gateways.otoroshi_keys import Verdict, verdict
@@ -25,6 +25,7 @@ from torii.gateways.otoroshi_routes import (
     route_core,
     route_in_sync,
     route_keyed,
+    route_served,
 )
 from torii.models.gatewaykey import GatewayKeySpec
 
@@ -103,6 +104,17 @@ def test_stored_defaults_are_not_drift_but_a_dropped_key_plugin_is() -> None:
     assert not route_in_sync(desired, route_core(opened))
     added = {**stored, "plugins": [*stored["plugins"], {"plugin": PLUGIN + "StaticResponse"}]}
     assert not route_in_sync(desired, route_core(added))
+    moved = {**stored, "backend": {**stored["backend"], "targets": [{**stored["backend"]["targets"][0], "port": 1}]}}
+    assert not route_in_sync(desired, route_core(moved))
+
+
+def test_a_route_view_keeps_its_nested_fields_as_compact_text() -> None:
+    """A 10,000-route view held every stored target and plugin as parsed dicts (3.5 of 4.7 KB per route)."""
+    stored = with_fingerprint(route(auth="key"))
+    view = route_core(stored)
+    for field, value in (("backend.targets", stored["backend"]["targets"]), ("plugins", stored["plugins"])):
+        assert isinstance(view[field], str) and thaw(view[field]) == value
+    assert route_keyed(view) and route_served(view) == ("api.oto.tools", "/catalog/")
 
 
 async def test_a_route_is_written_and_a_hand_edit_repaired() -> None:

@@ -358,6 +358,24 @@ def pick(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def freeze(value: Any) -> Any:
+    """A nested list or dict kept in a gateway view as compact JSON text (one string instead of a tree of dicts
+    whose keys the parser does not share between objects); scalars as they are. `thaw` reads it back."""
+    if isinstance(value, (list, dict)):
+        return Frozen(json.dumps(value, separators=(",", ":"), sort_keys=True))
+    return value
+
+
+def thaw(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, Frozen) else value
+
+
+class Frozen(str):
+    """JSON text `freeze` made (a str: views compare and hash as before)."""
+
+    __slots__ = ()
+
+
 def dotted_get(data: dict[str, Any], path: str) -> tuple[bool, Any]:
     """(present, value) at a dotted path."""
     value: Any = data

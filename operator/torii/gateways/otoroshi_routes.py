@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from torii.gateways.base import ObjectRef, deep_merge, dotted_get, is_subset, pick
+from torii.gateways.base import ObjectRef, deep_merge, dotted_get, freeze, is_subset, pick, thaw
 from torii.gateways.burst import View
 from torii.gateways.errors import Unsupported
 from torii.gateways.otoroshi_certs import cert_id
@@ -209,10 +209,17 @@ def _set(data: dict[str, Any], path: str, value: Any) -> None:
 # ---------------------------------------------------------------------------------------------- stored views
 
 
+# Compared as a subset of what Otoroshi stores (it adds many defaulted fields), and kept in views as compact JSON
+# text: as parsed dicts they were 3.5 of a route view's 4.7 KB, 35 MB in a 10,000-route view.
+LOOSE_FIELDS = ("backend.targets", "plugins")
+
+
 def route_core(route: dict[str, Any]) -> View:
     """The fields the in-sync check compares, the owner record, and where the proxy serves it."""
     metadata: dict[str, Any] = route["metadata"] if isinstance(route.get("metadata"), dict) else {}
     view = pick(route, ROUTE_CORE_FIELDS)
+    for field in LOOSE_FIELDS:
+        view[field] = freeze(view[field])
     view["owner"] = (
         (metadata[OWNER_NAMESPACE], metadata[OWNER_NAME])
         if metadata.get(OWNER_NAMESPACE) and metadata.get(OWNER_NAME)
@@ -227,9 +234,9 @@ def route_in_sync(desired: dict[str, Any], current: View | None) -> bool:
     if current is None:
         return False
     want, have = route_core(desired), dict(current)
-    loose = ("backend.targets", "plugins")
+    loose = LOOSE_FIELDS
     same = {k: v for k, v in want.items() if k not in loose} == {k: v for k, v in have.items() if k not in loose}
-    return same and all(is_subset(want[k] or [], have.get(k) or []) for k in loose)
+    return same and all(is_subset(thaw(want[k]) or [], thaw(have.get(k)) or []) for k in loose)
 
 
 def route_served(view: View | None) -> tuple[str, str] | None:
@@ -248,7 +255,7 @@ def route_keyed(view: View | None) -> bool:
     ApikeyCalls plugin enabled, no JWT verification before it)? Verified on 17.17: with JwtVerification first,
     a request with only a key is refused `error.expected.token.not.found` whether or not the proxy knows the
     key yet, so such a route cannot tell whether a key has reached the proxy."""
-    for plugin in (view or {}).get("plugins") or []:
+    for plugin in thaw((view or {}).get("plugins")) or []:
         if not isinstance(plugin, dict) or plugin.get("enabled", True) is False:
             continue
         if plugin.get("plugin") == APIKEY_PLUGIN:

@@ -17,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from torii.gateways.base import is_subset, pick
+from torii.gateways.base import freeze, is_subset, pick, thaw
 from torii.gateways.burst import Applied, BurstSync, Neighbour, Op, Put, Remove, Results, View, owner_of
 from torii.gateways.errors import PermanentGatewayError, RetryableGatewayError
 from torii.gateways.http import AdminClient, admin_path
@@ -35,11 +35,14 @@ Probe = Callable[[str, str], Awaitable[bool]]  # does the proxy route this path 
 def core(service: dict[str, Any]) -> View:
     """The fields the in-sync check compares (the view of the gateway keeps only these), and the owner record."""
     metadata: dict[str, Any] = service["metadata"] if isinstance(service.get("metadata"), dict) else {}
-    return pick(service, CORE_FIELDS) | {
-        "owner": (metadata[OWNER_NAMESPACE], metadata[OWNER_NAME])
+    view = pick(service, CORE_FIELDS)
+    view["targets"] = freeze(view["targets"])  # stored with many defaulted fields: compact text (see routes)
+    view["owner"] = (
+        (metadata[OWNER_NAMESPACE], metadata[OWNER_NAME])
         if metadata.get(OWNER_NAMESPACE) and metadata.get(OWNER_NAME)
         else None
-    }
+    )
+    return view
 
 
 def in_sync(desired: dict[str, Any], current: View | None) -> bool:
@@ -48,7 +51,7 @@ def in_sync(desired: dict[str, Any], current: View | None) -> bool:
         return False
     want, have = core(desired), dict(current)
     # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
-    want_targets, have_targets = want.pop("targets") or [], have.pop("targets") or []
+    want_targets, have_targets = thaw(want.pop("targets")) or [], thaw(have.pop("targets")) or []
     return want == have and is_subset(want_targets, have_targets)
 
 
