@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from torii import kube, metrics
+from torii import kube
 
 log = logging.getLogger("torii.events")
 
@@ -50,7 +50,6 @@ class EventPoster:
             queue.put_nowait((reference, type_, reason, message))
         except asyncio.QueueFull:
             self.dropped += 1
-            metrics.EVENTS_DROPPED.labels("full").inc()
             now = time.monotonic()
             if now - self._dropped_logged_at > DROP_LOG_SECONDS:
                 self._dropped_logged_at = now
@@ -94,7 +93,6 @@ class EventPoster:
                 raise
             except Exception as error:
                 if attempt + 1 == ATTEMPTS:
-                    metrics.EVENTS_DROPPED.labels("failed").inc()
                     meta = reference["metadata"]
                     log.warning("an Event %s about %s/%s was not posted: %s", reason, meta["namespace"],
                                 meta["name"], error)  # fmt: skip

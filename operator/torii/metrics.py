@@ -19,11 +19,6 @@ DRIFT_REPAIRS = Counter("torii_drift_repairs_total", "Gateway objects repaired b
 HANDED_OFF = Counter(
     "torii_changes_handed_off_total", "Changes converged without a kopf worker (beyond maxHeldChanges).", ["kind"]
 )
-EVENTS_DROPPED = Counter(
-    "torii_events_dropped_total",
-    "Events Torii did not post: its posters' queues were full, or the apiserver kept failing.",
-    ["why"],
-)
 RESOURCES = Gauge("torii_resources", "Resources by kind and Ready status.", ["kind", "ready"])
 
 _ready_state: dict[tuple[str, str, str], str] = {}
