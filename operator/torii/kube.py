@@ -304,8 +304,13 @@ async def patch_status(plural: str, namespace: str, name: str, status: dict[str,
     return True
 
 
+# Events of the drift pass and the wakes go out this many at a time: a pass repairing thousands of objects (a
+# gateway restarted empty) must not open thousands of apiserver requests at once.
+EVENT_POSTERS = asyncio.Semaphore(8)
+
+
 async def post_event(reference: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    """An Event about an object, as kopf posts them. Sent by `torii.events`' few posters, never directly."""
+    """An Event about an object, as kopf posts them (outside a kopf handler, kopf's own queue is not there)."""
     meta = reference["metadata"]
     now = datetime.now(UTC)
     body: dict[str, Any] = {
@@ -328,7 +333,8 @@ async def post_event(reference: dict[str, Any], type_: str, reason: str, message
         "lastTimestamp": now.isoformat(),
         "count": 1,
     }
-    response = await api().request("POST", f"/api/v1/namespaces/{_path(meta['namespace'])}/events", json=body)
+    async with EVENT_POSTERS:
+        response = await api().request("POST", f"/api/v1/namespaces/{_path(meta['namespace'])}/events", json=body)
     # No right to post events, or the namespace is going: not fatal.
     if response.status_code not in (200, 201, 403, 404):
         raise _fail(response, f"posting an Event about {meta['namespace']}/{meta['name']}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -12,14 +11,13 @@ from typing import Any
 
 import kopf
 
-from torii import acyclic, events, heap, intake, kube, memories, metrics
+from torii import acyclic, heap, intake, kube, memories, metrics
 from torii.gateways.registry import build_gateways
 from torii.handlers import kinds
 from torii.models.common import GROUP
 from torii.settings import OperatorSettings
 
 log = logging.getLogger("torii")
-EVENTS_AT_EXIT_SECONDS = 5.0  # how long a stopping operator still sends the Events it queued
 
 
 class SharedMemo(kopf.Memo):
@@ -106,9 +104,6 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         gateways = getattr(memo, "gateways", None)
         if gateways is not None:
             await gateways.aclose()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(events.poster.drained(), EVENTS_AT_EXIT_SECONDS)  # the last outcomes' Events
-        events.poster.close()
         await kube.api().aclose()
 
     operator_settings = settings

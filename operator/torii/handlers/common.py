@@ -6,7 +6,7 @@ from typing import Any
 
 import kopf
 
-from torii import events, metrics
+from torii import metrics
 from torii.handlers.tracking import status_changes
 from torii.reconcile.outcome import READY, Outcome
 
@@ -21,12 +21,8 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, *, kind: str, ca
     changed = status_changes(outcome, plain(body.status))
     if changed:
         patch.setdefault("status", {}).update(changed)
-    if outcome.events:
-        meta = body.metadata
-        reference = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-                     "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid}}  # fmt: skip
-        for event in outcome.events:
-            events.post(reference, event.type, event.reason, event.message)  # Torii's bounded posters, not kopf's
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     count(outcome, kind, cause, str(body.metadata.namespace), str(body.metadata.name))
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import kopf
 
-from torii import events, kube, metrics
+from torii import kube, metrics
 from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
@@ -380,7 +380,7 @@ async def record_outcome(
         # A warning repeated by a retry or a pass (the status did not change: same reason, same message) tells
         # nothing new: during an outage it would be one apiserver write per object per attempt.
         if changed or repeat_warnings or event.type != "Warning":
-            events.post(tracked.reference(), event.type, event.reason, event.message)
+            await kube.post_event(tracked.reference(), event.type, event.reason, event.message)
     count(outcome, tracker.kind, cause.value, ref.namespace, ref.name)
     return bool(changed)
 
