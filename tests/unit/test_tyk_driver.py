@@ -40,6 +40,7 @@ class TykModel:
         self.fail_next: tuple[int, dict[str, Any]] | None = None
         self.reject_next_write: tuple[int, dict[str, Any]] | None = None
         self.lists = 0
+        self.gets = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert request.headers["X-Tyk-Authorization"] == SECRET
@@ -67,6 +68,8 @@ class TykModel:
             return httpx.Response(200, json={"key": body["api_id"], "status": "ok", "action": "added"})
         if path.startswith("/tyk/apis/") and path != "/tyk/apis/":
             api_id = path.rsplit("/", 1)[1]
+            if request.method == "GET":
+                self.gets += 1
             if api_id not in self.loaded:
                 return httpx.Response(404, json={"status": "error", "message": "API not found"})
             if request.method == "DELETE":
@@ -143,6 +146,27 @@ async def test_a_burst_is_one_list_one_write_per_object_one_reload_one_confirmin
     edited = next(a for a in model.loaded.values() if a["proxy"]["listen_path"] == "/api-0/")
     edited["proxy"]["target_url"] = "http://edited.example/"
     assert (await driver.apis.converge_api(refs[0], spec(listenPath=f"/{refs[0].name}/"))).changed
+
+
+async def test_a_change_among_a_drift_passs_checks_is_read_alone_not_with_a_list_of_everything(
+    tyk: tuple[TykDriver, TykModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 10,000 objects a list of every object takes seconds: a change landing in the same burst as drift checks
+    (which accept the view) made the whole burst list everything again."""
+    driver, model = tyk
+    refs = [ObjectRef("shop", f"api-{i}") for i in range(50)]
+    await asyncio.gather(*(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/")) for r in refs))
+    monkeypatch.setattr(burst, "FOLLOW_ON_AGE", -1.0)  # no follow-on: only max_age lets an op use the view
+    lists, gets = model.lists, model.gets
+    changed = spec(listenPath="/api-0/", upstream={"url": "http://orders-v2.shop:8080"})
+    results = await asyncio.gather(
+        driver.apis.converge_api(refs[0], changed),
+        *(driver.apis.converge_api(r, spec(listenPath=f"/{r.name}/"), max_age=60) for r in refs[1:]),
+    )
+    assert results[0].changed and not any(r.changed for r in results[1:])
+    assert model.lists == lists  # no list of everything
+    assert model.gets == gets + 2  # the change alone is read with one GET, and confirmed after the reload with one
+    assert model.loaded["torii.shop.api-0"]["proxy"]["target_url"] == "http://orders-v2.shop:8080"
 
 
 async def test_drift_checks_share_a_recent_view_and_a_rejection_fails_only_its_object(
