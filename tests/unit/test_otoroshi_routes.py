@@ -127,6 +127,34 @@ async def test_a_route_is_written_and_a_hand_edit_repaired() -> None:
     assert APIKEY_PLUGIN in [p["plugin"] for p in model.routes["torii.shop.catalog"]["plugins"]]
 
 
+async def test_an_update_on_a_routed_path_waits_out_a_whole_state_sync_instead_of_a_blind_probe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy answers on an already routed path whichever version it holds (CI: a route leaving JWT was Ready
+    while the proxy still asked for a token): such an update waits 2 x the state sync + a margin, unprobed."""
+    from torii.gateways import otoroshi_sync
+
+    model = OtoroshiModel()
+    driver = make_driver(model)
+    await driver.apis.converge_api(REF, spec(auth="key"))
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(otoroshi_sync.asyncio, "sleep", sleep)
+    probes = len(model.served_by)
+    assert (await driver.apis.converge_api(REF, spec())).changed  # key -> keyless, same path
+    assert len(model.served_by) == probes  # not probed: it would have answered at once
+    assert waits and max(waits) >= otoroshi_sync.UNOBSERVED_MARGIN_SECONDS - 0.05
+    # A new path is observable: probed until routed, no blind wait.
+    waits.clear()
+    assert (await driver.apis.converge_api(ObjectRef("shop", "new"), spec(listenPath="/new/"))).created
+    assert len(model.served_by) > probes and all(w < otoroshi_sync.UNOBSERVED_MARGIN_SECONDS - 0.05 for w in waits)
+
+
 async def test_switching_to_routes_moves_own_services_and_leaves_others_alone() -> None:
     model = OtoroshiModel()
     services = make_driver(model, "services")

@@ -28,6 +28,8 @@ CORE_FIELDS = (
 )  # fmt: skip
 # The owner record Torii writes into every service it manages (metadata); absent: not Torii's.
 OWNER_NAMESPACE, OWNER_NAME = "torii.dev/namespace", "torii.dev/name"
+# An update the proxy cannot be seen serving waits 2 x the state sync plus this (a sync loads state for a while).
+UNOBSERVED_MARGIN_SECONDS = 0.5
 VANISHED_CHECK_SECONDS = 5.0  # while the proxy does not route a written path, look at the admin API this often
 Probe = Callable[[str, str], Awaitable[bool]]  # does the proxy route this path on this host?
 
@@ -167,6 +169,14 @@ class OtoroshiSync(BurstSync):
                 self._view[object_id] = stored
                 where = self.served(self.core(op.desired))
                 probe = (*where, True) if where is not None else None
+                if where is not None and where == self.served(before.get(object_id)):
+                    # Routed there before the write too: the proxy answers on the path whichever version it
+                    # holds, so a probe cannot tell them apart. Wait for the worst case of a state sync instead
+                    # (a write just after a sync began is loaded by the next one), as for keys.
+                    probe = None
+                    results[object_id] = Applied(changed=True, written_at=written_at + self._state_sync_seconds
+                                                 + UNOBSERVED_MARGIN_SECONDS)  # fmt: skip
+                    continue
             else:
                 where = self.served(before.get(object_id)) if op.confirm else None
                 self._view.pop(object_id, None)
