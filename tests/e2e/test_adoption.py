@@ -49,6 +49,7 @@ from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
 from torii.gateways.tyk_certs import pin_prefix
+from torii.importer.manifests import dump
 from torii.pem import first_certificate_der
 
 COUNT = 50
@@ -233,7 +234,7 @@ def test_tyk_apis_and_keys_adopted_without_a_failed_request(
             key0 = mine / f"gatewaykey-{marker}-key-0.yaml"
             handed = manifest(key0)
             handed["spec"]["adopt"]["credentialSecretRef"] = {"name": f"{marker}-handed-over"}
-            key0.write_text(yaml.safe_dump(handed))
+            key0.write_text(dump(handed))  # PyYAML alone writes a key hash such as 94333e00 bare: a number to kubectl
             applied_at = time.monotonic()
             apply_dir(mine)
             apis = all_ready(world, "GatewayAPI", [f"{marker}-api-{i}" for i in range(COUNT)])
@@ -356,7 +357,7 @@ def test_tyk_basic_auth_users_and_jwt_consumers_adopted_without_a_failed_request
             world.core.create_namespaced_secret(world.ns, client.V1Secret(
                 metadata=client.V1ObjectMeta(name=f"{marker}-handed-over"), string_data={"kid": kid}))  # fmt: skip
             kid_key["spec"]["adopt"]["credentialSecretRef"] = {"name": f"{marker}-handed-over", "key": "kid"}
-            (mine / f"gatewaykey-{kid}.yaml").write_text(yaml.safe_dump(kid_key))
+            (mine / f"gatewaykey-{kid}.yaml").write_text(dump(kid_key))
             applied_at = time.monotonic()
             apply_dir(mine)
             all_ready(world, "GatewayAPI", [f"{marker}-basic", f"{marker}-jwt"])
