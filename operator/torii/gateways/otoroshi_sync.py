@@ -173,7 +173,6 @@ class OtoroshiSync(BurstSync):
                     # Routed there before the write too: the proxy answers on the path whichever version it
                     # holds, so a probe cannot tell them apart. Wait for the worst case of a state sync instead
                     # (a write just after a sync began is loaded by the next one), as for keys.
-                    probe = None
                     results[object_id] = Applied(changed=True, written_at=written_at + self._state_sync_seconds
                                                  + UNOBSERVED_MARGIN_SECONDS)  # fmt: skip
                     continue

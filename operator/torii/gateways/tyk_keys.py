@@ -78,18 +78,19 @@ def session_form(session: dict[str, Any]) -> KeyType | None:
     return KeyType.JWT if (session.get("jwt_data") or {}).get("secret") else KeyType.KEY
 
 
+def _compared(session: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """What decides whether a stored session is the one Torii would write: its core fields and its APIs."""
+    return pick(session, KEY_CORE_FIELDS), frozenset(session.get("access_rights") or {})
+
+
 def _session_digest(key: str, session: dict[str, Any]) -> int:
-    """What `_key_in_sync` compares, as one number (kept in memory only; the key is part of it, so a rotation
-    is a change)."""
-    return hash((key, repr(pick(session, KEY_CORE_FIELDS)), frozenset(session["access_rights"])))
+    """`_compared` as one number (kept in memory only; the key is part of it, so a rotation is a change)."""
+    core, apis = _compared(session)
+    return hash((key, repr(core), apis))
 
 
 def _key_in_sync(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    if current is None:
-        return False
-    return pick(desired, KEY_CORE_FIELDS) == pick(current, KEY_CORE_FIELDS) and set(desired["access_rights"]) == set(
-        current.get("access_rights") or {}
-    )
+    return current is not None and _compared(desired) == _compared(current)
 
 
 class TykKeys:
