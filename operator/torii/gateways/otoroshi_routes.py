@@ -216,10 +216,16 @@ LOOSE_FIELDS = ("backend.targets", "plugins")
 
 def route_core(route: dict[str, Any]) -> View:
     """The fields the in-sync check compares, the owner record, and where the proxy serves it."""
-    metadata: dict[str, Any] = route["metadata"] if isinstance(route.get("metadata"), dict) else {}
-    view = pick(route, ROUTE_CORE_FIELDS)
+    view = _route_fields(route)
     for field in LOOSE_FIELDS:
         view[field] = freeze(view[field])
+    return view
+
+
+def _route_fields(route: dict[str, Any]) -> dict[str, Any]:
+    """route_core() before its loose fields are frozen: what the desired side of a comparison needs as it is."""
+    metadata: dict[str, Any] = route["metadata"] if isinstance(route.get("metadata"), dict) else {}
+    view = pick(route, ROUTE_CORE_FIELDS)
     view["owner"] = (
         (metadata[OWNER_NAMESPACE], metadata[OWNER_NAME])
         if metadata.get(OWNER_NAMESPACE) and metadata.get(OWNER_NAME)
@@ -230,13 +236,13 @@ def route_core(route: dict[str, Any]) -> View:
 
 def route_in_sync(desired: dict[str, Any], current: View | None) -> bool:
     """Otoroshi stores targets and plugins with many defaulted fields: what Torii sets must be there, and the
-    stored plugins must be exactly Torii's (one added or dropped by hand is drift)."""
+    stored plugins must be exactly Torii's (one added or dropped by hand is drift). Only the stored side is
+    thawed: this runs for every route of every drift pass."""
     if current is None:
         return False
-    want, have = route_core(desired), dict(current)
-    loose = LOOSE_FIELDS
-    same = {k: v for k, v in want.items() if k not in loose} == {k: v for k, v in have.items() if k not in loose}
-    return same and all(is_subset(thaw(want[k]) or [], thaw(have.get(k)) or []) for k in loose)
+    want, loose = _route_fields(desired), LOOSE_FIELDS
+    same = all(current.get(k) == v for k, v in want.items() if k not in loose) and want.keys() == current.keys()
+    return same and all(is_subset(want[k] or [], thaw(current.get(k)) or []) for k in loose)
 
 
 def route_served(view: View | None) -> tuple[str, str] | None:

@@ -36,9 +36,15 @@ Probe = Callable[[str, str], Awaitable[bool]]  # does the proxy route this path 
 
 def core(service: dict[str, Any]) -> View:
     """The fields the in-sync check compares (the view of the gateway keeps only these), and the owner record."""
+    view = _fields(service)
+    view["targets"] = freeze(view["targets"])  # stored with many defaulted fields: compact text (see routes)
+    return view
+
+
+def _fields(service: dict[str, Any]) -> dict[str, Any]:
+    """core() before its targets are frozen: what the desired side of a comparison needs as it is."""
     metadata: dict[str, Any] = service["metadata"] if isinstance(service.get("metadata"), dict) else {}
     view = pick(service, CORE_FIELDS)
-    view["targets"] = freeze(view["targets"])  # stored with many defaulted fields: compact text (see routes)
     view["owner"] = (
         (metadata[OWNER_NAMESPACE], metadata[OWNER_NAME])
         if metadata.get(OWNER_NAMESPACE) and metadata.get(OWNER_NAME)
@@ -48,13 +54,13 @@ def core(service: dict[str, Any]) -> View:
 
 
 def in_sync(desired: dict[str, Any], current: View | None) -> bool:
-    """`current` is a core() view of the stored service."""
+    """`current` is a core() view of the stored service. Otoroshi stores targets with many defaulted fields:
+    compare only what Torii sets (only the stored side is thawed)."""
     if current is None:
         return False
-    want, have = core(desired), dict(current)
-    # Otoroshi stores targets with many defaulted fields: compare only what Torii sets.
-    want_targets, have_targets = thaw(want.pop("targets")) or [], thaw(have.pop("targets")) or []
-    return want == have and is_subset(want_targets, have_targets)
+    want = _fields(desired)
+    same = all(current.get(k) == v for k, v in want.items() if k != "targets") and want.keys() == current.keys()
+    return same and is_subset(want["targets"] or [], thaw(current.get("targets")) or [])
 
 
 def served(state: View | None) -> tuple[str, str] | None:
