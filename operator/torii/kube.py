@@ -304,6 +304,39 @@ async def patch_status(plural: str, namespace: str, name: str, status: dict[str,
     return True
 
 
+async def release_finalizer(plural: str, namespace: str, name: str, uid: str, finalizer: str,
+                           known: list[str] | None = None) -> None:  # fmt: skip
+    """Remove one finalizer of an object (this uid only), leaving the others' alone: a JSON patch that tests
+    the uid and the finalizer at its index first. `known`: the finalizers as last seen (saves a read when they
+    are still so). Gone, or the finalizer already removed: nothing to do."""
+    for _ in range(5):
+        if known is None:
+            response = await api().request("GET", custom_path(plural, namespace, name))
+            if response.status_code == 404:
+                return
+            if response.status_code != 200:
+                raise _fail(response, f"reading {plural} {namespace}/{name}")
+            meta = response.json().get("metadata") or {}
+            if meta.get("uid") != uid:
+                return
+            known = list(meta.get("finalizers") or [])
+        if finalizer not in known:
+            return
+        at = f"/metadata/finalizers/{known.index(finalizer)}"
+        ops = [{"op": "test", "path": "/metadata/uid", "value": uid}, {"op": "test", "path": at, "value": finalizer},
+               {"op": "remove", "path": at}]  # fmt: skip
+        response = await api().request(
+            "PATCH", custom_path(plural, namespace, name), content=json.dumps(ops),
+            headers={"Content-Type": "application/json-patch+json"},
+        )  # fmt: skip
+        if response.status_code in (200, 404):
+            return
+        if response.status_code not in (409, 422):  # 422: a test failed (the list moved): read it again
+            raise _fail(response, f"removing the finalizer {finalizer} of {plural} {namespace}/{name}")
+        known = None
+    raise KubeError(f"removing the finalizer {finalizer} of {plural} {namespace}/{name}: it kept changing; retrying")
+
+
 # Events of the drift pass and the wakes go out this many at a time: a pass repairing thousands of objects (a
 # gateway restarted empty) must not open thousands of apiserver requests at once.
 EVENT_POSTERS = asyncio.Semaphore(8)

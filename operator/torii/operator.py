@@ -13,7 +13,7 @@ import kopf
 
 from torii import acyclic, heap, intake, kube, memories, metrics
 from torii.gateways.registry import build_gateways
-from torii.handlers import kinds
+from torii.handlers import cleanup, kinds
 from torii.models.common import GROUP
 from torii.settings import OperatorSettings
 
@@ -50,7 +50,7 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
 def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None = None) -> None:
     # Keep kopf's bookkeeping under our own API group (not kopf.zalando.org).
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = cleanup.KOPF_FINALIZER  # and Torii's own beside it (torii.handlers.cleanup)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = DigestDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
     # Events come from the handlers themselves (Created, DriftRepaired, ...); kopf's per-handler chatter
@@ -78,6 +78,7 @@ def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None =
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     intake.install()  # bodies trimmed as they arrive
     acyclic.install()  # and freed as soon as kopf lets go of them
+    cleanup.install()  # Torii's finalizer added with kopf's
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -97,7 +98,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         memo.cycles = asyncio.create_task(heap.collect_cycles(), name="torii-collect-cycles")
 
     @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    async def shutdown(memo: kopf.Memo, **_: Any) -> None:
         for task in (getattr(memo, "drift", None), getattr(memo, "cycles", None)):
             if task is not None:
                 task.cancel()

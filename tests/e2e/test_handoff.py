@@ -4,7 +4,8 @@ holds none (`maxHeldChanges: 0`), so every change is handed off, as the changes 
 
 A handed-off API is Ready only once Tyk serves it, with its status and event written by Torii. A key waiting for
 its GatewayAPI, changed again while it waits: the older change stops and the newer one's status is the one left.
-Deleted while it waits: nothing is created on the gateway afterwards."""
+Deleted while it waits: nothing is created on the gateway afterwards. A deletion is handed over too: kopf lets go,
+Torii's own finalizer holds the object until the gateway serves nothing of it."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import httpx
 import pytest
 from kubernetes import client
 
+from support.kube import gone
 from support.metrics import counter
 from support.operator import Operator, running_operator, stack_gateways
 from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
+from torii.handlers.cleanup import CLEANUP_FINALIZER, KOPF_FINALIZER
+from torii.models.common import GROUP, VERSION
 
 HANDLED = "torii.dev/last-handled-configuration"  # kopf writes it when the change handler returns
 
@@ -113,3 +117,25 @@ def test_a_key_deleted_while_its_change_waits_leaves_nothing(world: World, live:
         "access_rights") or {})}  # fmt: skip
     assert for_api == {made}, for_api
     assert key not in [s.metadata.name for s in world.core.list_namespaced_secret(world.ns).items]
+
+
+def test_a_handed_over_deletion_is_held_by_torii_finalizer_until_the_gateway_serves_nothing(
+    world: World, live: Operator, crds: Stack, metrics_port: int
+) -> None:
+    api = unique("api")
+    tyk = crds.env["TYK_URL"]
+    with upstream("handoff") as up:
+        world.create("GatewayAPI", api, {"gateway": "tyk", "listenPath": f"/{api}/", "upstream": {"url": up.url}})
+        world.ready("GatewayAPI", api, timeout=90)
+        # Both finalizers from kopf's first patch: kopf's, and Torii's own (torii.handlers.cleanup).
+        assert world.get("GatewayAPI", api)["metadata"]["finalizers"] == [KOPF_FINALIZER, CLEANUP_FINALIZER]
+        assert httpx.get(f"{tyk}/{api}/x").status_code == 200
+        before = handed_off(metrics_port, "GatewayAPI")
+        world.delete("GatewayAPI", api, wait=False)
+        # kopf lets go at once (its worker and the body freed); Torii's finalizer holds the object meanwhile.
+        wait_until(lambda: handed_off(metrics_port, "GatewayAPI") == before + 1, timeout=30,
+                   what="the deletion handed over")  # fmt: skip
+        wait_until(lambda: gone(world.custom.get_namespaced_custom_object, GROUP, VERSION, world.ns, "gatewayapis",
+                                api), timeout=90, what="the object released")  # fmt: skip
+        # Released only once Tyk serves nothing of it.
+        assert httpx.get(f"{tyk}/{api}/x").status_code == 404

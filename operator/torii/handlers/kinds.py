@@ -18,6 +18,8 @@ import kopf
 from torii import kube, metrics
 from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
+from torii.handlers import cleanup
+from torii.handlers.cleanup import Cleanup, Cleanups
 from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
 from torii.handlers.resumes import Resumes
@@ -63,6 +65,7 @@ def register_kind(
 
     async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         ref, owner, generation = identity(body)
+        cleanup.ensure(body, patch)
         change = Change(cause, generation, plain(body.spec), plain(body.status))
         tracker.changes[owner.uid] = change  # an older change, handed off and still going on, stops at its next step
         if holding.full():
@@ -155,10 +158,11 @@ def register_kind(
         await converge(Cause.UPDATE, body, patch, memo)
 
     @kopf.on.resume(**resource, id="converge-on-resume")
-    async def on_resume(body: kopf.Body, **_: Any) -> None:
+    async def on_resume(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         # Handed over (torii.handlers.resumes): a restart finds every object at once, and converging each here
         # would hold every body and kopf worker until its burst is confirmed.
         ref, owner, generation = identity(body)
+        cleanup.ensure(body, patch)
         if owner.uid in tracker.changes or (
             (known := tracker.objects.get(owner.uid)) and known.generation == generation
         ):
@@ -166,20 +170,79 @@ def register_kind(
         tracker.remember(Tracked(ref, owner, generation, plain(body.spec), plain(body.status)))
         resumes.submit(tracker, owner.uid)
 
+    async def clean_up(job: Cleanup) -> float | None:
+        """One attempt of a handed-over deletion (`torii.handlers.cleanup`): what kopf's patch and event queue
+        would write, then Torii's finalizer released. The delay before the next attempt; None: done."""
+        ref, owner, status = job.ref, job.owner, job.status
+        async with tracker.lock(owner.uid):
+            outcome = await delete(context(job.memo, settings, plural, ref), ref, owner, job.spec, job.generation,
+                                   status)  # fmt: skip
+        changed = status_changes(outcome, status)
+        if changed and not await kube.patch_status(plural, ref.namespace, ref.name, changed):
+            return None  # gone already
+        job.status = {**status, **changed}
+        for event in outcome.events:
+            # A warning the status already says (a retry failing alike) is not posted again.
+            if changed or event.type != "Warning":
+                await kube.post_event(job.reference(), event.type, event.reason, event.message)
+        count(outcome, kind, "delete", ref.namespace, ref.name)
+        if outcome.retry:
+            return outcome.retry_policy.delay(job.attempt)
+        tracker.release(owner.uid)
+        await kube.release_finalizer(plural, ref.namespace, ref.name, owner.uid, cleanup.CLEANUP_FINALIZER,
+                                     known=job.held)  # fmt: skip
+        return None
+
+    cleanups = Cleanups(holding.hand_off, clean_up)
+
+    def cleanup_of(body: kopf.Body, memo: kopf.Memo, *, attempt: int = 0, status: dict[str, Any] | None = None,
+                   held: list[str] | None = None) -> Cleanup:  # fmt: skip
+        ref, owner, generation = identity(body)
+        spec, status = plain(body.spec), plain(body.status) if status is None else status
+        return Cleanup(ref, owner, generation, spec, status, gateway=gateway_of(memo, spec, status), memo=memo,
+                       held=held, attempt=attempt)  # fmt: skip
+
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         ref, owner, generation = identity(body)
         tracker.forget(owner.uid)  # being deleted: a drift repair (or a retry) now would fight the cleanup
         tracker.changes.pop(owner.uid, None)  # a handed-off change still going on stops at its next step
         retries.clear(owner.uid)
-        async with tracker.lock(owner.uid):
-            outcome = await delete(
-                context(memo, settings, plural, ref), ref, owner, plain(body.spec), generation, plain(body.status)
-            )
+        guarded = cleanup.guarded(body)
+        if guarded and holding.full():
+            # Handed over: kopf releases its finalizer (and the worker, and the body) now; Torii's holds the
+            # object until the gateway holds nothing of it.
+            metrics.HANDED_OFF.labels(kind).inc()
+            held = [f for f in cleanup.held(body) if f != cleanup.KOPF_FINALIZER]
+            cleanups.submit(cleanup_of(body, memo, held=held))
+            return
+        spec, status = plain(body.spec), plain(body.status)
+        with holding:
+            async with tracker.lock(owner.uid):
+                outcome = await delete(context(memo, settings, plural, ref), ref, owner, spec, generation, status)
         if not outcome.retry:
             tracker.release(owner.uid)
         apply(outcome, body, patch, kind=kind, cause="delete")
-        kopf_retry(outcome, retry)  # the finalizer is held until the cleanup is done
+        if outcome.retry and guarded:
+            # Retried by Torii, not by kopf's worker sleeping with the body: a few deletions waiting for an
+            # unreachable gateway took every worker of the kind.
+            written = {**status, **status_changes(outcome, status)}
+            cleanups.submit(cleanup_of(body, memo, attempt=1, status=written), outcome.retry_policy.delay(0) or 0.0)
+            return
+        kopf_retry(outcome, retry)  # (an object without Torii's finalizer: kopf's is held until the cleanup is done)
+        if guarded:
+            cleanup.release(patch)  # in the patch that releases kopf's
+
+    @kopf.on.event(**resource, id="cleanup-handed-over", when=cleanup.left_behind)
+    async def on_left_behind(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        # Being deleted, held by Torii's finalizer alone: its cleanup is pending here (a change of its spec is
+        # taken at once), or an operator stopped before finishing it.
+        if event.get("type") == "DELETED":
+            return
+        uid = str(body.metadata.uid)
+        if not cleanups.changed(uid, plain(body.spec)):
+            tracker.forget(uid)
+            cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
 
 
 # Handed-off reconciles going on at once per gateway (`Holding.hand_off`); enough for big bursts (one batch, one

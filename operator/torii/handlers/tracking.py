@@ -28,6 +28,10 @@ class Packed:
     def spec(self) -> dict[str, Any]:
         return unpack(self._spec)
 
+    @spec.setter
+    def spec(self, spec: dict[str, Any]) -> None:
+        self._spec = pack(spec)
+
     @property
     def status(self) -> dict[str, Any]:
         return unpack(self._status)

@@ -1,0 +1,207 @@
+"""Deletions handed over to Torii (`torii.handlers.cleanup`): Torii's finalizer rides on kopf's patch, an object
+held by it alone is found, and the handed-over cleanups are retried on a timer, taken at once when their spec
+changes, and forgotten once done. The e2e side (real apiserver and Tyk) is in tests/e2e/test_handoff.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import httpx
+from kopf._cogs.structs import bodies, finalizers, patches
+
+from torii import kube
+from torii.gateways.base import ObjectRef
+from torii.handlers import cleanup
+from torii.handlers.cleanup import CLEANUP_FINALIZER, KOPF_FINALIZER, Cleanup, Cleanups
+from torii.kube import Owner
+
+
+def raw(finalizers_: list[str] | None = None, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "a", "namespace": "ns", "uid": "u-1", "resourceVersion": "7"}
+    if finalizers_ is not None:
+        meta["finalizers"] = finalizers_
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+    return {"apiVersion": "torii.dev/v1alpha1", "kind": "GatewayAPI", "metadata": meta, "spec": {"gateway": "tyk"}}
+
+
+def test_torii_finalizer_goes_in_the_patch_that_adds_kopfs() -> None:
+    cleanup.install()
+    cleanup.install()  # twice: still one wrapper
+    body = bodies.Body(raw())
+    patch = patches.Patch(body=body)
+    patch.fns.append(partial(finalizers.block_deletion, finalizer=KOPF_FINALIZER))  # as kopf's processing does
+    ops = patch.as_json_patch()
+    assert {"op": "add", "path": "/metadata/finalizers", "value": [KOPF_FINALIZER, CLEANUP_FINALIZER]} in ops
+    other = patches.Patch(body=body)
+    other.fns.append(partial(finalizers.block_deletion, finalizer="example.com/other"))
+    assert other.as_json_patch() == [{"op": "add", "path": "/metadata/finalizers", "value": ["example.com/other"]}]
+
+
+def test_an_older_object_gets_torii_finalizer_with_the_handlers_patch_but_not_while_deleted() -> None:
+    older = bodies.Body(raw([KOPF_FINALIZER]))
+    patch = patches.Patch(body=older)
+    cleanup.ensure(older, patch)
+    assert patch.as_json_patch() == [{"op": "add", "path": "/metadata/finalizers/1", "value": CLEANUP_FINALIZER}]
+    for body in (
+        bodies.Body(raw([KOPF_FINALIZER], deleting=True)),
+        bodies.Body(raw([KOPF_FINALIZER, CLEANUP_FINALIZER])),
+    ):
+        untouched = patches.Patch(body=body)
+        cleanup.ensure(body, untouched)
+        assert not untouched.fns
+
+
+def test_released_in_kopfs_patch_and_found_when_held_by_it_alone() -> None:
+    body = bodies.Body(raw([KOPF_FINALIZER, "example.com/other", CLEANUP_FINALIZER], deleting=True))
+    patch = patches.Patch(body=body)
+    cleanup.release(patch)
+    assert patch.as_json_patch() == [{"op": "remove", "path": "/metadata/finalizers/2"}]
+    assert cleanup.guarded(body) and not cleanup.left_behind(body)
+    assert cleanup.left_behind(raw(["example.com/other", CLEANUP_FINALIZER], deleting=True))
+    assert not cleanup.left_behind(raw([CLEANUP_FINALIZER]))  # not being deleted
+    assert not cleanup.left_behind(raw([], deleting=True))
+    assert not cleanup.guarded(raw([KOPF_FINALIZER]))
+
+
+def job(spec: dict[str, Any] | None = None) -> Cleanup:
+    return Cleanup(ObjectRef("ns", "a", "GatewayAPI", "u-1"), Owner("torii.dev/v1alpha1", "GatewayAPI", "a", "u-1"), 1,
+                   spec or {"gateway": "tyk"}, {}, gateway="tyk", memo=None)  # fmt: skip
+
+
+class Queue:
+    """Holding.hand_off, running each job at once as a task."""
+
+    def __init__(self) -> None:
+        self.handed: list[str] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def __call__(self, gateway: str, run: Callable[[], Awaitable[None]]) -> None:
+        self.handed.append(gateway)
+        self.tasks.append(asyncio.ensure_future(run()))
+
+    async def drained(self) -> None:
+        """Every job handed so far has run to its end."""
+        await asyncio.gather(*self.tasks)
+
+
+async def test_retried_on_its_delay_then_forgotten_once_done() -> None:
+    seen: list[tuple[int, dict[str, Any]]] = []
+    answers = iter([0.01, 0.01, None])
+    last = asyncio.Event()
+
+    async def attempt(j: Cleanup) -> float | None:
+        seen.append((j.attempt, j.spec))
+        answer = next(answers)
+        if answer is None:
+            last.set()
+        return answer
+
+    queue = Queue()
+    cleanups = Cleanups(queue, attempt)
+    cleanups.submit(job())
+    await asyncio.wait_for(last.wait(), 5)
+    await queue.drained()
+    assert [a for a, _ in seen] == [0, 1, 2] and queue.handed == ["tyk"] * 3
+    assert not cleanups.changed("u-1", {"gateway": "tyk"})  # done: nothing pending any more
+
+
+async def test_a_spec_change_is_taken_at_once_not_after_the_backoff() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def attempt(j: Cleanup) -> float | None:
+        seen.append(j.spec)
+        return None if j.spec.get("deletionPolicy") == "Orphan" else 3600.0  # an unreachable gateway
+
+    queue = Queue()
+    cleanups = Cleanups(queue, attempt)
+    cleanups.submit(job())
+    await queue.drained()
+    assert cleanups.changed("u-1", {"gateway": "tyk"})  # pending, unchanged: still waits for its timer
+    assert len(queue.tasks) == 1 and cleanups.pending["u-1"].timer is not None
+    assert cleanups.changed("u-1", {"gateway": "tyk", "deletionPolicy": "Orphan"})
+    await queue.drained()
+    assert "u-1" not in cleanups.pending
+    assert seen == [{"gateway": "tyk"}, {"gateway": "tyk", "deletionPolicy": "Orphan"}]
+
+
+async def test_a_failed_attempt_is_retried_and_one_object_runs_once_at_a_time() -> None:
+    running, peak, calls = 0, 0, 0
+    gate = asyncio.Event()
+
+    async def attempt(j: Cleanup) -> float | None:
+        nonlocal running, peak, calls
+        calls += 1
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        if calls == 1:
+            raise RuntimeError("apiserver hiccup")
+        return None
+
+    queue = Queue()
+    cleanups = Cleanups(queue, attempt)
+    first = job()
+    cleanups.submit(first)
+    cleanups.submit(first)  # found again from its watch event while queued: not a second run
+    gate.set()
+    await queue.drained()
+    # One run (not two), and its retry waits for the backoff, not at once.
+    assert len(queue.tasks) == 1 and calls == 1 and peak == 1 and first.timer is not None
+    first.timer.cancel()
+    cleanups._queue(first)  # the timer fires
+    await queue.drained()
+    assert calls == 2 and peak == 1 and "u-1" not in cleanups.pending
+
+
+class FakeKube(kube.Kube):
+    """The apiserver's answers to a finalizer removal: the list moved once (a test op fails), then removed."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: None)  # type: ignore[arg-type,return-value]
+        self.calls: list[tuple[str, Any]] = []
+        self.finalizers = ["example.com/first", CLEANUP_FINALIZER]
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if method == "GET":
+            self.calls.append(("GET", None))
+            return httpx.Response(200, json={"metadata": {"uid": "u-1", "finalizers": self.finalizers}})
+        ops = json.loads(kwargs["content"])
+        self.calls.append(("PATCH", ops))
+        at = ops[1]["path"].rsplit("/", 1)[1]
+        if self.finalizers[int(at)] != ops[1]["value"]:
+            return httpx.Response(422, json={"message": "test failed"})
+        del self.finalizers[int(at)]
+        return httpx.Response(200, json={})
+
+
+async def test_the_finalizer_is_removed_at_its_index_reading_again_when_the_list_moved() -> None:
+    fake = FakeKube()
+    kube.use(fake)
+    try:
+        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", CLEANUP_FINALIZER, known=[CLEANUP_FINALIZER])
+    finally:
+        kube.use(None)
+    assert [c[0] for c in fake.calls] == ["PATCH", "GET", "PATCH"]  # the guess was wrong: read, then removed
+    assert fake.calls[2][1][0] == {"op": "test", "path": "/metadata/uid", "value": "u-1"}
+    assert fake.finalizers == ["example.com/first"]
+
+
+async def test_an_object_already_gone_needs_nothing() -> None:
+    class Gone(FakeKube):
+        async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+            self.calls.append((method, None))
+            return httpx.Response(404, json={})
+
+    fake = Gone()
+    kube.use(fake)
+    try:
+        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", CLEANUP_FINALIZER)
+    finally:
+        kube.use(None)
+    assert fake.calls == [("GET", None)]
