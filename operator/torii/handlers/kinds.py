@@ -233,12 +233,18 @@ def register_kind(
         if guarded:
             cleanup.release(patch)  # in the patch that releases kopf's
 
-    @kopf.on.event(**resource, id="cleanup-handed-over", when=cleanup.left_behind)
-    async def on_left_behind(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        # Being deleted, held by Torii's finalizer alone: its cleanup is pending here (a change of its spec is
-        # taken at once), or an operator stopped before finishing it.
-        if event.get("type") == "DELETED":
-            return
+    def news(body: kopf.Body, event: kopf.RawEvent, **_: Any) -> bool:
+        """Anything for Torii in this event of an object its finalizer alone holds? Not the echo of a cleanup
+        pending here (kopf's finalizer released): the handler would only log a line per deletion."""
+        if event.get("type") == "DELETED" or not cleanup.left_behind(body):
+            return False
+        job = cleanups.pending.get(str(body.metadata.uid))
+        return job is None or job.spec != plain(body.spec)
+
+    @kopf.on.event(**resource, id="cleanup-handed-over", when=news)
+    async def on_left_behind(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        # A change of its spec (`deletionPolicy: Orphan`) is taken at once; an object no cleanup of this run
+        # holds was handed over by an operator that stopped before finishing it.
         uid = str(body.metadata.uid)
         if not cleanups.changed(uid, plain(body.spec)):
             tracker.forget(uid)
