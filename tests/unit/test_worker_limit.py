@@ -7,7 +7,7 @@ import kopf
 import pytest
 from pydantic import ValidationError
 
-from torii.operator import configure_kopf
+from torii.operator import EVENT_BACKOFFS, EVENT_POSTERS, configure_kopf
 from torii.settings import OperatorSettings
 
 
@@ -19,6 +19,14 @@ def test_the_limit_reaches_kopf_and_null_lifts_it() -> None:
     assert OperatorSettings.model_validate({}).max_object_workers == 1024  # twice maxHeldChanges (512)
     configure_kopf(kopf_settings, OperatorSettings.model_validate({"maxObjectWorkers": None}).max_object_workers)
     assert kopf_settings.queueing.worker_limit is None  # null: no limit
+
+
+def test_kopf_posts_events_from_a_few_workers_retrying_a_refused_one_once() -> None:
+    kopf_settings = kopf.OperatorSettings()
+    assert kopf_settings.posting.worker_limit is None  # kopf's default: one poster per object, no limit
+    configure_kopf(kopf_settings)
+    assert kopf_settings.posting.worker_limit == EVENT_POSTERS
+    assert list(kopf_settings.posting.default_backoffs) == list(EVENT_BACKOFFS) == [1.0]  # not 54 s of retries
 
 
 @pytest.mark.parametrize("workers, held", [(512, 512), (8, 512), (1, 1)])
