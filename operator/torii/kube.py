@@ -304,6 +304,16 @@ async def patch_status(plural: str, namespace: str, name: str, status: dict[str,
     return True
 
 
+async def still_there(plural: str, namespace: str, name: str, uid: str) -> bool:
+    """Does the object (this uid, not another one made since under its name) still exist?"""
+    response = await api().request("GET", custom_path(plural, namespace, name))
+    if response.status_code == 404:
+        return False
+    if response.status_code != 200:
+        raise _fail(response, f"reading {plural} {namespace}/{name}")
+    return bool((response.json().get("metadata") or {}).get("uid") == uid)
+
+
 async def release_finalizer(plural: str, namespace: str, name: str, uid: str, finalizer: str,
                            known: list[str] | None = None) -> None:  # fmt: skip
     """Remove one finalizer of an object (this uid only), leaving the others' alone: a JSON patch that tests

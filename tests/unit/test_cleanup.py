@@ -205,3 +205,51 @@ async def test_an_object_already_gone_needs_nothing() -> None:
     finally:
         kube.use(None)
     assert fake.calls == [("GET", None)]
+
+
+def test_the_finalizer_is_not_added_to_an_object_deleted_meanwhile() -> None:
+    older = bodies.Body(raw([KOPF_FINALIZER]))
+    patch = patches.Patch(body=older)
+    cleanup.ensure(older, patch)
+    # kopf replays the patch's functions on the freshest body: deleted since, the apiserver would refuse the add
+    # (and kopf would replay it on every event, running no handler).
+    assert patch.as_json_patch(bodies.Body(raw([KOPF_FINALIZER], deleting=True))) == []
+
+
+async def test_an_object_gone_drops_its_pending_cleanup() -> None:
+    calls = 0
+
+    async def attempt(j: Cleanup) -> float | None:
+        nonlocal calls
+        calls += 1
+        return 3600.0  # an unreachable gateway
+
+    queue = Queue()
+    cleanups = Cleanups(queue, attempt)
+    cleanups.submit(job())
+    await queue.drained()
+    timer = cleanups.pending["u-1"].timer
+    assert timer is not None
+    cleanups.forget("u-1")  # its finalizers removed by hand: DELETED
+    assert "u-1" not in cleanups.pending and timer.cancelled() and calls == 1
+
+
+async def test_a_job_submitted_while_another_of_its_object_runs_gets_its_turn() -> None:
+    gate = asyncio.Event()
+    ran: list[int] = []
+
+    async def attempt(j: Cleanup) -> float | None:
+        ran.append(id(j))
+        await gate.wait()
+        return None
+
+    queue = Queue()
+    cleanups = Cleanups(queue, attempt)
+    first, second = job(), job()
+    cleanups.submit(first)
+    await asyncio.sleep(0)  # the first is running
+    cleanups.submit(second)
+    gate.set()
+    await queue.drained()
+    await queue.drained()  # (the second, queued when the first ended)
+    assert ran == [id(first), id(second)] and "u-1" not in cleanups.pending

@@ -79,7 +79,14 @@ def ensure(body: Mapping[str, Any], patch: Any) -> None:
     """Add Torii's finalizer with the handler's patch to an object made before it existed (new objects get it
     with kopf's). Never to one being deleted: the apiserver refuses new finalizers then."""
     if not guarded(body) and not (body.get("metadata") or {}).get("deletionTimestamp"):
-        patch.fns.append(partial(finalizers.block_deletion, finalizer=CLEANUP_FINALIZER))
+        patch.fns.append(_unless_deleted)
+
+
+def _unless_deleted(body: Any) -> None:
+    # kopf applies a patch's functions to the freshest body it has, and again after a conflict: an object deleted
+    # meanwhile must not get the finalizer (refused, so kopf would replay it on every event and run no handler).
+    if not (body.get("metadata") or {}).get("deletionTimestamp"):
+        finalizers.block_deletion(body, CLEANUP_FINALIZER)
 
 
 def release(patch: Any) -> None:
@@ -126,6 +133,13 @@ class Cleanups:
         else:
             self._queue(job)
 
+    def forget(self, uid: str) -> None:
+        """The object is gone (finalizers removed by hand): its pending cleanup is dropped, never run against an
+        object created since under the same name."""
+        job = self.pending.pop(uid, None)
+        if job is not None and job.timer is not None:
+            job.timer.cancel()
+
     def changed(self, uid: str, spec: dict[str, Any]) -> bool:
         """The object changed while its cleanup is pending (e.g. `deletionPolicy: Orphan`): the next attempt uses
         the new spec, now rather than after its backoff. False: no cleanup of it is pending."""
@@ -157,7 +171,9 @@ class Cleanups:
             delay = RetryPolicy.BACKOFF.delay(job.attempt)
         finally:
             self._queued.discard(uid)
-        if self.pending.get(uid) is not job:
+        if (current := self.pending.get(uid)) is not job:
+            if current is not None and current.timer is None:
+                self._queue(current)  # submitted while this one ran: its turn now
             return
         if delay is None:
             del self.pending[uid]

@@ -174,6 +174,8 @@ def register_kind(
         """One attempt of a handed-over deletion (`torii.handlers.cleanup`): what kopf's patch and event queue
         would write, then Torii's finalizer released. The delay before the next attempt; None: done."""
         ref, owner, status = job.ref, job.owner, job.status
+        if job.attempt and not await kube.still_there(plural, ref.namespace, ref.name, owner.uid):
+            return None  # released by hand meanwhile (maybe another object under its name now): nothing to do
         async with tracker.lock(owner.uid):
             outcome = await delete(context(job.memo, settings, plural, ref), ref, owner, job.spec, job.generation,
                                    status)  # fmt: skip
@@ -236,16 +238,21 @@ def register_kind(
     def news(body: kopf.Body, event: kopf.RawEvent, **_: Any) -> bool:
         """Anything for Torii in this event of an object its finalizer alone holds? Not the echo of a cleanup
         pending here (kopf's finalizer released): the handler would only log a line per deletion."""
-        if event.get("type") == "DELETED" or not cleanup.left_behind(body):
-            return False
         job = cleanups.pending.get(str(body.metadata.uid))
+        if event.get("type") == "DELETED":
+            return job is not None  # gone with its cleanup pending: its finalizers were removed by hand
+        if not cleanup.left_behind(body):
+            return False
         return job is None or job.spec != plain(body.spec)
 
     @kopf.on.event(**resource, id="cleanup-handed-over", when=news)
-    async def on_left_behind(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def on_left_behind(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         # A change of its spec (`deletionPolicy: Orphan`) is taken at once; an object no cleanup of this run
         # holds was handed over by an operator that stopped before finishing it.
         uid = str(body.metadata.uid)
+        if event.get("type") == "DELETED":
+            cleanups.forget(uid)
+            return
         if not cleanups.changed(uid, plain(body.spec)):
             tracker.forget(uid)
             cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
