@@ -304,14 +304,20 @@ async def patch_status(plural: str, namespace: str, name: str, status: dict[str,
     return True
 
 
-async def still_there(plural: str, namespace: str, name: str, uid: str) -> bool:
-    """Does the object (this uid, not another one made since under its name) still exist?"""
+async def _metadata_of(plural: str, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
+    """The object's metadata; None when it is gone or another object (another uid) now has its name."""
     response = await api().request("GET", custom_path(plural, namespace, name))
     if response.status_code == 404:
-        return False
+        return None
     if response.status_code != 200:
         raise _fail(response, f"reading {plural} {namespace}/{name}")
-    return bool((response.json().get("metadata") or {}).get("uid") == uid)
+    meta: dict[str, Any] = response.json().get("metadata") or {}
+    return meta if meta.get("uid") == uid else None
+
+
+async def still_there(plural: str, namespace: str, name: str, uid: str) -> bool:
+    """Does the object (this uid, not another one made since under its name) still exist?"""
+    return await _metadata_of(plural, namespace, name, uid) is not None
 
 
 async def release_finalizer(plural: str, namespace: str, name: str, uid: str, finalizer: str,
@@ -321,13 +327,7 @@ async def release_finalizer(plural: str, namespace: str, name: str, uid: str, fi
     are still so). Gone, or the finalizer already removed: nothing to do."""
     for _ in range(5):
         if known is None:
-            response = await api().request("GET", custom_path(plural, namespace, name))
-            if response.status_code == 404:
-                return
-            if response.status_code != 200:
-                raise _fail(response, f"reading {plural} {namespace}/{name}")
-            meta = response.json().get("metadata") or {}
-            if meta.get("uid") != uid:
+            if (meta := await _metadata_of(plural, namespace, name, uid)) is None:
                 return
             known = list(meta.get("finalizers") or [])
         if finalizer not in known:

@@ -55,24 +55,20 @@ def install() -> None:
 
 def held(body: Mapping[str, Any]) -> list[str]:
     """The object's finalizers."""
-    return _finalizers(body)
-
-
-def _finalizers(body: Mapping[str, Any]) -> list[str]:
     return list((body.get("metadata") or {}).get("finalizers") or [])
 
 
 def guarded(body: Mapping[str, Any]) -> bool:
     """Does Torii's finalizer hold the object (its deletion may be handed over)?"""
-    return CLEANUP_FINALIZER in _finalizers(body)
+    return CLEANUP_FINALIZER in held(body)
 
 
 def left_behind(body: Mapping[str, Any], **_: Any) -> bool:
     """Being deleted, kopf's finalizer released, Torii's still there: a handed-over cleanup (of this run, or of
     an operator that stopped before finishing it)."""
-    held = _finalizers(body)
+    finalizers_ = held(body)
     deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
-    return deleting and CLEANUP_FINALIZER in held and KOPF_FINALIZER not in held
+    return deleting and CLEANUP_FINALIZER in finalizers_ and KOPF_FINALIZER not in finalizers_
 
 
 def ensure(body: Mapping[str, Any], patch: Any) -> None:
