@@ -13,7 +13,7 @@ import base64
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -320,21 +320,23 @@ async def still_there(plural: str, namespace: str, name: str, uid: str) -> bool:
     return await _metadata_of(plural, namespace, name, uid) is not None
 
 
-async def release_finalizer(plural: str, namespace: str, name: str, uid: str, finalizer: str,
+async def release_finalizer(plural: str, namespace: str, name: str, uid: str, finalizers: Collection[str],
                            known: list[str] | None = None) -> None:  # fmt: skip
-    """Remove one finalizer of an object (this uid only), leaving the others' alone: a JSON patch that tests
-    the uid and the finalizer at its index first. `known`: the finalizers as last seen (saves a read when they
-    are still so). Gone, or the finalizer already removed: nothing to do."""
+    """Remove some finalizers of an object (this uid only), leaving the others' alone: a JSON patch that tests the
+    uid and each finalizer at its index first. `known`: the finalizers as last seen (saves a read when they are
+    still so). Gone, or the finalizers already removed: nothing to do."""
     for _ in range(5):
         if known is None:
             if (meta := await _metadata_of(plural, namespace, name, uid)) is None:
                 return
             known = list(meta.get("finalizers") or [])
-        if finalizer not in known:
+        at = sorted((i for i, f in enumerate(known) if f in finalizers), reverse=True)  # the last first: indexes hold
+        if not at:
             return
-        at = f"/metadata/finalizers/{known.index(finalizer)}"
-        ops = [{"op": "test", "path": "/metadata/uid", "value": uid}, {"op": "test", "path": at, "value": finalizer},
-               {"op": "remove", "path": at}]  # fmt: skip
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+        for i in at:
+            ops += [{"op": "test", "path": f"/metadata/finalizers/{i}", "value": known[i]},
+                    {"op": "remove", "path": f"/metadata/finalizers/{i}"}]  # fmt: skip
         response = await api().request(
             "PATCH", custom_path(plural, namespace, name), content=json.dumps(ops),
             headers={"Content-Type": "application/json-patch+json"},
@@ -342,9 +344,9 @@ async def release_finalizer(plural: str, namespace: str, name: str, uid: str, fi
         if response.status_code in (200, 404):
             return
         if response.status_code not in (409, 422):  # 422: a test failed (the list moved): read it again
-            raise _fail(response, f"removing the finalizer {finalizer} of {plural} {namespace}/{name}")
+            raise _fail(response, f"removing the finalizers of {plural} {namespace}/{name}")
         known = None
-    raise KubeError(f"removing the finalizer {finalizer} of {plural} {namespace}/{name}: it kept changing; retrying")
+    raise KubeError(f"removing the finalizers of {plural} {namespace}/{name}: they kept changing; retrying")
 
 
 # Events of the drift pass and the wakes go out this many at a time: a pass repairing thousands of objects (a

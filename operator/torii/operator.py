@@ -55,7 +55,7 @@ EVENT_BACKOFFS = (1.0,)
 
 def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None = None) -> None:
     # Keep kopf's bookkeeping under our own API group (not kopf.zalando.org).
-    settings.persistence.finalizer = cleanup.KOPF_FINALIZER  # and Torii's own beside it (torii.handlers.cleanup)
+    settings.persistence.finalizer = cleanup.FINALIZER  # Torii releases a handed-over deletion's (handlers.cleanup)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = DigestDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
     # Events come from the handlers themselves (Created, DriftRepaired, ...); kopf's per-handler chatter
@@ -90,7 +90,7 @@ def configure_kopf(settings: kopf.OperatorSettings, object_workers: int | None =
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     intake.install()  # bodies trimmed as they arrive
     acyclic.install()  # and freed as soon as kopf lets go of them
-    cleanup.install()  # Torii's finalizer added with kopf's
+    cleanup.install()  # kopf leaves a handed-over deletion's finalizer to Torii
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)

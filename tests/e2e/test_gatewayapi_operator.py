@@ -53,7 +53,7 @@ def test_unreachable_gateway_is_reported_and_does_not_block_others(world: World,
     obj = world.get(KIND, unreachable)
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     assert obj["status"]["gateway"] == "tyk"
-    assert "torii.dev/finalizer" in obj["metadata"]["finalizers"]
+    assert obj["metadata"]["finalizers"] == ["torii.dev/cleanup"]
     assert not any(k.startswith("kopf.zalando.org") for k in obj["metadata"].get("annotations", {}))
     wait_until(
         lambda: any(e.reason == "GatewayUnavailable" and e.type == "Warning" for e in world.events(unreachable)),

@@ -23,7 +23,7 @@ from support.stack import Stack
 from support.upstream import upstream
 from support.wait import wait_until
 from support.world import World
-from torii.handlers.cleanup import CLEANUP_FINALIZER, KOPF_FINALIZER
+from torii.handlers.cleanup import FINALIZER
 from torii.models.common import GROUP, VERSION
 
 HANDLED = "torii.dev/last-handled-configuration"  # kopf writes it when the change handler returns
@@ -127,12 +127,12 @@ def test_a_handed_over_deletion_is_held_by_torii_finalizer_until_the_gateway_ser
     with upstream("handoff") as up:
         world.create("GatewayAPI", api, {"gateway": "tyk", "listenPath": f"/{api}/", "upstream": {"url": up.url}})
         world.ready("GatewayAPI", api, timeout=90)
-        # Both finalizers from kopf's first patch: kopf's, and Torii's own (torii.handlers.cleanup).
-        assert world.get("GatewayAPI", api)["metadata"]["finalizers"] == [KOPF_FINALIZER, CLEANUP_FINALIZER]
+        # One finalizer, kopf's; Torii releases it for a handed-over deletion (torii.handlers.cleanup).
+        assert world.get("GatewayAPI", api)["metadata"]["finalizers"] == [FINALIZER]
         assert httpx.get(f"{tyk}/{api}/x").status_code == 200
         before = handed_off(metrics_port, "GatewayAPI")
         world.delete("GatewayAPI", api, wait=False)
-        # kopf lets go at once (its worker and the body freed); Torii's finalizer holds the object meanwhile.
+        # kopf lets go at once (its worker and the body freed); the finalizer holds the object meanwhile.
         wait_until(lambda: handed_off(metrics_port, "GatewayAPI") == before + 1, timeout=30,
                    what="the deletion handed over")  # fmt: skip
         wait_until(lambda: gone(world.custom.get_namespaced_custom_object, GROUP, VERSION, world.ns, "gatewayapis",

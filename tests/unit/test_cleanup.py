@@ -1,6 +1,7 @@
-"""Deletions handed over to Torii (`torii.handlers.cleanup`): Torii's finalizer rides on kopf's patch, an object
-held by it alone is found, and the handed-over cleanups are retried on a timer, taken at once when their spec
-changes, and forgotten once done. The e2e side (real apiserver and Tyk) is in tests/e2e/test_handoff.py."""
+"""Deletions handed over to Torii (`torii.handlers.cleanup`): kopf leaves the finalizer of a handed-over deletion
+to Torii, the older finalizer goes with it, an object held by the older one alone is found, and the handed-over
+cleanups are retried on a timer, taken at once when their spec changes, and forgotten once done. The e2e side (real
+apiserver and Tyk) is in tests/e2e/test_handoff.py and tests/e2e/test_cleanup_restart.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from kopf._cogs.structs import bodies, finalizers, patches
 from torii import kube
 from torii.gateways.base import ObjectRef
 from torii.handlers import cleanup
-from torii.handlers.cleanup import CLEANUP_FINALIZER, KOPF_FINALIZER, Cleanup, Cleanups
+from torii.handlers.cleanup import FINALIZER, LEGACY_FINALIZER, Cleanup, Cleanups
 from torii.kube import Owner
 
 
@@ -29,43 +30,37 @@ def raw(finalizers_: list[str] | None = None, deleting: bool = False) -> dict[st
     return {"apiVersion": "torii.dev/v1alpha1", "kind": "GatewayAPI", "metadata": meta, "spec": {"gateway": "tyk"}}
 
 
-def test_torii_finalizer_goes_in_the_patch_that_adds_kopfs() -> None:
+def kopf_releases(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ops of kopf's patch after its deletion handlers (`finalizers.allow_deletion`, as its processing adds)."""
+    patch = patches.Patch(body=bodies.Body(body))
+    patch.fns.append(partial(finalizers.allow_deletion, finalizer=FINALIZER))
+    return patch.as_json_patch()
+
+
+async def test_kopf_leaves_a_handed_over_deletions_finalizer_to_torii_and_takes_the_older_one_with_its_own() -> None:
     cleanup.install()
     cleanup.install()  # twice: still one wrapper
-    body = bodies.Body(raw())
-    patch = patches.Patch(body=body)
-    patch.fns.append(partial(finalizers.block_deletion, finalizer=KOPF_FINALIZER))  # as kopf's processing does
-    ops = patch.as_json_patch()
-    assert {"op": "add", "path": "/metadata/finalizers", "value": [KOPF_FINALIZER, CLEANUP_FINALIZER]} in ops
-    other = patches.Patch(body=body)
-    other.fns.append(partial(finalizers.block_deletion, finalizer="example.com/other"))
-    assert other.as_json_patch() == [{"op": "add", "path": "/metadata/finalizers", "value": ["example.com/other"]}]
+    deleting = raw([LEGACY_FINALIZER, "example.com/other", FINALIZER], deleting=True)
+    # Not handed over: kopf releases its finalizer and the older one, not a third party's (ops in turn: the
+    # older one at 0, then kopf's, now at 1).
+    assert kopf_releases(deleting) == [{"op": "remove", "path": "/metadata/finalizers/0"},
+                                       {"op": "remove", "path": "/metadata/finalizers/1"}]  # fmt: skip
+    assert kopf_releases(raw([FINALIZER], deleting=True)) == [{"op": "remove", "path": "/metadata/finalizers"}]
+    queue = Queue()
+    cleanups = Cleanups(queue, lambda j: asyncio.sleep(0, 3600.0))  # an unreachable gateway: stays pending
+    cleanups.submit(job())
+    await queue.drained()
+    assert cleanup.handed_over("u-1") and not cleanup.handed_over("u-2")
+    assert kopf_releases(deleting) == []  # handed over: Torii releases it when the gateway holds nothing
+    cleanups.forget("u-1")
+    assert kopf_releases(raw([FINALIZER], deleting=True)) == [{"op": "remove", "path": "/metadata/finalizers"}]
 
 
-def test_an_older_object_gets_torii_finalizer_with_the_handlers_patch_but_not_while_deleted() -> None:
-    older = bodies.Body(raw([KOPF_FINALIZER]))
-    patch = patches.Patch(body=older)
-    cleanup.ensure(older, patch)
-    assert patch.as_json_patch() == [{"op": "add", "path": "/metadata/finalizers/1", "value": CLEANUP_FINALIZER}]
-    for body in (
-        bodies.Body(raw([KOPF_FINALIZER], deleting=True)),
-        bodies.Body(raw([KOPF_FINALIZER, CLEANUP_FINALIZER])),
-    ):
-        untouched = patches.Patch(body=body)
-        cleanup.ensure(body, untouched)
-        assert not untouched.fns
-
-
-def test_released_in_kopfs_patch_and_found_when_held_by_it_alone() -> None:
-    body = bodies.Body(raw([KOPF_FINALIZER, "example.com/other", CLEANUP_FINALIZER], deleting=True))
-    patch = patches.Patch(body=body)
-    cleanup.release(patch)
-    assert patch.as_json_patch() == [{"op": "remove", "path": "/metadata/finalizers/2"}]
-    assert cleanup.guarded(body) and not cleanup.left_behind(body)
-    assert cleanup.left_behind(raw(["example.com/other", CLEANUP_FINALIZER], deleting=True))
-    assert not cleanup.left_behind(raw([CLEANUP_FINALIZER]))  # not being deleted
+def test_an_object_held_by_the_older_finalizer_alone_is_found() -> None:
+    assert cleanup.left_behind(raw(["example.com/other", LEGACY_FINALIZER], deleting=True))
+    assert not cleanup.left_behind(raw([LEGACY_FINALIZER, FINALIZER], deleting=True))  # kopf's handler runs
+    assert not cleanup.left_behind(raw([LEGACY_FINALIZER]))  # not being deleted (kopf adds its own)
     assert not cleanup.left_behind(raw([], deleting=True))
-    assert not cleanup.guarded(raw([KOPF_FINALIZER]))
 
 
 def job(spec: dict[str, Any] | None = None) -> Cleanup:
@@ -165,7 +160,7 @@ class FakeKube(kube.Kube):
     def __init__(self) -> None:
         super().__init__(lambda: None)  # type: ignore[arg-type,return-value]
         self.calls: list[tuple[str, Any]] = []
-        self.finalizers = ["example.com/first", CLEANUP_FINALIZER]
+        self.finalizers = ["example.com/first", FINALIZER]
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if method == "GET":
@@ -173,10 +168,14 @@ class FakeKube(kube.Kube):
             return httpx.Response(200, json={"metadata": {"uid": "u-1", "finalizers": self.finalizers}})
         ops = json.loads(kwargs["content"])
         self.calls.append(("PATCH", ops))
-        at = ops[1]["path"].rsplit("/", 1)[1]
-        if self.finalizers[int(at)] != ops[1]["value"]:
-            return httpx.Response(422, json={"message": "test failed"})
-        del self.finalizers[int(at)]
+        after = list(self.finalizers)
+        for op in ops[1:]:  # (the uid test first)
+            at = int(op["path"].rsplit("/", 1)[1])
+            if op["op"] == "test" and (at >= len(after) or after[at] != op["value"]):
+                return httpx.Response(422, json={"message": "test failed"})
+            if op["op"] == "remove":
+                del after[at]
+        self.finalizers = after
         return httpx.Response(200, json={})
 
 
@@ -184,7 +183,7 @@ async def test_the_finalizer_is_removed_at_its_index_reading_again_when_the_list
     fake = FakeKube()
     kube.use(fake)
     try:
-        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", CLEANUP_FINALIZER, known=[CLEANUP_FINALIZER])
+        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", [FINALIZER], known=[FINALIZER])
     finally:
         kube.use(None)
     assert [c[0] for c in fake.calls] == ["PATCH", "GET", "PATCH"]  # the guess was wrong: read, then removed
@@ -201,19 +200,24 @@ async def test_an_object_already_gone_needs_nothing() -> None:
     fake = Gone()
     kube.use(fake)
     try:
-        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", CLEANUP_FINALIZER)
+        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", [FINALIZER])
     finally:
         kube.use(None)
     assert fake.calls == [("GET", None)]
 
 
-def test_the_finalizer_is_not_added_to_an_object_deleted_meanwhile() -> None:
-    older = bodies.Body(raw([KOPF_FINALIZER]))
-    patch = patches.Patch(body=older)
-    cleanup.ensure(older, patch)
-    # kopf replays the patch's functions on the freshest body: deleted since, the apiserver would refuse the add
-    # (and kopf would replay it on every event, running no handler).
-    assert patch.as_json_patch(bodies.Body(raw([KOPF_FINALIZER], deleting=True))) == []
+async def test_both_finalizers_are_removed_in_one_patch_at_their_indexes_the_last_first() -> None:
+    fake = FakeKube()
+    fake.finalizers = [LEGACY_FINALIZER, "example.com/first", FINALIZER]
+    kube.use(fake)
+    try:
+        await kube.release_finalizer("gatewayapis", "ns", "a", "u-1", [FINALIZER, LEGACY_FINALIZER],
+                                     known=list(fake.finalizers))  # fmt: skip
+    finally:
+        kube.use(None)
+    assert [c[0] for c in fake.calls] == ["PATCH"] and fake.finalizers == ["example.com/first"]
+    assert [op["path"] for op in fake.calls[0][1] if op["op"] == "remove"] == [
+        "/metadata/finalizers/2", "/metadata/finalizers/0"]  # fmt: skip
 
 
 async def test_an_object_gone_drops_its_pending_cleanup() -> None:

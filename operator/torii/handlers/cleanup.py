@@ -1,25 +1,29 @@
-"""Deletions that go on without a kopf worker, guarded by Torii's own finalizer.
+"""Deletions that go on without a kopf worker, held by Torii's finalizer until the gateway holds nothing.
 
 A deletion kopf's worker waits for holds the object's body, the worker and kopf's handler state until the gateway
 holds nothing of the object. Deleting 10,000 objects at once, kopf ran 1,024 of them at a time like that and the
 others waited in its queues: on Tyk the operator grew from its 146 MiB apply peak to about 230 MiB. And a deletion
 a gateway refused (unreachable) slept its retry inside a worker, so a few of them took every worker of the kind.
 
-So every object carries two finalizers: kopf's (`torii.dev/finalizer`) and Torii's (`torii.dev/cleanup`), both
-added by the patch kopf makes when it first sees the object (no extra apiserver write). A deletion beyond
-`maxHeldChanges`, and the retry of any deletion that failed, is handed over: kopf releases its finalizer at once
-(its worker and the body go), Torii's stays until the cleanup is done, then Torii removes it (`Cleanups`). The
-handed-over cleanup waits in its gateway's queue (`Holding.hand_off`) as a small packed record, its retries on a
-timer. An operator restarted in between finds such an object from its watch event (`left_behind`), and a change
-of its spec (`deletionPolicy: Orphan`, the escape from an unreachable gateway) is taken at once (`Cleanups.changed`).
-An object from before this finalizer existed is deleted as before, inside kopf's worker (it gets Torii's finalizer
-at its next change or resume).
+So a deletion beyond `maxHeldChanges`, and the retry of any deletion that failed, is handed over: the deletion
+handler returns at once (kopf's worker and the body go), the cleanup waits in its gateway's queue
+(`Holding.hand_off`) as a small packed record, its retries on a timer, and Torii removes the finalizer once the
+gateway serves nothing of the object (`Cleanups`). The finalizer is kopf's own (`torii.dev/cleanup`): kopf adds it
+to every object and releases it after a deletion handler, except for an object whose cleanup is handed over
+(`install`). Session 20 gave objects a second finalizer beside kopf's; one is enough and saves a patch and its watch
+event per handed-over deletion. kopf runs the deletion handler again on each event of an object being deleted:
+one whose cleanup is pending here only passes on its spec (`deletionPolicy: Orphan`, the escape from an
+unreachable gateway, is taken at once: `Cleanups.changed`). An operator restarted in between finds the object from
+its watch event like any deletion. The older finalizer (`torii.dev/finalizer`) goes with the new one; an object
+being deleted that holds only the older one (deleted while an older Torii was stopped) is cleaned up from its watch
+event (`left_behind`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
@@ -33,24 +37,27 @@ from torii.models.common import GROUP
 from torii.retry import RetryPolicy
 
 log = logging.getLogger("torii")
-KOPF_FINALIZER = f"{GROUP}/finalizer"  # kopf's (settings.persistence.finalizer)
-CLEANUP_FINALIZER = f"{GROUP}/cleanup"  # Torii's: released only when the gateway holds nothing of the object
+FINALIZER = f"{GROUP}/cleanup"  # kopf's (settings.persistence.finalizer), Torii's to release for a handed-over one
+LEGACY_FINALIZER = f"{GROUP}/finalizer"  # kopf's until session 20: released with FINALIZER, never added
 
 
 def install() -> None:
-    """Torii's finalizer goes in the patch that adds kopf's. kopf builds that patch from
-    `finalizers.block_deletion`, looked up on its module each time."""
-    original = finalizers.block_deletion
+    """kopf releases its finalizer after the deletion handlers with `finalizers.allow_deletion`, looked up on its
+    module each time: not for an object whose cleanup is handed over (Torii releases it when done), and the
+    older finalizer with it."""
+    original = finalizers.allow_deletion
     if getattr(original, "torii_cleanup", False):
         return
 
-    def block_deletion(body: Any, finalizer: str) -> None:
+    def allow_deletion(body: Any, finalizer: str) -> None:
+        if finalizer == FINALIZER:
+            if handed_over(str((body.get("metadata") or {}).get("uid"))):
+                return
+            original(body, LEGACY_FINALIZER)
         original(body, finalizer)
-        if finalizer == KOPF_FINALIZER:
-            original(body, CLEANUP_FINALIZER)
 
-    block_deletion.torii_cleanup = True  # type: ignore[attr-defined]
-    finalizers.block_deletion = block_deletion
+    allow_deletion.torii_cleanup = True  # type: ignore[attr-defined]
+    finalizers.allow_deletion = allow_deletion
 
 
 def held(body: Mapping[str, Any]) -> list[str]:
@@ -58,36 +65,12 @@ def held(body: Mapping[str, Any]) -> list[str]:
     return list((body.get("metadata") or {}).get("finalizers") or [])
 
 
-def guarded(body: Mapping[str, Any]) -> bool:
-    """Does Torii's finalizer hold the object (its deletion may be handed over)?"""
-    return CLEANUP_FINALIZER in held(body)
-
-
 def left_behind(body: Mapping[str, Any], **_: Any) -> bool:
-    """Being deleted, kopf's finalizer released, Torii's still there: a handed-over cleanup (of this run, or of
-    an operator that stopped before finishing it)."""
+    """Being deleted, held by the older finalizer alone: kopf sees no finalizer of its own, so runs no deletion
+    handler for it."""
     finalizers_ = held(body)
     deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
-    return deleting and CLEANUP_FINALIZER in finalizers_ and KOPF_FINALIZER not in finalizers_
-
-
-def ensure(body: Mapping[str, Any], patch: Any) -> None:
-    """Add Torii's finalizer with the handler's patch to an object made before it existed (new objects get it
-    with kopf's). Never to one being deleted: the apiserver refuses new finalizers then."""
-    if not guarded(body) and not (body.get("metadata") or {}).get("deletionTimestamp"):
-        patch.fns.append(_unless_deleted)
-
-
-def _unless_deleted(body: Any) -> None:
-    # kopf applies a patch's functions to the freshest body it has, and again after a conflict: an object deleted
-    # meanwhile must not get the finalizer (refused, so kopf would replay it on every event and run no handler).
-    if not (body.get("metadata") or {}).get("deletionTimestamp"):
-        finalizers.block_deletion(body, CLEANUP_FINALIZER)
-
-
-def release(patch: Any) -> None:
-    """Remove Torii's finalizer in the patch kopf writes when its deletion handler is done."""
-    patch.fns.append(partial(finalizers.allow_deletion, finalizer=CLEANUP_FINALIZER))
+    return deleting and LEGACY_FINALIZER in finalizers_ and FINALIZER not in finalizers_
 
 
 class Cleanup(Tracked):
@@ -106,6 +89,11 @@ class Cleanup(Tracked):
         self.timer: asyncio.TimerHandle | None = None
 
 
+def handed_over(uid: str) -> bool:
+    """Is a cleanup of this object pending here (kopf must leave the finalizer to Torii)?"""
+    return any(uid in cleanups.pending for cleanups in _ALL)
+
+
 Hand = Callable[[str, Callable[[], Awaitable[None]]], None]  # Holding.hand_off
 Attempt = Callable[[Cleanup], Awaitable[float | None]]  # one attempt; the delay before the next (None: done)
 
@@ -116,6 +104,7 @@ class Cleanups:
 
     def __init__(self, hand_off: Hand, attempt: Attempt) -> None:
         self._hand_off, self._attempt = hand_off, attempt
+        _ALL.add(self)
         self.pending: dict[str, Cleanup] = {}
         self._queued: set[str] = set()  # uids queued or running
 
@@ -176,3 +165,6 @@ class Cleanups:
             return
         job.attempt += 1
         self.submit(job, 0.0 if job.spec != spec else delay)  # changed while it ran: at once
+
+
+_ALL: weakref.WeakSet[Cleanups] = weakref.WeakSet()  # every kind's, for `handed_over`

@@ -13,7 +13,7 @@ from torii.reconcile.outcome import READY, Outcome
 
 def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, *, kind: str, cause: str) -> None:
     """Write the outcome's status, events and metrics. Retries are the caller's: Torii's own timer for changes
-    (torii.handlers.retries), kopf's for deletions (`kopf_retry`)."""
+    (torii.handlers.retries), and for deletions (torii.handlers.cleanup)."""
     # Patch only what changed. Besides saving apiserver writes, this matters for deletion: after a patch kopf
     # waits for the watch event the patch causes, and an identical status causes none, so an object whose drift
     # timer was still stopping kept its finalizer forever (the teardown flake: "Sleeping was skipped because of
@@ -24,13 +24,6 @@ def apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch, *, kind: str, ca
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     count(outcome, kind, cause, str(body.metadata.namespace), str(body.metadata.name))
-
-
-def kopf_retry(outcome: Outcome, retry: int) -> None:
-    """Raise kopf's retry when the failure is retryable, after its own policy's delay (torii.retry)."""
-    delay = outcome.retry_policy.delay(retry)
-    if delay is not None:
-        raise kopf.TemporaryError(outcome.message, delay=delay)
 
 
 def plain(mapping: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from torii.gateways.base import GatewayDriver, ObjectRef
 from torii.gateways.errors import GatewayError
 from torii.handlers import cleanup
 from torii.handlers.cleanup import Cleanup, Cleanups
-from torii.handlers.common import apply, count, kopf_retry, plain, ready_condition
+from torii.handlers.common import apply, count, plain, ready_condition
 from torii.handlers.drift import Check, drift_loop
 from torii.handlers.resumes import Resumes
 from torii.handlers.retries import Probe, Retries
@@ -65,7 +65,6 @@ def register_kind(
 
     async def converge(cause: Cause, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         ref, owner, generation = identity(body)
-        cleanup.ensure(body, patch)
         change = Change(cause, generation, plain(body.spec), plain(body.status))
         tracker.changes[owner.uid] = change  # an older change, handed off and still going on, stops at its next step
         if holding.full():
@@ -162,7 +161,6 @@ def register_kind(
         # Handed over (torii.handlers.resumes): a restart finds every object at once, and converging each here
         # would hold every body and kopf worker until its burst is confirmed.
         ref, owner, generation = identity(body)
-        cleanup.ensure(body, patch)
         if owner.uid in tracker.changes or (
             (known := tracker.objects.get(owner.uid)) and known.generation == generation
         ):
@@ -191,8 +189,7 @@ def register_kind(
         if outcome.retry:
             return outcome.retry_policy.delay(job.attempt)
         tracker.release(owner.uid)
-        await kube.release_finalizer(plural, ref.namespace, ref.name, owner.uid, cleanup.CLEANUP_FINALIZER,
-                                     known=job.held)  # fmt: skip
+        await kube.release_finalizer(plural, ref.namespace, ref.name, owner.uid, RELEASED, known=job.held)
         return None
 
     cleanups = Cleanups(holding.hand_off, clean_up)
@@ -205,58 +202,54 @@ def register_kind(
                        held=held, attempt=attempt)  # fmt: skip
 
     @kopf.on.delete(**resource, id="cleanup")
-    async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         ref, owner, generation = identity(body)
+        spec = plain(body.spec)
+        if cleanups.changed(owner.uid, spec):
+            return  # an event of an object whose cleanup is pending here: kopf leaves the finalizer to it
         tracker.forget(owner.uid)  # being deleted: a drift repair (or a retry) now would fight the cleanup
         tracker.changes.pop(owner.uid, None)  # a handed-off change still going on stops at its next step
         retries.clear(owner.uid)
-        guarded = cleanup.guarded(body)
-        if guarded and holding.full():
-            # Handed over: kopf releases its finalizer (and the worker, and the body) now; Torii's holds the
-            # object until the gateway holds nothing of it.
+        if holding.full():
+            # Handed over: the handler returns (kopf's worker and the body go); the finalizer holds the object
+            # until the gateway holds nothing of it, and Torii releases it.
             metrics.HANDED_OFF.labels(kind).inc()
-            held = [f for f in cleanup.held(body) if f != cleanup.KOPF_FINALIZER]
-            cleanups.submit(cleanup_of(body, memo, held=held))
+            cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
             return
-        spec, status = plain(body.spec), plain(body.status)
+        status = plain(body.status)
         with holding:
             async with tracker.lock(owner.uid):
                 outcome = await delete(context(memo, settings, plural, ref), ref, owner, spec, generation, status)
         if not outcome.retry:
             tracker.release(owner.uid)
         apply(outcome, body, patch, kind=kind, cause="delete")
-        if outcome.retry and guarded:
+        if outcome.retry:
             # Retried by Torii, not by kopf's worker sleeping with the body: a few deletions waiting for an
-            # unreachable gateway took every worker of the kind.
+            # unreachable gateway took every worker of the kind. Pending, its finalizer stays.
             written = {**status, **status_changes(outcome, status)}
             cleanups.submit(cleanup_of(body, memo, attempt=1, status=written), outcome.retry_policy.delay(0) or 0.0)
             return
-        kopf_retry(outcome, retry)  # (an object without Torii's finalizer: kopf's is held until the cleanup is done)
-        if guarded:
-            cleanup.release(patch)  # in the patch that releases kopf's
+        # Done: kopf releases the finalizer in its patch.
 
     def news(body: kopf.Body, event: kopf.RawEvent, **_: Any) -> bool:
-        """Anything for Torii in this event of an object its finalizer alone holds? Not the echo of a cleanup
-        pending here (kopf's finalizer released): the handler would only log a line per deletion."""
-        job = cleanups.pending.get(str(body.metadata.uid))
+        """Anything for Torii in this event that kopf's deletion handler does not see? An object gone with its
+        cleanup pending (its finalizers removed by hand), or one held by the older finalizer alone."""
         if event.get("type") == "DELETED":
-            return job is not None  # gone with its cleanup pending: its finalizers were removed by hand
-        if not cleanup.left_behind(body):
-            return False
-        return job is None or job.spec != plain(body.spec)
+            return str(body.metadata.uid) in cleanups.pending
+        return cleanup.left_behind(body) and str(body.metadata.uid) not in cleanups.pending
 
-    @kopf.on.event(**resource, id="cleanup-handed-over", when=news)
+    @kopf.on.event(**resource, id="cleanup-left-behind", when=news)
     async def on_left_behind(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        # A change of its spec (`deletionPolicy: Orphan`) is taken at once; an object no cleanup of this run
-        # holds was handed over by an operator that stopped before finishing it.
         uid = str(body.metadata.uid)
         if event.get("type") == "DELETED":
             cleanups.forget(uid)
             return
-        if not cleanups.changed(uid, plain(body.spec)):
-            tracker.forget(uid)
-            cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
+        tracker.forget(uid)
+        cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
 
+
+# Released when a cleanup is done: the finalizer, and the older one of objects made before session 21.
+RELEASED = (cleanup.FINALIZER, cleanup.LEGACY_FINALIZER)
 
 # Handed-off reconciles going on at once per gateway (`Holding.hand_off`); enough for big bursts (one batch, one
 # reload), few enough to bound what they hold.
