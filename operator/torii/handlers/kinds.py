@@ -233,10 +233,12 @@ def register_kind(
 
     def news(body: kopf.Body, event: kopf.RawEvent, **_: Any) -> bool:
         """Anything for Torii in this event that kopf's deletion handler does not see? An object gone with its
-        cleanup pending (its finalizers removed by hand), or one held by the older finalizer alone."""
+        cleanup pending (its finalizers removed by hand), or one held by the older finalizer alone (not the echo
+        of its own cleanup: unless its spec changed)."""
+        job = cleanups.pending.get(str(body.metadata.uid))
         if event.get("type") == "DELETED":
-            return str(body.metadata.uid) in cleanups.pending
-        return cleanup.left_behind(body) and str(body.metadata.uid) not in cleanups.pending
+            return job is not None
+        return cleanup.left_behind(body) and (job is None or job.spec != plain(body.spec))
 
     @kopf.on.event(**resource, id="cleanup-left-behind", when=news)
     async def on_left_behind(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
@@ -244,8 +246,9 @@ def register_kind(
         if event.get("type") == "DELETED":
             cleanups.forget(uid)
             return
-        tracker.forget(uid)
-        cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
+        if not cleanups.changed(uid, plain(body.spec)):  # (a change, e.g. `deletionPolicy: Orphan`, taken at once)
+            tracker.forget(uid)
+            cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
 
 
 # Released when a cleanup is done: the finalizer, and the older one of objects made before session 21.
