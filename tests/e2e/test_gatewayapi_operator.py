@@ -82,7 +82,7 @@ def test_delete_with_unreachable_gateway_keeps_finalizer_until_orphaned(world: W
     cond = world.reason(KIND, name, "DeleteFailed", timeout=60)
     assert "cannot reach" in cond["message"] and "deletionPolicy: Orphan" in cond["message"]
     obj = world.get(KIND, name)
-    # Held by Torii's finalizer (its retries are Torii's, not a kopf worker's: kopf's finalizer is let go).
+    # Held by its finalizer, which kopf leaves to Torii (the retries are Torii's, not a kopf worker's).
     assert obj["metadata"].get("deletionTimestamp") and "torii.dev/cleanup" in obj["metadata"]["finalizers"]
     wait_until(lambda: any(e.reason == "DeleteFailed" for e in world.events(name)), what="DeleteFailed event")
 

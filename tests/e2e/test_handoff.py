@@ -5,7 +5,7 @@ holds none (`maxHeldChanges: 0`), so every change is handed off, as the changes 
 A handed-off API is Ready only once Tyk serves it, with its status and event written by Torii. A key waiting for
 its GatewayAPI, changed again while it waits: the older change stops and the newer one's status is the one left.
 Deleted while it waits: nothing is created on the gateway afterwards. A deletion is handed over too: kopf lets go,
-Torii's own finalizer holds the object until the gateway serves nothing of it."""
+the finalizer, left to Torii, holds the object until the gateway serves nothing of it."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_a_key_deleted_while_its_change_waits_leaves_nothing(world: World, live:
     assert key not in [s.metadata.name for s in world.core.list_namespaced_secret(world.ns).items]
 
 
-def test_a_handed_over_deletion_is_held_by_torii_finalizer_until_the_gateway_serves_nothing(
+def test_a_handed_over_deletion_is_held_by_its_finalizer_until_the_gateway_serves_nothing(
     world: World, live: Operator, crds: Stack, metrics_port: int
 ) -> None:
     api = unique("api")

@@ -78,7 +78,7 @@ def test_deletions_stuck_on_an_unreachable_gateway_hold_no_worker_and_orphaning_
         world.delete("GatewayAPI", name, wait=False)
     for name in stuck:
         world.reason("GatewayAPI", name, "DeleteFailed", timeout=60)
-        # Retried by Torii: kopf's finalizer (and its worker) let go, Torii's holds the object.
+        # Retried by Torii: kopf's worker lets go, the finalizer (left to Torii) holds the object.
         wait_until(lambda n=name: world.get("GatewayAPI", n)["metadata"]["finalizers"] == ["torii.dev/cleanup"],
                    timeout=30, what=f"{name} held by Torii's finalizer alone")  # fmt: skip
     api, key = unique("api"), unique("key")

@@ -21,8 +21,8 @@ from torii.handlers.cleanup import FINALIZER, LEGACY_FINALIZER, Cleanup, Cleanup
 from torii.kube import Owner
 
 
-def raw(finalizers_: list[str] | None = None, deleting: bool = False) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": "a", "namespace": "ns", "uid": "u-1", "resourceVersion": "7"}
+def raw(finalizers_: list[str] | None = None, deleting: bool = False, uid: str = "u-1") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "a", "namespace": "ns", "uid": uid, "resourceVersion": "7"}
     if finalizers_ is not None:
         meta["finalizers"] = finalizers_
     if deleting:
@@ -40,20 +40,38 @@ def kopf_releases(body: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_kopf_leaves_a_handed_over_deletions_finalizer_to_torii_and_takes_the_older_one_with_its_own() -> None:
     cleanup.install()
     cleanup.install()  # twice: still one wrapper
-    deleting = raw([LEGACY_FINALIZER, "example.com/other", FINALIZER], deleting=True)
+    uid = "u-kopf"  # (not another test's: their Cleanups may still be alive)
+    deleting = raw([LEGACY_FINALIZER, "example.com/other", FINALIZER], deleting=True, uid=uid)
     # Not handed over: kopf releases its finalizer and the older one, not a third party's (ops in turn: the
     # older one at 0, then kopf's, now at 1).
     assert kopf_releases(deleting) == [{"op": "remove", "path": "/metadata/finalizers/0"},
                                        {"op": "remove", "path": "/metadata/finalizers/1"}]  # fmt: skip
-    assert kopf_releases(raw([FINALIZER], deleting=True)) == [{"op": "remove", "path": "/metadata/finalizers"}]
+    assert kopf_releases(raw([FINALIZER], deleting=True, uid=uid)) == [{"op": "remove", "path": "/metadata/finalizers"}]
+    answers = iter([3600.0, None])  # an unreachable gateway, then done
     queue = Queue()
-    cleanups = Cleanups(queue, lambda j: asyncio.sleep(0, 3600.0))  # an unreachable gateway: stays pending
-    cleanups.submit(job())
+    cleanups = Cleanups(queue, lambda j: asyncio.sleep(0, next(answers)))
+    cleanups.submit(job(uid=uid))
     await queue.drained()
-    assert cleanup.handed_over("u-1") and not cleanup.handed_over("u-2")
+    assert cleanup.handed_over(uid) and not cleanup.handed_over("u-other")
     assert kopf_releases(deleting) == []  # handed over: Torii releases it when the gateway holds nothing
-    cleanups.forget("u-1")
-    assert kopf_releases(raw([FINALIZER], deleting=True)) == [{"op": "remove", "path": "/metadata/finalizers"}]
+    timer = cleanups.pending[uid].timer
+    assert timer is not None
+    timer.cancel()
+    cleanups._queue(cleanups.pending[uid])  # the retry's timer fires: done, Torii released the finalizer
+    await queue.drained()
+    # An event of the object that kopf processes only now (the last status patch) changes nothing either.
+    assert uid not in cleanups.pending and uid in cleanups.released and kopf_releases(deleting) == []
+
+
+async def test_cleanups_done_are_remembered_up_to_a_bound_oldest_dropped_first() -> None:
+    queue = Queue()
+    cleanups = Cleanups(queue, lambda j: asyncio.sleep(0, None))
+    for i in range(cleanup.RELEASED_MEMORY + 2):
+        cleanups.submit(job(uid=f"u-bound-{i}"))
+    await queue.drained()
+    assert len(cleanups.released) == cleanup.RELEASED_MEMORY and not cleanups.pending
+    assert "u-bound-0" not in cleanups.released and "u-bound-1" not in cleanups.released
+    assert f"u-bound-{cleanup.RELEASED_MEMORY + 1}" in cleanups.released
 
 
 def test_an_object_held_by_the_older_finalizer_alone_is_found() -> None:
@@ -63,8 +81,8 @@ def test_an_object_held_by_the_older_finalizer_alone_is_found() -> None:
     assert not cleanup.left_behind(raw([], deleting=True))
 
 
-def job(spec: dict[str, Any] | None = None) -> Cleanup:
-    return Cleanup(ObjectRef("ns", "a", "GatewayAPI", "u-1"), Owner("torii.dev/v1alpha1", "GatewayAPI", "a", "u-1"), 1,
+def job(spec: dict[str, Any] | None = None, uid: str = "u-1") -> Cleanup:
+    return Cleanup(ObjectRef("ns", "a", "GatewayAPI", uid), Owner("torii.dev/v1alpha1", "GatewayAPI", "a", uid), 1,
                    spec or {"gateway": "tyk"}, {}, gateway="tyk", memo=None)  # fmt: skip
 
 

@@ -90,8 +90,14 @@ class Cleanup(Tracked):
 
 
 def handed_over(uid: str) -> bool:
-    """Is a cleanup of this object pending here (kopf must leave the finalizer to Torii)?"""
-    return any(uid in cleanups.pending for cleanups in _ALL)
+    """Is a cleanup of this object pending here, or done (kopf must leave the finalizer to Torii)?"""
+    return any(uid in cleanups.pending or uid in cleanups.released for cleanups in _ALL)
+
+
+# Cleanups done, remembered (uids, oldest dropped first) for the events of their objects that kopf's worker still
+# has to process: the status patch of the last attempt comes back after the release under load, and a deletion
+# handler run for it must not delete again (an object since re-created under the name would lose its API).
+RELEASED_MEMORY = 4096
 
 
 Hand = Callable[[str, Callable[[], Awaitable[None]]], None]  # Holding.hand_off
@@ -106,6 +112,7 @@ class Cleanups:
         self._hand_off, self._attempt = hand_off, attempt
         _ALL.add(self)
         self.pending: dict[str, Cleanup] = {}
+        self.released: dict[str, None] = {}  # uids done, in order (at most RELEASED_MEMORY)
         self._queued: set[str] = set()  # uids queued or running
 
     def submit(self, job: Cleanup, delay: float = 0.0) -> None:
@@ -162,6 +169,9 @@ class Cleanups:
             return
         if delay is None:
             del self.pending[uid]
+            self.released[uid] = None
+            if len(self.released) > RELEASED_MEMORY:
+                del self.released[next(iter(self.released))]
             return
         job.attempt += 1
         self.submit(job, 0.0 if job.spec != spec else delay)  # changed while it ran: at once

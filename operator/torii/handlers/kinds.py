@@ -205,8 +205,8 @@ def register_kind(
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         ref, owner, generation = identity(body)
         spec = plain(body.spec)
-        if cleanups.changed(owner.uid, spec):
-            return  # an event of an object whose cleanup is pending here: kopf leaves the finalizer to it
+        if cleanups.changed(owner.uid, spec) or owner.uid in cleanups.released:
+            return  # an event of an object whose cleanup is pending here (or done): kopf leaves the finalizer to it
         tracker.forget(owner.uid)  # being deleted: a drift repair (or a retry) now would fight the cleanup
         tracker.changes.pop(owner.uid, None)  # a handed-off change still going on stops at its next step
         retries.clear(owner.uid)
@@ -235,10 +235,12 @@ def register_kind(
         """Anything for Torii in this event that kopf's deletion handler does not see? An object gone with its
         cleanup pending (its finalizers removed by hand), or one held by the older finalizer alone (not the echo
         of its own cleanup: unless its spec changed)."""
-        job = cleanups.pending.get(str(body.metadata.uid))
+        uid = str(body.metadata.uid)
+        job = cleanups.pending.get(uid)
         if event.get("type") == "DELETED":
             return job is not None
-        return cleanup.left_behind(body) and (job is None or job.spec != plain(body.spec))
+        done = uid in cleanups.released  # (a late event of it)
+        return cleanup.left_behind(body) and not done and (job is None or job.spec != plain(body.spec))
 
     @kopf.on.event(**resource, id="cleanup-left-behind", when=news)
     async def on_left_behind(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
