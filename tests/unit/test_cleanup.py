@@ -1,7 +1,8 @@
 """Deletions handed over to Torii (`torii.handlers.cleanup`): kopf leaves the finalizer of a handed-over deletion
 to Torii, the older finalizer goes with it, an object held by the older one alone is found, and the handed-over
-cleanups are retried on a timer, taken at once when their spec changes, and forgotten once done. The e2e side (real
-apiserver and Tyk) is in tests/e2e/test_handoff.py and tests/e2e/test_cleanup_restart.py."""
+cleanups are retried on a timer, taken at once when their spec changes, and forgotten once done. The deletion
+handler, run again on each event of an object being deleted, leaves a pending or done cleanup alone. The e2e side
+(real apiserver and Tyk) is in tests/e2e/test_handoff.py and tests/e2e/test_cleanup_restart.py."""
 
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ from functools import partial
 from typing import Any
 
 import httpx
+import kopf
 from kopf._cogs.structs import bodies, finalizers, patches
 
 from torii import kube
 from torii.gateways.base import ObjectRef
+from torii.gateways.registry import Gateways
 from torii.handlers import cleanup
 from torii.handlers.cleanup import FINALIZER, LEGACY_FINALIZER, Cleanup, Cleanups
+from torii.handlers.kinds import Holding, register_kind
+from torii.handlers.resumes import Resumes
+from torii.handlers.retries import Retries
+from torii.handlers.tracking import Tracker
+from torii.handlers.wake import Waker
 from torii.kube import Owner
+from torii.reconcile.outcome import Outcome
+from torii.settings import OperatorSettings
 
 
 def raw(finalizers_: list[str] | None = None, deleting: bool = False, uid: str = "u-1") -> dict[str, Any]:
@@ -275,3 +285,62 @@ async def test_a_job_submitted_while_another_of_its_object_runs_gets_its_turn() 
     await queue.drained()
     await queue.drained()  # (the second, queued when the first ended)
     assert ran == [id(first), id(second)] and "u-1" not in cleanups.pending
+
+
+class ApiserverForCleanups(kube.Kube):
+    """What a handed-over cleanup asks the apiserver: Events posted, the finalizer released (recorded)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: None)  # type: ignore[arg-type,return-value]
+        self.calls: list[tuple[str, str]] = []
+        self.released = asyncio.Event()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self.calls.append((method, path))
+        if method == "PATCH":
+            self.released.set()
+        return httpx.Response(200, json={})
+
+
+async def test_the_deletion_handler_hands_over_once_and_leaves_a_pending_or_done_cleanup_alone() -> None:
+    """kopf runs the deletion handler again on each event of an object being deleted: for one whose cleanup is
+    pending, or done (an event kopf processes after the release), it must not delete again."""
+    deletes: list[dict[str, Any]] = []
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def delete(ctx: Any, ref: Any, owner: Any, spec: dict[str, Any], generation: int,
+                     status: dict[str, Any]) -> Outcome:  # fmt: skip
+        deletes.append(spec)
+        started.set()
+        await gate.wait()
+        return Outcome(status)
+
+    registry = kopf.OperatorRegistry()
+    register_kind(registry, OperatorSettings(), Tracker("GatewayAPI"), plural="gatewayapis",
+                  reconcile=None, delete=delete, waker=Waker(), retries=Retries(),  # type: ignore[arg-type]
+                  resumes=Resumes(concurrency=1), holding=Holding(limit=0))  # fmt: skip
+    (on_delete,) = [h.fn for h in registry._changing.get_all_handlers() if h.id == "cleanup"]
+    memo = kopf.Memo()
+    memo.gateways = Gateways({"tyk": object()}, "tyk")  # type: ignore[dict-item]
+    apiserver = ApiserverForCleanups()
+    kube.use(apiserver)
+    try:
+        body = raw([FINALIZER], deleting=True, uid="u-handler")
+
+        async def event(spec: dict[str, Any] | None = None) -> None:
+            seen = {**body, "spec": spec or body["spec"]}
+            await on_delete(body=kopf.Body(seen), patch=kopf.Patch(), memo=memo)  # type: ignore[call-arg]
+
+        await event()  # handed over (no room for held deletions): its cleanup starts
+        await started.wait()
+        await event()  # an event while it runs: nothing more
+        await event({"gateway": "tyk", "deletionPolicy": "Orphan"})  # a spec change: for the next attempt
+        assert len(deletes) == 1 and cleanup.handed_over("u-handler")
+        gate.set()
+        await apiserver.released.wait()  # the finalizer released: the cleanup is done
+        await event()  # kopf processes the last event only now: still nothing
+        # (a cleanup wrongly started by it would run in a handed-off worker: wait for every other task)
+        await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not asyncio.current_task()))
+    finally:
+        kube.use(None)
+    assert len(deletes) == 1 and cleanup.handed_over("u-handler")
