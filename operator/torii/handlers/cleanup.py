@@ -39,6 +39,7 @@ from torii.retry import RetryPolicy
 log = logging.getLogger("torii")
 FINALIZER = f"{GROUP}/cleanup"  # kopf's (settings.persistence.finalizer), Torii's to release for a handed-over one
 LEGACY_FINALIZER = f"{GROUP}/finalizer"  # kopf's until session 20: released with FINALIZER, never added
+RELEASED = (FINALIZER, LEGACY_FINALIZER)  # what a cleanup removes when it is done
 
 
 def install() -> None:
@@ -65,7 +66,7 @@ def held(body: Mapping[str, Any]) -> list[str]:
     return list((body.get("metadata") or {}).get("finalizers") or [])
 
 
-def left_behind(body: Mapping[str, Any], **_: Any) -> bool:
+def left_behind(body: Mapping[str, Any]) -> bool:
     """Being deleted, held by the older finalizer alone: kopf sees no finalizer of its own, so runs no deletion
     handler for it."""
     finalizers_ = held(body)
@@ -85,7 +86,7 @@ class Cleanup(Tracked):
     ) -> None:  # fmt: skip
         super().__init__(ref, owner, generation, spec, status)
         self.gateway, self.memo, self.attempt = gateway, memo, attempt
-        self.held = held  # the object's finalizers as last seen (None: read them before removing Torii's)
+        self.held = held  # the object's finalizers as last seen (a guess for the release; None: read them)
         self.timer: asyncio.TimerHandle | None = None
 
 

@@ -189,17 +189,17 @@ def register_kind(
         if outcome.retry:
             return outcome.retry_policy.delay(job.attempt)
         tracker.release(owner.uid)
-        await kube.release_finalizer(plural, ref.namespace, ref.name, owner.uid, RELEASED, known=job.held)
+        await kube.release_finalizer(plural, ref.namespace, ref.name, owner.uid, cleanup.RELEASED, known=job.held)
         return None
 
     cleanups = Cleanups(holding.hand_off, clean_up)
 
-    def cleanup_of(body: kopf.Body, memo: kopf.Memo, *, attempt: int = 0, status: dict[str, Any] | None = None,
-                   held: list[str] | None = None) -> Cleanup:  # fmt: skip
+    def cleanup_of(body: kopf.Body, memo: kopf.Memo, *, attempt: int = 0,
+                   status: dict[str, Any] | None = None) -> Cleanup:  # fmt: skip
         ref, owner, generation = identity(body)
         spec, status = plain(body.spec), plain(body.status) if status is None else status
         return Cleanup(ref, owner, generation, spec, status, gateway=gateway_of(memo, spec, status), memo=memo,
-                       held=held, attempt=attempt)  # fmt: skip
+                       held=cleanup.held(body), attempt=attempt)  # fmt: skip
 
     @kopf.on.delete(**resource, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
@@ -214,7 +214,7 @@ def register_kind(
             # Handed over: the handler returns (kopf's worker and the body go); the finalizer holds the object
             # until the gateway holds nothing of it, and Torii releases it.
             metrics.HANDED_OFF.labels(kind).inc()
-            cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
+            cleanups.submit(cleanup_of(body, memo))
             return
         status = plain(body.status)
         with holding:
@@ -250,11 +250,8 @@ def register_kind(
             return
         if not cleanups.changed(uid, plain(body.spec)):  # (a change, e.g. `deletionPolicy: Orphan`, taken at once)
             tracker.forget(uid)
-            cleanups.submit(cleanup_of(body, memo, held=cleanup.held(body)))
+            cleanups.submit(cleanup_of(body, memo))
 
-
-# Released when a cleanup is done: the finalizer, and the older one of objects made before session 21.
-RELEASED = (cleanup.FINALIZER, cleanup.LEGACY_FINALIZER)
 
 # Handed-off reconciles going on at once per gateway (`Holding.hand_off`); enough for big bursts (one batch, one
 # reload), few enough to bound what they hold.
